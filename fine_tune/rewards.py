@@ -1,0 +1,56 @@
+"""GRPO reward functions: one float (0.0 or 1.0) per completion, computed with the strict parser.
+
+TRL calls them as `f(prompts=..., completions=..., completion_ids=..., trainer_state=..., **dataset_columns)`, with
+each completion a `[{"role": "assistant", "content": ...}]` list for conversational datasets; `completion_text`
+accepts that form as well as plain strings. Unknown keyword arguments are ignored, and no input makes them raise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fine_tune.parsing import is_letter, parse_response
+
+RewardFunc = Callable[..., list[float]]
+
+
+def json_validity_reward(completions: Any, **kwargs: Any) -> list[float]:
+    """1.0 when the completion is exactly one JSON object."""
+    return [float(parse_response(c).json_valid) for c in _as_list(completions)]
+
+
+def schema_compliance_reward(completions: Any, **kwargs: Any) -> list[float]:
+    """1.0 when the completion meets the full response contract."""
+    return [float(parse_response(c).schema_valid) for c in _as_list(completions)]
+
+
+def accuracy_reward(completions: Any, ground_truth: Any = None, **kwargs: Any) -> list[float]:
+    """1.0 when the strictly parsed category equals the aligned ground-truth letter; no valid letter gives 0.0."""
+    completions = _as_list(completions)
+    golds = _as_list(ground_truth)[: len(completions)]
+    golds += [None] * (len(completions) - len(golds))
+    return [
+        float(is_letter(gold) and parse_response(c).category == gold)
+        for c, gold in zip(completions, golds, strict=True)
+    ]
+
+
+REWARD_FUNCS: dict[str, RewardFunc] = {
+    f.__name__: f for f in (json_validity_reward, schema_compliance_reward, accuracy_reward)
+}
+
+
+def get_reward_funcs(names: Sequence[str]) -> list[RewardFunc]:
+    names = [names] if isinstance(names, str) else list(names)
+    unknown = [name for name in names if name not in REWARD_FUNCS]
+    if unknown:
+        raise ValueError(f"unknown reward function(s) {unknown}; known: {', '.join(REWARD_FUNCS)}")
+    return [REWARD_FUNCS[name] for name in names]
+
+
+def _as_list(values: Any) -> list[Any]:
+    """A batch as a list; None is an empty batch and anything that is not a list or tuple a batch of one."""
+    if values is None:
+        return []
+    return list(values) if isinstance(values, (list, tuple)) else [values]

@@ -1,0 +1,206 @@
+"""Statistics for comparing eval runs: intervals, paired tests, calibration, position bias, per-group accuracy.
+
+Conventions: per-sample outcomes are 0/1 (or bool) vectors; paired inputs must have equal lengths (else ValueError);
+a statistic that is undefined on empty input is None, never NaN, so results stay valid JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from fine_tune.parsing import is_letter
+from fine_tune.prompts import LETTERS
+
+INVALID = "invalid"
+UNKNOWN_GROUP = "unknown"
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float] | tuple[None, None]:
+    """Wilson score interval for a binomial proportion; (None, None) when n == 0."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return None, None
+    z = _z(confidence)
+    p = successes / n
+    center = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half_width = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+    low = 0.0 if successes == 0 else float(center - half_width)  # exact at the edges, where rounding would miss
+    high = 1.0 if successes == n else float(center + half_width)
+    return low, high
+
+
+def paired_bootstrap_diff(
+    correct_a: Sequence[Any],
+    correct_b: Sequence[Any],
+    n_resamples: int = 10000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Accuracy of a minus accuracy of b, with a percentile interval from resampling the paired samples.
+
+    Resampling n pairs with replacement only changes how many pairs have a - b = +1 / -1 / 0, so each resample draws
+    those three counts from a multinomial: the same distribution as resampling indices, in O(n_resamples) memory.
+    """
+    a, b = _paired_outcomes(correct_a, correct_b)
+    if len(a) == 0:
+        raise ValueError("need at least one paired sample")
+    diff = a - b
+    n = len(diff)
+    proportions = [np.mean(diff == 1), np.mean(diff == -1), np.mean(diff == 0)]
+    counts = np.random.default_rng(seed).multinomial(n, proportions, size=n_resamples)
+    resampled = (counts[:, 0] - counts[:, 1]) / n
+    alpha = 1 - confidence
+    low, high = np.quantile(resampled, [alpha / 2, 1 - alpha / 2])
+    return {"diff": float(diff.mean()), "low": float(low), "high": float(high)}
+
+
+def mcnemar_exact(correct_a: Sequence[Any], correct_b: Sequence[Any]) -> dict[str, Any]:
+    """Exact two-sided McNemar test: b01 = pairs only b got right, b10 = pairs only a got right."""
+    a, b = _paired_outcomes(correct_a, correct_b)
+    b01 = int(np.sum((a == 0) & (b == 1)))
+    b10 = int(np.sum((a == 1) & (b == 0)))
+    discordant = b01 + b10
+    p_value = 1.0 if discordant == 0 else min(1.0, 2 * float(sps.binom.cdf(min(b01, b10), discordant, 0.5)))
+    return {"b01": b01, "b10": b10, "p_value": p_value}
+
+
+def reliability_bins(confidences: Sequence[float], correct: Sequence[Any], n_bins: int = 10) -> list[dict[str, Any]]:
+    """Equal-width bins on [0, 1], each [low, high) except the last, which includes 1.0; empty bins have None stats."""
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    conf, outcome = _calibration_inputs(confidences, correct)
+    bin_index = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    bins = []
+    for k in range(n_bins):
+        in_bin = bin_index == k
+        count = int(in_bin.sum())
+        bins.append(
+            {
+                "low": k / n_bins,
+                "high": (k + 1) / n_bins,
+                "count": count,
+                "accuracy": float(outcome[in_bin].mean()) if count else None,
+                "mean_confidence": float(conf[in_bin].mean()) if count else None,
+            }
+        )
+    return bins
+
+
+def expected_calibration_error(confidences: Sequence[float], correct: Sequence[Any], n_bins: int = 10) -> float | None:
+    """Count-weighted mean |accuracy - mean confidence| over the reliability bins; None when there are no samples."""
+    bins = reliability_bins(confidences, correct, n_bins)
+    n = sum(b["count"] for b in bins)
+    if n == 0:
+        return None
+    return sum(b["count"] * abs(b["accuracy"] - b["mean_confidence"]) for b in bins if b["count"]) / n
+
+
+def brier_score(confidences: Sequence[float], correct: Sequence[Any]) -> float | None:
+    """Mean squared gap between confidence and the 0/1 outcome; None when there are no samples."""
+    conf, outcome = _calibration_inputs(confidences, correct)
+    return float(np.mean((conf - outcome) ** 2)) if len(conf) else None
+
+
+def letter_distribution_test(predicted_letters: Sequence[Any], gold_letters: Sequence[str]) -> dict[str, Any]:
+    """Chi-square goodness of fit of the valid predicted letters against the gold letters' proportions.
+
+    A small p-value means the model favours some positions beyond what the gold distribution explains. Letters that
+    never occur in gold are left out of the test when never predicted either; if one of them is predicted, that
+    cannot happen under the null, so chi2 = inf and p = 0.0. chi2 and p are None when the test is undefined (no valid
+    prediction, or fewer than two letters with a non-zero expected count).
+    """
+    gold_counter = Counter(_check_letters(gold_letters))
+    predicted_counter = Counter(p for p in predicted_letters if is_letter(p))
+    gold_counts = {letter: gold_counter[letter] for letter in LETTERS}
+    predicted_counts = {letter: predicted_counter[letter] for letter in LETTERS}
+    n_predicted = sum(predicted_counts.values())
+    n_gold = sum(gold_counts.values())
+    tested = [letter for letter in LETTERS if gold_counts[letter]]
+    result = {"predicted_counts": predicted_counts, "gold_counts": gold_counts, "chi2": None, "p_value": None}
+    if n_predicted == 0 or len(tested) < 2:
+        return result
+    if any(predicted_counts[letter] for letter in LETTERS if letter not in tested):
+        return {**result, "chi2": float("inf"), "p_value": 0.0}
+    observed = np.array([predicted_counts[letter] for letter in tested], dtype=float)
+    expected = np.array([gold_counts[letter] for letter in tested], dtype=float) * n_predicted / n_gold
+    chi2 = float(np.sum((observed - expected) ** 2 / expected))
+    return {**result, "chi2": chi2, "p_value": float(sps.chi2.sf(chi2, len(tested) - 1))}
+
+
+def confusion_matrix(gold_letters: Sequence[str], predicted_letters: Sequence[Any]) -> dict[str, dict[str, int]]:
+    """Rows: gold A-D; columns: predicted A-D plus INVALID for a missing (None) or non-letter prediction."""
+    gold = _check_letters(gold_letters)
+    if len(gold) != len(predicted_letters):
+        raise ValueError(f"length mismatch: {len(gold)} gold vs {len(predicted_letters)} predicted")
+    matrix = {g: dict.fromkeys((*LETTERS, INVALID), 0) for g in LETTERS}
+    for g, p in zip(gold, predicted_letters, strict=True):
+        matrix[g][p if is_letter(p) else INVALID] += 1
+    return matrix
+
+
+def per_group_accuracy(groups: Sequence[Hashable | None], correct: Sequence[Any]) -> dict[Hashable, dict[str, Any]]:
+    """Accuracy and its Wilson interval per group (a None group is UNKNOWN_GROUP), groups in sorted order."""
+    outcome = _outcomes(correct)
+    if len(groups) != len(outcome):
+        raise ValueError(f"length mismatch: {len(groups)} groups vs {len(outcome)} outcomes")
+    totals: Counter[Hashable] = Counter()
+    hits: Counter[Hashable] = Counter()
+    for group, hit in zip(groups, outcome, strict=True):
+        key = UNKNOWN_GROUP if group is None else group
+        totals[key] += 1
+        hits[key] += int(hit)
+    result = {}
+    for key in sorted(totals, key=str):
+        low, high = wilson_interval(hits[key], totals[key])
+        result[key] = {
+            "n": totals[key],
+            "correct": hits[key],
+            "accuracy": hits[key] / totals[key],
+            "ci_low": low,
+            "ci_high": high,
+        }
+    return result
+
+
+def _z(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence level must be in (0, 1), got {confidence}")
+    return float(sps.norm.ppf(0.5 + confidence / 2))
+
+
+def _outcomes(correct: Sequence[Any]) -> np.ndarray:
+    """A 0/1 int vector; anything other than 0/1/False/True raises ValueError."""
+    values = np.asarray(correct, dtype=float).reshape(-1)
+    if not np.isin(values, (0.0, 1.0)).all():
+        raise ValueError("outcomes must be 0/1 or booleans")
+    return values.astype(int)
+
+
+def _paired_outcomes(correct_a: Sequence[Any], correct_b: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _outcomes(correct_a), _outcomes(correct_b)
+    if len(a) != len(b):
+        raise ValueError(f"paired vectors differ in length: {len(a)} vs {len(b)}")
+    return a, b
+
+
+def _calibration_inputs(confidences: Sequence[float], correct: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    conf = np.asarray(confidences, dtype=float).reshape(-1)
+    outcome = _outcomes(correct)
+    if len(conf) != len(outcome):
+        raise ValueError(f"length mismatch: {len(conf)} confidences vs {len(outcome)} outcomes")
+    if not ((conf >= 0) & (conf <= 1)).all():
+        raise ValueError("confidences must lie in [0, 1]")
+    return conf, outcome
+
+
+def _check_letters(letters: Sequence[Any]) -> list[str]:
+    bad = [x for x in letters if not is_letter(x)]
+    if bad:
+        raise ValueError(f"gold letters must be in {LETTERS}; got e.g. {bad[0]!r}")
+    return list(letters)

@@ -1,0 +1,97 @@
+"""Synthetic MedMCQA-schema rows for the offline demo and tests.
+
+The answer follows from the question by a rule a tiny model can learn and apply to unseen combinations: the question
+names a category, exactly one option is a member of it, and the three others belong to three other categories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fine_tune.data import atomic_write_text
+from fine_tune.prompts import OPTION_COLUMNS
+
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "bone": ("femur", "tibia", "fibula", "humerus", "ulna", "scapula", "patella", "clavicle"),
+    "enzyme": ("amylase", "lipase", "pepsin", "trypsin", "lactase", "maltase", "sucrase", "elastase"),
+    "hormone": ("insulin", "glucagon", "cortisol", "thyroxine", "oxytocin", "prolactin", "melatonin", "vasopressin"),
+    "nerve": ("vagus", "median", "radial", "sciatic", "phrenic", "trigeminal", "obturator", "pudendal"),
+    "vessel": ("aorta", "carotid", "jugular", "saphenous", "cephalic", "basilic", "azygos", "subclavian"),
+    "drug": ("aspirin", "heparin", "warfarin", "metformin", "atenolol", "digoxin", "morphine", "penicillin"),
+}
+SUBJECTS: dict[str, str] = {
+    "bone": "Anatomy",
+    "enzyme": "Biochemistry",
+    "hormone": "Physiology",
+    "nerve": "Anatomy",
+    "vessel": "Surgery",
+    "drug": "Pharmacology",
+}
+TOPICS: dict[str, str] = {
+    "bone": "Osteology",
+    "enzyme": "Digestive enzymes",
+    "hormone": "Endocrinology",
+    "nerve": "Peripheral nerves",
+    "vessel": "Blood vessels",
+    "drug": "General pharmacology",
+}
+TEMPLATES: tuple[str, ...] = (
+    "Which of the following is {article} {category}?",
+    "Identify the {category} among the following:",
+    "Which one of these is classified as {article} {category}?",
+)
+EXP_NULL_RATE = 0.1
+TOPIC_NULL_RATE = 0.5
+
+
+def generate_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`n` rows, identical for the same seed; ids are `syn-<seed>-<index:06d>`, unique across seeds."""
+    rng = random.Random(seed)
+    return [_row(rng, f"syn-{seed}-{index:06d}") for index in range(n)]
+
+
+def _row(rng: random.Random, row_id: str) -> dict[str, Any]:
+    category = rng.choice(list(CATEGORIES))
+    answer = rng.choice(CATEGORIES[category])
+    others = rng.sample([c for c in CATEGORIES if c != category], len(OPTION_COLUMNS) - 1)
+    options = [rng.choice(CATEGORIES[other]) for other in others]
+    cop = rng.randrange(len(OPTION_COLUMNS))
+    options.insert(cop, answer)
+    article = "an" if category[0] in "aeiou" else "a"
+    question = rng.choice(TEMPLATES).format(article=article, category=category)
+    exp = f"{answer.capitalize()} is {article} {category}."
+    return {
+        "id": row_id,
+        "question": question,
+        **dict(zip(OPTION_COLUMNS, options, strict=True)),
+        "cop": cop,
+        "choice_type": "single",
+        "exp": None if rng.random() < EXP_NULL_RATE else exp,
+        "subject_name": SUBJECTS[category],
+        "topic_name": None if rng.random() < TOPIC_NULL_RATE else TOPICS[category],
+    }
+
+
+def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> None:
+    atomic_write_text(path, "".join(json.dumps(dict(row), ensure_ascii=False) + "\n" for row in rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write synthetic MedMCQA-schema rows as JSONL.")
+    parser.add_argument("--out", required=True, type=Path, help="output .jsonl path")
+    parser.add_argument("--n", type=int, default=2000, help="number of rows (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    args = parser.parse_args(argv)
+    if args.n < 0:
+        parser.error("--n must be non-negative")
+    write_jsonl(generate_rows(args.n, args.seed), args.out)
+    print(f"wrote {args.n} synthetic rows (seed {args.seed}) to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

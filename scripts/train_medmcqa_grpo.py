@@ -1,0 +1,19 @@
+"""GRPO phase: starts from the SFT merged model, rewards = JSON validity + schema compliance + accuracy.
+
+python scripts/train_medmcqa_grpo.py --config configs/grpo.yaml [--max_steps 10 ...]
+"""
+
+from fine_tune.cli import run_main
+from fine_tune.configs import GRPOScriptArguments, MedGRPOConfig, parse_config
+from fine_tune.training import run_grpo
+
+
+def main() -> None:
+    script_args, training_args, model_args = parse_config(GRPOScriptArguments, MedGRPOConfig)
+    paths = run_grpo(script_args, training_args, model_args)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,19 @@
+"""SFT phase: LoRA on the SFT split, saving adapter + merged model with lineage.
+
+python scripts/train_medmcqa_sft.py --config configs/sft.yaml [--max_steps 10 ...]
+"""
+
+from fine_tune.cli import run_main
+from fine_tune.configs import MedMCQAScriptArguments, MedSFTConfig, parse_config
+from fine_tune.training import run_sft
+
+
+def main() -> None:
+    script_args, training_args, model_args = parse_config(MedMCQAScriptArguments, MedSFTConfig)
+    paths = run_sft(script_args, training_args, model_args)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+if __name__ == "__main__":
+    run_main(main)

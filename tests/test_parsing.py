@@ -1,0 +1,300 @@
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fine_tune import parsing
+from fine_tune.parsing import (
+    FAILURE_REASONS,
+    ParsedResponse,
+    completion_text,
+    is_letter,
+    parse_response,
+    parse_response_lenient,
+)
+from fine_tune.prompts import LETTERS, RESPONSE_KEYS, target_response
+
+VALID = '{"predicted_category": "B", "confidence": 0.8, "reason": "Because."}'
+
+
+def json_values(allow_non_finite=False):
+    """Values json.dumps can write; without NaN/infinities, exactly the values standard JSON can represent."""
+    floats = st.floats(allow_nan=allow_non_finite, allow_infinity=allow_non_finite)
+    scalars = st.none() | st.booleans() | st.integers() | floats | st.text()
+    return st.recursive(
+        scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4)
+    )
+
+
+valid_responses = st.fixed_dictionaries(
+    {
+        "predicted_category": st.sampled_from(LETTERS),
+        "confidence": st.floats(min_value=0, max_value=1) | st.sampled_from([0, 1]),
+        "reason": st.text(min_size=1).filter(str.strip),
+    }
+)
+message_lists = st.lists(
+    st.dictionaries(st.sampled_from(["role", "content", "reasoning_content", "x"]), json_values(), max_size=4)
+    | json_values(allow_non_finite=True),
+    max_size=4,
+)
+
+
+def conversational(text):
+    return [{"role": "assistant", "content": text}]
+
+
+def test_target_response_from_prompts_meets_the_contract():
+    row = {"question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 3, "exp": "Since d."}
+    parsed = parse_response(target_response(row))
+    assert parsed == ParsedResponse(True, True, "D", 0.95, "Since d.", None)
+
+
+def test_valid_response_fields_and_to_dict():
+    parsed = parse_response(f"\n  {VALID}\n")
+    assert parsed.to_dict() == {
+        "json_valid": True,
+        "schema_valid": True,
+        "category": "B",
+        "confidence": 0.8,
+        "reason": "Because.",
+        "failure": None,
+    }
+
+
+@pytest.mark.parametrize("confidence", ["0", "1", "0.0", "1.0", "1e-3", "5E-1"])
+def test_confidence_bounds_and_number_forms_accepted(confidence):
+    text = f'{{"predicted_category": "A", "confidence": {confidence}, "reason": "r"}}'
+    assert parse_response(text).confidence == float(confidence)
+
+
+NOT_AN_OBJECT = ("empty", "think_block", "code_fence", "truncated", "trailing_text", "not_json", "not_object")
+FAILURE_CASES = [
+    ("", "empty"),
+    (" \n\t ", "empty"),
+    (f"<think>\nhmm\n</think>\n\n{VALID}", "think_block"),
+    ("<think>still thinking", "think_block"),
+    (f"```json\n{VALID}\n```", "code_fence"),
+    (f"```\n{VALID}\n```", "code_fence"),
+    ("{", "truncated"),
+    ('{"predicted_category": "A", "confidence": 0.5', "truncated"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": "cut of', "truncated"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": ["x"', "truncated"),
+    (f"{VALID} Hope this helps!", "trailing_text"),
+    (f"{VALID}\n{VALID}", "trailing_text"),
+    (f"{VALID}}}", "trailing_text"),
+    ("The answer is B.", "not_json"),
+    (f"Answer: {VALID}", "not_json"),
+    ("{'predicted_category': 'B', 'confidence': 0.8, 'reason': 'x'}", "not_json"),
+    ('{"predicted_category": "A", "confidence": NaN, "reason": "r"}', "not_json"),
+    ('{"predicted_category": "A", "confidence": Infinity, "reason": "r"}', "not_json"),
+    ('{"predicted_category": "A", "confidence": -Infinity, "reason": "r"}', "not_json"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": "r",}', "not_json"),
+    ('{"predicted_category": "A" "confidence": 0.5, "reason": "r"}', "not_json"),
+    ('"B"', "not_object"),
+    ("[]", "not_object"),
+    ("0.5", "not_object"),
+    ("null", "not_object"),
+    ('{"predicted_category": "A", "confidence": 0.5}', "wrong_keys"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": "r", "extra": 1}', "wrong_keys"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": "r", "reason": "s"}', "wrong_keys"),
+    ('{"Predicted_Category": "A", "confidence": 0.5, "reason": "r"}', "wrong_keys"),
+    ("{}", "wrong_keys"),
+    ('{"predicted_category": "a", "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('{"predicted_category": " A", "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('{"predicted_category": "E", "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('{"predicted_category": "AB", "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('{"predicted_category": 1, "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('{"predicted_category": ["A"], "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('{"predicted_category": null, "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('{"predicted_category": "A", "confidence": true, "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": false, "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": "0.5", "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": 1.0001, "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": -0.1, "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": 95, "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": 1e400, "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": null, "reason": "r"}', "bad_confidence"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": null}', "bad_reason"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": 3}', "bad_reason"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": ["r"]}', "bad_reason"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": ""}', "empty_reason"),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": " \\n "}', "empty_reason"),
+]
+
+
+@pytest.mark.parametrize(("text", "failure"), FAILURE_CASES)
+def test_named_failures(text, failure):
+    parsed = parse_response(text)
+    assert parsed.failure == failure
+    assert not parsed.schema_valid
+    assert parsed.json_valid == (failure not in NOT_AN_OBJECT)
+
+
+def test_every_failure_reason_is_a_constant_and_exercised():
+    assert {getattr(parsing, name.upper()) for name in FAILURE_REASONS} == set(FAILURE_REASONS)
+    assert {failure for _, failure in FAILURE_CASES} == set(FAILURE_REASONS)
+
+
+def test_fields_filled_individually_when_another_fails():
+    extra_key = parse_response('{"predicted_category": "C", "confidence": 0.4, "reason": "r", "x": 1}')
+    assert (extra_key.category, extra_key.confidence, extra_key.reason) == ("C", 0.4, "r")
+    bad_conf = parse_response('{"predicted_category": "C", "confidence": 2, "reason": "r"}')
+    assert (bad_conf.category, bad_conf.confidence, bad_conf.reason) == ("C", None, "r")
+    bad_cat = parse_response('{"predicted_category": "c", "confidence": 0.4, "reason": ""}')
+    assert (bad_cat.category, bad_cat.confidence, bad_cat.reason, bad_cat.failure) == (None, 0.4, None, "bad_category")
+
+
+def test_non_object_failures_leave_fields_empty():
+    parsed = parse_response(f"{VALID} trailing")
+    assert (parsed.json_valid, parsed.category, parsed.confidence, parsed.reason) == (False, None, None, None)
+
+
+def test_reason_may_mention_think_and_fences_when_the_object_is_valid():
+    text = json.dumps({"predicted_category": "A", "confidence": 0.5, "reason": "no <think> or ``` here"})
+    assert parse_response(text).schema_valid
+
+
+@pytest.mark.parametrize(
+    ("completion", "text"),
+    [
+        ("plain", "plain"),
+        (conversational("hi"), "hi"),
+        ({"role": "assistant", "content": "hi"}, "hi"),
+        ([{"role": "assistant", "content": "a"}, {"role": "tool", "content": "x"}, {"content": "b"}], "ab"),
+        ([{"role": "user", "content": "question"}, {"role": "assistant", "content": "answer"}], "answer"),
+        ([{"role": "assistant", "content": [{"type": "text", "text": "hi"}, {"type": "image"}]}], "hi"),
+        ([{"role": "assistant", "content": "{}", "reasoning_content": "hmm"}], "<think>hmm</think>{}"),
+        ([{"role": "assistant", "content": None}], ""),
+        (["a", 1, None, ["b"]], "a"),
+        ([], ""),
+        (None, ""),
+        (b"bytes", "bytes"),
+        (0.5, "0.5"),
+    ],
+)
+def test_completion_text_forms(completion, text):
+    assert completion_text(completion) == text
+
+
+def test_split_off_reasoning_still_counts_as_think_block():
+    message = {"role": "assistant", "content": VALID, "reasoning_content": "Let me think."}
+    assert parse_response([message]).failure == "think_block"
+    assert parse_response_lenient([message]).schema_valid
+
+
+def test_completion_text_survives_a_broken_str():
+    class Broken:
+        def __str__(self):
+            raise RuntimeError
+
+    assert completion_text(Broken()) == ""
+
+
+def test_is_letter_is_exact():
+    assert all(is_letter(letter) for letter in LETTERS)
+    assert not any(is_letter(x) for x in ("a", "A ", "E", "", None, 0, ["A"]))
+
+
+LENIENT_CASES = [
+    (VALID, None),
+    (f"<think>\nI think B.\n</think>\n\n{VALID}", None),
+    (f"reasoning opened by the template</think>{VALID}", None),
+    (f"```json\n{VALID}\n```", None),
+    (f"Sure! Here it is: {VALID} Hope this helps.", None),
+    (f"{VALID}\n{VALID.replace('B', 'C')}", None),
+    ('{"predicted_category": "A", "confidence": 0.5, "reason": "r"', "truncated"),
+    ("<think>B looks right, answer {", "empty"),
+    ("no json here", "not_json"),
+    ('{"predicted_category": "b", "confidence": 0.5, "reason": "r"}', "bad_category"),
+    ('noise {"predicted_category": "A", "confidence": 0.5} noise', "wrong_keys"),
+]
+
+
+@pytest.mark.parametrize(("text", "failure"), LENIENT_CASES)
+def test_lenient_parse(text, failure):
+    parsed = parse_response_lenient(text)
+    assert parsed.failure == failure
+    if failure is None:
+        assert (parsed.category, parsed.confidence, parsed.reason) == ("B", 0.8, "Because.")
+
+
+@given(st.text())
+def test_never_raises_on_text(text):
+    for parsed in (parse_response(text), parse_response_lenient(text)):
+        assert parsed.failure in (None, *FAILURE_REASONS)
+        assert (parsed.failure is None) == parsed.schema_valid
+        assert parsed.json_valid or parsed.schema_valid is False
+
+
+@given(json_values())
+def test_json_valid_iff_a_dict(value):
+    assert parse_response(json.dumps(value)).json_valid == isinstance(value, dict)
+
+
+@given(json_values(allow_non_finite=True))
+def test_never_raises_on_json_values(value):
+    for completion in (value, json.dumps(value)):
+        for parsed in (parse_response(completion), parse_response_lenient(completion)):
+            assert (parsed.failure is None) == parsed.schema_valid
+
+
+@given(message_lists)
+def test_never_raises_on_nested_message_junk(completion):
+    assert isinstance(completion_text(completion), str)
+    for parsed in (parse_response(completion), parse_response_lenient(completion)):
+        assert (parsed.failure is None) == parsed.schema_valid
+
+
+@given(valid_responses, st.booleans(), st.text(alphabet=" \t\n"), st.text(alphabet=" \t\n"))
+def test_round_trip(response, ensure_ascii, before, after):
+    for completion in (
+        before + json.dumps(response, ensure_ascii=ensure_ascii) + after,
+        conversational(json.dumps(response)),
+    ):
+        for parsed in (parse_response(completion), parse_response_lenient(completion)):
+            assert parsed.schema_valid
+            assert parsed.category == response["predicted_category"]
+            assert parsed.confidence == response["confidence"]
+            assert parsed.reason == response["reason"]
+
+
+@given(valid_responses, st.permutations(RESPONSE_KEYS))
+def test_key_order_is_free(response, keys):
+    assert parse_response(json.dumps({key: response[key] for key in keys})).schema_valid
+
+
+@given(valid_responses, st.text(min_size=1).filter(str.strip))
+def test_trailing_text_fails(response, suffix):
+    text = json.dumps(response) + suffix
+    assert parse_response(text).failure == "trailing_text"
+    if "think>" not in text.lower():  # the lenient parser cuts think tags wherever they are
+        assert parse_response_lenient(text).to_dict() == parse_response(json.dumps(response)).to_dict()
+
+
+@given(valid_responses.filter(lambda r: not set(r["reason"]) & set("<`")), st.data())
+def test_proper_prefixes_are_truncated(response, data):
+    text = json.dumps(response)
+    cut = data.draw(st.integers(min_value=1, max_value=len(text) - 1))
+    assert parse_response(text[:cut]).failure == "truncated"
+
+
+@given(valid_responses, st.sampled_from(RESPONSE_KEYS))
+def test_missing_key_is_wrong_keys(response, key):
+    del response[key]
+    assert parse_response(json.dumps(response)).failure == "wrong_keys"
+
+
+@given(valid_responses, st.text(min_size=1).filter(lambda k: k not in RESPONSE_KEYS), json_values())
+def test_extra_key_is_wrong_keys(response, key, value):
+    response[key] = value
+    parsed = parse_response(json.dumps(response))
+    assert parsed.failure == "wrong_keys"
+    assert parsed.category == response["predicted_category"]
+
+
+@given(valid_responses, st.booleans() | st.text() | st.floats().filter(lambda x: not 0 <= x <= 1) | st.none())
+def test_non_numbers_and_out_of_range_confidences_fail(response, confidence):
+    response["confidence"] = confidence
+    assert parse_response(json.dumps(response)).failure in ("bad_confidence", "not_json")

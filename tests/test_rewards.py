@@ -1,0 +1,107 @@
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fine_tune.prompts import grpo_example, target_response
+from fine_tune.rewards import (
+    REWARD_FUNCS,
+    accuracy_reward,
+    get_reward_funcs,
+    json_validity_reward,
+    schema_compliance_reward,
+)
+
+ROW = {"question": "Which?", "opa": "w", "opb": "x", "opc": "y", "opd": "z", "cop": 1, "exp": "Because x."}
+VALID_B = target_response(ROW)
+VALID_C = json.dumps({"predicted_category": "C", "confidence": 0.6, "reason": "Guess."})
+BAD_KEYS_B = json.dumps({"predicted_category": "B", "confidence": 0.6})
+CONTENTS = [VALID_B, VALID_C, BAD_KEYS_B, f"```json\n{VALID_B}\n```", "B"]
+
+
+def trl_call(reward_func, contents, ground_truth):
+    """Call a reward function the way TRL's GRPOTrainer does for a conversational dataset."""
+    example = grpo_example(ROW)
+    return reward_func(
+        prompts=[example["prompt"]] * len(contents),
+        completions=[[{"role": "assistant", "content": content}] for content in contents],
+        completion_ids=[[1, 2, 3]] * len(contents),
+        ground_truth=ground_truth,
+        trainer_state=object(),
+        log_extra=lambda *args, **kwargs: None,
+        log_metric=lambda *args, **kwargs: None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("reward_func", "expected"),
+    [
+        (json_validity_reward, [1.0, 1.0, 1.0, 0.0, 0.0]),
+        (schema_compliance_reward, [1.0, 1.0, 0.0, 0.0, 0.0]),
+        (accuracy_reward, [1.0, 0.0, 1.0, 0.0, 0.0]),
+    ],
+)
+def test_rewards_on_trl_conversational_completions(reward_func, expected):
+    """The upstream bug: rewards expected strings, got message lists, and were all 0.0."""
+    assert trl_call(reward_func, CONTENTS, ["B"] * len(CONTENTS)) == expected
+
+
+def test_plain_string_completions_give_the_same_rewards():
+    for reward_func in REWARD_FUNCS.values():
+        as_messages = trl_call(reward_func, CONTENTS, ["B"] * len(CONTENTS))
+        assert reward_func(CONTENTS, ground_truth=["B"] * len(CONTENTS)) == as_messages
+
+
+def test_accuracy_uses_the_aligned_ground_truth():
+    assert accuracy_reward([VALID_B, VALID_B, VALID_C], ground_truth=["B", "C", "C"]) == [1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("ground_truth", [None, [], ["b", "b"], [1, 1], [None, None], ["B ", "\nB"], [["B"], {}]])
+def test_missing_or_invalid_ground_truth_gives_zero(ground_truth):
+    assert accuracy_reward([VALID_B, VALID_B], ground_truth=ground_truth) == [0.0, 0.0]
+
+
+def test_ground_truth_shorter_than_completions_pads_with_zero():
+    assert accuracy_reward([VALID_B, VALID_B], ground_truth=["B"]) == [1.0, 0.0]
+
+
+def test_ground_truth_longer_than_completions_is_cut():
+    assert accuracy_reward([VALID_B], ground_truth=["B", "C"]) == [1.0]
+
+
+def test_registry_and_lookup():
+    assert set(REWARD_FUNCS) == {"json_validity_reward", "schema_compliance_reward", "accuracy_reward"}
+    assert get_reward_funcs(["accuracy_reward", "json_validity_reward"]) == [accuracy_reward, json_validity_reward]
+    assert get_reward_funcs("accuracy_reward") == [accuracy_reward]
+    assert get_reward_funcs([]) == []
+
+
+def test_unknown_reward_name_is_named_with_the_known_ones():
+    with pytest.raises(ValueError, match="format_reward") as error:
+        get_reward_funcs(["accuracy_reward", "format_reward"])
+    assert all(name in str(error.value) for name in REWARD_FUNCS)
+
+
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["role", "content", "x"]), inner),
+    max_leaves=10,
+)
+
+
+@given(st.lists(junk, max_size=5), junk, st.dictionaries(st.text(), junk, max_size=3))
+def test_rewards_never_raise(completions, ground_truth, extra_kwargs):
+    extra_kwargs.pop("ground_truth", None)
+    extra_kwargs.pop("completions", None)
+    for reward_func in REWARD_FUNCS.values():
+        rewards = reward_func(completions, ground_truth=ground_truth, **extra_kwargs)
+        assert len(rewards) == len(completions)
+        assert all(r in (0.0, 1.0) and isinstance(r, float) for r in rewards)
+
+
+@given(st.lists(st.tuples(st.sampled_from("ABCD"), st.sampled_from("ABCD")), min_size=1, max_size=8))
+def test_accuracy_matches_letters(pairs):
+    contents = [json.dumps({"predicted_category": p, "confidence": 0.5, "reason": "r"}) for p, _ in pairs]
+    golds = [g for _, g in pairs]
+    assert trl_call(accuracy_reward, contents, golds) == [float(p == g) for p, g in pairs]
