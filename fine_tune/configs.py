@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from trl import GRPOConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
 from fine_tune.data import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, MEDMCQA_HUB_ID
@@ -45,11 +46,15 @@ class GRPOScriptArguments(MedMCQAScriptArguments):
     )
 
 
-def _apply_precision(config) -> None:
+def _apply_hardware(config) -> None:
+    """Precision from the hardware, and `use_cpu` without CUDA: accelerate only treats a torchrun launch on CPU as
+    data-parallel (MULTI_CPU, gloo) when told it runs on the CPU; otherwise each process trains alone, unsynced."""
     if config.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
     precision = resolve_precision(config.precision)
     config.bf16, config.fp16 = precision.bf16, precision.fp16
+    if not torch.cuda.is_available():
+        config.use_cpu = True
 
 
 @dataclass
@@ -60,7 +65,7 @@ class MedSFTConfig(SFTConfig):
     project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
 
     def __post_init__(self):
-        _apply_precision(self)
+        _apply_hardware(self)
         super().__post_init__()
 
 
@@ -77,7 +82,7 @@ class MedGRPOConfig(GRPOConfig):
     reward_guard_action: str = field(default="stop", metadata={"help": "'stop' (exit non-zero) or 'warn'"})
 
     def __post_init__(self):
-        _apply_precision(self)
+        _apply_hardware(self)
         if self.reward_guard_action not in ("stop", "warn"):
             raise ValueError(f"reward_guard_action must be 'stop' or 'warn', got {self.reward_guard_action!r}")
         super().__post_init__()

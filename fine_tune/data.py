@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import socket
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -25,6 +24,7 @@ import datasets
 import numpy as np
 from huggingface_hub import constants as hf_constants
 
+from fine_tune.io import atomic_write_json
 from fine_tune.prompts import (
     CHAT_TEMPLATE_KWARGS,
     LETTERS,
@@ -81,7 +81,6 @@ class DatasetError(ValueError):
     """A problem with the data or its source, explained for the user (no traceback needed)."""
 
 
-# --------------------------------------------------------------------------------------------------------- loading
 
 
 def load_medmcqa(source: str, split: str = "train", token_env: str = "HF_TOKEN") -> datasets.Dataset:
@@ -216,7 +215,6 @@ def _cause(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-# ------------------------------------------------------------------------------------------------------ validation
 
 
 @dataclass
@@ -346,7 +344,6 @@ def _normalise(text: Any) -> str:
     return " ".join(str(text).casefold().split()) if text is not None else ""
 
 
-# ------------------------------------------------------------------------------------------------------- splitting
 
 
 def content_hash(row: Mapping[str, Any]) -> str:
@@ -475,7 +472,6 @@ def check_disjoint(manifest: Mapping[str, Any]) -> None:
         raise DatasetError(f"splits share content (contamination): {_format_counts(shared)} overlapping hashes")
 
 
-# -------------------------------------------------------------------------------------------------------- manifest
 
 
 def manifest_hash(manifest: Mapping[str, Any]) -> str:
@@ -485,7 +481,7 @@ def manifest_hash(manifest: Mapping[str, Any]) -> str:
 
 
 def write_manifest(manifest: Mapping[str, Any], path: str | os.PathLike) -> None:
-    atomic_write_text(path, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    atomic_write_json(path, manifest)
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
@@ -495,23 +491,6 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         raise DatasetError(f"could not read the split manifest {path}: {error}") from error
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write via a temp file in the same folder and os.replace, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-# ---------------------------------------------------------------------------------------------- pipeline helpers
 
 
 def load_split(
@@ -562,7 +541,6 @@ def load_eval_rows(
     return dataset.select(report.valid_indices), report
 
 
-# ------------------------------------------------------------------------------------------------------ statistics
 
 
 def token_length_stats(dataset: datasets.Dataset, tokenizer: Any, max_rows: int | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ accepts that form as well as plain strings. Unknown keyword arguments are ignore
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,11 +43,25 @@ REWARD_FUNCS: dict[str, RewardFunc] = {
 
 
 def get_reward_funcs(names: Sequence[str]) -> list[RewardFunc]:
+    """Reward functions by registry name, or by dotted import path (`package.module.function`) as in TRL's script."""
     names = [names] if isinstance(names, str) else list(names)
-    unknown = [name for name in names if name not in REWARD_FUNCS]
+    unknown = [name for name in names if name not in REWARD_FUNCS and "." not in name]
     if unknown:
-        raise ValueError(f"unknown reward function(s) {unknown}; known: {', '.join(REWARD_FUNCS)}")
-    return [REWARD_FUNCS[name] for name in names]
+        raise ValueError(
+            f"unknown reward function(s) {unknown}; known: {', '.join(REWARD_FUNCS)} (or a dotted import path)"
+        )
+    return [REWARD_FUNCS[name] if name in REWARD_FUNCS else _import_reward(name) for name in names]
+
+
+def _import_reward(dotted: str) -> RewardFunc:
+    module_name, _, attribute = dotted.rpartition(".")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot import reward function {dotted!r}: {error}") from error
+    if not callable(function):
+        raise ValueError(f"reward function {dotted!r} is not callable")
+    return function
 
 
 def _as_list(values: Any) -> list[Any]:

@@ -97,6 +97,15 @@ def load_trainable_model(model_args, training_args, token: str | None):
 def finish(trainer, tokenizer, *, phase: str, base: str, manifest: dict, config: dict, training_args, token) -> dict:
     """Save adapter + merged model with lineage on the main process; push when asked."""
     output_dir = Path(training_args.output_dir)
+    state = trainer.state
+    logger.info(
+        "process %d of %d finished %s at step %d",
+        training_args.process_index,
+        training_args.world_size,
+        phase,
+        state.global_step,
+    )
+    config = {**config, "world_size": training_args.world_size, "global_step": state.global_step, "epoch": state.epoch}
     paths: dict[str, Path] = {}
     if trainer.is_world_process_zero():
         model = trainer.accelerator.unwrap_model(trainer.model)

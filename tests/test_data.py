@@ -13,7 +13,6 @@ from fine_tune.data import (
     MEDMCQA_COLUMNS,
     MEDMCQA_HUB_ID,
     DatasetError,
-    atomic_write_text,
     check_disjoint,
     contamination_count,
     content_hash,
@@ -58,7 +57,6 @@ def clean_2000() -> datasets.Dataset:
     return make_dataset([make_row(i) for i in range(2000)])
 
 
-# ------------------------------------------------------------------------------------------------------ validation
 
 
 def test_each_reason_detected_with_counts_and_example_ids():
@@ -151,7 +149,6 @@ def test_content_hash_normalises_case_and_whitespace_but_keeps_order():
     assert len(content_hash(row)) == 16
 
 
-# --------------------------------------------------------------------------------------------------------- loading
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +283,6 @@ def test_hub_errors_are_explained_without_the_token(online_env):
     assert "hf_secret_never_printed" not in str(error.value)
 
 
-# ------------------------------------------------------------------------------------------------------- splitting
 
 
 def test_shuffle_order_is_what_dataset_shuffle_applies(clean_2000):
@@ -372,22 +368,6 @@ def test_contamination_check_catches_injected_overlap(clean_2000):
         check_disjoint(manifest)
 
 
-def test_atomic_write_leaves_no_temp_files(tmp_path, monkeypatch):
-    path = tmp_path / "out.txt"
-    atomic_write_text(path, "first\n")
-    assert path.read_text() == "first\n"
-
-    def failing_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(data.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write_text(path, "second\n")
-    assert path.read_text() == "first\n"
-    assert os.listdir(tmp_path) == ["out.txt"]
-
-
-# ---------------------------------------------------------------------------------------------- pipeline helpers
 
 
 def test_load_split_writes_manifest_and_logs_skips(tmp_path, caplog):
@@ -418,7 +398,6 @@ def test_load_eval_rows_drops_and_reports_invalid(tmp_path, caplog):
     assert "dropped 1 of 11 rows (cop_out_of_range: 1)" in caplog.text
 
 
-# ------------------------------------------------------------------------------------------------------- real data
 
 
 @pytest.fixture(scope="module")

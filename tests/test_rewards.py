@@ -83,6 +83,14 @@ def test_unknown_reward_name_is_named_with_the_known_ones():
     assert all(name in str(error.value) for name in REWARD_FUNCS)
 
 
+def test_reward_by_dotted_import_path():
+    assert get_reward_funcs(["fine_tune.rewards.accuracy_reward"]) == [accuracy_reward]
+    with pytest.raises(ValueError, match="cannot import reward function 'fine_tune.rewards.nope'"):
+        get_reward_funcs(["fine_tune.rewards.nope"])
+    with pytest.raises(ValueError, match="not callable"):
+        get_reward_funcs(["fine_tune.rewards.REWARD_FUNCS"])
+
+
 junk = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["role", "content", "x"]), inner),

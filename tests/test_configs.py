@@ -1,0 +1,94 @@
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fine_tune.configs import (
+    TRACKIO_PROJECT,
+    GRPOScriptArguments,
+    MedGRPOConfig,
+    MedMCQAScriptArguments,
+    MedSFTConfig,
+    parse_config,
+)
+from fine_tune.rewards import get_reward_funcs
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_sft_recipe_has_the_upstream_hyperparameters_and_cli_overrides():
+    script, train, model = parse_config(
+        MedMCQAScriptArguments, MedSFTConfig, ["--config", str(REPO / "configs/sft.yaml"), "--max_steps", "10"]
+    )
+    assert train.max_steps == 10
+    assert (model.lora_r, model.lora_alpha, model.lora_dropout) == (16, 32, 0.05)
+    assert model.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert (train.learning_rate, train.warmup_steps, train.lr_scheduler_type.value) == (2e-4, 0.03, "cosine")
+    assert (train.per_device_train_batch_size, train.gradient_accumulation_steps, train.max_length) == (4, 4, 1024)
+    assert train.activation_checkpointing and train.gradient_checkpointing
+    assert train.report_to == ["trackio"] and train.project == TRACKIO_PROJECT
+    assert script.split_sizes == {"sft": 1000, "grpo": 500, "eval": 200} and script.split_seed == 42
+    assert not train.bf16 and not train.fp16, "precision auto on a CPU is fp32"
+
+
+def test_grpo_recipe_is_valid_for_this_trl():
+    script, train, model = parse_config(
+        GRPOScriptArguments, MedGRPOConfig, ["--config", str(REPO / "configs/grpo.yaml")]
+    )
+    assert (train.max_steps, train.learning_rate, train.num_generations, train.max_completion_length) == (
+        400,
+        5e-6,
+        4,
+        256,
+    )
+    assert train.generation_batch_size % train.num_generations == 0
+    assert train.chat_template_kwargs == {"enable_thinking": False}
+    assert len(get_reward_funcs(script.reward_funcs)) == len(train.reward_weights) == 3
+    assert script.require_sft_lineage and train.reward_guard_action == "stop"
+    assert model.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+def test_non_thinking_mode_cannot_be_dropped_by_an_override():
+    _, train, _ = parse_config(
+        GRPOScriptArguments,
+        MedGRPOConfig,
+        ["--output_dir", "/tmp/x", "--chat_template_kwargs", '{"foo": 1}', "--num_generations", "2"],
+    )
+    assert train.chat_template_kwargs == {"enable_thinking": False, "foo": 1}
+
+
+@pytest.mark.parametrize("name", ["sft", "grpo", "eval"])
+def test_demo_recipes_parse(name):
+    path = REPO / "configs" / "demo" / f"{name}.yaml"
+    if name == "eval":
+        pytest.importorskip("fine_tune.evaluation")
+        return
+    classes = (MedMCQAScriptArguments, MedSFTConfig) if name == "sft" else (GRPOScriptArguments, MedGRPOConfig)
+    script, train, _ = parse_config(*classes, ["--config", str(path)])
+    assert script.dataset_name.startswith("demo_artifacts/") and not train.bf16
+
+
+def test_bad_values_are_refused():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        MedSFTConfig(output_dir="/tmp/x", precision="fp8")
+    with pytest.raises(ValueError, match="reward_guard_action"):
+        MedGRPOConfig(output_dir="/tmp/x", reward_guard_action="ignore", num_generations=2)
+
+
+def test_real_recipe_offline_fails_fast_with_the_fix():
+    """`--config configs/sft.yaml --max_steps 10` with no Hub: a clear message within seconds, no traceback."""
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "scripts/train_medmcqa_sft.py", "--config", "configs/sft.yaml", "--max_steps", "10"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HOME": "/tmp"},
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "local path" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - start < 60

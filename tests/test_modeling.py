@@ -1,0 +1,157 @@
+import json
+import shutil
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from fine_tune import modeling
+from fine_tune.modeling import (
+    ADAPTER_DIR,
+    LINEAGE_FILE,
+    MERGED_DIR,
+    ModelSourceError,
+    build_lineage,
+    load_for_inference,
+    read_lineage,
+    resolve_model_source,
+    resolve_precision,
+    save_adapter_and_merged,
+)
+
+
+@pytest.mark.parametrize(
+    ("capability", "expected"),
+    [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")],
+)
+def test_precision_follows_the_gpu(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "GPU")
+    precision = resolve_precision("auto")
+    assert precision.name == expected
+    assert (precision.bf16, precision.fp16) == (expected == "bf16", expected == "fp16")
+
+
+def test_precision_on_cpu_and_explicit(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_precision("auto").torch_dtype == torch.float32
+    assert resolve_precision("fp16").fp16 and resolve_precision("fp16").reason == "set in the config"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("float8")
+
+
+def lora_model(model_dir, seed=0):
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    return get_peft_model(model, config)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    peft_model = lora_model(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    lineage = build_lineage("sft", str(tiny_model_dir), config={"lr": 1.0}, split_manifest_hash="abc")
+    save_adapter_and_merged(peft_model, tokenizer, out, base=str(tiny_model_dir), lineage=lineage)
+    return out, peft_model
+
+
+def test_merged_model_reproduces_the_adapter_model(saved_run):
+    out, peft_model = saved_run
+    merged = AutoModelForCausalLM.from_pretrained(out / MERGED_DIR)
+    ids = torch.tensor([[1, 5, 9, 42, 7]])
+    peft_model.eval()
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, peft_model(ids).logits, atol=1e-5)
+    assert not (out / MERGED_DIR / "adapter_config.json").exists()
+
+
+def test_saved_models_record_the_true_base_and_lineage(saved_run, tiny_model_dir):
+    out, _ = saved_run
+    adapter_config = json.loads((out / ADAPTER_DIR / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(tiny_model_dir)
+    merged_lineage = read_lineage(str(out / MERGED_DIR))
+    assert merged_lineage["phase"] == "sft"
+    assert merged_lineage["base"] == str(tiny_model_dir)
+    assert merged_lineage["adapter_path"] == str(out / ADAPTER_DIR)
+    assert merged_lineage["split_manifest_hash"] == "abc"
+    assert {"project_version", "project_commit", "date", "config"} <= set(merged_lineage)
+    assert read_lineage(str(out / ADAPTER_DIR))["base"] == str(tiny_model_dir)
+    assert read_lineage(str(out)) is None
+
+
+def test_peft_records_the_base_we_name_not_name_or_path(tiny_model_dir, tmp_path):
+    """Upstream's GRPO adapter recorded Qwen/Qwen3-0.6B because peft stores model.name_or_path at wrap time."""
+    sft_merged = tmp_path / "sft" / "merged"
+    shutil.copytree(tiny_model_dir, sft_merged)
+    peft_model = lora_model(tiny_model_dir)
+    assert peft_model.peft_config["default"].base_model_name_or_path == str(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    lineage = build_lineage("grpo", str(sft_merged), config={}, split_manifest_hash=None)
+    save_adapter_and_merged(peft_model, tokenizer, tmp_path / "grpo", base=str(sft_merged), lineage=lineage)
+    adapter_config = json.loads((tmp_path / "grpo" / ADAPTER_DIR / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(sft_merged)
+    assert resolve_model_source(str(tmp_path / "grpo" / ADAPTER_DIR)).base == str(sft_merged)
+
+
+def test_resolve_model_source(saved_run, tiny_model_dir):
+    out, _ = saved_run
+    assert resolve_model_source(str(out / MERGED_DIR)).kind == "full"
+    adapter = resolve_model_source(str(out / ADAPTER_DIR))
+    assert (adapter.kind, adapter.base) == ("adapter", str(tiny_model_dir))
+    assert resolve_model_source(str(tiny_model_dir)).lineage is None
+
+
+def test_adapter_whose_lineage_disagrees_is_refused(saved_run, tmp_path):
+    out, _ = saved_run
+    bad = tmp_path / "grpo-adapter"
+    bad.mkdir()
+    for path in (out / ADAPTER_DIR).iterdir():
+        (bad / path.name).write_bytes(path.read_bytes())
+    lineage = json.loads((bad / LINEAGE_FILE).read_text())
+    (bad / LINEAGE_FILE).write_text(json.dumps({**lineage, "base": "USER/medmcqa-sft"}))
+    with pytest.raises(ModelSourceError, match="would score the wrong model"):
+        resolve_model_source(str(bad))
+
+
+def test_adapter_loads_onto_its_base_and_merges(saved_run):
+    out, _ = saved_run
+    fp32 = resolve_precision("fp32")
+    from_adapter, tokenizer, resolved = load_for_inference(str(out / ADAPTER_DIR), fp32)
+    from_merged, _, _ = load_for_inference(str(out / MERGED_DIR), fp32)
+    ids = torch.tensor([[3, 1, 4, 1, 5]])
+    with torch.no_grad():
+        assert torch.allclose(from_adapter(ids).logits, from_merged(ids).logits, atol=1e-5)
+    assert tokenizer.padding_side == "left" and resolved.kind == "adapter"
+
+
+def test_push_uploads_merged_at_root_and_adapter_in_subfolder(saved_run, monkeypatch):
+    out, _ = saved_run
+    calls = []
+
+    class FakeApi:
+        def __init__(self, token=None):
+            calls.append(("init", token))
+
+        def create_repo(self, repo_id, **kwargs):
+            calls.append(("create_repo", repo_id))
+            return f"https://hub.example/{repo_id}"
+
+        def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, **kwargs):
+            calls.append(("upload_folder", repo_id, str(folder_path), path_in_repo, kwargs.get("delete_patterns")))
+
+        def __getattr__(self, name):
+            return lambda *a, **k: calls.append((name, a, k))
+
+    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    url = modeling.push_to_hub(out, "user/medmcqa-sft", token="hf_secret", private=True)
+    assert url == "https://hub.example/user/medmcqa-sft"
+    uploads = [c for c in calls if c[0] == "upload_folder"]
+    merged_upload = next(c for c in uploads if c[2] == str(out / MERGED_DIR))
+    adapter_upload = next(c for c in uploads if c[2] == str(out / ADAPTER_DIR))
+    assert merged_upload[3] in (None, "", ".")
+    assert "adapter_config.json" in merged_upload[4], "a stale root adapter would shadow the merged model"
+    assert adapter_upload[3] == ADAPTER_DIR
