@@ -103,6 +103,7 @@ def load_causal_lm(
 
 
 def git_commit() -> str | None:
+    """The project's commit: from git, or from MEDMCQA_FT_GIT_COMMIT where the code was shipped without .git (jobs)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -112,8 +113,8 @@ def git_commit() -> str | None:
             timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
+        return os.environ.get("MEDMCQA_FT_GIT_COMMIT") or None
+    return out.stdout.strip() or os.environ.get("MEDMCQA_FT_GIT_COMMIT") or None
 
 
 def build_lineage(
@@ -249,10 +250,15 @@ def load_for_inference(source: str, precision: Precision, token: str | None = No
 
 
 def push_to_hub(output_dir: str | Path, repo_id: str, *, token: str | None, private: bool = False) -> str:
-    """Upload the merged model at the repo root and the adapter under `adapter/`; returns the repo URL."""
-    from huggingface_hub import HfApi
+    """Upload the merged model at the repo root, the adapter under `adapter/`, then the model card (README.md) and
+    the split manifest; returns the repo URL. The card replaces any earlier one (e.g. the Trainer's): a retrained
+    model's old eval table no longer applies."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from fine_tune.model_card import MODEL_CARD_FILE, SPLIT_MANIFEST_FILE, card_for_output_dir
 
     output_dir = Path(output_dir)
+    card = card_for_output_dir(output_dir, repo_id, secret=token)
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True)
     api.upload_folder(
@@ -267,4 +273,10 @@ def push_to_hub(output_dir: str | Path, repo_id: str, *, token: str | None, priv
         path_in_repo=ADAPTER_DIR,
         commit_message="LoRA adapter",
     )
+    operations = [CommitOperationAdd(path_in_repo=MODEL_CARD_FILE, path_or_fileobj=card.encode())]
+    if (output_dir / SPLIT_MANIFEST_FILE).is_file():
+        operations.append(
+            CommitOperationAdd(path_in_repo=SPLIT_MANIFEST_FILE, path_or_fileobj=str(output_dir / SPLIT_MANIFEST_FILE))
+        )
+    api.create_commit(repo_id=repo_id, operations=operations, commit_message="model card and split manifest")
     return str(url)

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer, SFTTrainer, get_peft_config
 
 from fine_tune.data import load_split, manifest_hash
+from fine_tune.jobs import RESUME_LATEST, fetch_checkpoint_for_resume
 from fine_tune.modeling import (
     build_lineage,
     hf_token,
@@ -29,7 +30,6 @@ from fine_tune.rewards import get_reward_funcs
 logger = logging.getLogger(__name__)
 
 SPLIT_MANIFEST_FILE = "split_manifest.json"
-RESUME_LATEST = ("true", "latest", "last")
 
 
 class LineageError(RuntimeError):
@@ -48,14 +48,29 @@ def run_config(*configs: Any) -> dict[str, Any]:
     return out
 
 
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The highest `checkpoint-N` that finished saving; a folder cut off mid-save has no trainer_state.json."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return None
+    steps = {
+        int(path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")): path
+        for path in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
+        if path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-").isdigit() and (path / "trainer_state.json").is_file()
+    }
+    return str(steps[max(steps)]) if steps else None
+
+
 def resolve_resume(training_args) -> str | None:
-    """A checkpoint path, or for true/latest the last checkpoint in output_dir (none yet: a fresh start)."""
+    """A checkpoint path, or for true/latest the last complete checkpoint in output_dir, fetched from the Hub repo
+    (`hub_model_id`, pushed with hub_strategy checkpoint) when output_dir has none; none anywhere: a fresh start."""
     value = training_args.resume_from_checkpoint
     if value is None or str(value).lower() in ("", "false", "none"):
         return None
     if str(value).lower() not in RESUME_LATEST:
         return value
-    last = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+    fetch_checkpoint_for_resume(training_args)
+    last = last_complete_checkpoint(training_args.output_dir)
     if last is None:
         logger.warning("resume requested but %s holds no checkpoint: starting from step 0", training_args.output_dir)
     else:
@@ -95,7 +110,7 @@ def load_trainable_model(model_args, training_args, token: str | None):
 
 
 def finish(trainer, tokenizer, *, phase: str, base: str, manifest: dict, config: dict, training_args, token) -> dict:
-    """Save adapter + merged model with lineage on the main process; push when asked."""
+    """Save the log history (trainer_state.json), adapter + merged model with lineage; push when asked."""
     output_dir = Path(training_args.output_dir)
     state = trainer.state
     logger.info(
@@ -106,6 +121,7 @@ def finish(trainer, tokenizer, *, phase: str, base: str, manifest: dict, config:
         state.global_step,
     )
     config = {**config, "world_size": training_args.world_size, "global_step": state.global_step, "epoch": state.epoch}
+    trainer.save_state()
     paths: dict[str, Path] = {}
     if trainer.is_world_process_zero():
         model = trainer.accelerator.unwrap_model(trainer.model)

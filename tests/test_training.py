@@ -48,8 +48,10 @@ def test_sft_collator_masks_the_prompt(tiny_model_dir, tmp_path):
 def test_resume_latest(tmp_path, caplog):
     args = SimpleNamespace(output_dir=str(tmp_path / "run"), resume_from_checkpoint="latest")
     assert resolve_resume(args) is None
-    for step in (5, 10):
+    for step in (5, 10, 15):
         (tmp_path / "run" / f"checkpoint-{step}").mkdir(parents=True)
+        if step != 15:  # checkpoint-15 was cut off mid-save
+            (tmp_path / "run" / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     assert resolve_resume(args) == str(tmp_path / "run" / "checkpoint-10")
     assert resolve_resume(SimpleNamespace(output_dir="x", resume_from_checkpoint="/ckpt/7")) == "/ckpt/7"
     assert resolve_resume(SimpleNamespace(output_dir="x", resume_from_checkpoint=None)) is None
@@ -166,14 +168,29 @@ def test_sft_runs_data_parallel_as_two_cpu_processes(tiny_model_dir, synthetic_f
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "torchrun"),
-            "--nproc_per_node", "2",
+            "--nproc_per_node",
+            "2",
             "scripts/train_medmcqa_sft.py",
-            "--config", "configs/demo/sft.yaml",
-            "--model_name_or_path", str(tiny_model_dir),
-            "--dataset_name", str(synthetic_file),
-            "--sft_size", "100", "--grpo_size", "20", "--eval_size", "20",
-            "--output_dir", str(out),
-            "--max_steps", "3", "--per_device_train_batch_size", "2", "--save_strategy", "no",
+            "--config",
+            "configs/demo/sft.yaml",
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--dataset_name",
+            str(synthetic_file),
+            "--sft_size",
+            "100",
+            "--grpo_size",
+            "20",
+            "--eval_size",
+            "20",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "2",
+            "--save_strategy",
+            "no",
         ],  # fmt: skip
         cwd=REPO,
         capture_output=True,

@@ -1,0 +1,28 @@
+# `make demo`: the whole pipeline offline on a tiny model (CPU, a few minutes). `make test`: lint + the test suite.
+PY := .venv/bin/python
+DEMO := demo_artifacts
+
+.PHONY: setup test lint demo benchmark clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) scripts/make_tiny_model.py --out $(DEMO)/tiny-model
+	$(PY) -m fine_tune.synthetic --out $(DEMO)/synthetic.jsonl --n 2000 --seed 0
+	$(PY) scripts/train_medmcqa_sft.py --config configs/demo/sft.yaml
+	$(PY) scripts/train_medmcqa_grpo.py --config configs/demo/grpo.yaml
+	$(PY) scripts/eval_medmcqa.py --config configs/demo/eval.yaml
+
+benchmark: setup
+	$(PY) scripts/benchmark.py --quick
+
+clean:
+	rm -rf $(DEMO) outputs

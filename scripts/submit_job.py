@@ -1,0 +1,14 @@
+"""Run a phase, or the whole SFT -> GRPO -> eval pipeline, on Hugging Face Jobs.
+
+python scripts/submit_job.py {sft,grpo,eval,pipeline} --config CONFIG [--flavor t4-small] [--timeout 2h]
+    [--namespace USER] [--dry-run] [--follow] [--resume] [overrides...]
+
+`--dry-run` prints the exact job specification as JSON and touches no network. See docs/jobs.md.
+"""
+
+import sys
+
+from fine_tune.jobs import main
+
+if __name__ == "__main__":
+    sys.exit(main())
