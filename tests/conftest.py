@@ -27,3 +27,25 @@ def qwen3_tokenizer(shared_dir):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(shared_dir / "tokenizers" / "qwen3")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_model_dir(tmp_path_factory, shared_dir) -> Path:
+    """A random-init tiny Qwen3 model with the real Qwen3 tokenizer and chat template, built once per session."""
+    from fine_tune.tiny import build_tiny_model
+
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny-qwen3"), tokenizer_source=shared_dir / "tokenizers" / "qwen3"
+    )
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One torch thread for the module: tiny models gain nothing from more, and on 2 shared cores each op would wait
+    for a busy peer thread (10x slower). Opt in with `pytestmark = pytest.mark.usefixtures("single_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

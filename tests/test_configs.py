@@ -59,12 +59,20 @@ def test_non_thinking_mode_cannot_be_dropped_by_an_override():
     assert train.chat_template_kwargs == {"enable_thinking": False, "foo": 1}
 
 
-@pytest.mark.parametrize("name", ["sft", "grpo", "eval"])
+def test_eval_recipes_parse():
+    from fine_tune.evaluation import parse_eval_config
+
+    demo = parse_eval_config(["--config", str(REPO / "configs/demo/eval.yaml")])
+    assert (
+        set(demo.models) == {"base", "sft", "grpo"} and demo.split_manifest == "demo_artifacts/sft/split_manifest.json"
+    )
+    real = parse_eval_config(["--config", str(REPO / "configs/eval.yaml"), "--limit", "20"])
+    assert real.models["base"] == "Qwen/Qwen3-0.6B" and real.limit == 20 and real.eval_size == 200
+
+
+@pytest.mark.parametrize("name", ["sft", "grpo"])
 def test_demo_recipes_parse(name):
     path = REPO / "configs" / "demo" / f"{name}.yaml"
-    if name == "eval":
-        pytest.importorskip("fine_tune.evaluation")
-        return
     classes = (MedMCQAScriptArguments, MedSFTConfig) if name == "sft" else (GRPOScriptArguments, MedGRPOConfig)
     script, train, _ = parse_config(*classes, ["--config", str(path)])
     assert script.dataset_name.startswith("demo_artifacts/") and not train.bf16

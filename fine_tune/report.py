@@ -1,0 +1,491 @@
+"""Rendering of an eval run's results dict: the console tables (rich), `report.md` and its PNG plots (matplotlib).
+
+Everything here reads the JSON-ready results that `fine_tune.evaluation` builds and computes nothing new, so the
+report can be rebuilt from `eval_results.json` alone (`write_report(json.load(...), folder)`). Plots use matplotlib's
+object-oriented `Figure` API, which renders PNGs with the Agg canvas and never touches pyplot's global backend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+from rich.console import Console
+from rich.table import Table
+
+from fine_tune.io import atomic_write_text
+from fine_tune.prompts import LETTERS
+from fine_tune.stats import INVALID
+
+HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "valid_json_rate", "schema_pass_rate", "accuracy_on_schema")
+LENIENT_METRICS: tuple[str, ...] = ("lenient_accuracy", "lenient_schema_pass_rate")
+METRIC_TITLES = {
+    "accuracy": "accuracy",
+    "valid_json_rate": "valid JSON",
+    "schema_pass_rate": "schema pass",
+    "accuracy_on_schema": "accuracy on schema",
+    "lenient_accuracy": "lenient accuracy",
+    "lenient_schema_pass_rate": "lenient schema pass",
+}
+PLOTS_DIR = "plots"
+PLOT_FILES = {
+    "reliability": "reliability.png",
+    "per_subject": "per_subject.png",
+    "letters": "letters.png",
+    "confusion": "confusion.png",
+}
+COLUMNS = (*LETTERS, INVALID)
+FAILED = "FAILED"
+DPI = 110
+
+
+def ok_models(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {label: model for label, model in results["models"].items() if model["status"] == "ok"}
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def p_value(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def rate_with_ci(entry: Mapping[str, Any], counts: bool = True) -> str:
+    """`34.0% [27.8, 40.8] 68/200`: the rate, its 95% Wilson interval (percent) and the counts."""
+    if entry["value"] is None:
+        return f"n/a (0/{entry['total']})" if counts else "n/a"
+    text = f"{pct(entry['value'])} [{100 * entry['ci_low']:.1f}, {100 * entry['ci_high']:.1f}]"
+    return f"{text} {entry['count']}/{entry['total']}" if counts else text
+
+
+def failure_text(model: Mapping[str, Any]) -> str:
+    return f"{FAILED} ({model.get('stage')}): {model.get('error')}"
+
+
+def print_summary(results: Mapping[str, Any], console: Console) -> None:
+    """The metric table with CIs, the pairwise tests, calibration / position bias / speed, then warnings."""
+    console.print(metrics_table(results))
+    if results["pairwise"]:
+        console.print(pairwise_table(results))
+    if ok_models(results):
+        console.print(diagnostics_table(results))
+    for label, model in results["models"].items():
+        if model["status"] != "ok":
+            console.print(f"[red]{label} {failure_text(model)}[/red]", highlight=False)
+    for warning in results["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def metrics_table(results: Mapping[str, Any]) -> Table:
+    dataset = results["dataset"]
+    table = Table(
+        title=f"{dataset['rows']} questions, {dataset['description']}: strict metrics (headline) with 95% Wilson "
+        "CIs, lenient (dim) beside",
+        title_justify="left",
+    )
+    table.add_column("model", style="bold")
+    for metric in (*HEADLINE_METRICS, *LENIENT_METRICS):
+        table.add_column(METRIC_TITLES[metric], style="dim" if metric in LENIENT_METRICS else None)
+    for label, model in results["models"].items():
+        if model["status"] != "ok":
+            table.add_row(label, f"[red]{FAILED} at {model.get('stage')}[/red]", *[""] * (len(table.columns) - 2))
+            continue
+        table.add_row(label, *(console_cell(model["intervals"][m]) for m in (*HEADLINE_METRICS, *LENIENT_METRICS)))
+    return table
+
+
+def console_cell(entry: Mapping[str, Any]) -> str:
+    """Two lines: `34.0% 68/200` over `[27.8, 40.8]`."""
+    if entry["value"] is None:
+        return f"n/a 0/{entry['total']}"
+    interval = f"[{100 * entry['ci_low']:.1f}, {100 * entry['ci_high']:.1f}]"
+    return f"{pct(entry['value'])} {entry['count']}/{entry['total']}\n{interval}"
+
+
+def pairwise_table(results: Mapping[str, Any]) -> Table:
+    table = Table(
+        title="Pairwise strict accuracy: difference with paired-bootstrap 95% CI, exact McNemar test",
+        title_justify="left",
+    )
+    for column in ("A vs B", "acc A", "acc B", "A - B [95% CI]", "only A / only B right", "McNemar p"):
+        table.add_column(column)
+    for row in results["pairwise"]:
+        table.add_row(*pairwise_cells(row))
+    return table
+
+
+def pairwise_cells(row: Mapping[str, Any]) -> list[str]:
+    diff = f"{100 * row['diff']:+.1f} pp [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
+    return [
+        f"{row['a']} vs {row['b']}",
+        pct(row["accuracy_a"]),
+        pct(row["accuracy_b"]),
+        diff,
+        f"{row['b10']} / {row['b01']}",
+        p_value(row["p_value"]),
+    ]
+
+
+def diagnostics_table(results: Mapping[str, Any]) -> Table:
+    table = Table(title="Calibration (schema-valid answers), position bias and speed", title_justify="left")
+    for column in ("model", "n valid", "ECE", "Brier", "letters vs gold p", "samples/s", "tokens/s"):
+        table.add_column(column)
+    for label, model in ok_models(results).items():
+        calibration, timing = model["calibration"], model["timings"]
+        table.add_row(
+            label,
+            str(calibration["n"]),
+            num(calibration["ece"]),
+            num(calibration["brier"]),
+            p_value(model["letter_distribution"]["p_value"]),
+            f"{timing['samples_per_second']:.2f}",
+            f"{timing['tokens_per_second']:.1f}",
+        )
+    return table
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
+    """The whole report; `plots` maps PLOT_FILES keys to paths relative to the report."""
+    sections = [
+        header_section(results),
+        models_section(results),
+        metrics_section(results),
+        pairwise_section(results),
+        calibration_section(results, plots.get("reliability")),
+        subject_section(results, plots.get("per_subject")),
+        letters_section(results, plots.get("letters")),
+        confusion_section(results, plots.get("confusion")),
+        failures_section(results),
+        speed_section(results),
+        warnings_section(results),
+        config_section(results),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def header_section(results: Mapping[str, Any]) -> str:
+    dataset, split = results["dataset"], results["split_check"]
+    dropped = ", ".join(f"{k}: {v}" for k, v in dataset["dropped"].items()) or "none"
+    lines = [
+        f"# MedMCQA evaluation: `{results['run_name']}`",
+        "",
+        f"- Eval set: **{dataset['rows']} questions**, {dataset['description']} of `{dataset['source']}`"
+        + (f" (first {dataset['limit']})" if dataset["limit"] else ""),
+        f"- Rows dropped before evaluation: {dropped}",
+        f"- Eval rows hash: `{dataset['eval_rows_hash']}`; split manifest hash: `{split['manifest_hash'] or 'n/a'}`",
+        f"- Split check: {split_check_text(split)}",
+        f"- Greedy decoding, batch size {results['generation']['batch_size']}, max_new_tokens "
+        f"{results['generation']['max_new_tokens']}, precision {results['environment']['precision']} on "
+        f"{results['environment']['device']}",
+        "",
+        "Strict metrics are the headline: the contract is *exactly one JSON object* with the keys "
+        "`predicted_category`, `confidence`, `reason`. The lenient columns (think blocks, code fences and text around "
+        "the first JSON object ignored) are only for comparison with upstream's numbers, which were lenient. "
+        "Intervals are 95% Wilson score intervals.",
+    ]
+    return "\n".join(lines)
+
+
+def split_check_text(split: Mapping[str, Any]) -> str:
+    checked = split["manifests_checked"]
+    if not checked:
+        return "no training split manifest was checked"
+    parts = [f"`{m['path']}` ({m['origin']}): overlap {m['overlap_total']}" for m in checked]
+    return "eval rows checked against " + "; ".join(parts)
+
+
+def models_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for label, model in results["models"].items():
+        resolved = model.get("resolved") or {}
+        lineage = resolved.get("lineage") or {}
+        rows.append(
+            [
+                f"**{label}**",
+                f"`{model['source']}`",
+                "ok" if model["status"] == "ok" else FAILED,
+                resolved.get("kind") or "n/a",
+                f"`{resolved.get('base')}`" if resolved.get("base") else "n/a",
+                lineage.get("phase") or "n/a",
+                model.get("split_check") or "n/a",
+            ]
+        )
+    header = ["model", "source", "status", "kind", "base", "phase", "split check"]
+    return "## Models\n\n" + md_table(header, rows)
+
+
+def metrics_section(results: Mapping[str, Any]) -> str:
+    header = ["model", *(METRIC_TITLES[m] for m in HEADLINE_METRICS), *(METRIC_TITLES[m] for m in LENIENT_METRICS)]
+    rows = []
+    for label, model in results["models"].items():
+        if model["status"] != "ok":
+            rows.append([f"**{label}**", FAILED, *[""] * (len(header) - 2)])
+            continue
+        cells = [rate_with_ci(model["intervals"][m]) for m in HEADLINE_METRICS]
+        cells += [f"_{rate_with_ci(model['intervals'][m])}_" for m in LENIENT_METRICS]
+        rows.append([f"**{label}**", *cells])
+    return "## Metrics (strict headline, lenient in italics)\n\nEach cell: rate [95% CI] count/total.\n\n" + md_table(
+        header, rows
+    )
+
+
+def pairwise_section(results: Mapping[str, Any]) -> str:
+    if not results["pairwise"]:
+        return ""
+    header = ["A vs B", "acc A", "acc B", "A - B [95% bootstrap CI]", "only A / only B right", "McNemar exact p"]
+    rows = [pairwise_cells(row) for row in results["pairwise"]]
+    return (
+        "## Pairwise comparisons (strict accuracy)\n\nSame questions for every model, so differences are paired: "
+        f"a percentile bootstrap over questions ({results['config']['bootstrap_resamples']} resamples) and an exact "
+        "McNemar test on the questions exactly one model got right.\n\n" + md_table(header, rows)
+    )
+
+
+def calibration_section(results: Mapping[str, Any], plot: str | None) -> str:
+    models = ok_models(results)
+    if not models:
+        return ""
+    rows = []
+    for label, model in models.items():
+        c = model["calibration"]
+        rows.append([label, c["n"], pct(c["accuracy"]), num(c["mean_confidence"]), num(c["ece"]), num(c["brier"])])
+    header = ["model", "schema-valid answers", "accuracy", "mean confidence", "ECE (10 bins)", "Brier"]
+    text = (
+        "## Calibration of the stated confidence\n\nAmong schema-valid answers only (the others state no usable "
+        "confidence).\n\n" + md_table(header, rows)
+    )
+    return text + (f"\n\n![reliability diagram]({plot})" if plot else "")
+
+
+def subject_section(results: Mapping[str, Any], plot: str | None) -> str:
+    models = ok_models(results)
+    if not models:
+        return ""
+    subjects = sorted({s for m in models.values() for s in m["per_subject"]}, key=str)
+    rows = []
+    for subject in subjects:
+        entries = [m["per_subject"].get(subject) for m in models.values()]
+        n = next(e["n"] for e in entries if e)
+        rows.append([subject, n, *(f"{pct(e['accuracy'])} ({e['correct']})" if e else "n/a" for e in entries)])
+    text = "## Per-subject strict accuracy\n\n" + md_table(["subject", "n", *models], rows)
+    return text + (f"\n\n![per-subject accuracy]({plot})" if plot else "")
+
+
+def letters_section(results: Mapping[str, Any], plot: str | None) -> str:
+    models = ok_models(results)
+    if not models:
+        return ""
+    first = next(iter(models.values()))
+    gold = first["letter_distribution"]["gold_counts"]
+    rows = [["gold", *(gold[letter] for letter in LETTERS), "", "", ""]]
+    for label, model in models.items():
+        dist = model["letter_distribution"]
+        invalid = model["metrics"]["n"] - sum(dist["predicted_counts"].values())
+        chi2 = num(dist["chi2"], 2) if dist["chi2"] is not None else "n/a"
+        rows.append([label, *(dist["predicted_counts"][letter] for letter in LETTERS), invalid, chi2])
+        rows[-1].append(p_value(dist["p_value"]))
+    text = (
+        "## Position bias: predicted letters against the gold distribution\n\nChi-square goodness of fit of the "
+        "valid predicted letters against the gold letters' proportions; a small p means the model favours some "
+        "positions.\n\n" + md_table(["", *LETTERS, INVALID, "chi2", "p"], rows)
+    )
+    return text + (f"\n\n![letter distribution]({plot})" if plot else "")
+
+
+def confusion_section(results: Mapping[str, Any], plot: str | None) -> str:
+    models = ok_models(results)
+    if not models:
+        return ""
+    parts = ["## Confusion matrices\n\nRows: gold letter; columns: strictly parsed prediction (invalid: none)."]
+    for label, model in models.items():
+        matrix = model["confusion_matrix"]
+        rows = [[f"gold {g}", *(matrix[g][c] for c in COLUMNS)] for g in LETTERS]
+        parts.append(f"**{label}**\n\n" + md_table(["", *COLUMNS], rows))
+    if plot:
+        parts.append(f"![confusion matrices]({plot})")
+    return "\n\n".join(parts)
+
+
+def failures_section(results: Mapping[str, Any]) -> str:
+    models = ok_models(results)
+    if not models:
+        return ""
+    rows = []
+    for label, model in models.items():
+        counts = model["metrics"]["failure_counts"]
+        rows.append([label, ", ".join(f"{name}: {count}" for name, count in counts.items()) or "none"])
+    return "## Strict parse failures\n\n" + md_table(["model", "failure reasons (count)"], rows)
+
+
+def speed_section(results: Mapping[str, Any]) -> str:
+    rows = []
+    for label, model in results["models"].items():
+        t = model.get("timings") or {}
+        if model["status"] != "ok":
+            rows.append([label, num(t.get("load_seconds"), 1), FAILED, "", "", "", ""])
+            continue
+        rows.append(
+            [
+                label,
+                num(t["load_seconds"], 1),
+                num(t["generation_seconds"], 1),
+                f"{t['samples_per_second']:.2f}",
+                f"{t['tokens_per_second']:.1f}",
+                f"{t['mean_generated_tokens']:.1f}",
+                t["hit_max_new_tokens"],
+            ]
+        )
+    header = ["model", "load s", "generate s", "samples/s", "tokens/s", "mean tokens", "hit max_new_tokens"]
+    return f"## Generation ({results['environment']['device']})\n\n" + md_table(header, rows)
+
+
+def warnings_section(results: Mapping[str, Any]) -> str:
+    failed = [f"- **{label}**: {failure_text(m)}" for label, m in results["models"].items() if m["status"] != "ok"]
+    warnings = [f"- {w}" for w in results["warnings"]]
+    parts = []
+    if failed:
+        parts.append("## Failed models\n\n" + "\n".join(failed))
+    if warnings:
+        parts.append("## Warnings\n\n" + "\n".join(warnings))
+    return "\n\n".join(parts)
+
+
+def config_section(results: Mapping[str, Any]) -> str:
+    config = json.dumps(results["config"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return f"<details><summary>Configuration</summary>\n\n```json\n{config}\n```\n\n</details>"
+
+
+def save(figure: Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+
+
+def plot_reliability(results: Mapping[str, Any], path: Path) -> None:
+    figure = Figure(figsize=(6, 6.5))
+    curve, hist = figure.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    curve.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    models = ok_models(results)
+    for offset, (label, model) in enumerate(models.items()):
+        bins = model["calibration"]["bins"]
+        filled = [b for b in bins if b["count"]]
+        name = f"{label} (ECE {num(model['calibration']['ece'])}, n={model['calibration']['n']})"
+        curve.plot([b["mean_confidence"] for b in filled], [b["accuracy"] for b in filled], marker="o", label=name)
+        width = (bins[0]["high"] - bins[0]["low"]) / len(models)
+        hist.bar([b["low"] + (offset + 0.5) * width for b in bins], [b["count"] for b in bins], width=width)
+    curve.set(ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1), title="Reliability of stated confidence")
+    curve.legend(loc="upper left", fontsize="small")
+    hist.set(xlabel="stated confidence (schema-valid answers)", ylabel="answers")
+    save(figure, path)
+
+
+def plot_per_subject(results: Mapping[str, Any], path: Path) -> None:
+    models = ok_models(results)
+    subjects = sorted({s for m in models.values() for s in m["per_subject"]}, key=str)
+    figure = Figure(figsize=(8, 1.5 + 0.35 * len(subjects) * max(1, len(models) / 2)))
+    axes = figure.subplots()
+    height = 0.8 / len(models)
+    for offset, (label, model) in enumerate(models.items()):
+        ys, xs, errors = [], [], [[], []]
+        for index, subject in enumerate(subjects):
+            entry = model["per_subject"].get(subject)
+            if entry is None:
+                continue
+            ys.append(index + offset * height)
+            xs.append(entry["accuracy"])
+            errors[0].append(entry["accuracy"] - entry["ci_low"])
+            errors[1].append(entry["ci_high"] - entry["accuracy"])
+        axes.barh(ys, xs, height=height, xerr=errors, capsize=2, label=label)
+    first = next(iter(models.values()))["per_subject"]
+    axes.set_yticks(
+        [i + 0.4 - height / 2 for i in range(len(subjects))],
+        [f"{s} (n={first[s]['n'] if s in first else '?'})" for s in subjects],
+    )
+    axes.invert_yaxis()
+    axes.axvline(0.25, color="grey", linestyle=":", label="chance (25%)")
+    axes.set(xlim=(0, 1), xlabel="strict accuracy (95% Wilson CI)", title="Per-subject accuracy")
+    axes.legend(fontsize="small", loc="lower right")
+    save(figure, path)
+
+
+def plot_letters(results: Mapping[str, Any], path: Path) -> None:
+    models = ok_models(results)
+    first = next(iter(models.values()))
+    n = first["metrics"]["n"]
+    series = {"gold": [first["letter_distribution"]["gold_counts"][letter] / n for letter in LETTERS] + [0.0]}
+    for label, model in models.items():
+        counts = model["letter_distribution"]["predicted_counts"]
+        predicted = [counts[letter] / n for letter in LETTERS]
+        series[label] = [*predicted, 1 - sum(predicted)]
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
+    width = 0.8 / len(series)
+    for offset, (label, values) in enumerate(series.items()):
+        axes.bar([i + offset * width for i in range(len(COLUMNS))], values, width=width, label=label)
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(COLUMNS))], list(COLUMNS))
+    axes.set(ylabel="share of questions", title="Predicted letter vs gold (position bias)")
+    axes.legend(fontsize="small")
+    save(figure, path)
+
+
+def plot_confusion(results: Mapping[str, Any], path: Path) -> None:
+    models = ok_models(results)
+    figure = Figure(figsize=(3.6 * len(models) + 0.5, 3.6))
+    axes_list = figure.subplots(1, len(models), squeeze=False)[0]
+    for axes, (label, model) in zip(axes_list, models.items(), strict=True):
+        matrix = [[model["confusion_matrix"][g][c] for c in COLUMNS] for g in LETTERS]
+        axes.imshow(matrix, cmap="Blues")
+        peak = max(max(row) for row in matrix) or 1
+        for i, row in enumerate(matrix):
+            for j, value in enumerate(row):
+                axes.text(j, i, value, ha="center", va="center", color="white" if value > peak / 2 else "black")
+        axes.set_xticks(range(len(COLUMNS)), list(COLUMNS))
+        axes.set_yticks(range(len(LETTERS)), list(LETTERS))
+        axes.set(xlabel="predicted", ylabel="gold", title=label)
+    save(figure, path)
+
+
+PLOTTERS = {
+    "reliability": plot_reliability,
+    "per_subject": plot_per_subject,
+    "letters": plot_letters,
+    "confusion": plot_confusion,
+}
+
+
+def write_plots(results: Mapping[str, Any], folder: Path) -> dict[str, str]:
+    """The PNG plots under `folder/plots/`; returns their paths relative to `folder` (none without an ok model)."""
+    if not ok_models(results):
+        return {}
+    (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, plotter in PLOTTERS.items():
+        relative = f"{PLOTS_DIR}/{PLOT_FILES[name]}"
+        plotter(results, folder / relative)
+        written[name] = relative
+    return written
+
+
+def write_report(results: Mapping[str, Any], folder: str | Path, report_file: str = "report.md") -> Path:
+    """`report.md` and its plots in `folder` (called on the run's temporary folder, which is moved into place)."""
+    folder = Path(folder)
+    plots = write_plots(results, folder)
+    return atomic_write_text(folder / report_file, render_markdown(results, plots))

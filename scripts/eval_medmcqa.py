@@ -1,0 +1,50 @@
+"""Evaluate base / SFT / GRPO models on MedMCQA against the strict JSON contract.
+
+python scripts/eval_medmcqa.py --config configs/eval.yaml [--limit 20] [--eval_split validation]
+    [--models base=Qwen/Qwen3-0.6B,grpo=outputs/medmcqa-grpo/merged] [--batch_size 32] [--run_name NAME]
+
+Writes eval_results/<run_name>/{eval_results.json,predictions.jsonl,report.md,plots/}. Exit status: 0 when every model
+was evaluated, 1 when some model failed to load or generate (the others' results are still written), 2 for bad input
+(config, dataset, contamination of the eval rows).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import datasets
+
+from fine_tune.cli import EXIT_BAD_INPUT, run_main
+from fine_tune.evaluation import EvalConfigError, parse_eval_config, run_evaluation
+from fine_tune.model_card import update_cards_from_results
+from fine_tune.modeling import hf_token
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        config = parse_eval_config(argv)
+    except EvalConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    datasets.disable_progress_bars()
+    outcome = run_evaluation(config)
+    if config.update_model_cards:
+        for where in update_cards_from_results(outcome.results, token=hf_token(config.hf_token_env)):
+            print(f"model card updated: {where}")
+    if outcome.failed:
+        for label in outcome.failed:
+            model = outcome.results["models"][label]
+            print(f"error: {label} failed at {model['stage']}: {model['error']}", file=sys.stderr)
+        print(f"{len(outcome.failed)} model(s) failed; results of the others are in {outcome.folder}", file=sys.stderr)
+    return outcome.exit_code
+
+
+def cli() -> None:
+    code = main()
+    if code:
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    run_main(cli)

@@ -1,0 +1,137 @@
+"""Batched greedy generation with left padding gives exactly the one-prompt-at-a-time outputs."""
+
+import pytest
+import torch
+
+from fine_tune.data import load_eval_rows
+from fine_tune.generation import (
+    GenerationResult,
+    cut_at_stop,
+    generate_responses,
+    length_order,
+    stop_token_ids,
+)
+from fine_tune.modeling import load_for_inference, resolve_precision
+from fine_tune.prompts import prompt_messages, render_prompt
+from fine_tune.synthetic import generate_rows
+
+MAX_NEW_TOKENS = 20
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+def load(path):
+    model, tokenizer, _ = load_for_inference(str(path), resolve_precision("fp32"))
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load(tiny_model_dir)
+
+
+def prompt_lengths(tokenizer, messages):
+    prompts = [render_prompt(tokenizer, m) for m in messages]
+    return [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+
+
+def assert_same(a: GenerationResult, b: GenerationResult):
+    assert a.texts == b.texts
+    assert a.token_counts == b.token_counts
+    assert a.stopped == b.stopped
+
+
+@pytest.mark.parametrize(("batch_size", "sort_by_length"), [(4, True), (3, False), (16, True)])
+def test_batched_equals_sequential(tiny, batch_size, sort_by_length):
+    model, tokenizer = tiny
+    messages = [prompt_messages(row) for row in generate_rows(10, seed=5)]
+    assert len(set(prompt_lengths(tokenizer, messages))) > 1  # batches really are padded
+    sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=MAX_NEW_TOKENS)
+    batched = generate_responses(
+        model, tokenizer, messages, batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS, sort_by_length=sort_by_length
+    )
+    assert_same(batched, sequential)
+    assert all(0 < n <= MAX_NEW_TOKENS for n in batched.token_counts)
+
+
+def test_batched_equals_sequential_with_the_real_tokenizer(tiny_qwen3_model_dir, shared_dir):
+    """Real MedMCQA prompts differ in length by over a hundred tokens: heavy left padding."""
+    model, tokenizer = load(tiny_qwen3_model_dir)
+    rows, _ = load_eval_rows(str(shared_dir / "data" / "medmcqa" / "validation.jsonl"))
+    messages = [prompt_messages(row) for row in rows.select(range(8))]
+    lengths = prompt_lengths(tokenizer, messages)
+    assert max(lengths) - min(lengths) > 20
+    sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=12)
+    batched = generate_responses(model, tokenizer, messages, batch_size=8, max_new_tokens=12, sort_by_length=False)
+    assert_same(batched, sequential)
+
+
+def test_generation_stops_at_end_of_turn_per_row(tiny):
+    """A row that ends its turn early stops there (its text cut before the stop token) without changing the others."""
+    model, tokenizer = tiny
+    messages = [prompt_messages(row) for row in generate_rows(3, seed=1)]
+    inputs = tokenizer(render_prompt(tokenizer, messages[0]), return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        first_token = int(model(**inputs).logits[0, -1].argmax())
+    original = model.generation_config.eos_token_id
+    try:
+        model.generation_config.eos_token_id = [*stop_token_ids(tokenizer, model), first_token]
+        batched = generate_responses(model, tokenizer, messages, batch_size=3, max_new_tokens=MAX_NEW_TOKENS)
+        sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=MAX_NEW_TOKENS)
+    finally:
+        model.generation_config.eos_token_id = original
+    assert (batched.texts[0], batched.token_counts[0], batched.stopped[0]) == ("", 1, True)
+    assert_same(batched, sequential)
+
+
+def test_stop_tokens_include_end_of_turn(tiny):
+    model, tokenizer = tiny
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in stop_token_ids(tokenizer, model)
+
+
+def test_progress_and_input_order(tiny):
+    model, tokenizer = tiny
+    messages = [prompt_messages(row) for row in generate_rows(5, seed=2)]
+    calls = []
+    result = generate_responses(
+        model, tokenizer, messages, batch_size=2, max_new_tokens=4, progress=calls.append, sort_by_length=True
+    )
+    assert calls and sum(calls) == 5 and len(calls) == 3
+    for index in (0, 4):
+        alone = generate_responses(model, tokenizer, messages[index : index + 1], batch_size=1, max_new_tokens=4)
+        assert alone.texts[0] == result.texts[index]
+    assert result.samples_per_second > 0 and result.tokens_per_second > 0
+
+
+def test_batch_size_must_be_positive(tiny):
+    model, tokenizer = tiny
+    with pytest.raises(ValueError, match="batch_size"):
+        generate_responses(model, tokenizer, [], batch_size=0)
+
+
+def test_empty_input(tiny):
+    model, tokenizer = tiny
+    result = generate_responses(model, tokenizer, [], batch_size=4)
+    assert result.texts == [] and result.generated_tokens == 0
+
+
+def test_length_order_is_longest_first_and_stable(tiny):
+    _, tokenizer = tiny
+    assert length_order(tokenizer, ["a", "a b c d", "b", "a b c d"]) == [1, 3, 0, 2]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "stops", "expected"),
+    [
+        ([5, 6, 7, 2, 0, 0], [2, 0], ([5, 6, 7], 4, True)),
+        ([2, 9], [2], ([], 1, True)),
+        ([5, 6], [2], ([5, 6], 2, False)),
+        ([], [2], ([], 0, False)),
+    ],
+)
+def test_cut_at_stop(tokens, stops, expected):
+    assert cut_at_stop(tokens, stops) == expected
+
+
+def test_rates_without_time():
+    result = GenerationResult(texts=["a"], token_counts=[3], stopped=[True], seconds=0.0)
+    assert result.samples_per_second == 0.0 and result.tokens_per_second == 0.0 and result.generated_tokens == 3
