@@ -57,8 +57,6 @@ def clean_2000() -> datasets.Dataset:
     return make_dataset([make_row(i) for i in range(2000)])
 
 
-
-
 def test_each_reason_detected_with_counts_and_example_ids():
     rows = [make_row(i) for i in range(6)]
     rows += [make_row(i, question=q) for i, q in [(6, None), (7, ""), (8, "   ")]]
@@ -147,8 +145,6 @@ def test_content_hash_normalises_case_and_whitespace_but_keeps_order():
     swapped = {**row, "opa": row["opb"], "opb": row["opa"]}
     assert content_hash(row) != content_hash(swapped)
     assert len(content_hash(row)) == 16
-
-
 
 
 @pytest.fixture(scope="module")
@@ -283,8 +279,6 @@ def test_hub_errors_are_explained_without_the_token(online_env):
     assert "hf_secret_never_printed" not in str(error.value)
 
 
-
-
 def test_shuffle_order_is_what_dataset_shuffle_applies(clean_2000):
     order = shuffle_order(len(clean_2000), 42)
     assert clean_2000.select(order)["id"][:] == clean_2000.shuffle(seed=42)["id"][:]
@@ -368,8 +362,6 @@ def test_contamination_check_catches_injected_overlap(clean_2000):
         check_disjoint(manifest)
 
 
-
-
 def test_load_split_writes_manifest_and_logs_skips(tmp_path, caplog):
     rows = [make_row(i) for i in range(100)] + [make_row(0, id="copy")] + [make_row(200, question=" ")]
     path = tmp_path / "rows.jsonl"
@@ -396,8 +388,6 @@ def test_load_eval_rows_drops_and_reports_invalid(tmp_path, caplog):
     assert len(rows) == 10
     assert report.n_invalid == 1
     assert "dropped 1 of 11 rows (cop_out_of_range: 1)" in caplog.text
-
-
 
 
 @pytest.fixture(scope="module")
