@@ -80,6 +80,10 @@ class MedGRPOConfig(GRPOConfig):
         metadata={"help": "Consecutive logging steps of zero-variance or all-zero rewards before the guard fires"},
     )
     reward_guard_action: str = field(default="stop", metadata={"help": "'stop' (exit non-zero) or 'warn'"})
+    vllm: str = field(
+        default="auto",
+        metadata={"help": "Generate with vLLM (colocate): auto (when installed, supported and on CUDA), true, false"},
+    )
 
     def __post_init__(self):
         _apply_hardware(self)

@@ -12,6 +12,7 @@ from transformers import TrainerCallback, set_seed
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import GRPOTrainer, SFTTrainer, get_peft_config
 
+from fine_tune.acceleration import resolve_use_vllm
 from fine_tune.data import load_split, manifest_hash
 from fine_tune.jobs import RESUME_LATEST, fetch_checkpoint_for_resume
 from fine_tune.modeling import (
@@ -239,6 +240,10 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     rows, manifest = load_phase_split(script_args, "grpo", training_args.output_dir)
     check_sft_lineage(source, read_lineage(source, token=token), manifest, script_args.require_sft_lineage)
     dataset = rows.map(grpo_example, remove_columns=rows.column_names)
+    vllm = resolve_use_vllm(training_args.vllm, model_path=source)
+    training_args.use_vllm = vllm.enabled
+    if vllm.enabled:
+        training_args.vllm_mode = "colocate"
     model = load_trainable_model(model_args, training_args, token)
     tokenizer = load_tokenizer(source, token=token, padding_side="left")
     trainer = GRPOTrainer(

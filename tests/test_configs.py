@@ -27,7 +27,7 @@ def test_sft_recipe_has_the_upstream_hyperparameters_and_cli_overrides():
     assert model.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert (train.learning_rate, train.warmup_steps, train.lr_scheduler_type.value) == (2e-4, 0.03, "cosine")
     assert (train.per_device_train_batch_size, train.gradient_accumulation_steps, train.max_length) == (4, 4, 1024)
-    assert train.activation_checkpointing and train.gradient_checkpointing
+    assert not train.activation_checkpointing, "off: a T4 fits the worst-case micro-batch without it"
     assert train.report_to == ["trackio"] and train.project == TRACKIO_PROJECT
     assert script.split_sizes == {"sft": 1000, "grpo": 500, "eval": 200} and script.split_seed == 42
     assert not train.bf16 and not train.fp16, "precision auto on a CPU is fp32"
