@@ -81,8 +81,6 @@ class DatasetError(ValueError):
     """A problem with the data or its source, explained for the user (no traceback needed)."""
 
 
-
-
 def load_medmcqa(source: str, split: str = "train", token_env: str = "HF_TOKEN") -> datasets.Dataset:
     """A MedMCQA split from a Hub dataset ID or a local path, with exactly the MEDMCQA_COLUMNS.
 
@@ -215,8 +213,6 @@ def _cause(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-
-
 @dataclass
 class ValidationReport:
     """Row indices per reason (a row may fail several) and per flag (flagged rows stay valid)."""
@@ -342,8 +338,6 @@ def _iter_rows(dataset: datasets.Dataset, batch_size: int = 1000) -> Iterator[di
 
 def _normalise(text: Any) -> str:
     return " ".join(str(text).casefold().split()) if text is not None else ""
-
-
 
 
 def content_hash(row: Mapping[str, Any]) -> str:
@@ -472,8 +466,6 @@ def check_disjoint(manifest: Mapping[str, Any]) -> None:
         raise DatasetError(f"splits share content (contamination): {_format_counts(shared)} overlapping hashes")
 
 
-
-
 def manifest_hash(manifest: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON (sorted keys, no whitespace)."""
     canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -489,8 +481,6 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise DatasetError(f"could not read the split manifest {path}: {error}") from error
-
-
 
 
 def load_split(
@@ -539,8 +529,6 @@ def load_eval_rows(
             _format_counts({k: len(v) for k, v in report.invalid.items()}),
         )
     return dataset.select(report.valid_indices), report
-
-
 
 
 def token_length_stats(dataset: datasets.Dataset, tokenizer: Any, max_rows: int | None = None) -> dict[str, Any]:
