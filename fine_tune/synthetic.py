@@ -1,19 +1,23 @@
 """Synthetic MedMCQA-schema rows for the offline demo and tests.
 
-The answer follows from the question by a rule a tiny model can learn and apply to unseen combinations: the question
-names a category, exactly one option is a member of it, and the three others belong to three other categories.
+The answer follows from the question by a rule that a 170K-parameter model learns in about a minute on a CPU and
+applies to unseen rows: the question names a category, exactly one option is a member of it (the three others belong
+to three other categories), and that option always stands at the category's letter (`ANSWER_POSITION`: bone A,
+enzyme B, hormone C, nerve D, vessel A, drug B). The position makes the letter a one-step function of the question;
+without it the model must find the member among the options and then read the letter before it, a two-step lookup
+that a random-init 2-layer model did not learn within CPU minutes (held-out accuracy stayed at chance, 0.2-0.38).
+The distractors, their order, the phrasing and the explanation vary, so held-out rows are new combinations.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fine_tune.data import atomic_write_text
+from fine_tune.io import atomic_write_jsonl
 from fine_tune.prompts import OPTION_COLUMNS
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -45,6 +49,7 @@ TEMPLATES: tuple[str, ...] = (
     "Identify the {category} among the following:",
     "Which one of these is classified as {article} {category}?",
 )
+ANSWER_POSITION: dict[str, int] = {category: i % len(OPTION_COLUMNS) for i, category in enumerate(CATEGORIES)}
 EXP_NULL_RATE = 0.1
 TOPIC_NULL_RATE = 0.5
 
@@ -60,7 +65,7 @@ def _row(rng: random.Random, row_id: str) -> dict[str, Any]:
     answer = rng.choice(CATEGORIES[category])
     others = rng.sample([c for c in CATEGORIES if c != category], len(OPTION_COLUMNS) - 1)
     options = [rng.choice(CATEGORIES[other]) for other in others]
-    cop = rng.randrange(len(OPTION_COLUMNS))
+    cop = ANSWER_POSITION[category]
     options.insert(cop, answer)
     article = "an" if category[0] in "aeiou" else "a"
     question = rng.choice(TEMPLATES).format(article=article, category=category)
@@ -78,7 +83,7 @@ def _row(rng: random.Random, row_id: str) -> dict[str, Any]:
 
 
 def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> None:
-    atomic_write_text(path, "".join(json.dumps(dict(row), ensure_ascii=False) + "\n" for row in rows))
+    atomic_write_jsonl(path, [dict(row) for row in rows])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from fine_tune.data import MEDMCQA_COLUMNS, content_hash, load_medmcqa, split_dataset, validate_rows
 from fine_tune.prompts import OPTION_COLUMNS
-from fine_tune.synthetic import CATEGORIES, generate_rows, main, write_jsonl
+from fine_tune.synthetic import ANSWER_POSITION, CATEGORIES, generate_rows, main, write_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEMBER_CATEGORY = {word: category for category, words in CATEGORIES.items() for word in words}
@@ -51,16 +51,19 @@ def test_the_rule_holds_for_every_row(rows):
         options = [row[c] for c in OPTION_COLUMNS]
         categories = [MEMBER_CATEGORY[o] for o in options]
         assert categories[row["cop"]] == category
+        assert row["cop"] == ANSWER_POSITION[category]
         assert categories.count(category) == 1
         assert len(set(categories)) == 4
         if row["exp"] is not None:
             assert row["exp"].lower().startswith(options[row["cop"]])
 
 
-def test_answer_position_is_uniform_and_phrasings_vary(rows):
+def test_every_letter_is_an_answer_and_phrasings_vary(rows):
     positions = Counter(row["cop"] for row in rows)
     assert set(positions) == {0, 1, 2, 3}
-    assert all(400 < n < 600 for n in positions.values())
+    assert all(250 < n < 800 for n in positions.values())
+    distractor_orders = {tuple(row[c] for c in OPTION_COLUMNS) for row in rows}
+    assert len(distractor_orders) > 0.95 * len(rows)
     assert len({row["question"].split()[0] for row in rows}) >= 2
     assert len({asked_category(row["question"]) for row in rows}) == len(CATEGORIES)
 
