@@ -17,8 +17,8 @@ TRACKIO_PROJECT = "medmcqa-classifier"
 
 
 @dataclass
-class MedMCQAScriptArguments(ScriptArguments):
-    """Where the data comes from and how it is split (the same split function in every phase)."""
+class SplitArguments:
+    """Where the data comes from and how it is split: the same in every phase, so each can prove its rows disjoint."""
 
     dataset_name: str | None = field(
         default=MEDMCQA_HUB_ID, metadata={"help": "Hub dataset ID or local path (JSONL/JSON/Parquet/CSV/save_to_disk)"}
@@ -33,6 +33,11 @@ class MedMCQAScriptArguments(ScriptArguments):
     @property
     def split_sizes(self) -> dict[str, int]:
         return {"sft": self.sft_size, "grpo": self.grpo_size, "eval": self.eval_size}
+
+
+@dataclass
+class MedMCQAScriptArguments(SplitArguments, ScriptArguments):
+    """TRL's script arguments with the project's data source and split."""
 
 
 @dataclass

@@ -36,10 +36,8 @@ from trl import TrlParser
 
 import fine_tune
 from fine_tune import report
+from fine_tune.configs import SplitArguments
 from fine_tune.data import (
-    DEFAULT_SPLIT_SEED,
-    DEFAULT_SPLIT_SIZES,
-    MEDMCQA_HUB_ID,
     DatasetError,
     content_hash,
     hub_reachable,
@@ -116,7 +114,7 @@ class EvalConfigError(ValueError):
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(SplitArguments):
     """What to evaluate, on which rows, and how; parsed from a YAML recipe with command-line overrides."""
 
     models: dict[str, str] | str | None = field(
@@ -126,14 +124,6 @@ class EvalConfig:
             "(replaces the config's models)"
         },
     )
-    dataset_name: str = field(
-        default=MEDMCQA_HUB_ID, metadata={"help": "Hub dataset ID or local path (JSONL/JSON/Parquet/CSV/save_to_disk)"}
-    )
-    dataset_train_split: str = field(default="train", metadata={"help": "Split of the source that training shuffled"})
-    split_seed: int = field(default=DEFAULT_SPLIT_SEED, metadata={"help": "Seed of the training split's shuffle"})
-    sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
-    grpo_size: int = field(default=DEFAULT_SPLIT_SIZES["grpo"])
-    eval_size: int = field(default=DEFAULT_SPLIT_SIZES["eval"])
     eval_split: str = field(
         default=SPLIT_EVAL,
         metadata={
@@ -163,7 +153,6 @@ class EvalConfig:
         default=None, metadata={"help": "Results folder name; default medmcqa-<eval_split>[-limit<N>]"}
     )
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
-    hf_token_env: str = field(default="HF_TOKEN", metadata={"help": "Name of the env var holding the Hub token"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
     bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
     update_model_cards: bool = field(
@@ -186,10 +175,6 @@ class EvalConfig:
             raise EvalConfigError(f"limit must be >= 1 (or unset for all rows), got {self.limit}")
         if self.eval_split == SPLIT_EVAL and self.eval_size < 1:
             raise EvalConfigError(f"eval_split '{SPLIT_EVAL}' needs eval_size >= 1, got {self.eval_size}")
-
-    @property
-    def split_sizes(self) -> dict[str, int]:
-        return {"sft": self.sft_size, "grpo": self.grpo_size, "eval": self.eval_size}
 
     @property
     def resolved_run_name(self) -> str:

@@ -17,7 +17,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     "${PIP[@]}" "$TORCH_SPEC"
   else
     echo "bootstrap: no NVIDIA GPU, installing $TORCH_SPEC (CPU build)"
-    "${PIP[@]}" "$TORCH_SPEC" --extra-index-url "$CPU_TORCH_INDEX"
+    # The CPU index for torch alone (an unreachable index costs one quick failure, not one per dependency);
+    # torch's dependencies then come from the default index.
+    "${PIP[@]}" --no-deps --retries 0 --timeout 15 "$TORCH_SPEC" --extra-index-url "$CPU_TORCH_INDEX"
+    "${PIP[@]}" "$TORCH_SPEC"
   fi
 fi
 
