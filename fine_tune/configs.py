@@ -9,6 +9,7 @@ import torch
 from trl import GRPOConfig, ModelConfig, ScriptArguments, SFTConfig, TrlParser
 
 from fine_tune.data import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, MEDMCQA_HUB_ID
+from fine_tune.hub import TOKEN_ENV
 from fine_tune.modeling import PRECISIONS, resolve_precision
 from fine_tune.prompts import CHAT_TEMPLATE_KWARGS
 from fine_tune.rewards import REWARD_FUNCS
@@ -28,7 +29,7 @@ class SplitArguments:
     sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
     grpo_size: int = field(default=DEFAULT_SPLIT_SIZES["grpo"])
     eval_size: int = field(default=DEFAULT_SPLIT_SIZES["eval"])
-    hf_token_env: str = field(default="HF_TOKEN", metadata={"help": "Name of the env var holding the Hub token"})
+    hf_token_env: str = field(default=TOKEN_ENV, metadata={"help": "Name of the env var holding the Hub token"})
 
     @property
     def split_sizes(self) -> dict[str, int]:

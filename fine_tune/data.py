@@ -11,19 +11,16 @@ import json
 import logging
 import os
 import re
-import socket
-import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import datasets
 import numpy as np
-from huggingface_hub import constants as hf_constants
 
+from fine_tune import hub
 from fine_tune.io import atomic_write_json
 from fine_tune.prompts import (
     CHAT_TEMPLATE_KWARGS,
@@ -53,7 +50,6 @@ MEDMCQA_COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS: tuple[str, ...] = ("question", *OPTION_COLUMNS, "cop")
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in MEDMCQA_COLUMNS if c not in REQUIRED_COLUMNS)
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-HUB_CONNECT_TIMEOUT_S = 5.0
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 REASONS: tuple[str, ...] = ("missing_question", "missing_option", "cop_out_of_range", "wrong_type")
@@ -81,7 +77,7 @@ class DatasetError(ValueError):
     """A problem with the data or its source, explained for the user (no traceback needed)."""
 
 
-def load_medmcqa(source: str, split: str = "train", token_env: str = "HF_TOKEN") -> datasets.Dataset:
+def load_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_ENV) -> datasets.Dataset:
     """A MedMCQA split from a Hub dataset ID or a local path, with exactly the MEDMCQA_COLUMNS.
 
     Local paths: a .jsonl/.json/.parquet/.csv file (`split` is ignored), a `save_to_disk` folder (a DatasetDict's
@@ -162,13 +158,13 @@ def _load_saved(path: Path, split: str) -> datasets.Dataset:
 
 def _load_hub(hub_id: str, split: str, token_env: str) -> datasets.Dataset:
     local_hint = "pass a local path instead (a .jsonl/.json/.parquet/.csv file or a save_to_disk folder)"
-    if _env_true("HF_HUB_OFFLINE") or _env_true("HF_DATASETS_OFFLINE"):
+    if hub.offline_mode():
         raise DatasetError(
-            f"offline mode is set (HF_HUB_OFFLINE/HF_DATASETS_OFFLINE), so the Hub dataset {hub_id!r} cannot be "
+            f"offline mode is set ({'/'.join(hub.OFFLINE_ENV_VARS)}), so the Hub dataset {hub_id!r} cannot be "
             f"loaded; {local_hint}"
         )
-    endpoint = os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
-    if not hub_reachable(endpoint):
+    endpoint = hub.hub_endpoint()
+    if not hub.hub_reachable(endpoint):
         raise DatasetError(
             f"the Hugging Face Hub ({endpoint}) is unreachable, so {hub_id!r} cannot be loaded; {local_hint}"
         )
@@ -181,30 +177,6 @@ def _load_hub(hub_id: str, split: str, token_env: str) -> datasets.Dataset:
             f"could not load split {split!r} of {hub_id!r} from the Hub ({cause}); check the ID and split, and the "
             f"token in ${token_env} for gated datasets, or {local_hint}"
         ) from error
-
-
-def hub_reachable(endpoint: str, timeout: float = HUB_CONNECT_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the endpoint opens within `timeout` seconds (DNS included)."""
-    url = urlparse(endpoint)
-    address = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
-    result: list[bool] = []
-
-    def connect() -> None:
-        try:
-            socket.create_connection(address, timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    # DNS resolution ignores socket timeouts, so the whole attempt runs in a thread we stop waiting for.
-    thread = threading.Thread(target=connect, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return bool(result and result[0])
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _cause(error: Exception) -> str:
@@ -491,7 +463,7 @@ def load_split(
     sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
     seed: int = DEFAULT_SPLIT_SEED,
     manifest_path: str | os.PathLike | None = None,
-    token_env: str = "HF_TOKEN",
+    token_env: str = hub.TOKEN_ENV,
 ) -> tuple[datasets.Dataset, dict[str, Any]]:
     """Load -> validate -> split -> (write the manifest) -> the named split and the manifest."""
     if split_name not in sizes:
@@ -514,7 +486,7 @@ def load_split(
 
 
 def load_eval_rows(
-    source: str, hub_split: str = "validation", token_env: str = "HF_TOKEN"
+    source: str, hub_split: str = "validation", token_env: str = hub.TOKEN_ENV
 ) -> tuple[datasets.Dataset, ValidationReport]:
     """A whole official split for scoring: invalid rows (e.g. unlabeled) are dropped and counted."""
     dataset = load_medmcqa(source, hub_split, token_env)

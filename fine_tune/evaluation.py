@@ -14,7 +14,6 @@ import dataclasses
 import functools
 import gc
 import hashlib
-import json
 import logging
 import math
 import os
@@ -29,18 +28,16 @@ from typing import Any
 
 import datasets
 import torch
-from huggingface_hub import constants as hf_constants
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from trl import TrlParser
 
 import fine_tune
-from fine_tune import report
+from fine_tune import hub, report
 from fine_tune.configs import SplitArguments
 from fine_tune.data import (
     DatasetError,
     content_hash,
-    hub_reachable,
     load_eval_rows,
     load_split,
     manifest_hash,
@@ -441,13 +438,9 @@ def check_source(source: str) -> None:
         raise ModelSourceError(f"model path not found: {source} (train it first, or pass a Hub ID like owner/name)")
     if not hub_available():
         raise ModelSourceError(
-            f"{source} is a Hub ID but the Hugging Face Hub ({hub_endpoint()}) is unreachable: pass a local path, or "
-            "set HF_HUB_OFFLINE=1 to load a copy from the local Hugging Face cache"
+            f"{source} is a Hub ID but the Hugging Face Hub ({hub.hub_endpoint()}) is unreachable: pass a local "
+            "path, or set HF_HUB_OFFLINE=1 to load a copy from the local Hugging Face cache"
         )
-
-
-def hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
 
 
 def hub_available() -> bool:
@@ -455,14 +448,12 @@ def hub_available() -> bool:
 
     Checked up front because, unreachable, every Hub file request retries for about 25 s before failing.
     """
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    return _reachable(hub_endpoint())
+    return hub.offline_mode() or _reachable(hub.hub_endpoint())
 
 
 @functools.cache
 def _reachable(endpoint: str) -> bool:
-    return hub_reachable(endpoint)
+    return hub.hub_reachable(endpoint)
 
 
 def inference_device() -> torch.device:
@@ -852,7 +843,3 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     report.print_summary(results, console)
     console.print(f"wrote {folder / RESULTS_FILE}, {folder / PREDICTIONS_FILE}, {folder / REPORT_FILE}")
     return EvalOutcome(results, folder)
-
-
-def load_results(folder: str | Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / RESULTS_FILE).read_text(encoding="utf-8"))

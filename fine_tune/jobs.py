@@ -30,6 +30,9 @@ from typing import Any
 
 import yaml
 
+from fine_tune import hub
+from fine_tune.hub import HUB_TIMEOUT_S, TOKEN_ENV
+
 logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +42,10 @@ DEFAULT_FLAVOR = "t4-small"
 DEFAULT_REPO_PREFIX = "medmcqa"
 DEFAULT_TRACKIO_SPACE = "medmcqa-trackio"
 NAMESPACE_ENV = "HF_JOBS_NAMESPACE"
-TOKEN_ENV = "HF_TOKEN"
 TOKEN_SECRET = "HF_TOKEN"  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 CODE_BUCKET = "jobs-artifacts"  # huggingface_hub's per-namespace private bucket for job inputs
 CODE_MOUNT_PATH = "/opt/medmcqa-ft-src"  # read-only mount of the shipped tree
 WORK_DIR = "/tmp/medmcqa-ft"  # the writable copy the job installs and runs from
-HUB_CHECK_TIMEOUT_S = 5.0
 WAIT_POLL_S = 30.0
 WAIT_SLACK_S = 1800.0  # beyond the job's own timeout, before waiting gives up
 RESUME_LATEST = ("true", "latest", "last")
@@ -853,18 +854,11 @@ def publish_eval_results(
 # Pre-flight, submission, following
 
 
-def offline_mode() -> bool:
-    return any(
-        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
 def redact(text: str, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def preflight(token_env: str = TOKEN_ENV, timeout: float = HUB_CHECK_TIMEOUT_S) -> str:
+def preflight(token_env: str = TOKEN_ENV, timeout: float = HUB_TIMEOUT_S) -> str:
     """The token, after checking (in seconds, before anything else) that there is one and the Hub is reachable."""
     token = os.environ.get(token_env) or None
     if token is None:
@@ -873,16 +867,12 @@ def preflight(token_env: str = TOKEN_ENV, timeout: float = HUB_CHECK_TIMEOUT_S) 
             f"https://huggingface.co/settings/tokens and `export {token_env}=hf_...` (or name another variable with "
             "--token-env). --dry-run needs no token."
         )
-    if offline_mode():
+    if hub.offline_mode():
         raise JobsError(
-            "HF_HUB_OFFLINE is set: unset it (`unset HF_HUB_OFFLINE`) to submit jobs; --dry-run works offline"
+            f"offline mode is set ({'/'.join(hub.OFFLINE_ENV_VARS)}): unset it to submit jobs; --dry-run works offline"
         )
-    from huggingface_hub import constants
-
-    from fine_tune.data import hub_reachable
-
-    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
-    if not hub_reachable(endpoint, timeout=timeout):
+    endpoint = hub.hub_endpoint()
+    if not hub.hub_reachable(endpoint, timeout=timeout):
         raise JobsError(
             f"the Hugging Face Hub ({endpoint}) is unreachable (no connection within {timeout:.0f} s): check the "
             "network, proxy (HTTPS_PROXY) or HF_ENDPOINT and retry; --dry-run works offline"
@@ -1065,14 +1055,11 @@ def fetch_checkpoint_for_resume(training_args, token: str | None = None) -> Path
     ):
         return None
     token = token or getattr(training_args, "hub_token", None) or os.environ.get(TOKEN_ENV) or None
-    from huggingface_hub import constants
-
-    from fine_tune.data import hub_reachable
     from fine_tune.modeling import ModelSourceError
 
-    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+    endpoint = hub.hub_endpoint()
     fix = f"check the network and ${TOKEN_ENV}, or copy the checkpoint folder into {output_dir} yourself"
-    if offline_mode() or not hub_reachable(endpoint, timeout=HUB_CHECK_TIMEOUT_S):
+    if hub.offline_mode() or not hub.hub_reachable(endpoint, timeout=HUB_TIMEOUT_S):
         raise ModelSourceError(
             f"resume asked for the last checkpoint of {training_args.hub_model_id}, but {output_dir} holds none and "
             f"the Hub ({endpoint}) is offline or unreachable: {fix}"

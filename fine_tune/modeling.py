@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
 import fine_tune
+from fine_tune.hub import TOKEN_ENV
 from fine_tune.io import atomic_write_dir, atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def resolve_precision(requested: str = "auto") -> Precision:
     return Precision(requested, dtype, bf16=requested == "bf16", fp16=requested == "fp16", reason=reason)
 
 
-def hf_token(token_env: str = "HF_TOKEN") -> str | None:
+def hf_token(token_env: str = TOKEN_ENV) -> str | None:
     """The token from the environment variable named `token_env`; the value is never logged."""
     return os.environ.get(token_env) or None
 

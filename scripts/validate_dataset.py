@@ -21,6 +21,7 @@ from fine_tune.data import (
     dataset_report,
     load_medmcqa,
 )
+from fine_tune.hub import TOKEN_ENV
 
 
 def parse_sizes(text: str) -> dict[str, int]:
@@ -46,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED)
     parser.add_argument("--tokenizer", help="tokenizer ID or path, for token-length statistics")
     parser.add_argument("--token-rows", type=int, help="measure token lengths on the first N valid rows only")
-    parser.add_argument("--token-env", default="HF_TOKEN", help="environment variable holding the Hub token")
+    parser.add_argument("--token-env", default=TOKEN_ENV, help="environment variable holding the Hub token")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from fine_tune import data
+from fine_tune import data, hub
 from fine_tune.data import (
     DEFAULT_SPLIT_SIZES,
     MEDMCQA_COLUMNS,
@@ -261,7 +261,7 @@ def test_hub_load_passes_the_token_and_conforms_columns(online_env):
         calls.append((hub_id, split, token))
         return make_dataset([{k: v for k, v in make_row(0).items() if k != "topic_name"}])
 
-    online_env.setattr(data, "hub_reachable", lambda endpoint: True)
+    online_env.setattr(hub, "hub_reachable", lambda endpoint: True)
     online_env.setattr(data.datasets, "load_dataset", fake_load_dataset)
     loaded = load_medmcqa(MEDMCQA_HUB_ID, split="validation")
     assert calls == [(MEDMCQA_HUB_ID, "validation", "hf_secret_never_printed")]
@@ -272,7 +272,7 @@ def test_hub_errors_are_explained_without_the_token(online_env):
     def failing_load_dataset(hub_id, split, token):
         raise ConnectionError(f"401 for token {token}")
 
-    online_env.setattr(data, "hub_reachable", lambda endpoint: True)
+    online_env.setattr(hub, "hub_reachable", lambda endpoint: True)
     online_env.setattr(data.datasets, "load_dataset", failing_load_dataset)
     with pytest.raises(DatasetError, match=r"401 for token \*\*\*.*\$HF_TOKEN") as error:
         load_medmcqa(MEDMCQA_HUB_ID)

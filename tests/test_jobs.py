@@ -361,7 +361,7 @@ class FakeHub:
         }
         for name, method in methods.items():
             monkeypatch.setattr(HfApi, name, method)
-        monkeypatch.setattr("fine_tune.data.hub_reachable", lambda endpoint, timeout=5.0: True)
+        monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
 
     def named(self, name: str) -> list[dict]:
         return [kwargs for call, kwargs in self.calls if call == name]
@@ -479,7 +479,7 @@ def test_offline_mode_fails_fast_naming_the_fix(project, no_network, capsys, mon
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert jobs.main(["sft", "--namespace", NAMESPACE]) == 2
     err = capsys.readouterr().err
-    assert "unset HF_HUB_OFFLINE" in err and FAKE_TOKEN not in err
+    assert "offline mode is set (HF_HUB_OFFLINE" in err and "unset it" in err and FAKE_TOKEN not in err
 
 
 def test_unreachable_hub_fails_within_seconds(project, capsys, monkeypatch):
@@ -489,7 +489,7 @@ def test_unreachable_hub_fails_within_seconds(project, capsys, monkeypatch):
         monkeypatch.setattr(HfApi, name, lambda *a, **k: pytest.fail("the Hub was called although unreachable"))
     started = time.monotonic()
     assert jobs.main(["pipeline", "--namespace", NAMESPACE]) == 2
-    assert time.monotonic() - started < jobs.HUB_CHECK_TIMEOUT_S + 3
+    assert time.monotonic() - started < jobs.HUB_TIMEOUT_S + 3
     err = capsys.readouterr().err
     assert "unreachable" in err and "127.0.0.1:9" in err and FAKE_TOKEN not in err
 
@@ -542,7 +542,7 @@ def test_fetch_checkpoint_places_last_checkpoint_where_latest_resume_finds_it(tm
 
     calls: list = []
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot(8, calls))
-    monkeypatch.setattr("fine_tune.data.hub_reachable", lambda endpoint, timeout=5.0: True)
+    monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     out = tmp_path / "out"
     path = jobs.fetch_checkpoint_for_resume(training_args(out))
@@ -563,7 +563,7 @@ def test_fetch_checkpoint_places_last_checkpoint_where_latest_resume_finds_it(tm
 def test_fetch_checkpoint_does_nothing_when_not_needed(tmp_path, monkeypatch, clean_env):
     calls: list = []
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot(8, calls))
-    monkeypatch.setattr("fine_tune.data.hub_reachable", lambda endpoint, timeout=5.0: True)
+    monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
     (tmp_path / "local" / "checkpoint-4").mkdir(parents=True)
     assert jobs.fetch_checkpoint_for_resume(training_args(tmp_path / "local")) is None
     assert jobs.fetch_checkpoint_for_resume(training_args(tmp_path / "a", resume_from_checkpoint=None)) is None
@@ -574,7 +574,7 @@ def test_fetch_checkpoint_does_nothing_when_not_needed(tmp_path, monkeypatch, cl
 
 def test_fetch_checkpoint_without_one_on_the_hub_starts_fresh(tmp_path, monkeypatch, clean_env):
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot(None, []))
-    monkeypatch.setattr("fine_tune.data.hub_reachable", lambda endpoint, timeout=5.0: True)
+    monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
     assert jobs.fetch_checkpoint_for_resume(training_args(tmp_path / "out")) is None
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -587,7 +587,7 @@ def test_fetch_checkpoint_offline_fails_fast_with_the_fix(tmp_path, monkeypatch,
     started = time.monotonic()
     with pytest.raises(ModelSourceError, match="unreachable"):
         jobs.fetch_checkpoint_for_resume(training_args(tmp_path / "out"))
-    assert time.monotonic() - started < jobs.HUB_CHECK_TIMEOUT_S + 3
+    assert time.monotonic() - started < jobs.HUB_TIMEOUT_S + 3
 
 
 # --- inside the eval job: publishing results ----------------------------------------------------------------------

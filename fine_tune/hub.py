@@ -1,0 +1,47 @@
+"""Whether the Hugging Face Hub can be used now, answered in seconds (a Hub call offline retries for minutes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from urllib.parse import urlparse
+
+from huggingface_hub import constants
+
+HUB_TIMEOUT_S = 5.0
+TOKEN_ENV = "HF_TOKEN"  # default name of the env var holding the Hub token; its value is never printed
+OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def offline_mode() -> bool:
+    """Whether one of the Hugging Face libraries' offline switches is set."""
+    return any(env_flag(name) for name in OFFLINE_ENV_VARS)
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
+
+
+def hub_reachable(endpoint: str | None = None, timeout: float = HUB_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the endpoint opens within `timeout` seconds (DNS included)."""
+    url = urlparse(endpoint or hub_endpoint())
+    address = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
+    result: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    # DNS resolution ignores socket timeouts, so the whole attempt runs in a thread we stop waiting for.
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
