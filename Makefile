@@ -16,7 +16,7 @@ test: lint
 
 demo: setup
 	$(PY) scripts/make_tiny_model.py --out $(DEMO)/tiny-model
-	$(PY) -m fine_tune.synthetic --out $(DEMO)/synthetic.jsonl --n 3000 --seed 0
+	$(PY) -m fine_tune.data.synthetic --out $(DEMO)/synthetic.jsonl --n 3000 --seed 0
 	$(PY) scripts/train_medmcqa_sft.py --config configs/demo/sft.yaml
 	$(PY) scripts/train_medmcqa_grpo.py --config configs/demo/grpo.yaml
 	$(PY) scripts/eval_medmcqa.py --config configs/demo/eval.yaml

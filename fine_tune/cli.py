@@ -6,9 +6,10 @@ import logging
 import sys
 from collections.abc import Callable
 
-from fine_tune.data import DatasetError
-from fine_tune.modeling import ModelSourceError
-from fine_tune.training import LineageError, RewardHealthError
+from fine_tune.data.loading import DatasetError
+from fine_tune.models.source import ModelSourceError
+from fine_tune.train.grpo import LineageError
+from fine_tune.train.guards import RewardHealthError
 
 EXIT_BAD_INPUT = 2
 EXIT_NO_LEARNING_SIGNAL = 3

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from fine_tune.benchmark import (
+from fine_tune.bench.benchmark import (
     DEFAULT_OUT_DIR,
     DEFAULT_SHARED_DIR,
     DEFAULT_T4_MFU,

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 
 import datasets
 
-from fine_tune.cli import EXIT_BAD_INPUT, run_main
-from fine_tune.evaluation import EvalConfigError, parse_eval_config, run_evaluation
-from fine_tune.model_card import update_cards_from_results
-from fine_tune.modeling import hf_token
+from fine_tune.cli import run_main
+from fine_tune.constants import EXIT_BAD_INPUT
+from fine_tune.evaluate.evaluation import EvalConfigError, parse_eval_config, run_evaluation
+from fine_tune.hub.access import hf_token
+from fine_tune.hub.model_card import update_cards_from_results
 
 
 def main(argv: Sequence[str] | None = None) -> int:

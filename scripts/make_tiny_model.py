@@ -5,7 +5,7 @@ python scripts/make_tiny_model.py --out demo_artifacts/tiny-model [--tokenizer .
 
 import argparse
 
-from fine_tune.tiny import build_tiny_model
+from fine_tune.models.tiny import build_tiny_model
 
 
 def main() -> None:

@@ -4,8 +4,10 @@ python scripts/train_medmcqa_grpo.py --config configs/grpo.yaml [--max_steps 10 
 """
 
 from fine_tune.cli import run_main
-from fine_tune.configs import GRPOScriptArguments, MedGRPOConfig, parse_config
-from fine_tune.training import run_grpo
+from fine_tune.recipes.arguments import GRPOScriptArguments
+from fine_tune.recipes.loader import parse_config
+from fine_tune.recipes.trainer_configs import MedGRPOConfig
+from fine_tune.train.grpo import run_grpo
 
 
 def main() -> None:

@@ -4,8 +4,10 @@ python scripts/train_medmcqa_sft.py --config configs/sft.yaml [--max_steps 10 ..
 """
 
 from fine_tune.cli import run_main
-from fine_tune.configs import MedMCQAScriptArguments, MedSFTConfig, parse_config
-from fine_tune.training import run_sft
+from fine_tune.recipes.arguments import MedMCQAScriptArguments
+from fine_tune.recipes.loader import parse_config
+from fine_tune.recipes.trainer_configs import MedSFTConfig
+from fine_tune.train.sft import run_sft
 
 
 def main() -> None:

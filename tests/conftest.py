@@ -17,7 +17,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random-init tiny Qwen3 model with the on-the-fly tokenizer, built once per test session."""
-    from fine_tune.tiny import build_tiny_model
+    from fine_tune.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
@@ -32,7 +32,7 @@ def qwen3_tokenizer(shared_dir):
 @pytest.fixture(scope="session")
 def tiny_qwen3_model_dir(tmp_path_factory, shared_dir) -> Path:
     """A random-init tiny Qwen3 model with the real Qwen3 tokenizer and chat template, built once per session."""
-    from fine_tune.tiny import build_tiny_model
+    from fine_tune.models.tiny import build_tiny_model
 
     return build_tiny_model(
         tmp_path_factory.mktemp("tiny-qwen3"), tokenizer_source=shared_dir / "tokenizers" / "qwen3"

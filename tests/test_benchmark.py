@@ -11,14 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from fine_tune.acceleration import (
-    AccelerationError,
-    checkpoint_dtype,
-    parse_switch,
-    resolve_use_kernels,
-    resolve_use_vllm,
-)
-from fine_tune.benchmark import (
+from fine_tune.bench.benchmark import (
     QWEN3_0_6B_SHAPE,
     STRATEGIES,
     Lengths,
@@ -40,6 +33,13 @@ from fine_tune.benchmark import (
     sft_strategy,
     sft_training_rows,
     synthetic_lengths,
+)
+from fine_tune.train.acceleration import (
+    AccelerationError,
+    checkpoint_dtype,
+    parse_switch,
+    resolve_use_kernels,
+    resolve_use_vllm,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,7 +78,7 @@ def test_smoke_run_writes_json_and_markdown_with_the_promised_keys(tmp_path):
     for phase in ("sft", "grpo", "eval"):
         assert result["t4_projection"][phase]["projected_t4_seconds_per_step"] > 0
 
-    from fine_tune.jobs import benchmark_figures
+    from fine_tune.hub.estimate import benchmark_figures
 
     figures = benchmark_figures(tmp_path)
     for phase in ("sft", "grpo", "eval"):
@@ -205,7 +205,7 @@ def test_a_steps_gradient_does_not_depend_on_its_micro_batch_split(tiny_model_di
     rows into other micro-batches leaves the accumulated gradient unchanged."""
     from datasets import Dataset
 
-    from fine_tune.modeling import load_tokenizer
+    from fine_tune.models.loading import load_tokenizer
 
     source = tiny_source(tiny_model_dir)
     lengths = Lengths(np.array([30, 200, 45, 180, 60, 150, 75, 120]), np.array([10, 50, 12, 40, 20, 30, 25, 35]), "x")
@@ -247,8 +247,9 @@ def test_fp16_base_keeps_fp32_adapters_so_the_grad_scaler_can_unscale(tiny_model
     from datasets import Dataset
     from peft import LoraConfig
 
-    from fine_tune.modeling import load_tokenizer, resolve_precision
-    from fine_tune.training import training_dtype
+    from fine_tune.models.loading import load_tokenizer
+    from fine_tune.models.precision import resolve_precision
+    from fine_tune.train.common import training_dtype
 
     source = tiny_source(tiny_model_dir)
     dtype = training_dtype(resolve_precision("fp16"), use_peft=True)

@@ -5,15 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.configs import (
-    TRACKIO_PROJECT,
-    GRPOScriptArguments,
-    MedGRPOConfig,
-    MedMCQAScriptArguments,
-    MedSFTConfig,
-    parse_config,
-)
-from fine_tune.rewards import get_reward_funcs
+from fine_tune.constants import TRACKIO_PROJECT
+from fine_tune.recipes.arguments import GRPOScriptArguments, MedMCQAScriptArguments
+from fine_tune.recipes.loader import parse_config
+from fine_tune.recipes.trainer_configs import MedGRPOConfig, MedSFTConfig
+from fine_tune.task.rewards import get_reward_funcs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,7 +56,7 @@ def test_non_thinking_mode_cannot_be_dropped_by_an_override():
 
 
 def test_eval_recipes_parse():
-    from fine_tune.evaluation import parse_eval_config
+    from fine_tune.evaluate.evaluation import parse_eval_config
 
     demo = parse_eval_config(["--config", str(REPO / "configs/demo/eval.yaml")])
     assert (

@@ -7,28 +7,22 @@ from pathlib import Path
 import datasets
 import pytest
 
-from fine_tune import data, hub
-from fine_tune.data import (
-    DEFAULT_SPLIT_SIZES,
-    MEDMCQA_COLUMNS,
-    MEDMCQA_HUB_ID,
-    DatasetError,
+from fine_tune.constants import DEFAULT_SPLIT_SIZES, MEDMCQA_HUB_ID
+from fine_tune.data.loading import MEDMCQA_COLUMNS, DatasetError, load_medmcqa
+from fine_tune.data.report import token_length_stats
+from fine_tune.data.splits import (
     check_disjoint,
     contamination_count,
-    content_hash,
     load_eval_rows,
-    load_medmcqa,
     load_split,
     manifest_hash,
     read_manifest,
-    require_usable,
-    row_problems,
     shuffle_order,
     split_dataset,
-    token_length_stats,
-    validate_rows,
     write_manifest,
 )
+from fine_tune.data.validation import content_hash, require_usable, row_problems, validate_rows
+from fine_tune.hub import access as hub
 
 
 def make_row(i: int, **overrides) -> dict:
@@ -262,7 +256,7 @@ def test_hub_load_passes_the_token_and_conforms_columns(online_env):
         return make_dataset([{k: v for k, v in make_row(0).items() if k != "topic_name"}])
 
     online_env.setattr(hub, "hub_reachable", lambda endpoint: True)
-    online_env.setattr(data.datasets, "load_dataset", fake_load_dataset)
+    online_env.setattr(datasets, "load_dataset", fake_load_dataset)
     loaded = load_medmcqa(MEDMCQA_HUB_ID, split="validation")
     assert calls == [(MEDMCQA_HUB_ID, "validation", "hf_secret_never_printed")]
     assert loaded.column_names == list(MEDMCQA_COLUMNS)
@@ -273,7 +267,7 @@ def test_hub_errors_are_explained_without_the_token(online_env):
         raise ConnectionError(f"401 for token {token}")
 
     online_env.setattr(hub, "hub_reachable", lambda endpoint: True)
-    online_env.setattr(data.datasets, "load_dataset", failing_load_dataset)
+    online_env.setattr(datasets, "load_dataset", failing_load_dataset)
     with pytest.raises(DatasetError, match=r"401 for token \*\*\*.*\$HF_TOKEN") as error:
         load_medmcqa(MEDMCQA_HUB_ID)
     assert "hf_secret_never_printed" not in str(error.value)

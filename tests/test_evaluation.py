@@ -9,15 +9,22 @@ import pytest
 import yaml
 from rich.console import Console
 
-from fine_tune import evaluation
-from fine_tune.cli import EXIT_BAD_INPUT, run_main
-from fine_tune.data import DatasetError, content_hash, load_split, manifest_hash, read_manifest, write_manifest
-from fine_tune.evaluation import (
+from fine_tune.cli import run_main
+from fine_tune.constants import (
+    EXIT_BAD_INPUT,
     EXIT_MODEL_FAILED,
-    NOT_FINE_TUNED,
+    LINEAGE_FILE,
     PREDICTIONS_FILE,
     REPORT_FILE,
     RESULTS_FILE,
+)
+from fine_tune.data.loading import DatasetError
+from fine_tune.data.splits import load_split, manifest_hash, read_manifest, write_manifest
+from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.validation import content_hash
+from fine_tune.evaluate import evaluation
+from fine_tune.evaluate.evaluation import (
+    NOT_FINE_TUNED,
     UNVERIFIED,
     VERIFIED,
     EvalConfig,
@@ -30,8 +37,6 @@ from fine_tune.evaluation import (
     parse_models,
     run_evaluation,
 )
-from fine_tune.modeling import LINEAGE_FILE
-from fine_tune.synthetic import generate_rows, write_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"sft_size": 40, "grpo_size": 20, "eval_size": 12}
@@ -366,7 +371,7 @@ def test_training_output_folder_means_its_merged_model(tmp_path, dataset_file, t
 
 
 def test_a_merged_model_and_its_own_adapter_may_agree():
-    from fine_tune.evaluation import ModelRun, identical_output_warnings
+    from fine_tune.evaluate.evaluation import ModelRun, identical_output_warnings
 
     records = [{"raw_output": "same"}]
     merged = ModelRun("m", "run/merged", resolved={"path": "run/merged", "lineage": {"adapter_path": "run/adapter"}})
@@ -433,7 +438,7 @@ def test_metric_intervals_use_the_right_denominators():
 
 
 def test_pairwise_comparisons_skip_failed_models():
-    from fine_tune.evaluation import ModelRun
+    from fine_tune.evaluate.evaluation import ModelRun
 
     def run(label, correct, status="ok"):
         return ModelRun(label, label, status=status, records=[{"correct": c} for c in correct])

@@ -3,17 +3,18 @@
 import pytest
 import torch
 
-from fine_tune.data import load_eval_rows
-from fine_tune.generation import (
+from fine_tune.data.splits import load_eval_rows
+from fine_tune.data.synthetic import generate_rows
+from fine_tune.evaluate.generation import (
     GenerationResult,
     cut_at_stop,
     generate_responses,
     length_order,
     stop_token_ids,
 )
-from fine_tune.modeling import load_for_inference, resolve_precision
-from fine_tune.prompts import prompt_messages, render_prompt
-from fine_tune.synthetic import generate_rows
+from fine_tune.models.loading import load_for_inference
+from fine_tune.models.precision import resolve_precision
+from fine_tune.task.prompts import prompt_messages, render_prompt
 
 MAX_NEW_TOKENS = 20
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from fine_tune import hub
+from fine_tune.hub import access as hub
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import pytest
 from huggingface_hub import HfApi, Volume
 
-from fine_tune import jobs
+from fine_tune import constants
+from fine_tune.hub import estimate, jobs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAKE_TOKEN = "hf_FAKEtokenVALUE0123456789abcdef"
@@ -45,6 +46,7 @@ def project(tmp_path, clean_env):
         (root / "scripts/eval_medmcqa.py").write_text("print('eval')\n")
     (root / "configs/eval.yaml").write_text(EVAL_CONFIG)
     clean_env.setattr(jobs, "PROJECT_ROOT", root)
+    clean_env.setattr(estimate, "PROJECT_ROOT", root)
     return root
 
 
@@ -97,7 +99,7 @@ def test_dry_run_prints_the_exact_spec_and_touches_no_network(project, no_networ
         }
     ]
     files = spec["shipped"]["files"]
-    for needed in ("pyproject.toml", "fine_tune/training.py", "scripts/train_medmcqa_sft.py", "configs/sft.yaml"):
+    for needed in ("pyproject.toml", "fine_tune/train/sft.py", "scripts/train_medmcqa_sft.py", "configs/sft.yaml"):
         assert needed in files
     assert not any(f.startswith((".venv", "tests/", "outputs/", "eval_results/")) for f in files)
 
@@ -131,7 +133,7 @@ def test_dry_run_script_runs_offline_as_a_subprocess(tmp_path):
 
 
 def test_dry_run_needs_a_namespace_and_never_asks_the_hub(project, no_network, capsys):
-    assert jobs.main(["sft", "--dry-run"]) == jobs.EXIT_BAD_INPUT
+    assert jobs.main(["sft", "--dry-run"]) == constants.EXIT_BAD_INPUT
     assert "--namespace" in capsys.readouterr().err
 
 
@@ -227,12 +229,12 @@ def test_pipeline_rejects_unscoped_overrides(project):
 def test_default_timeout_is_derived_from_steps_flavor_and_margin(project, no_network, capsys):
     spec = dry_run(capsys, "sft", "--max_steps", "800")
     est = spec["estimate"]
-    figure = jobs.SECONDS_PER_UNIT["t4-small"]["sft"]
+    figure = estimate.SECONDS_PER_UNIT["t4-small"]["sft"]
     assert est["seconds_per_unit"] == figure.seconds and est["figure_kind"] == "projected"
-    expected_total = jobs.SETUP_SECONDS + 800 * figure.seconds + jobs.FINALIZE_SECONDS
+    expected_total = estimate.SETUP_SECONDS + 800 * figure.seconds + estimate.FINALIZE_SECONDS
     assert est["total_seconds"] == pytest.approx(expected_total)
-    assert spec["timeout_seconds"] >= expected_total * (1 + jobs.TIMEOUT_MARGIN)
-    assert spec["timeout_seconds"] % jobs.TIMEOUT_ROUNDING_S == 0
+    assert spec["timeout_seconds"] >= expected_total * (1 + estimate.TIMEOUT_MARGIN)
+    assert spec["timeout_seconds"] % estimate.TIMEOUT_ROUNDING_S == 0
     assert spec["timeout_seconds"] != 30 * 60 and spec["timeout_source"] == "estimate"
     assert est["estimated_cost_usd"] == pytest.approx(round(0.40 * expected_total / 3600, 2))
 
@@ -257,14 +259,14 @@ def test_faster_flavor_gives_shorter_estimate_and_unknown_flavor_needs_a_timeout
 
 
 def test_benchmark_files_replace_the_table(project, no_network, capsys):
-    bench = project / jobs.BENCHMARK_DIR
+    bench = project / estimate.BENCHMARK_DIR
     bench.mkdir(parents=True)
     (bench / "t4.json").write_text(
         json.dumps({"phase": "sft", "projected_t4_seconds_per_step": 2.0, "grpo": {"t4_seconds_per_step": 9.5}})
     )
     (bench / "a10g.json").write_text(json.dumps([{"phase": "sft", "flavor": "a10g-small", "seconds_per_step": 1.1}]))
-    figures = jobs.benchmark_figures()
-    assert figures[("t4-small", "sft")] == jobs.Figure(2.0, "projected", "t4.json (projected_t4_seconds_per_step)")
+    figures = estimate.benchmark_figures()
+    assert figures[("t4-small", "sft")] == estimate.Figure(2.0, "projected", "t4.json (projected_t4_seconds_per_step)")
     assert figures[("t4-medium", "grpo")].seconds == 9.5 and figures[("t4-medium", "grpo")].kind == "measured"
     assert figures[("a10g-small", "sft")].seconds == 1.1
     spec = dry_run(capsys, "sft")
@@ -275,12 +277,12 @@ def test_benchmark_files_replace_the_table(project, no_network, capsys):
     ("text", "seconds"), [("2h", 7200), ("90m", 5400), ("1h30m", 5400), ("5400", 5400), ("45s", 45), ("1d", 86400)]
 )
 def test_parse_duration(text, seconds):
-    assert jobs.parse_duration(text) == seconds
+    assert estimate.parse_duration(text) == seconds
 
 
 def test_parse_duration_rejects_nonsense():
     with pytest.raises(jobs.JobsError):
-        jobs.parse_duration("soon")
+        estimate.parse_duration("soon")
 
 
 def test_parse_overrides_forms():
@@ -292,7 +294,7 @@ def test_parse_overrides_forms():
 
 def test_phase_units_without_max_steps_counts_epochs():
     recipe = {"max_steps": -1, "sft_size": 1000, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4}
-    assert jobs.phase_units("sft", {**recipe, "num_train_epochs": 2}) == 125
+    assert estimate.phase_units("sft", {**recipe, "num_train_epochs": 2}) == 125
 
 
 # --- submission (HfApi intercepted at its method boundary) --------------------------------------------------------
@@ -361,7 +363,7 @@ class FakeHub:
         }
         for name, method in methods.items():
             monkeypatch.setattr(HfApi, name, method)
-        monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
+        monkeypatch.setattr("fine_tune.hub.access.hub_reachable", lambda endpoint, timeout=5.0: True)
 
     def named(self, name: str) -> list[dict]:
         return [kwargs for call, kwargs in self.calls if call == name]
@@ -373,14 +375,14 @@ def test_submit_ships_the_tree_and_passes_the_token_only_as_a_secret(project, ca
     assert jobs.main(["sft", "--namespace", NAMESPACE, "--max_steps", "50"]) == 0
     (sync,) = hub.named("sync_job_volume")
     assert sync["mount_path"] == jobs.CODE_MOUNT_PATH and sync["read_only"] is True and sync["namespace"] == NAMESPACE
-    assert "fine_tune/jobs.py" in hub.staged_files and "configs/sft.yaml" in hub.staged_files
+    assert "fine_tune/hub/jobs.py" in hub.staged_files and "configs/sft.yaml" in hub.staged_files
     assert all(FAKE_TOKEN not in text for text in hub.staged_files.values())
     (run,) = hub.named("run_job")
     assert run["secrets"] == {"HF_TOKEN": FAKE_TOKEN} and run["token"] == FAKE_TOKEN
     assert FAKE_TOKEN not in json.dumps({k: v for k, v in run.items() if k not in ("secrets", "token")}, default=str)
-    minimum = (jobs.SETUP_SECONDS + 50 * jobs.SECONDS_PER_UNIT["t4-small"]["sft"].seconds + jobs.FINALIZE_SECONDS) * (
-        1 + jobs.TIMEOUT_MARGIN
-    )
+    minimum = (
+        estimate.SETUP_SECONDS + 50 * estimate.SECONDS_PER_UNIT["t4-small"]["sft"].seconds + estimate.FINALIZE_SECONDS
+    ) * (1 + estimate.TIMEOUT_MARGIN)
     assert isinstance(run["timeout"], int) and run["timeout"] >= minimum
     assert run["flavor"] == "t4-small" and run["namespace"] == NAMESPACE
     assert run["volumes"][0].path == sync["remote_name"] and run["volumes"][0].mount_path == jobs.CODE_MOUNT_PATH
@@ -403,7 +405,7 @@ def test_namespace_defaults_to_whoami_when_submitting(project, capsys, monkeypat
 def test_follow_streams_redacted_logs_and_reports_failure(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     FakeHub(monkeypatch, stages=("ERROR",), logs=["step 1", f"leaked {FAKE_TOKEN}"])
-    assert jobs.main(["sft", "--namespace", NAMESPACE, "--follow"]) == jobs.EXIT_JOB_FAILED
+    assert jobs.main(["sft", "--namespace", NAMESPACE, "--follow"]) == constants.EXIT_JOB_FAILED
     captured = capsys.readouterr()
     assert "step 1" in captured.out and "leaked ***" in captured.out
     assert FAKE_TOKEN not in captured.out + captured.err
@@ -427,7 +429,7 @@ def test_pipeline_waits_for_each_phase_and_hands_over_hub_ids(project, capsys, m
 def test_pipeline_stops_at_the_first_failed_phase_with_a_clear_message(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch, stages=("COMPLETED", "ERROR", "COMPLETED"))
-    assert jobs.main(["pipeline", "--namespace", NAMESPACE]) == jobs.EXIT_JOB_FAILED
+    assert jobs.main(["pipeline", "--namespace", NAMESPACE]) == constants.EXIT_JOB_FAILED
     assert [r["labels"]["phase"] for r in hub.named("run_job")] == ["sft", "grpo"], "eval must not start"
     out = capsys.readouterr().out
     assert "grpo job job1 ended ERROR" in out and "hf jobs logs alice/job1" in out
@@ -516,9 +518,9 @@ def fake_snapshot(step: int | None, calls: list):
     def snapshot_download(repo_id, *, allow_patterns, local_dir, token=None, revision=None, **kwargs):
         calls.append({"repo_id": repo_id, "allow_patterns": allow_patterns, "token": token, "revision": revision})
         if step is not None:
-            folder = Path(local_dir) / jobs.HUB_CHECKPOINT_DIR
+            folder = Path(local_dir) / constants.HUB_CHECKPOINT_DIR
             folder.mkdir(parents=True)
-            (folder / jobs.TRAINER_STATE_FILE).write_text(json.dumps({"global_step": step}))
+            (folder / constants.TRAINER_STATE_FILE).write_text(json.dumps({"global_step": step}))
             (folder / "adapter_model.safetensors").write_bytes(b"weights")
         return str(local_dir)
 
@@ -542,7 +544,7 @@ def test_fetch_checkpoint_places_last_checkpoint_where_latest_resume_finds_it(tm
 
     calls: list = []
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot(8, calls))
-    monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
+    monkeypatch.setattr("fine_tune.hub.access.hub_reachable", lambda endpoint, timeout=5.0: True)
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     out = tmp_path / "out"
     path = jobs.fetch_checkpoint_for_resume(training_args(out))
@@ -563,7 +565,7 @@ def test_fetch_checkpoint_places_last_checkpoint_where_latest_resume_finds_it(tm
 def test_fetch_checkpoint_does_nothing_when_not_needed(tmp_path, monkeypatch, clean_env):
     calls: list = []
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot(8, calls))
-    monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
+    monkeypatch.setattr("fine_tune.hub.access.hub_reachable", lambda endpoint, timeout=5.0: True)
     (tmp_path / "local" / "checkpoint-4").mkdir(parents=True)
     assert jobs.fetch_checkpoint_for_resume(training_args(tmp_path / "local")) is None
     assert jobs.fetch_checkpoint_for_resume(training_args(tmp_path / "a", resume_from_checkpoint=None)) is None
@@ -574,13 +576,13 @@ def test_fetch_checkpoint_does_nothing_when_not_needed(tmp_path, monkeypatch, cl
 
 def test_fetch_checkpoint_without_one_on_the_hub_starts_fresh(tmp_path, monkeypatch, clean_env):
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot(None, []))
-    monkeypatch.setattr("fine_tune.hub.hub_reachable", lambda endpoint, timeout=5.0: True)
+    monkeypatch.setattr("fine_tune.hub.access.hub_reachable", lambda endpoint, timeout=5.0: True)
     assert jobs.fetch_checkpoint_for_resume(training_args(tmp_path / "out")) is None
     assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_fetch_checkpoint_offline_fails_fast_with_the_fix(tmp_path, monkeypatch, clean_env):
-    from fine_tune.modeling import ModelSourceError
+    from fine_tune.models.source import ModelSourceError
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("download attempted"))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fine_tune.metrics import SampleScore, aggregate_metrics, score_sample
+from fine_tune.task.scoring import SampleScore, aggregate_metrics, score_sample
 
 
 def response(letter, confidence=0.7, reason="r"):

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from huggingface_hub import HfApi
 
-from fine_tune import model_card
-from fine_tune.model_card import (
+from fine_tune.hub import model_card
+from fine_tune.hub.model_card import (
     EVAL_END,
     EVAL_START,
     NO_EVAL_TEXT,
@@ -213,7 +213,7 @@ def interval(value: float, count: int, total: int = 200) -> dict:
 def fake_results(sources: dict[str, str] | None = None) -> dict:
     """The parts of an eval_results.json that the card's eval section reads."""
     sources = sources or {"base": "Qwen/Qwen3-0.6B", "sft": "alice/medmcqa-sft", "grpo": "alice/medmcqa-grpo"}
-    from fine_tune.report import HEADLINE_METRICS, LENIENT_METRICS
+    from fine_tune.evaluate.report import HEADLINE_METRICS, LENIENT_METRICS
 
     models = {}
     for index, (label, source) in enumerate(sources.items()):
@@ -247,7 +247,7 @@ def test_eval_results_update_the_cards_of_scored_models_but_not_the_base(tmp_pat
 
 
 def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
-    from fine_tune import modeling
+    from fine_tune.models import saving
 
     out = tmp_path / "out"
     for sub in ("merged", "adapter"):
@@ -258,7 +258,7 @@ def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", lambda api, repo_id, **kw: calls.append(("create_repo", repo_id, kw)))
     monkeypatch.setattr(HfApi, "upload_folder", lambda api, **kw: calls.append(("upload_folder", kw)))
     monkeypatch.setattr(HfApi, "create_commit", lambda api, **kw: calls.append(("create_commit", kw)))
-    modeling.push_to_hub(out, "alice/medmcqa-sft", token=SECRET, private=True)
+    saving.push_to_hub(out, "alice/medmcqa-sft", token=SECRET, private=True)
     assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_folder", "create_commit"]
     commit = calls[-1][1]
     files = {op.path_in_repo: op.path_or_fileobj for op in commit["operations"]}

@@ -6,19 +6,13 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from fine_tune import modeling
-from fine_tune.modeling import (
-    ADAPTER_DIR,
-    LINEAGE_FILE,
-    MERGED_DIR,
-    ModelSourceError,
-    build_lineage,
-    load_for_inference,
-    read_lineage,
-    resolve_model_source,
-    resolve_precision,
-    save_adapter_and_merged,
-)
+from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR
+from fine_tune.models import saving
+from fine_tune.models.lineage import build_lineage, read_lineage
+from fine_tune.models.loading import load_for_inference
+from fine_tune.models.precision import resolve_precision
+from fine_tune.models.saving import save_adapter_and_merged
+from fine_tune.models.source import ModelSourceError, resolve_model_source
 
 
 @pytest.mark.parametrize(
@@ -147,7 +141,7 @@ def test_push_uploads_merged_at_root_and_adapter_in_subfolder(saved_run, monkeyp
             return lambda *a, **k: calls.append((name, a, k))
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
-    url = modeling.push_to_hub(out, "user/medmcqa-sft", token="hf_secret", private=True)
+    url = saving.push_to_hub(out, "user/medmcqa-sft", token="hf_secret", private=True)
     assert url == "https://hub.example/user/medmcqa-sft"
     uploads = [c for c in calls if c[0] == "upload_folder"]
     merged_upload = next(c for c in uploads if c[2] == str(out / MERGED_DIR))

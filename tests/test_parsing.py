@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fine_tune import parsing
-from fine_tune.parsing import (
+from fine_tune.task import parsing
+from fine_tune.task.parsing import (
     FAILURE_REASONS,
     ParsedResponse,
     completion_text,
@@ -13,7 +13,7 @@ from fine_tune.parsing import (
     parse_response,
     parse_response_lenient,
 )
-from fine_tune.prompts import LETTERS, RESPONSE_KEYS, target_response
+from fine_tune.task.prompts import LETTERS, RESPONSE_KEYS, target_response
 
 VALID = '{"predicted_category": "B", "confidence": 0.8, "reason": "Because."}'
 

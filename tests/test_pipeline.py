@@ -35,7 +35,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     data = root / "synthetic.jsonl"
     run("scripts/make_tiny_model.py", "--out", root / "tiny-model")
-    run("-m", "fine_tune.synthetic", "--out", data, "--n", 3000, "--seed", 0)
+    run("-m", "fine_tune.data.synthetic", "--out", data, "--n", 3000, "--seed", 0)
     common = ["--dataset_name", data]
     run("scripts/train_medmcqa_sft.py", "--config", "configs/demo/sft.yaml", *common,
         "--model_name_or_path", root / "tiny-model", "--output_dir", root / "sft")  # fmt: skip

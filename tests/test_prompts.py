@@ -3,7 +3,7 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from fine_tune.prompts import (
+from fine_tune.task.prompts import (
     CHAT_TEMPLATE_KWARGS,
     REASON_MAX_CHARS,
     RESPONSE_KEYS,

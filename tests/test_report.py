@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from fine_tune.evaluation import (
+from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.evaluate.evaluation import (
     EvalConfig,
     ModelRun,
     build_results,
@@ -17,12 +18,11 @@ from fine_tune.evaluation import (
     load_eval_set,
     prediction_records,
 )
-from fine_tune.generation import GenerationResult
-from fine_tune.metrics import score_sample
-from fine_tune.modeling import resolve_precision
-from fine_tune.prompts import LETTERS, gold_letter
-from fine_tune.report import PLOT_FILES, print_summary, render_markdown, write_report
-from fine_tune.synthetic import generate_rows, write_jsonl
+from fine_tune.evaluate.generation import GenerationResult
+from fine_tune.evaluate.report import PLOT_FILES, print_summary, render_markdown, write_report
+from fine_tune.models.precision import resolve_precision
+from fine_tune.task.prompts import LETTERS, gold_letter
+from fine_tune.task.scoring import score_sample
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

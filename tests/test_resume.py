@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.synthetic import generate_rows, write_jsonl
+from fine_tune.data.synthetic import generate_rows, write_jsonl
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_STEPS = 12

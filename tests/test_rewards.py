@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fine_tune.prompts import grpo_example, target_response
-from fine_tune.rewards import (
+from fine_tune.task.prompts import grpo_example, target_response
+from fine_tune.task.rewards import (
     REWARD_FUNCS,
     accuracy_reward,
     get_reward_funcs,
@@ -84,11 +84,11 @@ def test_unknown_reward_name_is_named_with_the_known_ones():
 
 
 def test_reward_by_dotted_import_path():
-    assert get_reward_funcs(["fine_tune.rewards.accuracy_reward"]) == [accuracy_reward]
-    with pytest.raises(ValueError, match="cannot import reward function 'fine_tune.rewards.nope'"):
-        get_reward_funcs(["fine_tune.rewards.nope"])
+    assert get_reward_funcs(["fine_tune.task.rewards.accuracy_reward"]) == [accuracy_reward]
+    with pytest.raises(ValueError, match="cannot import reward function 'fine_tune.task.rewards.nope'"):
+        get_reward_funcs(["fine_tune.task.rewards.nope"])
     with pytest.raises(ValueError, match="not callable"):
-        get_reward_funcs(["fine_tune.rewards.REWARD_FUNCS"])
+        get_reward_funcs(["fine_tune.task.rewards.REWARD_FUNCS"])
 
 
 junk = st.recursive(

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from fine_tune.stats import (
+from fine_tune.evaluate.stats import (
     brier_score,
     confusion_matrix,
     expected_calibration_error,

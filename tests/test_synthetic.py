@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.data import MEDMCQA_COLUMNS, content_hash, load_medmcqa, split_dataset, validate_rows
-from fine_tune.prompts import OPTION_COLUMNS
-from fine_tune.synthetic import ANSWER_POSITION, CATEGORIES, generate_rows, main, write_jsonl
+from fine_tune.data.loading import MEDMCQA_COLUMNS, load_medmcqa
+from fine_tune.data.splits import split_dataset
+from fine_tune.data.synthetic import ANSWER_POSITION, CATEGORIES, generate_rows, main, write_jsonl
+from fine_tune.data.validation import content_hash, validate_rows
+from fine_tune.task.prompts import OPTION_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEMBER_CATEGORY = {word: category for category, words in CATEGORIES.items() for word in words}
@@ -106,7 +108,7 @@ def test_cli_in_process(tmp_path, capsys):
 def test_cli_module(tmp_path):
     out = tmp_path / "demo.jsonl"
     subprocess.run(
-        [sys.executable, "-m", "fine_tune.synthetic", "--out", str(out), "--n", "20", "--seed", "2"],
+        [sys.executable, "-m", "fine_tune.data.synthetic", "--out", str(out), "--n", "20", "--seed", "2"],
         cwd=REPO_ROOT,
         check=True,
         capture_output=True,

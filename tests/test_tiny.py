@@ -3,7 +3,7 @@ import hashlib
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl.chat_template_utils import qwen3_chat_template
 
-from fine_tune.tiny import EOS_TOKEN, PAD_TOKEN, build_tiny_model
+from fine_tune.models.tiny import EOS_TOKEN, PAD_TOKEN, build_tiny_model
 
 
 def file_digests(folder):

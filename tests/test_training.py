@@ -10,17 +10,14 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
 from trl import SFTTrainer
 
-from fine_tune.configs import MedSFTConfig
-from fine_tune.data import split_dataset, write_manifest
+from fine_tune.data.splits import split_dataset, write_manifest
+from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.io import atomic_write_json
-from fine_tune.prompts import render_prompt, sft_example, target_response
-from fine_tune.synthetic import generate_rows, write_jsonl
-from fine_tune.training import (
-    LineageError,
-    RewardHealthGuard,
-    check_sft_lineage,
-    resolve_resume,
-)
+from fine_tune.recipes.trainer_configs import MedSFTConfig
+from fine_tune.task.prompts import render_prompt, sft_example, target_response
+from fine_tune.train.checkpoints import resolve_resume
+from fine_tune.train.grpo import LineageError, check_sft_lineage
+from fine_tune.train.guards import RewardHealthGuard
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,7 +58,7 @@ MANIFEST = {"splits": {}, "seed": 42}
 
 
 def lineage(**changes):
-    from fine_tune.data import manifest_hash
+    from fine_tune.data.splits import manifest_hash
 
     return {"phase": "sft", "base": "Qwen/Qwen3-0.6B", "split_manifest_hash": manifest_hash(MANIFEST), **changes}
 
@@ -112,7 +109,8 @@ def fake_sft_model(tiny_model_dir, synthetic_file, out, sizes):
     """A copy of the tiny model dressed as an SFT output of `synthetic_file` (lineage + split manifest)."""
     import shutil
 
-    from fine_tune.data import load_medmcqa, manifest_hash
+    from fine_tune.data.loading import load_medmcqa
+    from fine_tune.data.splits import manifest_hash
 
     shutil.copytree(tiny_model_dir, out)
     manifest = split_dataset(load_medmcqa(str(synthetic_file)), sizes, seed=42, source=str(synthetic_file)).manifest

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.synthetic import generate_rows, write_jsonl
+from fine_tune.data.synthetic import generate_rows, write_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "validate_dataset.py"

@@ -14,22 +14,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR, MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
 from fine_tune.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-MODEL_CARD_FILE = "README.md"
-LINEAGE_FILE = "lineage.json"  # = fine_tune.modeling.LINEAGE_FILE (not imported: this module stays torch-free)
-SPLIT_MANIFEST_FILE = "split_manifest.json"  # = fine_tune.training.SPLIT_MANIFEST_FILE
-MERGED_DIR = "merged"  # = fine_tune.modeling.MERGED_DIR
-ADAPTER_DIR = "adapter"  # = fine_tune.modeling.ADAPTER_DIR
 EVAL_START = "<!-- medmcqa-ft:eval:start -->"
 EVAL_END = "<!-- medmcqa-ft:eval:end -->"
 NO_EVAL_TEXT = (
     "Not evaluated yet. `scripts/eval_medmcqa.py` scores this model on the held-out eval split and, when asked, "
     "writes its table here."
 )
-MEDMCQA_HUB_ID = "openlifescienceai/medmcqa"
 PHASE_TITLES = {"sft": "supervised fine-tuning (SFT)", "grpo": "GRPO reinforcement learning"}
 TRAINING_KEYS: tuple[str, ...] = (
     "max_steps",
@@ -326,7 +321,7 @@ def update_model_card_with_eval(
 def eval_table_from_results(results: Mapping[str, Any], label: str | None = None) -> str:
     """The eval section for a card, from an eval run's results (`eval_results.json`): every model of the run, so
     the card compares this model (`label`) with the others scored on the same rows."""
-    from fine_tune import report
+    from fine_tune.evaluate import report
 
     dataset = results.get("dataset") or {}
     intro = (

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fine_tune.prompts import render_prompt
+from fine_tune.task.prompts import render_prompt
 
 
 @dataclass

@@ -33,35 +33,22 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from trl import TrlParser
 
 import fine_tune
-from fine_tune import hub, report
-from fine_tune.configs import SplitArguments
-from fine_tune.data import (
-    DatasetError,
-    content_hash,
-    load_eval_rows,
-    load_split,
-    manifest_hash,
-    read_manifest,
-    row_label,
-)
-from fine_tune.generation import GenerationResult, generate_responses
-from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl
-from fine_tune.metrics import SampleScore, aggregate_metrics, score_sample
-from fine_tune.modeling import (
+from fine_tune.constants import (
     ADAPTER_CONFIG_FILE,
+    DEFAULT_MODELS,
+    EXIT_MODEL_FAILED,
     MERGED_DIR,
     PRECISIONS,
-    ModelSourceError,
-    Precision,
-    git_commit,
-    hf_token,
-    is_local,
-    load_for_inference,
-    read_lineage,
-    resolve_precision,
+    PREDICTIONS_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
 )
-from fine_tune.prompts import CHAT_TEMPLATE_KWARGS, SYSTEM_PROMPT, gold_letter, prompt_messages
-from fine_tune.stats import (
+from fine_tune.data.loading import DatasetError
+from fine_tune.data.splits import load_eval_rows, load_split, manifest_hash, read_manifest
+from fine_tune.data.validation import content_hash, row_label
+from fine_tune.evaluate import report
+from fine_tune.evaluate.generation import GenerationResult, generate_responses
+from fine_tune.evaluate.stats import (
     brier_score,
     confusion_matrix,
     expected_calibration_error,
@@ -72,21 +59,27 @@ from fine_tune.stats import (
     reliability_bins,
     wilson_interval,
 )
+from fine_tune.hub import access as hub
+from fine_tune.hub.access import hf_token
+from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl
+from fine_tune.models.lineage import read_lineage
+from fine_tune.models.loading import load_for_inference
+from fine_tune.models.precision import Precision, resolve_precision
+from fine_tune.models.source import ModelSourceError, is_local
+from fine_tune.provenance import git_commit
+from fine_tune.recipes.arguments import SplitArguments
+from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, SYSTEM_PROMPT, gold_letter, prompt_messages
+from fine_tune.task.scoring import SampleScore, aggregate_metrics, score_sample
 
 logger = logging.getLogger(__name__)
 
 SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
-DEFAULT_MODELS: dict[str, str] = {"base": "Qwen/Qwen3-0.6B"}
 # The target JSON is 58 tokens on average with the Qwen3 tokenizer over the 4,183 validation rows (p95 102, max 168,
 # the reason being <= 250 characters): 256 leaves room for every target plus a model that writes a little more.
 DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_BATCH_SIZE = 16
 CALIBRATION_BINS = 10
-RESULTS_FILE = "eval_results.json"
-PREDICTIONS_FILE = "predictions.jsonl"
-REPORT_FILE = "report.md"
 RESULTS_FORMAT = 1
-EXIT_MODEL_FAILED = 1
 NULL_WORDS = ("", "none", "null")
 TRAINING_SPLITS = ("sft", "grpo")
 
@@ -292,7 +285,7 @@ def discover_manifests(
     config: EvalConfig, lineages: Mapping[str, dict[str, Any] | None]
 ) -> tuple[list[ManifestSource], list[str]]:
     """The configured manifest plus, for local trained models, OUTPUT/split_manifest.json when its hash matches."""
-    from fine_tune.training import SPLIT_MANIFEST_FILE  # here: importing the trainers takes seconds
+    from fine_tune.constants import SPLIT_MANIFEST_FILE
 
     sources, warnings = [], []
     if config.split_manifest:

@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fine_tune.parsing import is_letter, parse_response
+from fine_tune.task.parsing import is_letter, parse_response
 
 RewardFunc = Callable[..., list[float]]
 

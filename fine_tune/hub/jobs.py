@@ -6,8 +6,7 @@ folder of the private `NAMESPACE/jobs-artifacts` bucket named after their conten
 writable folder, `pip install`s it (the image already has torch) and runs the same entry script a user runs locally,
 with the same config plus the overrides that make a job push to the Hub and log to a trackio Space.
 
-Nothing here imports torch or transformers, and building a specification (`--dry-run`) touches no network.
-"""
+Nothing here imports torch or transformers, and building a specification (`--dry-run`) touches no network."""
 
 from __future__ import annotations
 
@@ -15,27 +14,37 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from fine_tune import hub
-from fine_tune.hub import HUB_TIMEOUT_S, TOKEN_ENV
+from fine_tune.constants import (
+    EXIT_BAD_INPUT,
+    EXIT_JOB_FAILED,
+    HUB_CHECKPOINT_DIR,
+    PROJECT_ROOT,
+    RESULTS_FILE,
+    RESUME_LATEST,
+    SPLIT_MANIFEST_FILE,
+    TOKEN_ENV,
+    TRAINER_STATE_FILE,
+)
+from fine_tune.hub import access as hub
+from fine_tune.hub.access import HUB_TIMEOUT_S
+from fine_tune.hub.estimate import Estimate, Figure, benchmark_figures, estimate, format_duration, resolve_timeout
+from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase, parse_eval_models
+from fine_tune.provenance import git_commit
 
 logger = logging.getLogger(__name__)
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_NAME = "medmcqa-ft"
 DEFAULT_IMAGE = "pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime"  # torch must satisfy pyproject's torch>=2.13
 DEFAULT_FLAVOR = "t4-small"
@@ -48,11 +57,7 @@ CODE_MOUNT_PATH = "/opt/medmcqa-ft-src"  # read-only mount of the shipped tree
 WORK_DIR = "/tmp/medmcqa-ft"  # the writable copy the job installs and runs from
 WAIT_POLL_S = 30.0
 WAIT_SLACK_S = 1800.0  # beyond the job's own timeout, before waiting gives up
-RESUME_LATEST = ("true", "latest", "last")
-HUB_CHECKPOINT_DIR = "last-checkpoint"  # where the Trainer pushes the last checkpoint with hub_strategy=checkpoint
-TRAINER_STATE_FILE = "trainer_state.json"
-EXIT_BAD_INPUT = 2
-EXIT_JOB_FAILED = 4
+
 
 # What ships: the package, the entry scripts, the recipes and what `pip install .` needs. Nothing else (no data,
 # outputs or virtual environment); the job downloads models and data from the Hub.
@@ -66,302 +71,8 @@ SHIPPED_PATTERNS: tuple[str, ...] = (
 )
 
 
-class JobsError(RuntimeError):
-    """A job cannot be built or submitted as asked; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    script: str
-    default_config: str
-    unit: str  # what the seconds-per-unit figures count
-    trains: bool
-
-
-PHASES: dict[str, Phase] = {
-    "sft": Phase("sft", "scripts/train_medmcqa_sft.py", "configs/sft.yaml", "optimizer step", trains=True),
-    "grpo": Phase("grpo", "scripts/train_medmcqa_grpo.py", "configs/grpo.yaml", "optimizer step", trains=True),
-    "eval": Phase("eval", "scripts/eval_medmcqa.py", "configs/eval.yaml", "answer", trains=False),  # question x model
-}
-PIPELINE: tuple[str, ...] = ("sft", "grpo", "eval")
-DEFAULT_EVAL_MODELS: dict[str, str] = {"base": "Qwen/Qwen3-0.6B"}  # = fine_tune.evaluation.DEFAULT_MODELS
-EVAL_RESULTS_FILE = "eval_results.json"  # = fine_tune.evaluation.RESULTS_FILE
-SPLIT_MANIFEST_FILE = "split_manifest.json"  # = fine_tune.training.SPLIT_MANIFEST_FILE
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts the SFT repo's split manifest
 LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
-OFFICIAL_SPLIT_ROWS = {"validation": 4183}  # MedMCQA's labelled dev split, for eval_split: validation
-
-
-# Time and cost. ONE table of seconds per unit (SFT/GRPO: optimizer step; eval: answer, i.e. one question scored
-# by one model), per flavor and phase. "projected" figures are reasoned from the sources below; "measured" ones come
-# from a benchmark run.
-# scripts/benchmark.py writes eval_results/benchmarks/*.json; any figure found there replaces the table's (see
-# `benchmark_figures` for the accepted keys), so the estimate follows the latest measurement without a code change.
-
-
-@dataclass(frozen=True)
-class Figure:
-    seconds: float
-    kind: str  # "projected" or "measured"
-    source: str
-
-
-_SFT_T4 = (
-    "upstream observed ~512 SFT steps/hour on a T4 with emulated bf16 (~7 s/step at 16 sequences/step); fp16 tensor "
-    "cores (precision auto -> fp16 on sm_75), LoRA and short MedMCQA prompts project about half of that"
-)
-_GRPO_T4 = (
-    "8 completions x <=256 new tokens per optimizer step with transformers generate (~35 ms/token on a T4, "
-    "overhead-bound at 0.6B) plus one LoRA update on 8 sequences"
-)
-_EVAL_T4 = "greedy generation of one JSON answer (~80 tokens, max_new_tokens 256), batches of 16, per question x model"
-_SCALED = "scaled from the T4 figure by fp16/bf16 tensor throughput (training) and memory bandwidth (generation)"
-
-
-def _figures(sft: float, grpo: float, evaluation: float, source: str | None = None) -> dict[str, Figure]:
-    return {
-        "sft": Figure(sft, "projected", source or _SFT_T4),
-        "grpo": Figure(grpo, "projected", source or _GRPO_T4),
-        "eval": Figure(evaluation, "projected", source or _EVAL_T4),
-    }
-
-
-SECONDS_PER_UNIT: dict[str, dict[str, Figure]] = {
-    "t4-small": _figures(3.5, 12.0, 0.5),
-    "t4-medium": _figures(3.5, 12.0, 0.5),
-    "l4x1": _figures(2.0, 9.0, 0.35, _SCALED),
-    "a10g-small": _figures(1.8, 7.0, 0.25, _SCALED),
-    "a10g-large": _figures(1.8, 7.0, 0.25, _SCALED),
-    "l40sx1": _figures(1.2, 6.0, 0.2, _SCALED),
-    "a100-large": _figures(0.9, 5.0, 0.15, _SCALED),
-    "h200": _figures(0.6, 4.0, 0.12, _SCALED),
-}
-# Image pull (~3 GB PyTorch runtime image) + `pip install .` + model and dataset download, before step 1.
-SETUP_SECONDS = 600.0
-# Eval only: downloading and loading each scored model (~1.2 GB for Qwen3-0.6B).
-EVAL_MODEL_LOAD_SECONDS = 60.0
-# Saving the adapter, rebuilding the merged model and pushing both (plus the model card) after the last step.
-FINALIZE_SECONDS = 180.0
-# The default timeout is the estimate plus this fraction, rounded up to TIMEOUT_ROUNDING_S.
-TIMEOUT_MARGIN = 0.5
-TIMEOUT_ROUNDING_S = 300
-# US$ per hour, list prices from https://huggingface.co/docs/hub/jobs-pricing (billed per minute; `hf jobs hardware`
-# shows today's). Only used to print a cost estimate.
-HOURLY_USD: dict[str, float] = {
-    "t4-small": 0.40,
-    "t4-medium": 0.60,
-    "l4x1": 0.80,
-    "a10g-small": 1.00,
-    "a10g-large": 1.50,
-    "l40sx1": 1.80,
-    "a100-large": 2.50,
-    "h200": 5.00,
-}
-BENCHMARK_DIR = "eval_results/benchmarks"  # under the project root
-_T4_FLAVORS = ("t4-small", "t4-medium")
-_BENCHMARK_SECONDS_KEYS = {
-    "seconds_per_step": None,  # for the record's "flavor"
-    "seconds_per_unit": None,
-    "t4_seconds_per_step": _T4_FLAVORS,
-    "projected_t4_seconds_per_step": _T4_FLAVORS,
-}
-
-
-def benchmark_figures(directory: str | Path | None = None) -> dict[tuple[str, str], Figure]:
-    """Figures from benchmark JSON files: {(flavor, phase): Figure}; later files (by name) win.
-
-    A record is any JSON object holding a `phase` (sft/grpo/eval; or nested under a key named after the phase) and
-    one of: `seconds_per_step` or `seconds_per_unit` with a `flavor`; `t4_seconds_per_step` or
-    `projected_t4_seconds_per_step` (applies to t4-small and t4-medium). `kind` ("measured"/"projected") defaults to
-    "projected" for the projected_* key and to "measured" otherwise.
-    """
-    figures: dict[tuple[str, str], Figure] = {}
-    directory = Path(directory) if directory is not None else PROJECT_ROOT / BENCHMARK_DIR
-    if not directory.is_dir():
-        return figures
-    for path in sorted(directory.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            logger.warning("ignoring benchmark file %s: %s", path, error)
-            continue
-        for record in _benchmark_records(data, phase=None):
-            for key, flavors in _BENCHMARK_SECONDS_KEYS.items():
-                value = record.get(key)
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                    continue
-                targets = flavors or ((record["flavor"],) if isinstance(record.get("flavor"), str) else ())
-                kind = record.get("kind") or ("projected" if key.startswith("projected") else "measured")
-                for flavor in targets:
-                    figures[(flavor, record["phase"])] = Figure(float(value), str(kind), f"{path.name} ({key})")
-    return figures
-
-
-def _benchmark_records(data: Any, phase: str | None) -> Iterable[dict[str, Any]]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _benchmark_records(item, phase)
-    elif isinstance(data, dict):
-        own_phase = data.get("phase", phase)
-        if own_phase in PHASES:
-            yield {**data, "phase": own_phase}
-        for key, value in data.items():
-            if isinstance(value, (dict, list)):
-                yield from _benchmark_records(value, key if key in PHASES else own_phase)
-
-
-def figure_for(flavor: str, phase: str, benchmarks: dict[tuple[str, str], Figure] | None = None) -> Figure | None:
-    benchmarks = benchmark_figures() if benchmarks is None else benchmarks
-    return benchmarks.get((flavor, phase)) or SECONDS_PER_UNIT.get(flavor, {}).get(phase)
-
-
-@dataclass
-class Estimate:
-    phase: str
-    flavor: str
-    units: int
-    unit: str
-    seconds_per_unit: float
-    figure_kind: str
-    figure_source: str
-    setup_seconds: float = SETUP_SECONDS
-    finalize_seconds: float = FINALIZE_SECONDS
-
-    @property
-    def compute_seconds(self) -> float:
-        return self.units * self.seconds_per_unit
-
-    @property
-    def total_seconds(self) -> float:
-        return self.setup_seconds + self.compute_seconds + self.finalize_seconds
-
-    @property
-    def default_timeout_seconds(self) -> int:
-        padded = self.total_seconds * (1 + TIMEOUT_MARGIN)
-        return int(math.ceil(padded / TIMEOUT_ROUNDING_S) * TIMEOUT_ROUNDING_S)
-
-    def cost_usd(self, seconds: float) -> float | None:
-        hourly = HOURLY_USD.get(self.flavor)
-        return None if hourly is None else round(hourly * seconds / 3600, 2)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "units": self.units,
-            "unit": self.unit,
-            "seconds_per_unit": self.seconds_per_unit,
-            "figure_kind": self.figure_kind,
-            "figure_source": self.figure_source,
-            "setup_seconds": self.setup_seconds,
-            "compute_seconds": round(self.compute_seconds, 1),
-            "finalize_seconds": self.finalize_seconds,
-            "total_seconds": round(self.total_seconds, 1),
-            "margin": TIMEOUT_MARGIN,
-            "default_timeout_seconds": self.default_timeout_seconds,
-            "hourly_usd": HOURLY_USD.get(self.flavor),
-            "estimated_cost_usd": self.cost_usd(self.total_seconds),
-        }
-
-
-def phase_units(phase: str, recipe: dict[str, Any]) -> int:
-    """Optimizer steps (SFT/GRPO) or scored questions (eval) a recipe runs."""
-    if PHASES[phase].trains:
-        max_steps = _as_int(recipe.get("max_steps"), -1)
-        if max_steps > 0:
-            return max_steps
-        rows = _as_int(recipe.get(f"{phase}_size"), 0)
-        per_step = _as_int(recipe.get("per_device_train_batch_size"), 8) * _as_int(
-            recipe.get("gradient_accumulation_steps"), 1
-        )
-        completions = _as_int(recipe.get("num_generations"), 1) if phase == "grpo" else 1
-        epochs = float(recipe.get("num_train_epochs") or 3.0)
-        return max(1, math.ceil(rows * completions * epochs / max(per_step, 1)))
-    split = recipe.get("eval_split") or "split"
-    rows = _as_int(recipe.get("eval_size"), 200) if split == "split" else OFFICIAL_SPLIT_ROWS.get(split, 200)
-    limit = _as_int(recipe.get("limit"), 0)
-    questions = min(rows, limit) if limit > 0 else rows
-    return questions * max(1, len(parse_eval_models(recipe.get("models"))))
-
-
-def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -> Estimate | None:
-    figure = figure_for(flavor, phase, benchmarks)
-    if figure is None:
-        return None
-    setup = SETUP_SECONDS
-    if not PHASES[phase].trains:
-        setup += EVAL_MODEL_LOAD_SECONDS * len(parse_eval_models(recipe.get("models")))
-    return Estimate(
-        phase,
-        flavor,
-        phase_units(phase, recipe),
-        PHASES[phase].unit,
-        figure.seconds,
-        figure.kind,
-        figure.source,
-        setup_seconds=setup,
-    )
-
-
-def _as_int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
-
-
-def parse_duration(text: str) -> int:
-    """'2h', '90m', '1h30m', '5400' or '5400s' -> seconds."""
-    match = _DURATION.match(str(text).strip().lower())
-    if not match or not any(match.groups()):
-        raise JobsError(f"cannot read the duration {text!r}: use e.g. 2h, 90m, 1h30m or 5400 (seconds)")
-    days, hours, minutes, seconds = (float(group or 0) for group in match.groups())
-    total = int(round(days * 86400 + hours * 3600 + minutes * 60 + seconds))
-    if total <= 0:
-        raise JobsError(f"the duration {text!r} is not positive")
-    return total
-
-
-def format_duration(seconds: float) -> str:
-    seconds = int(math.ceil(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
-    return "".join(parts) or "0s"
-
-
-def resolve_timeout(est: Estimate | None, given: str | None, flavor: str) -> tuple[int, str]:
-    """The job timeout in seconds and where it came from; refuses a timeout shorter than the estimate."""
-    if given is None:
-        if est is None:
-            raise JobsError(
-                f"no seconds-per-step figure for flavor {flavor!r} (known: {', '.join(SECONDS_PER_UNIT)}), so no "
-                "default timeout can be derived; pass --timeout (e.g. --timeout 3h) or pick a known flavor"
-            )
-        return est.default_timeout_seconds, "estimate"
-    timeout = parse_duration(given)
-    if est is not None and timeout < est.total_seconds:
-        raise JobsError(
-            f"--timeout {given} ({timeout} s) is shorter than the {est.phase} estimate on {flavor}: "
-            f"{est.units} {est.unit}s x {est.seconds_per_unit} s ({est.figure_kind}) = {est.compute_seconds:.0f} s "
-            f"+ {est.setup_seconds:.0f} s setup + {est.finalize_seconds:.0f} s save/push = {est.total_seconds:.0f} s "
-            f"({format_duration(est.total_seconds)}). The job would be killed before it finishes: raise --timeout "
-            f"(default {format_duration(est.default_timeout_seconds)}), lower max_steps, or pick a faster --flavor"
-        )
-    if est is not None and timeout < est.total_seconds * (1 + TIMEOUT_MARGIN):
-        logger.warning(
-            "--timeout %s leaves less than %d%% margin over the %s estimate (%s)",
-            given,
-            TIMEOUT_MARGIN * 100,
-            est.phase,
-            format_duration(est.total_seconds),
-        )
-    return timeout, "--timeout"
-
-
-# Recipes: the YAML config plus `--key value` overrides, read without importing TRL (the job parses them for real).
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, Any]:
@@ -421,9 +132,6 @@ def looks_local(value: Any) -> bool:
     return Path(value).expanduser().exists() or (PROJECT_ROOT / value).exists()
 
 
-# The shipped tree
-
-
 @dataclass(frozen=True)
 class ShippedTree:
     root: Path
@@ -480,17 +188,6 @@ class ShippedTree:
             "files": list(self.files),
             "generated": [] if "README.md" in self.files else ["README.md (stub: pyproject.toml names it)"],
         }
-
-
-def git_commit(root: Path = PROJECT_ROOT) -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-# Job specifications
 
 
 @dataclass
@@ -615,16 +312,6 @@ def job_command(
     return ["bash", "-c", "\n".join(steps)]
 
 
-def parse_eval_models(value: Any) -> dict[str, str]:
-    """The eval config's `models`: a mapping or 'label=source,label=source' (as fine_tune.evaluation reads it)."""
-    if isinstance(value, dict):
-        return {str(label): str(source) for label, source in value.items()}
-    if isinstance(value, str) and value.strip():
-        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
-        return {label.strip(): source.strip() for label, _, source in pairs}
-    return dict(DEFAULT_EVAL_MODELS)
-
-
 def _check_shipped(phase: Phase, config: str, shipped: ShippedTree) -> str:
     """The config's path inside the project (resolved against the project first, then the working directory)."""
     config_path = Path(config).expanduser()
@@ -747,7 +434,7 @@ def build_spec(
                 [
                     "python",
                     "-c",
-                    "from fine_tune.jobs import publish_eval_results; "
+                    "from fine_tune.hub.jobs import publish_eval_results; "
                     f"publish_eval_results({json.dumps(output_dir)}, {json.dumps(results_repo)}, "
                     f"private={options.private!r})",
                 ]
@@ -831,9 +518,9 @@ def publish_eval_results(
     """Run inside an eval job: upload `folder` (eval_results/) to a dataset repo, then write each run's table into
     the model cards of the Hub models it scored. Returns what was updated; nothing to publish is not an error."""
     folder = Path(folder)
-    results_files = sorted(folder.glob(f"*/{EVAL_RESULTS_FILE}")) if folder.is_dir() else []
+    results_files = sorted(folder.glob(f"*/{RESULTS_FILE}")) if folder.is_dir() else []
     if not results_files:
-        print(f"no {EVAL_RESULTS_FILE} under {folder}: nothing to publish")
+        print(f"no {RESULTS_FILE} under {folder}: nothing to publish")
         return []
     from huggingface_hub import HfApi
 
@@ -844,14 +531,11 @@ def publish_eval_results(
     updated = [f"https://huggingface.co/datasets/{repo_id}"]
     print(f"uploaded {folder} to {updated[0]}")
     if update_cards:
-        from fine_tune.model_card import update_cards_from_results
+        from fine_tune.hub.model_card import update_cards_from_results
 
         for path in results_files:
             updated += update_cards_from_results(json.loads(path.read_text()), token=token)
     return updated
-
-
-# Pre-flight, submission, following
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -994,9 +678,6 @@ def run_specs(specs: list[JobSpec], submitter: Submitter, *, follow: bool, wait:
     return 0
 
 
-# Resume from the Hub (called by training.resolve_resume before it looks for a local checkpoint)
-
-
 def fetch_hub_checkpoint(
     output_dir: str | Path, repo_id: str, *, token: str | None = None, revision: str | None = None
 ) -> Path | None:
@@ -1055,7 +736,7 @@ def fetch_checkpoint_for_resume(training_args, token: str | None = None) -> Path
     ):
         return None
     token = token or getattr(training_args, "hub_token", None) or os.environ.get(TOKEN_ENV) or None
-    from fine_tune.modeling import ModelSourceError
+    from fine_tune.models.source import ModelSourceError
 
     endpoint = hub.hub_endpoint()
     fix = f"check the network and ${TOKEN_ENV}, or copy the checkpoint folder into {output_dir} yourself"
@@ -1074,8 +755,6 @@ def fetch_checkpoint_for_resume(training_args, token: str | None = None) -> Path
             f"({type(error).__name__}: {redact(str(error), token)}): {fix}"
         ) from error
 
-
-# CLI (scripts/submit_job.py)
 
 USAGE_EXAMPLES = """examples:
   python scripts/submit_job.py sft --config configs/sft.yaml --namespace USER --dry-run

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fine_tune.prompts import LETTERS, RESPONSE_KEYS
+from fine_tune.task.prompts import LETTERS, RESPONSE_KEYS
 
 EMPTY = "empty"
 THINK_BLOCK = "think_block"

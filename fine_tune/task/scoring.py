@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from fine_tune.parsing import is_letter, parse_response, parse_response_lenient
-from fine_tune.prompts import LETTERS
+from fine_tune.task.parsing import is_letter, parse_response, parse_response_lenient
+from fine_tune.task.prompts import LETTERS
 
 
 @dataclass

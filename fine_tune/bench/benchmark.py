@@ -42,12 +42,12 @@ import numpy as np
 import torch
 import yaml
 
+from fine_tune.constants import PROJECT_ROOT
 from fine_tune.io import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT_DIR = PROJECT_ROOT / "eval_results" / "benchmarks"
 DEFAULT_SHARED_DIR = PROJECT_ROOT.parent / "shared"
 SFT_CONFIG = PROJECT_ROOT / "configs" / "sft.yaml"
@@ -540,8 +540,9 @@ def real_lengths(shared_dir: Path, max_rows: int | None = None) -> Lengths:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from fine_tune.data import load_medmcqa, validate_rows
-    from fine_tune.prompts import sft_example
+    from fine_tune.data.loading import load_medmcqa
+    from fine_tune.data.validation import validate_rows
+    from fine_tune.task.prompts import sft_example
 
     tokenizer = AutoTokenizer.from_pretrained(str(shared_dir / "tokenizers" / "qwen3"))
     rows = load_medmcqa(str(shared_dir / "data" / "medmcqa" / "validation.jsonl"))
@@ -561,7 +562,7 @@ def sft_token_dataset(dataset, tokenizer):
     from transformers import AutoModelForCausalLM, Qwen3Config
     from trl import SFTTrainer
 
-    from fine_tune.configs import MedSFTConfig
+    from fine_tune.recipes.trainer_configs import MedSFTConfig
 
     config = Qwen3Config(
         vocab_size=len(tokenizer),
@@ -928,7 +929,7 @@ class ModelSource:
 
 
 def tiny_source(work_dir: Path, tokenizer_dir: Path | None = None, name: str = "tiny") -> ModelSource:
-    from fine_tune.tiny import build_tiny_model
+    from fine_tune.models.tiny import build_tiny_model
 
     out = work_dir / name
     if not (out / "config.json").is_file():
@@ -938,7 +939,7 @@ def tiny_source(work_dir: Path, tokenizer_dir: Path | None = None, name: str = "
 
 def qwen3_shape_source(tokenizer_dir: str) -> ModelSource:
     """Qwen3-0.6B's exact shape (random init); the real vocabulary when the tokenizer is the real one."""
-    from fine_tune.modeling import load_tokenizer
+    from fine_tune.models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir)
     real_vocabulary = len(tokenizer) > 100_000
@@ -1067,7 +1068,7 @@ SFT_ARG_KEYS = (
 
 
 def sft_args(config: dict[str, Any], overrides: dict[str, Any], output_dir: str, max_steps: int, device: torch.device):
-    from fine_tune.configs import MedSFTConfig
+    from fine_tune.recipes.trainer_configs import MedSFTConfig
 
     values = {key: config[key] for key in SFT_ARG_KEYS if key in config}
     values.update(overrides)
@@ -1095,8 +1096,9 @@ def run_sft_variant(
     cost: TrainingCost,
 ) -> dict[str, Any]:
     """One training run of `warmup + steps` optimizer steps; the measured steps' figures."""
-    from fine_tune.modeling import load_tokenizer, resolve_precision
-    from fine_tune.training import training_dtype
+    from fine_tune.models.loading import load_tokenizer
+    from fine_tune.models.precision import resolve_precision
+    from fine_tune.train.common import training_dtype
 
     overrides = dict(SFT_VARIANTS[variant])
     attn_implementation = overrides.pop("attn_implementation", "sdpa")
@@ -1191,7 +1193,7 @@ def padded_vs_padding_free(source: ModelSource, rows: list[dict[str, Any]], lora
     """
     from datasets import Dataset
 
-    from fine_tune.modeling import load_tokenizer
+    from fine_tune.models.loading import load_tokenizer
 
     dataset = Dataset.from_list(rows)
     out: dict[str, Any] = {}
@@ -1245,15 +1247,16 @@ def padded_vs_padding_free(source: ModelSource, rows: list[dict[str, Any]], lora
 
 
 def eval_messages(shared_dir: Path | None, n: int) -> tuple[list[list[dict[str, str]]], str]:
-    from fine_tune.prompts import prompt_messages
+    from fine_tune.task.prompts import prompt_messages
 
     if shared_dir is not None:
-        from fine_tune.data import load_medmcqa, validate_rows
+        from fine_tune.data.loading import load_medmcqa
+        from fine_tune.data.validation import validate_rows
 
         rows = load_medmcqa(str(shared_dir / "data" / "medmcqa" / "validation.jsonl"))
         rows = rows.select(validate_rows(rows).valid_indices[:n])
         return [prompt_messages(row) for row in rows], "real MedMCQA validation rows"
-    from fine_tune.synthetic import generate_rows
+    from fine_tune.data.synthetic import generate_rows
 
     return [prompt_messages(row) for row in generate_rows(n, seed=7)], "synthetic MedMCQA-schema rows"
 
@@ -1265,8 +1268,8 @@ def benchmark_eval(
     device: torch.device,
     dtype: torch.dtype,
 ) -> dict[str, Any]:
-    from fine_tune.generation import generate_responses
-    from fine_tune.modeling import load_tokenizer
+    from fine_tune.evaluate.generation import generate_responses
+    from fine_tune.models.loading import load_tokenizer
 
     model = source.build(dtype).to(device).eval()
     tokenizer = load_tokenizer(source.tokenizer_dir, padding_side="left")
@@ -1318,9 +1321,7 @@ def benchmark_eval(
         "max_new_tokens": settings.eval_max_new_tokens,
         "stopped_early": sum(sequential.stopped),
         "user_message_tokens_mean": float(np.mean(prompt_lengths)),
-        "sequential_loop": (
-            "fine_tune.generation.generate_responses(batch_size=1): one prompt per generate() call, as upstream"
-        ),
+        "sequential_loop": ("generate_responses(batch_size=1): one prompt per generate() call, as upstream"),
         **out,
         "best_batch_size": best,
         "speedup_vs_sequential": out["batched"][str(best)]["speedup_vs_sequential"],
@@ -1371,7 +1372,7 @@ def timed_grpo_trainer_class():
 
 
 def grpo_args(config: dict[str, Any], overrides: dict[str, Any], settings: Settings, output_dir: str, device):
-    from fine_tune.configs import MedGRPOConfig
+    from fine_tune.recipes.trainer_configs import MedGRPOConfig
 
     values = {key: config[key] for key in GRPO_ARG_KEYS if key in config}
     if settings.grpo_max_completion_length is not None:
@@ -1401,11 +1402,12 @@ def benchmark_grpo(
 ) -> dict[str, Any]:
     from datasets import Dataset
 
-    from fine_tune.modeling import load_tokenizer, resolve_precision
-    from fine_tune.prompts import grpo_example
-    from fine_tune.rewards import get_reward_funcs
-    from fine_tune.synthetic import generate_rows
-    from fine_tune.training import training_dtype
+    from fine_tune.data.synthetic import generate_rows
+    from fine_tune.models.loading import load_tokenizer
+    from fine_tune.models.precision import resolve_precision
+    from fine_tune.task.prompts import grpo_example
+    from fine_tune.task.rewards import get_reward_funcs
+    from fine_tune.train.common import training_dtype
 
     names = config.get("reward_funcs") or ["json_validity_reward", "schema_compliance_reward", "accuracy_reward"]
     dataset = Dataset.from_list([grpo_example(row) for row in generate_rows(64, seed=11)])
@@ -1574,7 +1576,7 @@ def measure_host_overhead(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The T4 projection of the real configs; fine_tune/jobs.py reads t4_projection.<phase>.projected_t4_seconds_per_step.
+# The T4 projection of the real configs; hub/estimate.py reads t4_projection.<phase>.projected_t4_seconds_per_step.
 # ---------------------------------------------------------------------------------------------------------------
 
 DEFAULT_T4_MFU = 0.30  # assumed share of the fp16 tensor-core peak a LoRA step of this size sustains on a T4
@@ -1904,8 +1906,8 @@ def run_benchmark(
     argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark and return its result (nothing written; see `write_outputs`)."""
-    from fine_tune.acceleration import VLLM_BLOCKER, resolve_use_kernels, resolve_use_vllm
-    from fine_tune.modeling import resolve_precision
+    from fine_tune.models.precision import resolve_precision
+    from fine_tune.train.acceleration import VLLM_BLOCKER, resolve_use_kernels, resolve_use_vllm
 
     settings = MODES[mode]
     torch_device = resolve_device(device)

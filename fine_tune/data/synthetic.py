@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.io import atomic_write_jsonl
-from fine_tune.prompts import OPTION_COLUMNS
+from fine_tune.task.prompts import OPTION_COLUMNS
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "bone": ("femur", "tibia", "fibula", "humerus", "ulna", "scapula", "patella", "clavicle"),

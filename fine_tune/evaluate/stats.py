@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from fine_tune.parsing import is_letter
-from fine_tune.prompts import LETTERS
+from fine_tune.task.parsing import is_letter
+from fine_tune.task.prompts import LETTERS
 
 INVALID = "invalid"
 UNKNOWN_GROUP = "unknown"

@@ -16,9 +16,9 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
+from fine_tune.evaluate.stats import INVALID
 from fine_tune.io import atomic_write_text
-from fine_tune.prompts import LETTERS
-from fine_tune.stats import INVALID
+from fine_tune.task.prompts import LETTERS
 
 HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "valid_json_rate", "schema_pass_rate", "accuracy_on_schema")
 LENIENT_METRICS: tuple[str, ...] = ("lenient_accuracy", "lenient_schema_pass_rate")

@@ -1,4 +1,5 @@
-"""Whether the Hugging Face Hub can be used now, answered in seconds (a Hub call offline retries for minutes)."""
+"""Hub access: the token (by env var name, never printed) and whether the Hub can be used now, answered in seconds
+(a Hub call offline retries for minutes)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from urllib.parse import urlparse
 
 from huggingface_hub import constants
 
+from fine_tune.constants import TOKEN_ENV
+
 HUB_TIMEOUT_S = 5.0
-TOKEN_ENV = "HF_TOKEN"  # default name of the env var holding the Hub token; its value is never printed
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -45,3 +47,8 @@ def hub_reachable(endpoint: str | None = None, timeout: float = HUB_TIMEOUT_S) -
     thread.start()
     thread.join(timeout)
     return bool(result and result[0])
+
+
+def hf_token(token_env: str = TOKEN_ENV) -> str | None:
+    """The token from the environment variable named `token_env`; the value is never logged."""
+    return os.environ.get(token_env) or None

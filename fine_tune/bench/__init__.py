@@ -1,0 +1,1 @@
+"""Benchmarks: measured throughput, memory and the projections the job estimates use."""

@@ -1,0 +1,29 @@
+"""One home for file names, Hub IDs, defaults and exit codes that several modules share."""
+
+from pathlib import Path
+
+MEDMCQA_HUB_ID = "openlifescienceai/medmcqa"
+SPLIT_NAMES = ("sft", "grpo", "eval")
+DEFAULT_SPLIT_SIZES = {"sft": 1000, "grpo": 500, "eval": 200}
+DEFAULT_SPLIT_SEED = 42
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+TRACKIO_PROJECT = "medmcqa-classifier"
+TOKEN_ENV = "HF_TOKEN"
+EXIT_MODEL_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_NO_LEARNING_SIGNAL = 3
+EXIT_JOB_FAILED = 4
+DEFAULT_MODELS = {"base": "Qwen/Qwen3-0.6B"}
+RESUME_LATEST = ("true", "latest", "last")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LINEAGE_FILE = "lineage.json"
+SPLIT_MANIFEST_FILE = "split_manifest.json"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+MODEL_CARD_FILE = "README.md"
+RESULTS_FILE = "eval_results.json"
+PREDICTIONS_FILE = "predictions.jsonl"
+REPORT_FILE = "report.md"
+TRAINER_STATE_FILE = "trainer_state.json"
+HUB_CHECKPOINT_DIR = "last-checkpoint"

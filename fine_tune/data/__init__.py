@@ -1,0 +1,1 @@
+"""Rows in: load (Hub ID or local file), validate with named reasons, split disjointly, manifest."""

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import datasets
+import numpy as np
+
+from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
+from fine_tune.data.loading import DatasetError
+from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
+from fine_tune.data.validation import duplicate_content, validate_rows
+from fine_tune.task.prompts import (
+    CHAT_TEMPLATE_KWARGS,
+    prompt_messages,
+    render_prompt,
+    sft_example,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def token_length_stats(dataset: datasets.Dataset, tokenizer: Any, max_rows: int | None = None) -> dict[str, Any]:
+    """Token-length mean/p50/p95/max of the rendered prompt and of prompt + target, over the valid rows."""
+    report = validate_rows(dataset)
+    indices = report.valid_indices[:max_rows] if max_rows is not None else report.valid_indices
+    if not indices:
+        raise DatasetError("no valid rows to measure token lengths on")
+    rows = dataset.select(indices)
+    prompts = [render_prompt(tokenizer, prompt_messages(row)) for row in rows]
+    full = [
+        tokenizer.apply_chat_template(
+            prompt_messages(row) + sft_example(row)["completion"], tokenize=False, **CHAT_TEMPLATE_KWARGS
+        )
+        for row in rows
+    ]
+    return {"rows": len(indices), "prompt": _length_stats(tokenizer, prompts), "full": _length_stats(tokenizer, full)}
+
+
+def _length_stats(tokenizer: Any, texts: list[str]) -> dict[str, float]:
+    lengths = np.array([len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]])
+    return {
+        "mean": round(float(lengths.mean()), 1),
+        "p50": round(float(np.percentile(lengths, 50)), 1),
+        "p95": round(float(np.percentile(lengths, 95)), 1),
+        "max": int(lengths.max()),
+    }
+
+
+def dataset_report(
+    dataset: datasets.Dataset,
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    *,
+    tokenizer: Any = None,
+    token_rows: int | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """Everything `scripts/validate_dataset.py` reports, as one JSON-ready dict (`usable` False plus `error`)."""
+    report = validate_rows(dataset)
+    subjects = Counter(s if s is not None else "(none)" for s in dataset["subject_name"])
+    result: dict[str, Any] = {
+        "source": source,
+        "rows": report.total,
+        "valid": report.valid,
+        "invalid": {name: len(ix) for name, ix in report.invalid.items()},
+        "flags": {name: len(ix) for name, ix in report.flags.items()},
+        "examples": report.examples,
+        "duplicates": duplicate_content(dataset),
+        "subjects": dict(subjects.most_common()),
+        "requested_sizes": dict(sizes),
+    }
+    try:
+        split = split_dataset(dataset, sizes, seed, source=source)
+    except DatasetError as error:
+        result.update(usable=False, error=str(error), splits={}, skipped={}, contamination=None)
+    else:
+        result.update(
+            usable=True,
+            splits={name: len(part) for name, part in split.splits.items()},
+            skipped=split.skipped,
+            contamination=contamination_count(split.manifest),
+            manifest_hash=manifest_hash(split.manifest),
+        )
+    if tokenizer is not None and report.valid:
+        result["token_lengths"] = token_length_stats(dataset, tokenizer, token_rows)
+    return result

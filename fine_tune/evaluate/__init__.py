@@ -1,0 +1,1 @@
+"""The eval phase: generation, scoring, statistics, report."""

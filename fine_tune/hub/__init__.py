@@ -1,0 +1,1 @@
+"""Hugging Face Hub access, Jobs and model cards."""

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fine_tune.constants import ADAPTER_CONFIG_FILE, ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR
+from fine_tune.io import atomic_write_dir, atomic_write_json
+from fine_tune.models.loading import load_causal_lm
+
+logger = logging.getLogger(__name__)
+
+
+def save_adapter_and_merged(
+    peft_model,
+    tokenizer,
+    output_dir: str | Path,
+    *,
+    base: str,
+    lineage: dict[str, Any],
+    token: str | None = None,
+) -> dict[str, Path]:
+    """Save the LoRA adapter and the merged model under `output_dir`, each with `lineage.json`.
+
+    peft records `model.name_or_path` when a model is wrapped; the adapter config is rewritten to name `base`, the
+    model this phase really started from. The merged model is rebuilt from a fresh copy of `base` plus the adapter,
+    on the CPU in the dtype the base was saved in, so it never inherits quantisation or training-time state.
+    """
+    from peft import PeftModel
+
+    output_dir = Path(output_dir)
+    for config in peft_model.peft_config.values():
+        config.base_model_name_or_path = base
+    adapter_lineage = {**lineage, "base": base, "adapter_path": None}
+
+    def write_adapter(tmp: Path) -> None:
+        peft_model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / LINEAGE_FILE, adapter_lineage)
+
+    adapter_dir = atomic_write_dir(output_dir / ADAPTER_DIR, write_adapter)
+    merged_lineage = {**lineage, "base": base, "adapter_path": str(adapter_dir)}
+
+    def write_merged(tmp: Path) -> None:
+        fresh_base = load_causal_lm(base, "auto", token=token)
+        merged = PeftModel.from_pretrained(fresh_base, adapter_dir).merge_and_unload()
+        merged.name_or_path = str(output_dir / MERGED_DIR)
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / LINEAGE_FILE, merged_lineage)
+
+    merged_dir = atomic_write_dir(output_dir / MERGED_DIR, write_merged)
+    logger.info("saved adapter to %s and merged model to %s (base %s)", adapter_dir, merged_dir, base)
+    return {"adapter": adapter_dir, "merged": merged_dir}
+
+
+def push_to_hub(output_dir: str | Path, repo_id: str, *, token: str | None, private: bool = False) -> str:
+    """Upload the merged model at the repo root, the adapter under `adapter/`, then the model card (README.md) and
+    the split manifest; returns the repo URL. The card replaces any earlier one (e.g. the Trainer's): a retrained
+    model's old eval table no longer applies."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from fine_tune.constants import MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
+    from fine_tune.hub.model_card import card_for_output_dir
+
+    output_dir = Path(output_dir)
+    card = card_for_output_dir(output_dir, repo_id, secret=token)
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, private=private, exist_ok=True)
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=output_dir / MERGED_DIR,
+        commit_message="merged model",
+        delete_patterns=["adapter_model.safetensors", ADAPTER_CONFIG_FILE],
+    )
+    api.upload_folder(
+        repo_id=repo_id,
+        folder_path=output_dir / ADAPTER_DIR,
+        path_in_repo=ADAPTER_DIR,
+        commit_message="LoRA adapter",
+    )
+    operations = [CommitOperationAdd(path_in_repo=MODEL_CARD_FILE, path_or_fileobj=card.encode())]
+    if (output_dir / SPLIT_MANIFEST_FILE).is_file():
+        operations.append(
+            CommitOperationAdd(path_in_repo=SPLIT_MANIFEST_FILE, path_or_fileobj=str(output_dir / SPLIT_MANIFEST_FILE))
+        )
+    api.create_commit(repo_id=repo_id, operations=operations, commit_message="model card and split manifest")
+    return str(url)

@@ -1,0 +1,62 @@
+"""Where a model comes from: a Hub ID or a local path, a full model or a LoRA adapter, cross-checked with its
+lineage record."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fine_tune.constants import LINEAGE_FILE
+
+logger = logging.getLogger(__name__)
+
+
+class ModelSourceError(ValueError):
+    """A model source that cannot be used as asked, with a message that says why and what to do."""
+
+
+def is_local(source: str | Path) -> bool:
+    return Path(source).expanduser().exists()
+
+
+def read_adapter_base(source: str, token: str | None = None, subfolder: str | None = None) -> str | None:
+    """`base_model_name_or_path` from an adapter config, or None when `source` holds no adapter."""
+    from peft import PeftConfig
+
+    try:
+        return PeftConfig.from_pretrained(source, subfolder=subfolder, token=token).base_model_name_or_path
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class ResolvedModel:
+    """What a model source really is: the label's weights, and where they came from."""
+
+    source: str
+    kind: str  # "full" or "adapter"
+    base: str | None
+    lineage: dict[str, Any] | None
+
+
+def resolve_model_source(source: str, token: str | None = None) -> ResolvedModel:
+    """Classify `source` (a full model, or a LoRA adapter at its root) and cross-check its lineage.
+
+    Refuses an adapter whose lineage record and adapter config name different bases: upstream evaluated the base
+    model under the name "grpo" because the adapter config named the wrong base.
+    """
+    from fine_tune.models.lineage import read_lineage  # lineage reads through is_local: imported at call time
+
+    lineage = read_lineage(source, token=token)
+    adapter_base = read_adapter_base(source, token=token)
+    if adapter_base is None:
+        return ResolvedModel(source, "full", lineage.get("base") if lineage else None, lineage)
+    if lineage is not None and lineage.get("base") != adapter_base:
+        raise ModelSourceError(
+            f"{source} holds a LoRA adapter whose adapter_config.json names base {adapter_base!r}, but its "
+            f"{LINEAGE_FILE} says it was trained from {lineage.get('base')!r}. Loading it would score the wrong "
+            "model. Evaluate the merged model instead, or fix base_model_name_or_path in adapter_config.json."
+        )
+    return ResolvedModel(source, "adapter", adapter_base, lineage)

@@ -1,0 +1,1 @@
+"""The recipe schema: dataclasses TrlParser fills from YAML + command-line overrides."""

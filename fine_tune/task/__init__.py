@@ -1,0 +1,1 @@
+"""The task contract: prompt, strict parser, rewards and per-sample scores."""

@@ -1,0 +1,1 @@
+"""The SFT and GRPO phases: TRL trainers, checkpoints, guards."""

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from fine_tune.constants import SPLIT_MANIFEST_FILE
+from fine_tune.data.splits import load_split, manifest_hash
+from fine_tune.models.lineage import build_lineage
+from fine_tune.models.loading import load_causal_lm
+from fine_tune.models.precision import resolve_precision
+from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
+
+logger = logging.getLogger(__name__)
+
+
+def run_config(*configs: Any) -> dict[str, Any]:
+    """The full configuration of a run, for lineage records (secrets are never part of these dataclasses)."""
+    out = {}
+    for config in configs:
+        out[type(config).__name__] = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+    return out
+
+
+def training_dtype(precision, use_peft: bool):
+    """Frozen LoRA bases load in the compute dtype; full fine-tuning keeps fp32 master weights under fp16 AMP."""
+    if precision.fp16 and not use_peft:
+        return resolve_precision("fp32").torch_dtype
+    return precision.torch_dtype
+
+
+def load_phase_split(script_args, split_name: str, output_dir: str) -> tuple[Any, dict]:
+    return load_split(
+        script_args.dataset_name,
+        split_name,
+        hub_split=script_args.dataset_train_split,
+        sizes=script_args.split_sizes,
+        seed=script_args.split_seed,
+        manifest_path=Path(output_dir) / SPLIT_MANIFEST_FILE,
+        token_env=script_args.hf_token_env,
+    )
+
+
+def load_trainable_model(model_args, training_args, token: str | None):
+    precision = resolve_precision(training_args.precision)
+    logger.info("precision %s: %s", precision.name, precision.reason)
+    return load_causal_lm(
+        model_args.model_name_or_path,
+        training_dtype(precision, model_args.use_peft),
+        load_in_4bit=model_args.load_in_4bit,
+        attn_implementation=model_args.attn_implementation,
+        token=token,
+    )
+
+
+def finish(trainer, tokenizer, *, phase: str, base: str, manifest: dict, config: dict, training_args, token) -> dict:
+    """Save the log history (trainer_state.json), adapter + merged model with lineage; push when asked."""
+    output_dir = Path(training_args.output_dir)
+    state = trainer.state
+    logger.info(
+        "process %d of %d finished %s at step %d",
+        training_args.process_index,
+        training_args.world_size,
+        phase,
+        state.global_step,
+    )
+    config = {**config, "world_size": training_args.world_size, "global_step": state.global_step, "epoch": state.epoch}
+    trainer.save_state()
+    paths: dict[str, Path] = {}
+    if trainer.is_world_process_zero():
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        lineage = build_lineage(phase, base, config=config, split_manifest_hash=manifest_hash(manifest))
+        paths = save_adapter_and_merged(model, tokenizer, output_dir, base=base, lineage=lineage, token=token)
+        if training_args.push_to_hub and training_args.hub_model_id:
+            url = push_to_hub(
+                output_dir, training_args.hub_model_id, token=token, private=training_args.hub_private_repo
+            )
+            logger.info("pushed %s to %s", phase, url)
+    trainer.accelerator.wait_for_everyone()
+    return paths

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from transformers import set_seed
+from trl import SFTTrainer, get_peft_config
+
+from fine_tune.hub.access import hf_token
+from fine_tune.models.loading import load_tokenizer
+from fine_tune.task.prompts import sft_example
+from fine_tune.train.checkpoints import resolve_resume
+from fine_tune.train.common import finish, load_phase_split, load_trainable_model, run_config
+
+logger = logging.getLogger(__name__)
+
+
+def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
+    set_seed(training_args.seed)
+    token = hf_token(script_args.hf_token_env)
+    rows, manifest = load_phase_split(script_args, "sft", training_args.output_dir)
+    dataset = rows.map(sft_example, remove_columns=rows.column_names)
+    model = load_trainable_model(model_args, training_args, token)
+    tokenizer = load_tokenizer(model_args.model_name_or_path, token=token)
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    return finish(
+        trainer,
+        tokenizer,
+        phase="sft",
+        base=model_args.model_name_or_path,
+        manifest=manifest,
+        config=run_config(script_args, training_args, model_args),
+        training_args=training_args,
+        token=token,
+    )
