@@ -13,21 +13,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import datasets
-
 from fine_tune.cli import run_main
-from fine_tune.constants import EXIT_BAD_INPUT
-from fine_tune.evaluate.evaluation import EvalConfigError, parse_eval_config, run_evaluation
-from fine_tune.hub.access import hf_token
-from fine_tune.hub.model_card import update_cards_from_results
+from fine_tune.recipes.loader import parse_recipe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        config = parse_eval_config(argv)
-    except EvalConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    (config,) = parse_recipe("eval", argv)
+    import datasets
+
+    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.hub.access import hf_token
+    from fine_tune.hub.model_card import update_cards_from_results
+
     datasets.disable_progress_bars()
     outcome = run_evaluation(config)
     if config.update_model_cards:
@@ -41,11 +38,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     return outcome.exit_code
 
 
-def cli() -> None:
-    code = main()
-    if code:
-        sys.exit(code)
-
-
 if __name__ == "__main__":
-    run_main(cli)
+    run_main(main)

@@ -4,14 +4,12 @@ python scripts/train_medmcqa_grpo.py --config configs/grpo.yaml [--max_steps 10 
 """
 
 from fine_tune.cli import run_main
-from fine_tune.recipes.arguments import GRPOScriptArguments
-from fine_tune.recipes.loader import parse_config
-from fine_tune.recipes.trainer_configs import MedGRPOConfig
+from fine_tune.recipes.loader import parse_recipe
 from fine_tune.train.grpo import run_grpo
 
 
 def main() -> None:
-    script_args, training_args, model_args = parse_config(GRPOScriptArguments, MedGRPOConfig)
+    script_args, training_args, model_args = parse_recipe("grpo")
     paths = run_grpo(script_args, training_args, model_args)
     for name, path in paths.items():
         print(f"{name}: {path}")

@@ -4,14 +4,12 @@ python scripts/train_medmcqa_sft.py --config configs/sft.yaml [--max_steps 10 ..
 """
 
 from fine_tune.cli import run_main
-from fine_tune.recipes.arguments import MedMCQAScriptArguments
-from fine_tune.recipes.loader import parse_config
-from fine_tune.recipes.trainer_configs import MedSFTConfig
+from fine_tune.recipes.loader import parse_recipe
 from fine_tune.train.sft import run_sft
 
 
 def main() -> None:
-    script_args, training_args, model_args = parse_config(MedMCQAScriptArguments, MedSFTConfig)
+    script_args, training_args, model_args = parse_recipe("sft")
     paths = run_sft(script_args, training_args, model_args)
     for name, path in paths.items():
         print(f"{name}: {path}")

@@ -13,9 +13,10 @@ from typing import Any
 import datasets
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, SPLIT_NAMES, TOKEN_ENV
-from fine_tune.data.loading import DatasetError, load_medmcqa
+from fine_tune.data.loading import load_medmcqa
 from fine_tune.data.report import dataset_report
 from fine_tune.data.validation import REASON_DESCRIPTIONS
+from fine_tune.errors import DatasetError
 
 
 def parse_sizes(text: str) -> dict[str, int]:

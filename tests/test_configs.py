@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from fine_tune.constants import TRACKIO_PROJECT
-from fine_tune.recipes.arguments import GRPOScriptArguments, MedMCQAScriptArguments
-from fine_tune.recipes.loader import parse_config
+from fine_tune.recipes.loader import parse_recipe
 from fine_tune.recipes.trainer_configs import MedGRPOConfig, MedSFTConfig
 from fine_tune.task.rewards import get_reward_funcs
 
@@ -15,9 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_sft_recipe_has_the_upstream_hyperparameters_and_cli_overrides():
-    script, train, model = parse_config(
-        MedMCQAScriptArguments, MedSFTConfig, ["--config", str(REPO / "configs/sft.yaml"), "--max_steps", "10"]
-    )
+    script, train, model = parse_recipe("sft", ["--config", str(REPO / "configs/sft.yaml"), "--max_steps", "10"])
     assert train.max_steps == 10
     assert (model.lora_r, model.lora_alpha, model.lora_dropout) == (16, 32, 0.05)
     assert model.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -30,9 +27,7 @@ def test_sft_recipe_has_the_upstream_hyperparameters_and_cli_overrides():
 
 
 def test_grpo_recipe_is_valid_for_this_trl():
-    script, train, model = parse_config(
-        GRPOScriptArguments, MedGRPOConfig, ["--config", str(REPO / "configs/grpo.yaml")]
-    )
+    script, train, model = parse_recipe("grpo", ["--config", str(REPO / "configs/grpo.yaml")])
     assert (train.max_steps, train.learning_rate, train.num_generations, train.max_completion_length) == (
         400,
         5e-6,
@@ -47,30 +42,27 @@ def test_grpo_recipe_is_valid_for_this_trl():
 
 
 def test_non_thinking_mode_cannot_be_dropped_by_an_override():
-    _, train, _ = parse_config(
-        GRPOScriptArguments,
-        MedGRPOConfig,
+    _, train, _ = parse_recipe(
+        "grpo",
         ["--output_dir", "/tmp/x", "--chat_template_kwargs", '{"foo": 1}', "--num_generations", "2"],
     )
     assert train.chat_template_kwargs == {"enable_thinking": False, "foo": 1}
 
 
 def test_eval_recipes_parse():
-    from fine_tune.evaluate.evaluation import parse_eval_config
 
-    demo = parse_eval_config(["--config", str(REPO / "configs/demo/eval.yaml")])
+    (demo,) = parse_recipe("eval", ["--config", str(REPO / "configs/demo/eval.yaml")])
     assert (
         set(demo.models) == {"base", "sft", "grpo"} and demo.split_manifest == "demo_artifacts/sft/split_manifest.json"
     )
-    real = parse_eval_config(["--config", str(REPO / "configs/eval.yaml"), "--limit", "20"])
+    (real,) = parse_recipe("eval", ["--config", str(REPO / "configs/eval.yaml"), "--limit", "20"])
     assert real.models["base"] == "Qwen/Qwen3-0.6B" and real.limit == 20 and real.eval_size == 200
 
 
 @pytest.mark.parametrize("name", ["sft", "grpo"])
 def test_demo_recipes_parse(name):
     path = REPO / "configs" / "demo" / f"{name}.yaml"
-    classes = (MedMCQAScriptArguments, MedSFTConfig) if name == "sft" else (GRPOScriptArguments, MedGRPOConfig)
-    script, train, _ = parse_config(*classes, ["--config", str(path)])
+    script, train, _ = parse_recipe(name, ["--config", str(path)])
     assert script.dataset_name.startswith("demo_artifacts/") and not train.bf16
 
 

@@ -8,7 +8,7 @@ import datasets
 import pytest
 
 from fine_tune.constants import DEFAULT_SPLIT_SIZES, MEDMCQA_HUB_ID
-from fine_tune.data.loading import MEDMCQA_COLUMNS, DatasetError, load_medmcqa
+from fine_tune.data.loading import MEDMCQA_COLUMNS, load_medmcqa
 from fine_tune.data.report import token_length_stats
 from fine_tune.data.splits import (
     check_disjoint,
@@ -22,6 +22,7 @@ from fine_tune.data.splits import (
     write_manifest,
 )
 from fine_tune.data.validation import content_hash, require_usable, row_problems, validate_rows
+from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 
 

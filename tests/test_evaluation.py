@@ -3,6 +3,8 @@
 import importlib.util
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,25 +20,23 @@ from fine_tune.constants import (
     REPORT_FILE,
     RESULTS_FILE,
 )
-from fine_tune.data.loading import DatasetError
 from fine_tune.data.splits import load_split, manifest_hash, read_manifest, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.validation import content_hash
+from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.evaluate import evaluation
 from fine_tune.evaluate.evaluation import (
     NOT_FINE_TUNED,
     UNVERIFIED,
     VERIFIED,
-    EvalConfig,
-    EvalConfigError,
     check_split,
     load_eval_set,
     metric_intervals,
     pairwise_comparisons,
-    parse_eval_config,
-    parse_models,
     run_evaluation,
 )
+from fine_tune.recipes.arguments import EvalConfig, parse_models
+from fine_tune.recipes.loader import parse_recipe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"sft_size": 40, "grpo_size": 20, "eval_size": 12}
@@ -147,7 +147,7 @@ def test_parse_models(value, expected):
     ],
 )
 def test_parse_models_rejects(value, match):
-    with pytest.raises(EvalConfigError, match=match):
+    with pytest.raises(RecipeError, match=match):
         parse_models(value)
 
 
@@ -158,10 +158,11 @@ def test_yaml_config_with_command_line_overrides(tmp_path):
             {"models": {"base": "Qwen/Qwen3-0.6B", "sft": "o/sft/merged"}, "batch_size": 8}, sort_keys=False
         )
     )
-    config = parse_eval_config(["--config", str(recipe), "--limit", "20"])
+    (config,) = parse_recipe("eval", ["--config", str(recipe), "--limit", "20"])
     assert config.models == {"base": "Qwen/Qwen3-0.6B", "sft": "o/sft/merged"}
     assert (config.batch_size, config.limit, config.resolved_run_name) == (8, 20, "medmcqa-split-limit20")
-    config = parse_eval_config(
+    (config,) = parse_recipe(
+        "eval",
         [
             "--config",
             str(recipe),
@@ -171,7 +172,7 @@ def test_yaml_config_with_command_line_overrides(tmp_path):
             "validation",
             "--split_manifest",
             "",
-        ]
+        ],
     )
     assert config.models == {"grpo": "o/grpo/merged"}
     assert (config.split_manifest, config.resolved_run_name) == (None, "medmcqa-validation")
@@ -182,16 +183,16 @@ def test_yaml_config_with_command_line_overrides(tmp_path):
     [{"batch_size": 0}, {"max_new_tokens": 0}, {"limit": 0}, {"precision": "int8"}, {"eval_size": 0}],
 )
 def test_bad_config_values(overrides):
-    with pytest.raises(EvalConfigError):
+    with pytest.raises(RecipeError):
         EvalConfig(**overrides)
 
 
 def test_repository_configs_parse():
-    config = parse_eval_config(["--config", str(REPO_ROOT / "configs" / "eval.yaml")])
+    (config,) = parse_recipe("eval", ["--config", str(REPO_ROOT / "configs" / "eval.yaml")])
     assert list(config.models) == ["base", "sft", "grpo"]
     assert config.models["base"] == "Qwen/Qwen3-0.6B"
     assert config.split_sizes == {"sft": 1000, "grpo": 500, "eval": 200}
-    demo = parse_eval_config(["--config", str(REPO_ROOT / "configs" / "demo" / "eval.yaml")])
+    (demo,) = parse_recipe("eval", ["--config", str(REPO_ROOT / "configs" / "demo" / "eval.yaml")])
     sft = yaml.safe_load((REPO_ROOT / "configs" / "demo" / "sft.yaml").read_text())
     assert demo.split_sizes == {"sft": sft["sft_size"], "grpo": sft["grpo_size"], "eval": sft["eval_size"]}
     assert (demo.split_seed, demo.dataset_name, demo.run_name) == (sft["split_seed"], sft["dataset_name"], "demo")
@@ -264,8 +265,10 @@ def test_unlabeled_official_split_exits_2(tmp_path, shared_dir, capsys):
 
 
 def test_bad_config_exits_2(capsys):
-    assert load_script().main(["--models", "nolabel"]) == EXIT_BAD_INPUT
-    assert "label=source" in capsys.readouterr().err
+    script = REPO_ROOT / "scripts" / "eval_medmcqa.py"
+    done = subprocess.run([sys.executable, str(script), "--models", "nolabel"], capture_output=True, text=True)
+    assert done.returncode == EXIT_BAD_INPUT
+    assert "label=source" in done.stderr and "Traceback" not in done.stderr
 
 
 @pytest.fixture(scope="module")

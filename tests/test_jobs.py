@@ -582,7 +582,7 @@ def test_fetch_checkpoint_without_one_on_the_hub_starts_fresh(tmp_path, monkeypa
 
 
 def test_fetch_checkpoint_offline_fails_fast_with_the_fix(tmp_path, monkeypatch, clean_env):
-    from fine_tune.models.source import ModelSourceError
+    from fine_tune.errors import ModelSourceError
 
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("download attempted"))

@@ -7,12 +7,13 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR
+from fine_tune.errors import ModelSourceError
 from fine_tune.models import saving
 from fine_tune.models.lineage import build_lineage, read_lineage
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import save_adapter_and_merged
-from fine_tune.models.source import ModelSourceError, resolve_model_source
+from fine_tune.models.source import resolve_model_source
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,12 @@ from trl import SFTTrainer
 
 from fine_tune.data.splits import split_dataset, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.errors import LineageError
 from fine_tune.io import atomic_write_json
 from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.prompts import render_prompt, sft_example, target_response
 from fine_tune.train.checkpoints import resolve_resume
-from fine_tune.train.grpo import LineageError, check_sft_lineage
+from fine_tune.train.grpo import check_sft_lineage
 from fine_tune.train.guards import RewardHealthGuard
 
 REPO = Path(__file__).resolve().parent.parent

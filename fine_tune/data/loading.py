@@ -7,6 +7,7 @@ from pathlib import Path
 
 import datasets
 
+from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.task.prompts import (
     OPTION_COLUMNS,
@@ -32,10 +33,6 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("question", *OPTION_COLUMNS, "cop")
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in MEDMCQA_COLUMNS if c not in REQUIRED_COLUMNS)
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-class DatasetError(ValueError):
-    """A problem with the data or its source, explained for the user (no traceback needed)."""
 
 
 def load_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_ENV) -> datasets.Dataset:

@@ -9,9 +9,9 @@ import datasets
 import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
-from fine_tune.data.loading import DatasetError
 from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
 from fine_tune.data.validation import duplicate_content, validate_rows
+from fine_tune.errors import DatasetError
 from fine_tune.task.prompts import (
     CHAT_TEMPLATE_KWARGS,
     prompt_messages,

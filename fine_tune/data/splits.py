@@ -14,7 +14,7 @@ import datasets
 import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, SPLIT_NAMES
-from fine_tune.data.loading import DatasetError, load_medmcqa
+from fine_tune.data.loading import load_medmcqa
 from fine_tune.data.validation import (
     DUPLICATE_CONTENT,
     ValidationReport,
@@ -24,6 +24,7 @@ from fine_tune.data.validation import (
     row_problems,
     validate_rows,
 )
+from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.io import atomic_write_json
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import datasets
 
-from fine_tune.data.loading import REQUIRED_COLUMNS, DatasetError
+from fine_tune.data.loading import REQUIRED_COLUMNS
+from fine_tune.errors import DatasetError
 from fine_tune.task.prompts import (
     LETTERS,
     OPTION_COLUMNS,

@@ -30,22 +30,19 @@ import datasets
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from trl import TrlParser
 
 import fine_tune
 from fine_tune.constants import (
     ADAPTER_CONFIG_FILE,
-    DEFAULT_MODELS,
     EXIT_MODEL_FAILED,
     MERGED_DIR,
-    PRECISIONS,
     PREDICTIONS_FILE,
     REPORT_FILE,
     RESULTS_FILE,
 )
-from fine_tune.data.loading import DatasetError
 from fine_tune.data.splits import load_eval_rows, load_split, manifest_hash, read_manifest
 from fine_tune.data.validation import content_hash, row_label
+from fine_tune.errors import DatasetError, ModelSourceError
 from fine_tune.evaluate import report
 from fine_tune.evaluate.generation import GenerationResult, generate_responses
 from fine_tune.evaluate.stats import (
@@ -65,22 +62,16 @@ from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl
 from fine_tune.models.lineage import read_lineage
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision, resolve_precision
-from fine_tune.models.source import ModelSourceError, is_local
+from fine_tune.models.source import is_local
 from fine_tune.provenance import git_commit
-from fine_tune.recipes.arguments import SplitArguments
+from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, SYSTEM_PROMPT, gold_letter, prompt_messages
 from fine_tune.task.scoring import SampleScore, aggregate_metrics, score_sample
 
 logger = logging.getLogger(__name__)
 
-SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
-# The target JSON is 58 tokens on average with the Qwen3 tokenizer over the 4,183 validation rows (p95 102, max 168,
-# the reason being <= 250 characters): 256 leaves room for every target plus a model that writes a little more.
-DEFAULT_MAX_NEW_TOKENS = 256
-DEFAULT_BATCH_SIZE = 16
 CALIBRATION_BINS = 10
 RESULTS_FORMAT = 1
-NULL_WORDS = ("", "none", "null")
 TRAINING_SPLITS = ("sft", "grpo")
 
 # metric -> (numerator, denominator) in aggregate_metrics' counts, for the Wilson intervals
@@ -97,115 +88,6 @@ METRIC_COUNTS: dict[str, tuple[str, str]] = {
 VERIFIED = "verified"
 NOT_FINE_TUNED = "no training split (no lineage split_manifest_hash)"
 UNVERIFIED = "unverified"
-
-
-class EvalConfigError(ValueError):
-    """An evaluation config that cannot be run, with a message that says why."""
-
-
-@dataclass
-class EvalConfig(SplitArguments):
-    """What to evaluate, on which rows, and how; parsed from a YAML recipe with command-line overrides."""
-
-    models: dict[str, str] | str | None = field(
-        default_factory=lambda: dict(DEFAULT_MODELS),
-        metadata={
-            "help": "label -> Hub ID or local path; YAML mapping, or on the command line 'base=ID,sft=PATH' "
-            "(replaces the config's models)"
-        },
-    )
-    eval_split: str = field(
-        default=SPLIT_EVAL,
-        metadata={
-            "help": f"'{SPLIT_EVAL}': the EVAL split of the training shuffle; or an official split of dataset_name "
-            "(e.g. 'validation', the 4,183-row dev split comparable with published MedMCQA results)"
-        },
-    )
-    split_manifest: str | None = field(
-        default=None,
-        metadata={
-            "help": "A training run's split_manifest.json: eval rows found in its sft/grpo splits are refused. "
-            "Manifests beside local models (OUTPUT/split_manifest.json) are found from their lineage as well"
-        },
-    )
-    drop_contaminated: bool = field(
-        default=False, metadata={"help": "Drop (and count) eval rows found in a training split instead of refusing"}
-    )
-    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N eval rows"})
-    batch_size: int = field(default=DEFAULT_BATCH_SIZE, metadata={"help": "Prompts per generate() call"})
-    max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Generation budget per answer"})
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 older GPUs, fp32 CPU), ..."})
-    torch_threads: int | None = field(
-        default=None,
-        metadata={"help": "CPU threads for torch (default: torch's choice); 1 suits tiny models on busy CPUs"},
-    )
-    run_name: str | None = field(
-        default=None, metadata={"help": "Results folder name; default medmcqa-<eval_split>[-limit<N>]"}
-    )
-    output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
-    seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
-    bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
-    update_model_cards: bool = field(
-        default=False,
-        metadata={"help": "Write the results table into the model cards of the scored (non-base) models"},
-    )
-
-    def __post_init__(self) -> None:
-        self.models = parse_models(self.models)
-        if self.split_manifest is not None and self.split_manifest.strip().lower() in NULL_WORDS:
-            self.split_manifest = None
-        if self.precision not in PRECISIONS:
-            raise EvalConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise EvalConfigError(f"torch_threads must be >= 1 (or unset), got {self.torch_threads}")
-        for name in ("batch_size", "max_new_tokens", "bootstrap_resamples"):
-            if getattr(self, name) < 1:
-                raise EvalConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.limit is not None and self.limit < 1:
-            raise EvalConfigError(f"limit must be >= 1 (or unset for all rows), got {self.limit}")
-        if self.eval_split == SPLIT_EVAL and self.eval_size < 1:
-            raise EvalConfigError(f"eval_split '{SPLIT_EVAL}' needs eval_size >= 1, got {self.eval_size}")
-
-    @property
-    def resolved_run_name(self) -> str:
-        if self.run_name:
-            return self.run_name
-        return f"medmcqa-{self.eval_split}" + (f"-limit{self.limit}" if self.limit else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def parse_models(value: Mapping[str, Any] | str | None) -> dict[str, str]:
-    """A YAML mapping or 'label=source,label=source' as an ordered {label: source}; labels unique and non-empty."""
-    if value is None:
-        raise EvalConfigError("no models to evaluate: set `models` (e.g. --models base=Qwen/Qwen3-0.6B)")
-    if isinstance(value, str):
-        pairs = []
-        for item in (part.strip() for part in value.split(",") if part.strip()):
-            label, sep, source = item.partition("=")
-            if not sep:
-                raise EvalConfigError(f"models: expected label=source, got {item!r} (e.g. base=Qwen/Qwen3-0.6B)")
-            pairs.append((label.strip(), source.strip()))
-    elif isinstance(value, Mapping):
-        pairs = [(str(label), str(source) if source is not None else "") for label, source in value.items()]
-    else:
-        raise EvalConfigError(f"models must be a mapping or 'label=source,...', got {type(value).__name__}")
-    labels = [label for label, _ in pairs]
-    if not pairs:
-        raise EvalConfigError("no models to evaluate: `models` is empty")
-    if len(set(labels)) != len(labels):
-        raise EvalConfigError(f"models: duplicate label in {labels}")
-    bad = [label for label, source in pairs if not label or not source]
-    if bad:
-        raise EvalConfigError(f"models: every label needs a name and a source, got {dict(pairs)}")
-    return dict(pairs)
-
-
-def parse_eval_config(argv: Sequence[str] | None = None) -> EvalConfig:
-    """`--config eval.yaml` plus `--key value` overrides, like the training scripts."""
-    (config,) = TrlParser((EvalConfig,)).parse_args_and_config(args=argv)
-    return config
 
 
 @dataclass

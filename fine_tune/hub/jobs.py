@@ -736,7 +736,7 @@ def fetch_checkpoint_for_resume(training_args, token: str | None = None) -> Path
     ):
         return None
     token = token or getattr(training_args, "hub_token", None) or os.environ.get(TOKEN_ENV) or None
-    from fine_tune.models.source import ModelSourceError
+    from fine_tune.errors import ModelSourceError
 
     endpoint = hub.hub_endpoint()
     fix = f"check the network and ${TOKEN_ENV}, or copy the checkpoint folder into {output_dir} yourself"

@@ -6,8 +6,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 
+from fine_tune.errors import ModelSourceError
 from fine_tune.models.precision import Precision
-from fine_tune.models.source import ModelSourceError, resolve_model_source
+from fine_tune.models.source import resolve_model_source
 
 logger = logging.getLogger(__name__)
 

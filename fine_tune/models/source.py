@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import LINEAGE_FILE
+from fine_tune.errors import ModelSourceError
 
 logger = logging.getLogger(__name__)
-
-
-class ModelSourceError(ValueError):
-    """A model source that cannot be used as asked, with a message that says why and what to do."""
 
 
 def is_local(source: str | Path) -> bool:

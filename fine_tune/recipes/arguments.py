@@ -1,11 +1,34 @@
+"""The recipe schema that needs no torch: data source and split, script arguments, the eval config.
+
+The trainer configs (`fine_tune.recipes.trainer_configs`) subclass TRL's and import torch; `fine_tune.recipes.loader`
+reads every recipe through these dataclasses, so each key and default is defined once.
+"""
+
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from trl import ScriptArguments
 
-from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, MEDMCQA_HUB_ID, TOKEN_ENV
+from fine_tune.constants import (
+    DEFAULT_MODELS,
+    DEFAULT_SPLIT_SEED,
+    DEFAULT_SPLIT_SIZES,
+    MEDMCQA_HUB_ID,
+    PRECISIONS,
+    TOKEN_ENV,
+)
+from fine_tune.errors import RecipeError
 from fine_tune.task.rewards import REWARD_FUNCS
+
+SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
+# The target JSON is 58 tokens on average with the Qwen3 tokenizer over the 4,183 validation rows (p95 102, max 168).
+DEFAULT_MAX_NEW_TOKENS = 256
+DEFAULT_BATCH_SIZE = 16
+NULL_WORDS = ("", "none", "null")
 
 
 @dataclass
@@ -41,3 +64,102 @@ class GRPOScriptArguments(MedMCQAScriptArguments):
     require_sft_lineage: bool = field(
         default=True, metadata={"help": "Refuse a starting model whose lineage.json does not say phase 'sft'"}
     )
+
+
+@dataclass
+class EvalConfig(SplitArguments):
+    """What to evaluate, on which rows, and how; parsed from a YAML recipe with command-line overrides."""
+
+    models: dict[str, str] | str | None = field(
+        default_factory=lambda: dict(DEFAULT_MODELS),
+        metadata={
+            "help": "label -> Hub ID or local path; YAML mapping, or on the command line 'base=ID,sft=PATH' "
+            "(replaces the config's models)"
+        },
+    )
+    eval_split: str = field(
+        default=SPLIT_EVAL,
+        metadata={
+            "help": f"'{SPLIT_EVAL}': the EVAL split of the training shuffle; or an official split of dataset_name "
+            "(e.g. 'validation', the 4,183-row dev split comparable with published MedMCQA results)"
+        },
+    )
+    split_manifest: str | None = field(
+        default=None,
+        metadata={
+            "help": "A training run's split_manifest.json: eval rows found in its sft/grpo splits are refused. "
+            "Manifests beside local models (OUTPUT/split_manifest.json) are found from their lineage as well"
+        },
+    )
+    drop_contaminated: bool = field(
+        default=False, metadata={"help": "Drop (and count) eval rows found in a training split instead of refusing"}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N eval rows"})
+    batch_size: int = field(default=DEFAULT_BATCH_SIZE, metadata={"help": "Prompts per generate() call"})
+    max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Generation budget per answer"})
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 older GPUs, fp32 CPU), ..."})
+    torch_threads: int | None = field(
+        default=None,
+        metadata={"help": "CPU threads for torch (default: torch's choice); 1 suits tiny models on busy CPUs"},
+    )
+    run_name: str | None = field(
+        default=None, metadata={"help": "Results folder name; default medmcqa-<eval_split>[-limit<N>]"}
+    )
+    output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
+    seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
+    bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
+    update_model_cards: bool = field(
+        default=False,
+        metadata={"help": "Write the results table into the model cards of the scored (non-base) models"},
+    )
+
+    def __post_init__(self) -> None:
+        self.models = parse_models(self.models)
+        if self.split_manifest is not None and self.split_manifest.strip().lower() in NULL_WORDS:
+            self.split_manifest = None
+        if self.precision not in PRECISIONS:
+            raise RecipeError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise RecipeError(f"torch_threads must be >= 1 (or unset), got {self.torch_threads}")
+        for name in ("batch_size", "max_new_tokens", "bootstrap_resamples"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise RecipeError(f"limit must be >= 1 (or unset for all rows), got {self.limit}")
+        if self.eval_split == SPLIT_EVAL and self.eval_size < 1:
+            raise RecipeError(f"eval_split '{SPLIT_EVAL}' needs eval_size >= 1, got {self.eval_size}")
+
+    @property
+    def resolved_run_name(self) -> str:
+        if self.run_name:
+            return self.run_name
+        return f"medmcqa-{self.eval_split}" + (f"-limit{self.limit}" if self.limit else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_models(value: Mapping[str, Any] | str | None) -> dict[str, str]:
+    """A YAML mapping or 'label=source,label=source' as an ordered {label: source}; labels unique and non-empty."""
+    if value is None:
+        raise RecipeError("no models to evaluate: set `models` (e.g. --models base=Qwen/Qwen3-0.6B)")
+    if isinstance(value, str):
+        pairs = []
+        for item in (part.strip() for part in value.split(",") if part.strip()):
+            label, sep, source = item.partition("=")
+            if not sep:
+                raise RecipeError(f"models: expected label=source, got {item!r} (e.g. base=Qwen/Qwen3-0.6B)")
+            pairs.append((label.strip(), source.strip()))
+    elif isinstance(value, Mapping):
+        pairs = [(str(label), str(source) if source is not None else "") for label, source in value.items()]
+    else:
+        raise RecipeError(f"models must be a mapping or 'label=source,...', got {type(value).__name__}")
+    labels = [label for label, _ in pairs]
+    if not pairs:
+        raise RecipeError("no models to evaluate: `models` is empty")
+    if len(set(labels)) != len(labels):
+        raise RecipeError(f"models: duplicate label in {labels}")
+    bad = [label for label, source in pairs if not label or not source]
+    if bad:
+        raise RecipeError(f"models: every label needs a name and a source, got {dict(pairs)}")
+    return dict(pairs)

@@ -7,6 +7,7 @@ from transformers import set_seed
 from trl import GRPOTrainer, get_peft_config
 
 from fine_tune.data.splits import manifest_hash
+from fine_tune.errors import LineageError, RewardHealthError
 from fine_tune.hub.access import hf_token
 from fine_tune.models.lineage import read_lineage
 from fine_tune.models.loading import load_tokenizer
@@ -15,13 +16,9 @@ from fine_tune.task.rewards import get_reward_funcs
 from fine_tune.train.acceleration import resolve_use_vllm
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.common import finish, load_phase_split, load_trainable_model, run_config
-from fine_tune.train.guards import RewardHealthError, RewardHealthGuard
+from fine_tune.train.guards import RewardHealthGuard
 
 logger = logging.getLogger(__name__)
-
-
-class LineageError(RuntimeError):
-    """The starting model is not what this phase must start from."""
 
 
 def check_sft_lineage(source: str, lineage: dict | None, manifest: dict, required: bool) -> None:

@@ -8,10 +8,6 @@ from transformers import TrainerCallback
 logger = logging.getLogger(__name__)
 
 
-class RewardHealthError(RuntimeError):
-    """GRPO rewards carried no learning signal for too long."""
-
-
 class RewardHealthGuard(TrainerCallback):
     """Fires when every group's rewards are identical, or the mean reward is 0, for `patience` logging steps.
 
