@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib.metadata
 import json
 import logging
 import math
@@ -44,6 +43,7 @@ import yaml
 
 from fine_tune.constants import PROJECT_ROOT
 from fine_tune.io import atomic_write_json, atomic_write_text
+from fine_tune.provenance import library_versions
 
 logger = logging.getLogger(__name__)
 
@@ -239,30 +239,6 @@ def describe_device(device: torch.device, precision: str) -> dict[str, Any]:
         "memory_bandwidth": None,
         "measured_matmul_flops": measured,
     }
-
-
-def library_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in (
-        "torch",
-        "transformers",
-        "trl",
-        "peft",
-        "accelerate",
-        "datasets",
-        "tokenizers",
-        "numpy",
-        "triton",
-        "vllm",
-        "liger-kernel",
-        "kernels",
-        "flash-attn",
-    ):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from pathlib import Path
 
 import datasets
 
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
+from fine_tune.models.source import is_hub_id, is_local, written_as_path
 from fine_tune.task.prompts import (
     OPTION_COLUMNS,
 )
@@ -32,7 +32,6 @@ MEDMCQA_COLUMNS: tuple[str, ...] = (
 REQUIRED_COLUMNS: tuple[str, ...] = ("question", *OPTION_COLUMNS, "cop")
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in MEDMCQA_COLUMNS if c not in REQUIRED_COLUMNS)
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def load_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_ENV) -> datasets.Dataset:
@@ -41,12 +40,11 @@ def load_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_E
     Local paths: a .jsonl/.json/.parquet/.csv file (`split` is ignored), a `save_to_disk` folder (a DatasetDict's
     `split` is picked), or a folder holding `<split>.<ext>` files. Absent optional columns are added as nulls.
     """
-    path = Path(source).expanduser()
-    if path.exists():
-        dataset = _load_local(path, split)
-    elif _looks_like_path(source):
+    if is_local(source):
+        dataset = _load_local(Path(source).expanduser(), split)
+    elif written_as_path(source):
         raise DatasetError(f"dataset path not found: {source}")
-    elif _HUB_ID.match(source):
+    elif is_hub_id(source, namespaced=False):
         dataset = _load_hub(source, split, token_env)
     else:
         raise DatasetError(f"{source!r} is neither an existing path nor a Hub dataset ID (owner/name)")
@@ -72,10 +70,6 @@ def conform_columns(dataset: datasets.Dataset) -> datasets.Dataset:
     if extra:
         logger.info("ignoring non-MedMCQA column(s): %s", ", ".join(extra))
     return dataset.select_columns(list(MEDMCQA_COLUMNS))
-
-
-def _looks_like_path(source: str) -> bool:
-    return Path(source).suffix.lower() in FILE_BUILDERS or source.startswith(("/", ".", "~"))
 
 
 def _load_local(path: Path, split: str) -> datasets.Dataset:

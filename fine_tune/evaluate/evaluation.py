@@ -17,7 +17,6 @@ import hashlib
 import logging
 import math
 import os
-import platform
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,7 +30,6 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-import fine_tune
 from fine_tune.constants import (
     ADAPTER_CONFIG_FILE,
     EXIT_MODEL_FAILED,
@@ -62,8 +60,8 @@ from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl
 from fine_tune.models.lineage import read_lineage
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision, resolve_precision
-from fine_tune.models.source import is_local
-from fine_tune.provenance import git_commit
+from fine_tune.models.source import is_local, written_as_path
+from fine_tune.provenance import provenance
 from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, SYSTEM_PROMPT, gold_letter, prompt_messages
 from fine_tune.task.scoring import SampleScore, aggregate_metrics, score_sample
@@ -309,7 +307,7 @@ def check_source(source: str) -> None:
     """A source written like a path (./, /, ~, or more than one '/') must exist; a Hub ID needs the Hub."""
     if is_local(source):
         return
-    if source.startswith(("/", ".", "~")) or source.count("/") > 1:
+    if written_as_path(source):
         raise ModelSourceError(f"model path not found: {source} (train it first, or pass a Hub ID like owner/name)")
     if not hub_available():
         raise ModelSourceError(
@@ -559,24 +557,13 @@ def model_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
 
 
 def environment(precision: Precision) -> dict[str, Any]:
-    import peft
-    import transformers
-    import trl
-
     device = inference_device()
     return {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)",
         "precision": precision.name,
         "precision_reason": precision.reason,
         "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "trl": trl.__version__,
-        "peft": peft.__version__,
-        "datasets": datasets.__version__,
-        "project_version": fine_tune.__version__,
-        "project_commit": git_commit(),
+        **provenance(),
     }
 
 

@@ -42,6 +42,7 @@ from fine_tune.hub import access as hub
 from fine_tune.hub.access import HUB_TIMEOUT_S
 from fine_tune.hub.estimate import Estimate, Figure, benchmark_figures, estimate, format_duration, resolve_timeout
 from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase, parse_eval_models
+from fine_tune.models.source import is_hub_id, is_local, written_as_path
 from fine_tune.provenance import git_commit
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,6 @@ SHIPPED_PATTERNS: tuple[str, ...] = (
 
 
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts the SFT repo's split manifest
-LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, Any]:
@@ -119,17 +119,11 @@ def load_recipe(config: Path, overrides: list[str]) -> dict[str, Any]:
     return {**recipe, **parse_overrides(overrides)}
 
 
-def is_hub_id(value: Any) -> bool:
-    return isinstance(value, str) and value.count("/") == 1 and not looks_local(value)
-
-
 def looks_local(value: Any) -> bool:
     """A path the job cannot see (it only has the shipped tree and the Hub), as opposed to a Hub ID."""
     if not isinstance(value, str) or not value:
         return False
-    if value.startswith((".", "/", "~")) or value.count("/") > 1 or value.endswith(LOCAL_FILE_SUFFIXES):
-        return True
-    return Path(value).expanduser().exists() or (PROJECT_ROOT / value).exists()
+    return is_local(value) or written_as_path(value) or (PROJECT_ROOT / value).exists()
 
 
 @dataclass(frozen=True)

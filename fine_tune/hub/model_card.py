@@ -16,6 +16,7 @@ from typing import Any
 
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR, MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
 from fine_tune.io import atomic_write_text
+from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,7 @@ MODEL_KEYS: tuple[str, ...] = (
     "load_in_4bit",
 )
 SCRIPT_KEYS: tuple[str, ...] = ("reward_funcs",)
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _SECRET_KEY = re.compile(r"(^|_)(token|secret|password)$", re.IGNORECASE)
-
-
-def is_hub_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(_HUB_ID.match(value)) and not Path(value).expanduser().exists()
 
 
 def redact_secrets(obj: Any) -> Any:
