@@ -163,3 +163,12 @@ def parse_models(value: Mapping[str, Any] | str | None) -> dict[str, str]:
     if bad:
         raise RecipeError(f"models: every label needs a name and a source, got {dict(pairs)}")
     return dict(pairs)
+
+
+@dataclass
+class ValidateArguments(SplitArguments):
+    """`scripts/validate_dataset.py`: the data source and split of a recipe, plus what the report measures."""
+
+    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer ID or path, for token-length statistics"})
+    token_rows: int | None = field(default=None, metadata={"help": "Measure token lengths on the first N valid rows"})
+    json: bool = field(default=False, metadata={"help": "Print one JSON object (errors too)"})

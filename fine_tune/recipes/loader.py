@@ -31,6 +31,7 @@ PHASE_SCHEMAS: dict[str, tuple[str, ...]] = {
         "trl:ModelConfig",
     ),
     "eval": ("fine_tune.recipes.arguments:EvalConfig",),
+    "validate": ("fine_tune.recipes.arguments:ValidateArguments",),
 }
 # keys TrlParser handles itself
 PARSER_KEYS = ("config", "env")
