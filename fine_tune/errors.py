@@ -31,3 +31,9 @@ class RewardHealthError(PipelineError, RuntimeError):
     """GRPO rewards carried no learning signal, or were being gamed, for too long: no model is handed on."""
 
     exit_code = EXIT_NO_LEARNING_SIGNAL
+
+
+class NumericsError(PipelineError, RuntimeError):
+    """The loss or the gradient norm became NaN or infinite: training stops at once instead of burning hours on NaN."""
+
+    exit_code = EXIT_NO_LEARNING_SIGNAL

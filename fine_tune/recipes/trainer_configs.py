@@ -30,6 +30,9 @@ class MedSFTConfig(SFTConfig):
         default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs, fp32 on CPU), fp32, fp16, bf16"}
     )
     project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
+    overlong: str = field(
+        default="refuse", metadata={"help": "Examples longer than max_length: 'refuse' (stop, counted) or 'drop'"}
+    )
 
     def __post_init__(self):
         _apply_hardware(self)

@@ -17,6 +17,7 @@ from fine_tune.train.acceleration import resolve_use_vllm
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.common import finish, load_phase_split, load_trainable_model, run_config
 from fine_tune.train.guards import RewardHealthGuard
+from fine_tune.train.numerics import NonFiniteGuard
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
         sample_completions=lambda: recent_completion_texts(trainer),
     )
     trainer.add_callback(guard)
+    trainer.add_callback(NonFiniteGuard())
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     if guard.message is not None and training_args.reward_guard_action == "stop":
         raise RewardHealthError(guard.message)

@@ -11,6 +11,8 @@ from fine_tune.models.loading import load_tokenizer
 from fine_tune.task.prompts import sft_example
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.common import finish, load_phase_split, load_trainable_model, run_config
+from fine_tune.train.lengths import enforce_max_length
+from fine_tune.train.numerics import NonFiniteGuard
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
     dataset = rows.map(sft_example, remove_columns=rows.column_names)
     model = load_trainable_model(model_args, training_args, token)
     tokenizer = load_tokenizer(model_args.model_name_or_path, token=token)
+    dataset = enforce_max_length(dataset, tokenizer, training_args)
     trainer = SFTTrainer(
         model=model,
         args=training_args,
@@ -29,6 +32,7 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
     )
+    trainer.add_callback(NonFiniteGuard())
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     return finish(
         trainer,
