@@ -2,6 +2,10 @@
 (issue [robust] point 20)."""
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +15,7 @@ from transformers import AutoTokenizer, TrainerCallback, TrainerControl, Trainer
 from trl import SFTTrainer
 
 from fine_tune.constants import EXIT_NO_LEARNING_SIGNAL
-from fine_tune.data.synthetic import generate_rows
+from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.errors import NumericsError
 from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.prompts import sft_example
@@ -104,3 +108,54 @@ def test_logged_loss_and_grad_norm_are_checked(logs, stops):
             guard.on_log(fake_args("fp32"), state, TrainerControl(), logs=logs)
     else:
         guard.on_log(fake_args("fp32"), state, TrainerControl(), logs=logs)
+
+
+REPO = Path(__file__).resolve().parent.parent
+# The real SFT entry script, with the model's final norm turned to NaN after step 2 (a diverged run, injected).
+RUNNER = """
+import math, runpy, sys, torch
+from transformers.trainer_callback import DefaultFlowCallback
+
+original = DefaultFlowCallback.on_step_end
+
+def on_step_end(self, args, state, control, model=None, **kwargs):
+    if state.global_step == 2:
+        with torch.no_grad():
+            model.get_base_model().model.norm.weight.fill_(math.nan)
+    return original(self, args, state, control, model=model, **kwargs)
+
+DefaultFlowCallback.on_step_end = on_step_end
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def sft_command(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        *("scripts/train_medmcqa_sft.py", "--config", "configs/demo/sft.yaml", "--model_name_or_path", str(model)),
+        *("--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "5", "--save_strategy", "no"),
+        *("--sft_size", "40", "--grpo_size", "10", "--eval_size", "10", "--per_device_train_batch_size", "2"),
+        *("--logging_steps", "5", "--report_to", "none", "--precision", "fp32", *extra),
+    ]
+
+
+@pytest.mark.slow
+def test_the_sft_script_exits_3_on_nan_and_2_on_overlong_rows(tmp_path, tiny_model_dir):
+    data = tmp_path / "rows.jsonl"
+    write_jsonl(generate_rows(80, seed=0), data)
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+
+    def run(*command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+    nan = run(sys.executable, str(runner), *sft_command(tiny_model_dir, data, tmp_path / "nan"))
+    assert nan.returncode == 3, nan.stderr[-3000:]
+    assert "error: non-finite gradients at step 3 under precision fp32" in nan.stderr
+    assert "Traceback" not in nan.stderr
+    assert not (tmp_path / "nan" / "merged").exists(), "no model is handed on"
+
+    overlong = run(sys.executable, *sft_command(tiny_model_dir, data, tmp_path / "long", "--max_length", "100"))
+    assert overlong.returncode == 2, overlong.stderr[-3000:]
+    assert "error: 40 of 40 SFT examples are longer than max_length 100 tokens" in overlong.stderr
