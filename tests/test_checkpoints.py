@@ -48,7 +48,7 @@ def test_intact_checkpoints_pick_the_newest(checkpoints):
     [
         (lambda f: truncate(f / "trainer_state.json"), "trainer_state.json is unreadable"),
         (lambda f: (f / "trainer_state.json").unlink(), "no trainer_state.json"),
-        (lambda f: (f / "trainer_state.json").write_text("{}"), "trainer_state.json has no global_step"),
+        (lambda f: (f / "trainer_state.json").write_text("[]"), "trainer_state.json is not a JSON object"),
         (lambda f: truncate(f / "optimizer.pt"), "optimizer.pt is truncated or corrupt"),
         (lambda f: truncate(f / "scheduler.pt", 0.9), "scheduler.pt is truncated or corrupt"),
         (lambda f: truncate(f / "adapter_model.safetensors", 0.9), "adapter_model.safetensors is truncated"),

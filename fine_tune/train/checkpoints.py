@@ -36,7 +36,7 @@ def last_complete_checkpoint(output_dir: str | Path) -> str | None:
 def checkpoint_problem(checkpoint: str | Path) -> str | None:
     """Why a checkpoint folder cannot be resumed from, or None: the one rule for "complete checkpoint".
 
-    Complete: `trainer_state.json` is a JSON object with a `global_step`; every `*.safetensors` file (adapter or
+    Complete: `trainer_state.json` is a JSON object; every `*.safetensors` file (adapter or
     model weights) is as long as its header says; every torch-saved file (`*.pt`, `*.pth`, `*.bin`: optimizer,
     scheduler, RNG state, training args) is a readable zip archive. A save cut off mid-way, or a truncated file,
     fails one of these; the files are not loaded, so the check is cheap even for large optimizer states.
@@ -49,8 +49,8 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
         values = json.loads(state.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         return f"{TRAINER_STATE_FILE} is unreadable ({type(error).__name__})"
-    if not isinstance(values, dict) or not isinstance(values.get("global_step"), int):
-        return f"{TRAINER_STATE_FILE} has no global_step"
+    if not isinstance(values, dict):
+        return f"{TRAINER_STATE_FILE} is not a JSON object"
     for path in sorted(folder.rglob("*")):
         problem = _file_problem(path)
         if problem is not None:
