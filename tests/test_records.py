@@ -170,3 +170,17 @@ def test_load_split_counts_refused_records_and_names_conflicts(tmp_path, caplog)
     assert "43 rows, 3 invalid (malformed_line: 1, conflicting_answer: 2)" in caplog.text
     assert "q5 (B), q5-again (C)" in caplog.text
     assert "line 43 (not JSON" in caplog.text
+
+
+def test_a_byte_order_mark_and_windows_line_ends_are_read(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(dumps(make_row(i, extra=1)) for i in range(3)) + b"\r\n")
+    loaded = read_medmcqa(str(path))
+    assert loaded.dataset["id"] == ["q0", "q1", "q2"] and loaded.refused == []
+
+
+def test_a_missing_required_column_is_named(tmp_path):
+    rows = [{k: v for k, v in make_row(i).items() if k != "opc"} for i in range(3)]
+    path = write_lines(tmp_path / "rows.jsonl", [dumps(row) for row in rows])
+    with pytest.raises(DatasetError, match="missing MedMCQA column"):
+        read_medmcqa(str(path))

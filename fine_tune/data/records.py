@@ -11,7 +11,9 @@ Type policy for `cop` (the answer index), applied to every row of every format:
 
 from __future__ import annotations
 
+import codecs
 import json
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from typing import Any
 import datasets
 
 from fine_tune.errors import DatasetError
+
+logger = logging.getLogger(__name__)
 
 MEDMCQA_COLUMNS: tuple[str, ...] = (
     "id",
@@ -96,7 +100,7 @@ def judge_record(record: Any, where: str) -> tuple[dict[str, Any] | None, Refuse
 
 def read_json_records(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
     """A .jsonl file (one object per line) or a .json file (a JSON array of objects, or JSON lines)."""
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         raise DatasetError(f"{path}: empty file (no rows)")
     records = _json_array(path, data) if data.lstrip()[:1] == b"[" else _json_lines(data)
@@ -111,11 +115,14 @@ def read_json_records(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]
         if problem is not None:
             refused.append(problem)
             continue
-        present.update(k for k in record if k in MEDMCQA_COLUMNS)
+        present.update(record)
         rows.append(row)
     missing = [c for c in (*TEXT_COLUMNS, "cop") if c not in present] if rows else []
     if missing:
         raise DatasetError(f"{path}: missing MedMCQA column(s): {', '.join(missing)} (in every row)")
+    extra = sorted(str(key) for key in present if key not in MEDMCQA_COLUMNS)
+    if extra:
+        logger.info("ignoring non-MedMCQA column(s): %s", ", ".join(extra))
     columns = {c: [row[c] for row in rows] for c in MEDMCQA_COLUMNS}
     return datasets.Dataset.from_dict(columns, features=MEDMCQA_FEATURES), refused
 
