@@ -119,3 +119,53 @@ def test_time_cap_interrupts_a_block_and_leaves_no_alarm_behind():
         pass
     with time_cap(None, "uncapped"):
         pass
+
+
+class FakeLLM:
+    """Stands in for vllm.LLM: records how it was built and answers every prompt with `max_tokens` token ids."""
+
+    built: dict = {}
+
+    def __init__(self, model, **kwargs):
+        from pathlib import Path
+
+        FakeLLM.built = {"files": sorted(p.name for p in Path(model).iterdir()), **kwargs}
+
+    def generate(self, prompts, params, use_tqdm=False):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=[7] * params.max_tokens)]) for _ in prompts]
+
+
+def fake_vllm(monkeypatch, llm):
+    import sys
+    from types import SimpleNamespace
+
+    from fine_tune.bench import measure_eval
+
+    params = lambda **kwargs: SimpleNamespace(**kwargs)  # noqa: E731
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=llm, SamplingParams=params))
+    monkeypatch.setattr(measure_eval, "vllm_unavailable", lambda device: None)
+    return measure_eval
+
+
+def test_vllm_eval_wiring_saves_the_model_and_renders_the_same_prompts(monkeypatch, tiny_model_dir):
+    measure_eval = fake_vllm(monkeypatch, FakeLLM)
+    messages = [[{"role": "user", "content": f"question {i}"}] for i in range(3)]
+    out = measure_eval.vllm_generation(
+        tiny_source(tiny_model_dir), messages, (2,), 5, torch.device("cpu"), torch.float32
+    )
+    assert out["available"] is True and out["generated_tokens"] == 15 and out["prompts_per_s"] > 0
+    assert "config.json" in FakeLLM.built["files"] and "tokenizer_config.json" in FakeLLM.built["files"]
+    assert FakeLLM.built["dtype"] == "float32"
+
+
+def test_a_vllm_engine_that_fails_is_recorded_with_its_reason(monkeypatch, tiny_model_dir):
+    def broken(model, **kwargs):
+        raise RuntimeError("no GPU memory left")
+
+    measure_eval = fake_vllm(monkeypatch, broken)
+    out = measure_eval.vllm_generation(
+        tiny_source(tiny_model_dir), [[{"role": "user", "content": "q"}]], (1,), 4, torch.device("cpu"), torch.float32
+    )
+    assert out == {"available": False, "reason": "vLLM failed: RuntimeError: no GPU memory left"}

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fine_tune.bench.device import median, synchronize
+from fine_tune.bench.device import TimeCapReached, median, synchronize
 from fine_tune.bench.models import ModelSource
 from fine_tune.bench.settings import Recipe, Settings
 
@@ -61,10 +61,16 @@ def benchmark_eval(
 
     generate(max(batch_sizes), messages[: max(batch_sizes)])  # warm-up
     runs: dict[int, list[Any]] = {1: [], **{b: [] for b in batch_sizes}}
-    for round_index in range(settings.eval_rounds):
-        for batch_size in runs:
-            logger.info("eval: batch size %d, round %d/%d", batch_size, round_index + 1, settings.eval_rounds)
-            runs[batch_size].append(generate(batch_size, sequential_messages if batch_size == 1 else messages))
+    stopped = None
+    try:
+        for round_index in range(settings.eval_rounds):
+            for batch_size in runs:
+                logger.info("eval: batch size %d, round %d/%d", batch_size, round_index + 1, settings.eval_rounds)
+                runs[batch_size].append(generate(batch_size, sequential_messages if batch_size == 1 else messages))
+    except TimeCapReached as reached:
+        if not all(runs.values()):
+            raise
+        stopped = str(reached)
     sequential = runs[1][0]
     identical = all(
         r.texts[: len(sequential.texts)] == sequential.texts
@@ -111,7 +117,12 @@ def benchmark_eval(
         "speedup_vs_sequential": out["batched"][str(best)]["speedup_vs_sequential"],
         "outputs_identical": identical,
         "seconds_per_question": 1 / configured["prompts_per_s"] if configured else None,
-        "vllm": vllm_generation(source, messages, batch_sizes, max_new_tokens, device, dtype),
+        "stopped_by_time_cap": stopped,
+        "vllm": (
+            {"available": False, "reason": f"not run: {stopped}"}
+            if stopped
+            else vllm_generation(source, messages, batch_sizes, max_new_tokens, device, dtype)
+        ),
     }
 
 
@@ -127,6 +138,22 @@ def vllm_generation(
     unavailable = vllm_unavailable(device)
     if unavailable:
         return {"available": False, "reason": unavailable}
+    try:
+        return vllm_generation_rate(source, messages, batch_sizes, max_new_tokens, device, dtype)
+    except TimeCapReached as reached:
+        return {"available": False, "reason": str(reached)}
+    except Exception as error:  # an optional engine that fails to start is a finding, not a crash
+        return {"available": False, "reason": f"vLLM failed: {type(error).__name__}: {error}"}
+
+
+def vllm_generation_rate(
+    source: ModelSource,
+    messages: list[list[dict[str, str]]],
+    batch_sizes: tuple[int, ...],
+    max_new_tokens: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> dict[str, Any]:
     from vllm import LLM, SamplingParams
 
     from fine_tune.models.loading import load_tokenizer

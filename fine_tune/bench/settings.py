@@ -231,7 +231,7 @@ MODES: dict[str, Settings] = {
     ),
 }
 # The most of the time limit each timed section may take (the rest: device, lengths, FLOP check, start-up)
-SECTION_SHARES = {"sft": 0.3, "eval": 0.2, "grpo": 0.3, "projection": 0.1}
+SECTION_SHARES = {"sft": 0.3, "eval": 0.25, "grpo": 0.3, "projection": 0.1}
 
 
 def default_mode(device_type: str) -> str:
