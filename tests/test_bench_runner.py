@@ -112,3 +112,14 @@ def test_a_section_past_its_time_cap_is_recorded_and_the_run_still_writes(tmp_pa
 def test_an_unknown_section_is_one_line_and_exit_2():
     out = run_script("--sections", "sft,warp", "--no-write")
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: --sections")
+
+
+def test_cuda_without_a_gpu_is_one_line_and_exit_2():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    out = run_script("--device", "cuda", "--no-write")
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == (
+        "error: --device cuda, but torch sees no CUDA device (use --device cpu, or run on a GPU)"
+    )

@@ -17,15 +17,16 @@ from typing import Any
 import torch
 
 from fine_tune.bench.hardware import device_spec, gpu_family
+from fine_tune.errors import PipelineError
 
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda, but torch sees no CUDA device")
+        raise PipelineError("--device cuda, but torch sees no CUDA device (use --device cpu, or run on a GPU)")
     if requested not in ("cpu", "cuda"):
-        raise ValueError(f"device must be cpu, cuda or auto, got {requested!r}")
+        raise PipelineError(f"--device must be cpu, cuda or auto, got {requested!r}")
     return torch.device(requested)
 
 
