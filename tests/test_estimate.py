@@ -44,8 +44,8 @@ def test_the_default_sft_timeout_covers_800_steps_at_the_conservative_t4_figure(
     """Before: the committed CPU benchmark's 0.94 s/step projection replaced the T4 figure, so the default timeout was
     40 min and a job at 3.5 s/step was killed near step 460-510 of 800."""
     est = estimate.estimate("sft", "t4-small", {"max_steps": 800})
-    assert est.seconds_per_unit == estimate.CONSERVATIVE_T4["sft"].seconds == 3.5
     assert est.default_timeout_seconds >= (estimate.SETUP_SECONDS + 800 * 3.5 + estimate.FINALIZE_SECONDS) * 1.5
+    assert est.seconds_per_unit == 3.5 == estimate.CONSERVATIVE_T4["sft"].seconds
     assert est.default_timeout_seconds - estimate.SETUP_SECONDS - estimate.FINALIZE_SECONDS > 800 * 3.5 * 1.4
 
 
