@@ -5,7 +5,7 @@ python scripts/benchmark.py --cost-table     # the README's job cost table, from
 
 `--device cuda` runs the `gpu` mode by default: SFT tokens/s and MFU, GRPO step time (with and without vLLM) and eval
 samples/s (HF generate, and vLLM when importable) on a random-init model of Qwen3-0.6B's exact shape with the real
-recipes, inside a 7.5 minute limit (each section has its cap); it writes eval_results/benchmarks/<gpu family>.json,
+recipes, inside a 7 minute limit (each section has its cap); it writes eval_results/benchmarks/<gpu family>.json,
 whose `job_figures` then drive the job timeouts of the flavors on that GPU. On the CPU the default is the full mode
 (about ten minutes on 2 cores); --quick takes a few minutes, --smoke well under one (CI). Files:
 eval_results/benchmarks/<device>[-<mode>].json and .md; --json also prints the JSON on stdout (all else: stderr).

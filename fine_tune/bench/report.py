@@ -130,7 +130,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         lines += render(result)
     if result.get("stopped_by_time_cap"):
         lines += ["## Stopped by the time cap", ""]
-        lines += [f"- {section}: {why}" for section, why in result["stopped_by_time_cap"].items()] + [""]
+        lines += [f"- {why}" for why in result["stopped_by_time_cap"].values()] + [""]
     if result.get("recommendations"):
         lines += ["## What the figures support", ""] + [f"- {r}" for r in result["recommendations"]] + [""]
     lines += [f"Benchmark wall time: {result['timings_seconds']}.", ""]

@@ -227,7 +227,7 @@ MODES: dict[str, Settings] = {
         overhead_decode_tokens=24,
         overhead_repeats=5,
         flop_check_len=256,
-        time_limit_s=450.0,
+        time_limit_s=420.0,
     ),
 }
 # The most of the time limit each timed section may take (the rest: device, lengths, FLOP check, start-up)
