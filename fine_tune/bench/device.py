@@ -181,7 +181,7 @@ def time_cap(seconds: float | None, what: str) -> Iterator[None]:
         raise TimeCapReached(f"{what}: no time left")
 
     def expire(signum, frame):
-        raise TimeCapReached(f"{what}: stopped at its time cap of {seconds:.0f} s")
+        raise TimeCapReached(f"{what}: stopped at its time cap of {round(seconds, 1):g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
