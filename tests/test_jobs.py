@@ -259,16 +259,15 @@ def test_faster_flavor_gives_shorter_estimate_and_unknown_flavor_needs_a_timeout
 
 
 def test_benchmark_files_replace_the_table(project, no_network, capsys):
+    """Only a GPU run of scripts/benchmark.py (job_figures) replaces the table, for the flavors of its GPU family."""
     bench = project / estimate.BENCHMARK_DIR
-    bench.mkdir(parents=True)
-    (bench / "t4.json").write_text(
-        json.dumps({"phase": "sft", "projected_t4_seconds_per_step": 2.0, "grpo": {"t4_seconds_per_step": 9.5}})
-    )
-    (bench / "a10g.json").write_text(json.dumps([{"phase": "sft", "flavor": "a10g-small", "seconds_per_step": 1.1}]))
+    bench.mkdir(parents=True, exist_ok=True)
+    figures = {phase: {"seconds_per_unit": value, "how": "test"} for phase, value in (("sft", 2.0), ("grpo", 9.5))}
+    result = {"device": {"type": "cuda", "name": "Tesla T4", "family": "t4"}, "job_figures": figures}
+    (bench / "t4.json").write_text(json.dumps({**result, "job_figures": {**figures, "drives_job_timeouts": True}}))
     figures = estimate.benchmark_figures()
-    assert figures[("t4-small", "sft")] == estimate.Figure(2.0, "projected", "t4.json (projected_t4_seconds_per_step)")
-    assert figures[("t4-medium", "grpo")].seconds == 9.5 and figures[("t4-medium", "grpo")].kind == "measured"
-    assert figures[("a10g-small", "sft")].seconds == 1.1
+    assert figures[("t4-small", "sft")].seconds == 2.0 and figures[("t4-small", "sft")].kind == "measured"
+    assert figures[("t4-medium", "grpo")].seconds == 9.5 and ("a10g-small", "sft") not in figures
     spec = dry_run(capsys, "sft")
     assert spec["estimate"]["seconds_per_unit"] == 2.0 and "t4.json" in spec["estimate"]["figure_source"]
 
