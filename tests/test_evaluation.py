@@ -24,17 +24,12 @@ from fine_tune.data.splits import load_split, manifest_hash, read_manifest, writ
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.validation import content_hash
 from fine_tune.errors import DatasetError, RecipeError
-from fine_tune.evaluate import evaluation
-from fine_tune.evaluate.evaluation import (
-    NOT_FINE_TUNED,
-    UNVERIFIED,
-    VERIFIED,
-    check_split,
-    load_eval_set,
-    metric_intervals,
-    pairwise_comparisons,
-    run_evaluation,
-)
+from fine_tune.evaluate import sources
+from fine_tune.evaluate.eval_set import load_eval_set
+from fine_tune.evaluate.evaluation import run_evaluation
+from fine_tune.evaluate.runs import ModelRun
+from fine_tune.evaluate.split_check import NOT_FINE_TUNED, UNVERIFIED, VERIFIED, check_split
+from fine_tune.evaluate.summaries import identical_output_warnings, metric_intervals, pairwise_comparisons
 from fine_tune.recipes.arguments import EvalConfig, parse_models
 from fine_tune.recipes.loader import parse_recipe
 
@@ -50,6 +45,8 @@ TOP_LEVEL_KEYS = {
     "generation",
     "models",
     "pairwise",
+    "parent_checks",
+    "regressions",
     "failed",
     "warnings",
     "environment",
@@ -334,7 +331,7 @@ def test_adapter_is_merged_onto_its_base(full_run):
     assert by_model["base"] == by_model["lora"]
     assert any("identical outputs" in w for w in results["warnings"])
     (pair,) = results["pairwise"]
-    assert (pair["a"], pair["b"], pair["diff"], pair["p_value"]) == ("base", "lora", 0.0, 1.0)
+    assert (pair["a"], pair["b"], pair["diff"], pair["mcnemar_p"]) == ("base", "lora", 0.0, 1.0)
 
 
 def test_metrics_sections(full_run):
@@ -374,8 +371,6 @@ def test_training_output_folder_means_its_merged_model(tmp_path, dataset_file, t
 
 
 def test_a_merged_model_and_its_own_adapter_may_agree():
-    from fine_tune.evaluate.evaluation import ModelRun, identical_output_warnings
-
     records = [{"raw_output": "same"}]
     merged = ModelRun("m", "run/merged", resolved={"path": "run/merged", "lineage": {"adapter_path": "run/adapter"}})
     adapter = ModelRun("a", "run/adapter", resolved={"path": "run/adapter", "lineage": {"adapter_path": None}})
@@ -387,7 +382,7 @@ def test_a_merged_model_and_its_own_adapter_may_agree():
 
 
 def test_unreachable_hub_fails_the_model_fast(tmp_path, dataset_file, monkeypatch):
-    monkeypatch.setattr(evaluation, "hub_available", lambda: False)
+    monkeypatch.setattr(sources, "hub_available", lambda: False)
     config = make_config(tmp_path, dataset_file, models={"hub": "owner/model"}, limit=2)
     outcome = run_evaluation(config, console=quiet())
     assert outcome.exit_code == EXIT_MODEL_FAILED and outcome.failed == ["hub"]
@@ -441,12 +436,10 @@ def test_metric_intervals_use_the_right_denominators():
 
 
 def test_pairwise_comparisons_skip_failed_models():
-    from fine_tune.evaluate.evaluation import ModelRun
-
     def run(label, correct, status="ok"):
         return ModelRun(label, label, status=status, records=[{"correct": c} for c in correct])
 
     runs = [run("a", [1, 1, 1, 0]), run("b", [0, 1, 0, 0]), run("x", [], status="failed")]
     (pair,) = pairwise_comparisons(runs, resamples=500, seed=0)
     assert (pair["a"], pair["b"], pair["diff"], pair["b10"], pair["b01"]) == ("a", "b", 0.5, 2, 0)
-    assert pair["p_value"] == pytest.approx(0.5)
+    assert pair["mcnemar_p"] == pytest.approx(0.5)
