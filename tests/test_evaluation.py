@@ -1,5 +1,6 @@
 """The evaluation phase: config, eval rows and the split check, per-model failures, the lineage refusal, outputs."""
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -15,6 +16,7 @@ from fine_tune.cli import run_main
 from fine_tune.constants import (
     EXIT_BAD_INPUT,
     EXIT_MODEL_FAILED,
+    EXIT_REGRESSION,
     LINEAGE_FILE,
     PREDICTIONS_FILE,
     REPORT_FILE,
@@ -443,3 +445,88 @@ def test_pairwise_comparisons_skip_failed_models():
     (pair,) = pairwise_comparisons(runs, resamples=500, seed=0)
     assert (pair["a"], pair["b"], pair["diff"], pair["b10"], pair["b01"]) == ("a", "b", 0.5, 2, 0)
     assert pair["mcnemar_p"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def lineage_pair(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
+    """An SFT output folder and a GRPO merged model whose lineage names the SFT merged model as its base."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("lineage-pair")
+    sft, grpo = root / "sft" / "merged", root / "grpo" / "merged"
+    for path, lineage in (
+        (sft, {"phase": "sft", "base": "Qwen/Qwen3-0.6B", "adapter_path": None}),
+        (grpo, {"phase": "grpo", "base": str(sft), "adapter_path": None}),
+    ):
+        shutil.copytree(tiny_model_dir, path)
+        (path / LINEAGE_FILE).write_text(json.dumps(lineage))
+    return {"sft": root / "sft", "grpo": grpo}
+
+
+def fake_generation(wrong_for: str, n_wrong: int, rows):
+    """generate_responses stand-in: the gold answer to every question, except the first `n_wrong` answers of the
+    model whose path contains `wrong_for`, which name the next letter instead."""
+    from fine_tune.evaluate.generation import GenerationResult
+    from fine_tune.task.prompts import LETTERS, format_question, gold_letter
+
+    gold = {format_question(row): gold_letter(row) for row in rows}
+
+    def generate(model, tokenizer, messages, **kwargs):
+        texts = []
+        for index, conversation in enumerate(messages):
+            letter = gold[conversation[-1]["content"]]
+            if wrong_for in model.name_or_path and index < n_wrong:
+                letter = LETTERS[(LETTERS.index(letter) + 1) % len(LETTERS)]
+            answer = {"predicted_category": letter, "confidence": 0.9, "reason": "Because."}
+            texts.append(json.dumps(answer))
+        return GenerationResult(texts, [20] * len(texts), [True] * len(texts), seconds=1.0)
+
+    return generate
+
+
+@pytest.mark.parametrize(("n_wrong", "expected_code"), [(8, EXIT_REGRESSION), (0, 0)])
+def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
+    tmp_path, dataset_file, lineage_pair, monkeypatch, capsys, n_wrong, expected_code
+):
+    from fine_tune.evaluate import runs
+
+    rows = load_split(str(dataset_file), "eval", sizes=split_sizes(), seed=42)[0]
+    monkeypatch.setattr(runs, "generate_responses", fake_generation("grpo", n_wrong, rows))
+    models = f"sft={lineage_pair['sft']},grpo={lineage_pair['grpo']}"
+    argv = ["--models", models, "--dataset_name", str(dataset_file), *(f"--{k}={v}" for k, v in SIZES.items())]
+    argv += ["--output_dir", str(tmp_path), "--run_name", "r", "--fail_on_regression", "true"]
+    with pytest.raises(SystemExit) if expected_code else contextlib.nullcontext() as exit_info:
+        run_main(lambda: load_script().main(argv))
+    assert (exit_info.value.code if expected_code else 0) == expected_code
+    results = json.loads((tmp_path / "r" / RESULTS_FILE).read_text())
+    report = (tmp_path / "r" / REPORT_FILE).read_text()
+    stdout = capsys.readouterr().out
+    unchecked, check = results["parent_checks"]  # sft's parent (the Hub base) was not scored here
+    assert (unchecked["model"], unchecked["parent"]) == ("sft", None)
+    assert (check["model"], check["parent"], check["parent_source"]) == (
+        "grpo",
+        "sft",
+        str(lineage_pair["sft"] / "merged"),
+    )
+    assert check["accuracy"] == (12 - n_wrong) / 12 and check["parent_accuracy"] == 1.0
+    if n_wrong:
+        assert check["regressed"] and check["mcnemar_p"] == pytest.approx(2 / 2**8)
+        assert results["regressions"] == [check]
+        title, banner = report.split("\n\n")[:2]
+        assert title.startswith("# MedMCQA evaluation") and banner.startswith(
+            "> **REGRESSION: grpo is significantly worse than its parent sft"
+        )
+        assert "REGRESSION: grpo" in " ".join(stdout.split())
+    else:
+        assert not check["regressed"] and results["regressions"] == []
+        assert "REGRESSION" not in report and "REGRESSION" not in stdout
+
+
+def test_a_regression_fails_the_exit_status_only_when_asked(tmp_path):
+    from fine_tune.evaluate.evaluation import EvalOutcome
+
+    results = {"failed": ["x"], "regressions": [{"model": "grpo", "parent": "sft"}]}
+    assert EvalOutcome(results, tmp_path, fail_on_regression=True).exit_code == EXIT_REGRESSION
+    assert EvalOutcome(results, tmp_path).exit_code == EXIT_MODEL_FAILED
+    assert EvalOutcome({**results, "failed": []}, tmp_path).exit_code == 0
+    assert EvalOutcome({"failed": [], "regressions": []}, tmp_path, fail_on_regression=True).exit_code == 0

@@ -81,7 +81,8 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     if not len(eval_set.rows):
         raise DatasetError("no eval rows left to score")
     console.print(
-        f"evaluating {len(config.models)} model(s) on {len(eval_set.rows)} rows: {eval_set.info['description']}"
+        f"evaluating {len(config.models)} model(s) on {len(eval_set.rows)} rows: {eval_set.info['description']}",
+        markup=False,
     )
     runs = run_models(config, eval_set, precision, lineages, console)
     checks = parent_checks(runs, config.bootstrap_resamples, config.seed)
@@ -96,5 +97,5 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     records = [record for run in runs for record in run.records]
     folder = write_outputs(results, records, Path(config.output_dir) / config.resolved_run_name)
     report.print_summary(results, console)
-    console.print(f"wrote {folder / RESULTS_FILE}, {folder / PREDICTIONS_FILE}, {folder / REPORT_FILE}")
+    console.print(f"wrote {folder / RESULTS_FILE}, {folder / PREDICTIONS_FILE}, {folder / REPORT_FILE}", markup=False)
     return EvalOutcome(results, folder, config.fail_on_regression)

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from fine_tune.evaluate.stats import INVALID
 from fine_tune.io import atomic_write_text
@@ -73,21 +74,23 @@ def print_summary(results: Mapping[str, Any], console: Console) -> None:
         console.print(diagnostics_table(results))
     for label, model in results["models"].items():
         if model["status"] != "ok":
-            console.print(f"[red]{label} {failure_text(model)}[/red]", highlight=False)
+            console.print(Text(f"{label} {failure_text(model)}", style="red"))
     for warning in results["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(Text.assemble(("warning:", "yellow"), f" {warning}"))
     for check in results["regressions"]:
-        console.print(f"[bold red]{regression_message(check)}[/bold red]", highlight=False)
+        console.print(Text(regression_message(check), style="bold red"))
 
 
 def regression_message(check: Mapping[str, Any]) -> str:
     """One line: which model regressed against which parent, by how much, and how sure the test is."""
+    p_text = format_p(check["mcnemar_p"])
+    p_text = p_text if p_text.startswith("<") else f"= {p_text}"
     return (
         f"REGRESSION: {check['model']} is significantly worse than its parent {check['parent']} "
         f"({check['parent_source']}): strict accuracy {pct(check['accuracy'])} vs {pct(check['parent_accuracy'])} "
         f"({100 * check['diff']:+.1f} pp [{100 * check['ci_low']:+.1f}, {100 * check['ci_high']:+.1f}]), exact "
-        f"McNemar p = {format_p(check['mcnemar_p'])} < {check['alpha']}; {check['only_parent_right']} questions only "
-        f"the parent got right, {check['only_model_right']} only {check['model']}"
+        f"McNemar p {p_text}, below {check['alpha']}: {check['only_parent_right']} questions only the parent got "
+        f"right, {check['only_model_right']} only {check['model']}"
     )
 
 
@@ -162,8 +165,9 @@ def diagnostics_table(results: Mapping[str, Any]) -> Table:
 def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
     """The whole report; `plots` maps PLOT_FILES keys to paths relative to the report."""
     sections = [
-        header_section(results),
+        f"# MedMCQA evaluation: `{results['run_name']}`",
         regressions_banner(results),
+        header_section(results),
         models_section(results),
         metrics_section(results),
         pairwise_section(results),
@@ -189,8 +193,6 @@ def header_section(results: Mapping[str, Any]) -> str:
     dataset, split = results["dataset"], results["split_check"]
     dropped = ", ".join(f"{k}: {v}" for k, v in dataset["dropped"].items()) or "none"
     lines = [
-        f"# MedMCQA evaluation: `{results['run_name']}`",
-        "",
         f"- Eval set: **{dataset['rows']} questions**, {dataset['description']} of `{dataset['source']}`"
         + (f" (first {dataset['limit']})" if dataset["limit"] else ""),
         f"- Rows dropped before evaluation: {dropped}",

@@ -16,6 +16,7 @@ import datasets
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from fine_tune.data.validation import row_label
 from fine_tune.evaluate.eval_set import EvalSet
@@ -205,5 +206,5 @@ def run_models(
                 highlight=False,
             )
         else:
-            console.print(f"[red]{label}: FAILED at {run.stage}: {run.error}[/red]", highlight=False)
+            console.print(Text(f"{label}: FAILED at {run.stage}: {run.error}", style="red"))
     return runs
