@@ -270,6 +270,38 @@ def test_bad_config_exits_2(capsys):
     assert "label=source" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_help_loads_no_heavy_library():
+    """`--help` answers in about a second because it imports no torch, transformers, datasets or plotting."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(REPO_ROOT / 'scripts' / 'eval_medmcqa.py')!r}, '--help']\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'transformers', 'datasets', 'matplotlib', 'bitsandbytes', 'trl.trainer')\n"
+        "print('loaded:', [name for name in heavy if name in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--fail_on_regression" in done.stdout and "loaded: []" in done.stdout
+
+
+def test_setup_logging_drops_only_the_unactionable_bitsandbytes_line(caplog):
+    import logging
+
+    from fine_tune.cli import setup_logging
+
+    setup_logging()
+    setup_logging()  # idempotent: one filter
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING):
+        logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please ...", "no kernels")
+        logger.warning("something else from bitsandbytes")
+        logging.getLogger("other").warning("Failed to load CPU gemm_4bit_forward elsewhere")
+    assert [record.getMessage() for record in caplog.records] == [
+        "something else from bitsandbytes",
+        "Failed to load CPU gemm_4bit_forward elsewhere",
+    ]
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, dataset_file, tiny_model_dir, training_run):
     """One evaluation of five models: two work, three fail in different ways (through the script's main)."""
