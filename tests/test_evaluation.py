@@ -532,7 +532,8 @@ def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
     assert (exit_info.value.code if expected_code else 0) == expected_code
     results = json.loads((tmp_path / "r" / RESULTS_FILE).read_text())
     report = (tmp_path / "r" / REPORT_FILE).read_text()
-    stdout = capsys.readouterr().out
+    captured = capsys.readouterr()
+    stdout = captured.out
     unchecked, check = results["parent_checks"]  # sft's parent (the Hub base) was not scored here
     assert (unchecked["model"], unchecked["parent"]) == ("sft", None)
     assert (check["model"], check["parent"], check["parent_source"]) == (
@@ -549,6 +550,7 @@ def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
             "> **REGRESSION: grpo is significantly worse than its parent sft"
         )
         assert "REGRESSION: grpo" in " ".join(stdout.split())
+        assert "error: regressed against its lineage parent: grpo" in captured.err
     else:
         assert not check["regressed"] and results["regressions"] == []
         assert "REGRESSION" not in report and "REGRESSION" not in stdout

@@ -83,6 +83,16 @@ def test_parent_not_scored_or_failed_is_reported_unchecked():
     assert parent_checks([base], resamples=200, seed=0) == []  # no lineage: nothing to check
 
 
+def test_an_adapter_without_lineage_is_checked_against_the_base_it_is_loaded_onto():
+    base = run("base", "Qwen/Qwen3-0.6B", outcomes(set()))
+    adapter = run("lora", "someone/lora", outcomes(set(range(10))))
+    adapter.resolved.update(kind="adapter", base="Qwen/Qwen3-0.6B")
+    full = run("full", "someone/full", outcomes(set(range(10))))
+    full.resolved["base"] = "Qwen/Qwen3-0.6B"  # a full model's base is only trusted from its lineage
+    (check,) = parent_checks([base, adapter, full], resamples=200, seed=0)
+    assert (check["model"], check["parent"], check["phase"], check["regressed"]) == ("lora", "base", None, True)
+
+
 def test_hub_ids_match_case_insensitively():
     base = run("base", "qwen/qwen3-0.6b", outcomes(set()))
     sft = run("sft", "./sft", outcomes(set(range(10))), {"phase": "sft", "base": "Qwen/Qwen3-0.6B"})

@@ -1,9 +1,10 @@
 """Regression flags: a model significantly worse than the model its lineage names as its parent.
 
 A fine-tuned model's lineage records the model it started from (`base`: the base model for SFT, the SFT model for
-GRPO). When that parent was scored in the same run (matched by `ModelRun.identities`: same folder, same Hub ID, a
-training output folder and its merged model, a merged model and its adapter), the child's strict accuracy is compared
-with the parent's on the same rows; it regressed when it is lower and the exact McNemar test gives p < 0.05.
+GRPO; for an adapter without lineage, the base its adapter config names). When that parent was scored in the same
+run (matched by `ModelRun.identities`: same folder, same Hub ID, a training output folder and its merged model, a
+merged model and its adapter), the child's strict accuracy is compared with the parent's on the same rows; it
+regressed when it is lower and the exact McNemar test gives p < 0.05.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ REGRESSION_ALPHA = 0.05
 def parent_checks(
     runs: Sequence[ModelRun], resamples: int, seed: int, alpha: float = REGRESSION_ALPHA
 ) -> list[dict[str, Any]]:
-    """One entry per successful model whose lineage names a parent: the comparison with each scored label holding
-    the parent's weights (`parent` None when none was scored here, so nothing could be checked)."""
+    """One entry per successful model with a parent: the comparison with each scored label holding the parent's
+    weights (`parent` None when none was scored here, so nothing could be checked).
+
+    The parent is the lineage's `base`; a LoRA adapter without a lineage record has the base its adapter config
+    names (the model it was trained from, and loaded onto here)."""
     ok = [run for run in runs if run.ok]
     identities = {run.label: run.identities() for run in ok}
     checks = []
     for child in ok:
-        lineage = (child.resolved or {}).get("lineage") or {}
-        parent_source = lineage.get("base")
+        resolved = child.resolved or {}
+        lineage = resolved.get("lineage") or {}
+        parent_source = lineage.get("base") or (resolved.get("base") if resolved.get("kind") == "adapter" else None)
         if not parent_source:
             continue
         wanted = model_identities(parent_source)
