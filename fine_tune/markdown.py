@@ -1,4 +1,4 @@
-"""Markdown rendering shared by the reports (benchmark, evaluation, cost table)."""
+"""Markdown rendering shared by the eval report, the benchmark report, the cost table and the model cards."""
 
 from __future__ import annotations
 

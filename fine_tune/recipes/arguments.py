@@ -108,6 +108,13 @@ class EvalConfig(SplitArguments):
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
     bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
+    fail_on_regression: bool = field(
+        default=False,
+        metadata={
+            "help": "Exit with status 5 when a model is significantly worse (strict accuracy, exact McNemar p < 0.05) "
+            "than the parent its lineage names, scored in the same run; it is always flagged"
+        },
+    )
     update_model_cards: bool = field(
         default=False,
         metadata={"help": "Write the results table into the model cards of the scored (non-base) models"},
