@@ -47,7 +47,7 @@ TRAINING_KEYS: tuple[str, ...] = (
     "precision",
     "bf16",
     "fp16",
-    "gradient_checkpointing",
+    "activation_checkpointing",
     "seed",
 )
 MODEL_KEYS: tuple[str, ...] = (
