@@ -175,9 +175,10 @@ def summary_lines(specs) -> list[str]:
 
 
 def default_api(token: str):
+    """An HfApi on the endpoint preflight checked (HfApi's own default is read once, when huggingface_hub loads)."""
     from huggingface_hub import HfApi
 
-    return HfApi(token=token)
+    return HfApi(endpoint=hub.hub_endpoint(), token=token)
 
 
 def main(argv: list[str] | None = None, api_factory: Callable[[str], Any] = default_api) -> int:

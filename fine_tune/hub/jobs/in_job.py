@@ -124,7 +124,7 @@ def publish_eval_results(
 
     hub.bound_hub_calls()
     token = token or hub.hf_token()
-    api = HfApi(token=token)
+    api = HfApi(endpoint=hub.hub_endpoint(), token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder, commit_message="eval results")
     updated = [f"https://huggingface.co/datasets/{repo_id}"]
