@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 from jobs_fakes import FAKE_TOKEN, NAMESPACE, REPO_ROOT
