@@ -88,3 +88,24 @@ def test_bound_hub_calls_gives_huggingface_hubs_client_timeouts(monkeypatch):
     finally:
         set_client_factory(_http.default_client_factory)
     assert get_session().timeout.read is None, "huggingface_hub's own client waits forever"
+
+
+def test_an_endpoint_that_accepts_connections_but_never_answers_is_unreachable(clean_env):
+    import http.server
+    import socket
+    import threading
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # the kernel accepts connections; nobody ever answers
+    live = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501 to HEAD
+    threading.Thread(target=live.serve_forever, daemon=True).start()
+    try:
+        started = time.monotonic()
+        assert hub.hub_reachable(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=1.0) is False
+        assert time.monotonic() - started < 10
+        assert hub.hub_reachable(f"http://127.0.0.1:{live.server_address[1]}", timeout=5.0) is True
+        assert hub.hub_reachable("http://127.0.0.1:9", timeout=1.0) is False
+    finally:
+        live.shutdown()
+        silent.close()

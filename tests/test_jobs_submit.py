@@ -19,6 +19,7 @@ from jobs_fakes import FAKE_TOKEN, HF_API_METHODS, NAMESPACE, REPO_ROOT, FakeHub
 from fine_tune import constants
 from fine_tune.hub import access, estimate
 from fine_tune.hub.jobs import cli, shipping
+from fine_tune.hub.phases import JobsError
 
 pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env, project, no_network
 TIMEOUT_MESSAGE = "Job timeout reached"
@@ -244,22 +245,34 @@ def silent_endpoint(clean_env):
     set_client_factory(_http.default_client_factory)
 
 
-@pytest.mark.parametrize("namespace", [[], ["--namespace", NAMESPACE]])
-def test_an_endpoint_that_never_answers_fails_in_seconds_with_one_line(project, capsys, silent_endpoint, namespace):
-    """[robust 11] whoami had no timeout: submit_job.py hung forever, silently. The hint to pass --namespace only
-    appears when it was not passed."""
+def test_an_endpoint_that_never_answers_fails_in_seconds_with_one_line(project, capsys, silent_endpoint):
+    """[robust 11] the endpoint accepts the connection and never answers: submit_job.py hung forever, silently."""
     os.environ["HF_TOKEN"] = FAKE_TOKEN
     try:
         started = time.monotonic()
-        assert cli.main(["sft", "--max_steps", "5", *namespace]) == 2
+        assert cli.main(["sft", "--max_steps", "5", "--namespace", NAMESPACE]) == 2
         elapsed = time.monotonic() - started
     finally:
         del os.environ["HF_TOKEN"]
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "did not answer" in err and "ReadTimeout" in err
-    assert f"127.0.0.1:{silent_endpoint}" in err and FAKE_TOKEN not in err
-    assert ("--namespace" in err) is (not namespace)
-    assert elapsed < 60  # the recipe read included; the whoami call itself is bounded by HUB_READ_TIMEOUT_S
+    assert len(err.strip().splitlines()) == 1 and "unreachable (no connection and HTTP answer within" in err
+    assert f"127.0.0.1:{silent_endpoint}" in err and FAKE_TOKEN not in err and "--namespace" not in err
+    assert elapsed < 60  # the recipe read included; the check itself is bounded by HUB_TIMEOUT_S
+
+
+@pytest.mark.parametrize("namespace", [None, NAMESPACE])
+def test_whoami_on_a_silent_endpoint_is_bounded_and_hints_only_without_namespace(silent_endpoint, namespace):
+    """whoami had no timeout; the hint "or pass --namespace" appeared even when it was passed."""
+    from fine_tune.hub.jobs.submit import check_account
+
+    access.bound_hub_calls()
+    started = time.monotonic()
+    with pytest.raises(JobsError, match="did not answer who the token belongs to") as error:
+        check_account(cli.default_api(FAKE_TOKEN), FAKE_TOKEN, namespace)
+    assert time.monotonic() - started < 30
+    message = str(error.value)
+    assert "ReadTimeout" in message and FAKE_TOKEN not in message
+    assert ("--namespace" in message) is (namespace is None)
 
 
 def test_every_hub_call_is_bounded_once_preflight_passed(silent_endpoint):

@@ -33,22 +33,28 @@ def hub_endpoint() -> str:
 
 
 def hub_reachable(endpoint: str | None = None, timeout: float = HUB_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the endpoint opens within `timeout` seconds (DNS included)."""
+    """Whether the endpoint accepts a TCP connection and answers HTTP (any status), each within `timeout` seconds
+    (DNS included). An endpoint that accepts connections and never answers is not reachable: huggingface_hub would
+    retry each of its requests there for minutes."""
+    import httpx2
+
     url = urlparse(endpoint or hub_endpoint())
     address = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
     result: list[bool] = []
 
-    def connect() -> None:
+    def probe() -> None:
         try:
             socket.create_connection(address, timeout=timeout).close()
+            with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
+                client.head(url.geturl())
             result.append(True)
-        except OSError:
+        except (OSError, httpx2.HTTPError):
             result.append(False)
 
     # DNS resolution ignores socket timeouts, so the whole attempt runs in a thread we stop waiting for.
-    thread = threading.Thread(target=connect, daemon=True)
+    thread = threading.Thread(target=probe, daemon=True)
     thread.start()
-    thread.join(timeout)
+    thread.join(2 * timeout)
     return bool(result and result[0])
 
 

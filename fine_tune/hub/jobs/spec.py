@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE
+from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE, TOKEN_ENV
 from fine_tune.hub.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
 from fine_tune.hub.jobs.launch import VLLM_SERVER_ARGS, Launch, plan_launch
 from fine_tune.hub.jobs.options import Options
@@ -18,7 +18,7 @@ from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
 from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
 from fine_tune.models.source import is_hub_id, is_local, written_as_path
 
-TOKEN_SECRET = "HF_TOKEN"  # the secret's name inside the job: what the entry scripts and huggingface_hub read
+TOKEN_SECRET = TOKEN_ENV  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts a scored model's split manifest
 RESUME_ARGS = ("--resume_from_checkpoint", "latest")
 
@@ -154,7 +154,9 @@ def read_recipe(phase: str, config: Path, overrides: list[str]) -> tuple[dict[st
     return recipe_values(load_recipe(phase, config, overrides)), set(override_keys(overrides))
 
 
-def training_job_args(phase: Phase, options: Options, values: dict, given: set[str], handoff: dict, notes: list):
+def training_job_args(
+    phase: Phase, options: Options, values: dict[str, Any], given: set[str], handoff: dict[str, str], notes: list[str]
+) -> tuple[str | None, list[str]]:
     """What a training job adds to the script's command line: the starting model when the recipe's is local or the
     pipeline hands one on, the Hub push (checkpoints included, so a killed job can resume) and trackio."""
     job_args: list[str] = []
@@ -184,7 +186,9 @@ def training_job_args(phase: Phase, options: Options, values: dict, given: set[s
     return model, job_args
 
 
-def eval_models(options: Options, values: dict, given: set[str], handoff: dict, notes: list) -> dict[str, str]:
+def eval_models(
+    options: Options, values: dict[str, Any], given: set[str], handoff: dict[str, str], notes: list[str]
+) -> dict[str, str]:
     """The models an eval job scores: the recipe's, with the pipeline's handoff and local trained models replaced by
     the Hub IDs their jobs push; a local path the job cannot see is refused."""
     models = dict(values["models"])

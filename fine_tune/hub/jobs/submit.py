@@ -38,8 +38,8 @@ def preflight(token_env: str = TOKEN_ENV, timeout: float = hub.HUB_TIMEOUT_S) ->
     endpoint = hub.hub_endpoint()
     if not hub.hub_reachable(endpoint, timeout=timeout):
         raise JobsError(
-            f"the Hugging Face Hub ({endpoint}) is unreachable (no connection within {timeout:.0f} s): check the "
-            "network, proxy (HTTPS_PROXY) or HF_ENDPOINT and retry; --dry-run works offline"
+            f"the Hugging Face Hub ({endpoint}) is unreachable (no connection and HTTP answer within {timeout:.0f} "
+            "s): check the network, proxy (HTTPS_PROXY) or HF_ENDPOINT and retry; --dry-run works offline"
         )
     hub.bound_hub_calls()
     return token
