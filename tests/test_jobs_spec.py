@@ -26,6 +26,10 @@ def dry_run(capsys, *argv: str) -> dict:
 
 
 def script_of(job: dict) -> str:
+    """The job's bash script, checked to parse (`bash -n`): a quoting slip would only fail on the Jobs machine."""
+    assert job["command"][:2] == ["bash", "-c"]
+    parsed = subprocess.run(["bash", "-n", "-c", job["command"][-1]], capture_output=True, text=True, timeout=30)
+    assert parsed.returncode == 0, parsed.stderr
     return job["command"][-1]
 
 
@@ -280,7 +284,7 @@ def test_flavor_gpus_knows_every_jobs_flavor_of_huggingface_hub():
 
 
 def test_multi_gpu_flavor_launches_through_accelerate_with_one_process_per_gpu(project, no_network, capsys):
-    job = dry_run(capsys, "sft", "--flavor", "a10g-largex4", "--timeout", "3h", "--max_steps", "5")
+    job = dry_run(capsys, "sft", "--flavor", "a10g-largex4", "--timeout", "3h", "--max_steps", "5", "--resume")
     assert job["launch"]["gpus"] == 4 and job["launch"]["processes"] == 4
     expected = (
         "accelerate launch --config_file configs/accelerate/ddp.yaml --num_processes 4 scripts/train_medmcqa_sft.py"
@@ -422,3 +426,16 @@ def test_the_copied_work_tree_is_writable_although_the_mount_is_read_only(tmp_pa
     finally:
         for path in [mount, *mount.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def test_a_resumed_spec_keeps_its_launch_and_adds_resume_once(project, no_network):
+    from fine_tune.hub.jobs.options import Options
+
+    options = Options(namespace=NAMESPACE, flavor="h200x4", timeout="4h", vllm_server=True)
+    job = spec.build_spec("grpo", options, overrides=["--max_steps", "5"])
+    resumed = job.resumed()
+    assert resumed.script_args == [*job.script_args, "--resume_from_checkpoint", "latest"]
+    assert resumed.launch.vllm_server == job.launch.vllm_server and resumed.launch.processes == 3
+    assert resumed.launch.run.endswith("--max_steps 5 --resume_from_checkpoint latest")
+    assert resumed.resumed() is resumed and job.script_args[-2:] == ["--max_steps", "5"], "the original is unchanged"
+    script_of(resumed.to_dict())
