@@ -16,7 +16,8 @@ from typing import Any
 
 from fine_tune.bench.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavors_of_family, gpu_family
 from fine_tune.constants import PROJECT_ROOT
-from fine_tune.hub.phases import PHASES, JobsError, parse_eval_models
+from fine_tune.hub.phases import PHASES, JobsError
+from fine_tune.recipes.arguments import parse_models as parse_eval_models
 
 logger = logging.getLogger(__name__)
 OFFICIAL_SPLIT_ROWS = {"validation": 4183}  # MedMCQA's labelled dev split, for eval_split: validation

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR, MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
+from fine_tune.hub import access
 from fine_tune.io import atomic_write_text
 from fine_tune.models.source import is_hub_id
 
@@ -47,7 +48,7 @@ TRAINING_KEYS: tuple[str, ...] = (
     "precision",
     "bf16",
     "fp16",
-    "gradient_checkpointing",
+    "activation_checkpointing",
     "seed",
 )
 MODEL_KEYS: tuple[str, ...] = (
@@ -355,6 +356,8 @@ def _update_hub_card(repo_id: str, eval_table_md: str, token: str | None, commit
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
+    access.bound_hub_calls()
+
     def download(filename: str) -> str | None:
         try:
             return Path(hf_hub_download(repo_id, filename, token=token)).read_text()
@@ -374,7 +377,7 @@ def _update_hub_card(repo_id: str, eval_table_md: str, token: str | None, commit
         elif card is None:
             card = f"# {repo_id}\n"
     updated = replace_eval_section(card, eval_table_md)
-    HfApi(token=token).upload_file(
+    HfApi(endpoint=access.hub_endpoint(), token=token).upload_file(
         path_or_fileobj=updated.encode(),
         path_in_repo=MODEL_CARD_FILE,
         repo_id=repo_id,

@@ -9,7 +9,7 @@ from pathlib import Path
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from fine_tune.constants import RESUME_LATEST, TRAINER_STATE_FILE
-from fine_tune.hub.jobs import fetch_checkpoint_for_resume
+from fine_tune.hub.jobs.in_job import fetch_checkpoint_for_resume
 
 logger = logging.getLogger(__name__)
 
