@@ -13,6 +13,7 @@ import pytest
 from jobs_fakes import FAKE_TOKEN, NAMESPACE, REPO_ROOT
 
 from fine_tune import constants
+from fine_tune.bench.hardware import flavor_gpus
 from fine_tune.hub import estimate
 from fine_tune.hub.jobs import cli, launch, shipping, spec
 from fine_tune.hub.phases import JobsError
@@ -264,7 +265,7 @@ def test_pipeline_rejects_unscoped_overrides(project):
     [("cpu-basic", 0), ("t4-small", 1), ("a10g-large", 1), ("l4x1", 1), ("a10g-largex2", 2), ("h200x8", 8)],
 )
 def test_flavor_gpus(flavor, gpus):
-    assert launch.flavor_gpus(flavor) == gpus
+    assert flavor_gpus(flavor) == gpus
 
 
 JOBS_FLAVOR_GPUS = {  # https://huggingface.co/docs/hub/jobs-pricing: the GPU count of each Jobs flavor
@@ -280,7 +281,7 @@ def test_flavor_gpus_knows_every_jobs_flavor_of_huggingface_hub():
     from huggingface_hub import JobHardware
 
     for flavor in JobHardware:
-        assert launch.flavor_gpus(flavor.value) == JOBS_FLAVOR_GPUS[flavor.value], flavor.value
+        assert flavor_gpus(flavor.value) == JOBS_FLAVOR_GPUS[flavor.value], flavor.value
 
 
 def test_multi_gpu_flavor_launches_through_accelerate_with_one_process_per_gpu(project, no_network, capsys):
@@ -376,6 +377,9 @@ def test_benchmark_files_replace_the_table(project, no_network, capsys):
     assert spec["estimate"]["seconds_per_unit"] == 2.0 and "t4.json" in spec["estimate"]["figure_source"]
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2h", 7200), ("90m", 5400), ("1h30m", 5400), ("5400", 5400), ("45s", 45), ("1d", 86400)]
+)
 def test_parse_duration(text, seconds):
     assert estimate.parse_duration(text) == seconds
 

@@ -3,6 +3,7 @@ Jobs flavors that run on them. Torch-free: the job estimates read it as well as 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 GB = 1e9
@@ -165,3 +166,17 @@ JOBS_FLAVORS: dict[str, Flavor] = {
 
 def flavors_of_family(family: str) -> tuple[str, ...]:
     return tuple(name for name, flavor in JOBS_FLAVORS.items() if flavor.device.family == family)
+
+
+_GPU_SUFFIX = re.compile(r"x(\d+)$")
+
+
+def flavor_gpus(flavor: str) -> int:
+    """GPUs of a Jobs flavor: the table's count when it lists the flavor; otherwise 0 for cpu-*, N for a name ending
+    in xN (`a10g-largex4`, `h200x8`: how Jobs names multi-GPU flavors), else 1."""
+    if flavor in JOBS_FLAVORS:
+        return JOBS_FLAVORS[flavor].gpus
+    if flavor.startswith("cpu"):
+        return 0
+    match = _GPU_SUFFIX.search(flavor)
+    return int(match.group(1)) if match else 1

@@ -17,7 +17,7 @@ from typing import Any
 from fine_tune.bench.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavors_of_family, gpu_family
 from fine_tune.constants import PROJECT_ROOT
 from fine_tune.hub.phases import PHASES, JobsError
-from fine_tune.recipes.arguments import parse_models as parse_eval_models
+from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
 
 logger = logging.getLogger(__name__)
 OFFICIAL_SPLIT_ROWS = {"validation": 4183}  # MedMCQA's labelled dev split, for eval_split: validation
@@ -234,23 +234,19 @@ class Estimate:
 
 
 def phase_units(phase: str, recipe: dict[str, Any]) -> int:
-    """Optimizer steps (SFT/GRPO) or scored questions (eval) a recipe runs."""
+    """Optimizer steps (SFT/GRPO) or scored questions (eval) of a recipe's values (`recipes.loader.recipe_values`:
+    every key is there, with the schema's default)."""
     if PHASES[phase].trains:
-        max_steps = _as_int(recipe.get("max_steps"), -1)
-        if max_steps > 0:
-            return max_steps
-        rows = _as_int(recipe.get(f"{phase}_size"), 0)
-        per_step = _as_int(recipe.get("per_device_train_batch_size"), 8) * _as_int(
-            recipe.get("gradient_accumulation_steps"), 1
-        )
-        completions = _as_int(recipe.get("num_generations"), 1) if phase == "grpo" else 1
-        epochs = float(recipe.get("num_train_epochs") or 3.0)
-        return max(1, math.ceil(rows * completions * epochs / max(per_step, 1)))
-    split = recipe.get("eval_split") or "split"
-    rows = _as_int(recipe.get("eval_size"), 200) if split == "split" else OFFICIAL_SPLIT_ROWS.get(split, 200)
-    limit = _as_int(recipe.get("limit"), 0)
-    questions = min(rows, limit) if limit > 0 else rows
-    return questions * max(1, len(parse_eval_models(recipe.get("models"))))
+        if recipe["max_steps"] > 0:
+            return int(recipe["max_steps"])
+        per_step = recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"]
+        completions = recipe["num_generations"] if phase == "grpo" else 1
+        rows = recipe[f"{phase}_size"] * completions * recipe["num_train_epochs"]
+        return max(1, math.ceil(rows / per_step))
+    split = recipe["eval_split"]
+    rows = recipe["eval_size"] if split == SPLIT_EVAL else OFFICIAL_SPLIT_ROWS.get(split, recipe["eval_size"])
+    questions = min(rows, recipe["limit"]) if recipe["limit"] else rows
+    return questions * max(1, len(parse_models(recipe["models"])))
 
 
 def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -> Estimate | None:
@@ -259,7 +255,7 @@ def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -
         return None
     setup = SETUP_SECONDS
     if not PHASES[phase].trains:
-        setup += EVAL_MODEL_LOAD_SECONDS * len(parse_eval_models(recipe.get("models")))
+        setup += EVAL_MODEL_LOAD_SECONDS * len(parse_models(recipe.get("models")))
     return Estimate(
         phase,
         flavor,
@@ -270,13 +266,6 @@ def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -
         figure.source,
         setup_seconds=setup,
     )
-
-
-def _as_int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -338,7 +327,7 @@ def cost_table(recipes: dict[str, dict[str, Any]], benchmarks: dict[tuple[str, s
 
     benchmarks = benchmark_figures() if benchmarks is None else benchmarks
     units = {phase: phase_units(phase, recipe) for phase, recipe in recipes.items()}
-    models = len(parse_eval_models(recipes["eval"].get("models")))
+    models = len(parse_models(recipes["eval"].get("models")))
     header = [
         "flavor",
         "$/hour",

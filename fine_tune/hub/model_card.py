@@ -17,6 +17,7 @@ from typing import Any
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR, MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
 from fine_tune.hub import access
 from fine_tune.io import atomic_write_text
+from fine_tune.markdown import md_table
 from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
@@ -140,15 +141,13 @@ def front_matter(
     return data.to_yaml()
 
 
-def _cell(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+def _value(value: Any) -> str:
+    """Lists, mappings, booleans and None as JSON (as a recipe writes them); anything else as str()."""
+    return json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
 
 
-def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
-    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
-    lines += [f"| {_cell(key)} | {_cell(value)} |" for key, value in rows]
-    return "\n".join(lines)
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> str:
+    return md_table(header, [(_value(key), _value(value)) for key, value in rows])
 
 
 def _model_link(value: Any) -> str:

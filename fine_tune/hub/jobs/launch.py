@@ -2,16 +2,15 @@
 GPU on a multi-GPU flavor; for GRPO, optionally TRL's vLLM server (`trl vllm-serve`) on the first GPU and training on
 the others.
 
-The GPU count of a flavor comes from `flavor_gpus` (until the benchmark's hardware table serves it, this is its one
-place): Jobs flavors name their GPU count as an `xN` suffix (`a10g-largex4`, `h200x8`), CPU flavors have none."""
+The GPU count of a flavor comes from the hardware table (`fine_tune.bench.hardware.flavor_gpus`)."""
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from fine_tune.bench.hardware import flavor_gpus
 from fine_tune.hub.phases import JobsError, Phase
 
 ACCELERATE_CONFIG = "configs/accelerate/ddp.yaml"  # data parallel on the GPUs of one machine
@@ -20,15 +19,6 @@ VLLM_HOST = "127.0.0.1"
 VLLM_PORT = 8000
 # What the GRPO script is told when its generations come from the server (the project's `vllm` switch, server mode)
 VLLM_SERVER_ARGS = ("--vllm", "server", "--vllm_server_host", VLLM_HOST, "--vllm_server_port", str(VLLM_PORT))
-_GPU_SUFFIX = re.compile(r"x(\d+)$")
-
-
-def flavor_gpus(flavor: str) -> int:
-    """GPUs of a Jobs flavor: 0 for cpu-*, N for a name ending in xN, otherwise 1."""
-    if flavor.startswith("cpu"):
-        return 0
-    match = _GPU_SUFFIX.search(flavor)
-    return int(match.group(1)) if match else 1
 
 
 @dataclass
