@@ -1883,7 +1883,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Run the benchmark and return its result (nothing written; see `write_outputs`)."""
     from fine_tune.models.precision import resolve_precision
-    from fine_tune.train.acceleration import VLLM_BLOCKER, resolve_use_kernels, resolve_use_vllm
+    from fine_tune.train.acceleration import VLLM_EXTRA_HINT, resolve_use_kernels, resolve_use_vllm
 
     settings = MODES[mode]
     torch_device = resolve_device(device)
@@ -1910,7 +1910,7 @@ def run_benchmark(
         "flops": {"formula": FLOPS_FORMULA},
         "accelerators": {
             "use_vllm_auto": asdict(resolve_use_vllm("auto")),
-            "vllm_extra": f"not shipped: {VLLM_BLOCKER}",
+            "vllm_extra": VLLM_EXTRA_HINT,
             "use_kernels_auto": asdict(resolve_use_kernels("auto")),
             "attn_implementation": "sdpa",
         },
