@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from fine_tune.constants import GENERATION_BACKENDS
 from fine_tune.evaluate.generation import (
     AUTO_BATCH_SIZE,
     GPU_MEMORY_FRACTION,
@@ -32,8 +33,6 @@ from fine_tune.train.acceleration import AccelerationError, cuda_capability, ins
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("hf", "vllm", "auto")
-
 
 def resolve_backend(
     setting: str = "auto",
@@ -43,8 +42,8 @@ def resolve_backend(
 ) -> str:
     """'hf' or 'vllm'. `auto` takes vLLM when it is installed in TRL's supported range and a CUDA GPU is present;
     `vllm` insists (an error says why it cannot run). The keyword arguments override detection (tests)."""
-    if setting not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {setting!r}")
+    if setting not in GENERATION_BACKENDS:
+        raise ValueError(f"backend must be one of {GENERATION_BACKENDS}, got {setting!r}")
     if setting == "hf":
         return "hf"
     version = installed_version("vllm") if vllm_version is False else vllm_version
