@@ -152,10 +152,13 @@ def test_sequence_bytes_for_qwen3_0_6b():
     eager = sequence_bytes(qwen3_0_6b_config("eager"), torch.bfloat16, prompt, new)
     assert eager == expected + 16 * prompt * prompt * 2, "eager attention materialises the scores"
     assert sequence_bytes(qwen3_0_6b_config("sdpa"), torch.float32, prompt, new) > 1.9 * expected
+    all_logits = sequence_bytes(qwen3_0_6b_config("sdpa"), torch.bfloat16, prompt, new, logits_positions=prompt)
+    assert all_logits == expected + 2 * (prompt - 1) * 151936 * 4
 
 
 def test_auto_batch_size_fits_the_free_memory(tiny):
     model, _ = tiny
+    assert model._supports_logits_to_keep()
     per_sequence = sequence_bytes(model.config, model.dtype, 120, 64)
     fits = 7
     free = int(fits * per_sequence / GPU_MEMORY_FRACTION) + 1

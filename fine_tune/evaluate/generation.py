@@ -120,10 +120,13 @@ def length_order(tokenizer, prompts: Sequence[str]) -> list[int]:
     return longest_first(prompt_lengths(tokenizer, prompts))
 
 
-def sequence_bytes(config, dtype: torch.dtype, prompt_tokens: int, max_new_tokens: int) -> int:
+def sequence_bytes(
+    config, dtype: torch.dtype, prompt_tokens: int, max_new_tokens: int, logits_positions: int = 1
+) -> int:
     """GPU memory one sequence of a batch needs while generating: its KV cache at full length, the prefill's
     largest per-layer activations (the MLP's gate/up/act tensors, and the attention scores when attention is eager),
-    and the fp32 last-token logits. Weights are already resident, so they are not counted."""
+    and fp32 logits for `logits_positions` positions (1 where generate passes `logits_to_keep=1`, else the prompt).
+    Weights are already resident, so they are not counted."""
     text = config.get_text_config()
     element = torch.finfo(dtype).bits // 8
     heads = text.num_attention_heads
@@ -133,7 +136,7 @@ def sequence_bytes(config, dtype: torch.dtype, prompt_tokens: int, max_new_token
     prefill = prompt_tokens * (4 * text.hidden_size + 3 * text.intermediate_size) * element
     if getattr(config, "_attn_implementation", None) == "eager":
         prefill += heads * prompt_tokens * prompt_tokens * element
-    logits = 2 * text.vocab_size * 4
+    logits = 2 * logits_positions * text.vocab_size * 4
     return kv_cache + prefill + logits
 
 
@@ -148,7 +151,9 @@ def auto_batch_size(
         if model.device.type != "cuda":
             return max(1, min(DEFAULT_BATCH_SIZE, n_prompts))
         free_bytes, _ = torch.cuda.mem_get_info(model.device)
-    per_sequence = sequence_bytes(model.config, model.dtype, longest_prompt, max_new_tokens)
+    keeps_last_logits = getattr(model, "_supports_logits_to_keep", lambda: False)()
+    positions = 1 if keeps_last_logits else longest_prompt
+    per_sequence = sequence_bytes(model.config, model.dtype, longest_prompt, max_new_tokens, positions)
     fitting = int(GPU_MEMORY_FRACTION * free_bytes // per_sequence)
     return max(1, min(fitting, n_prompts))
 
