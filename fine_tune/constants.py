@@ -28,3 +28,5 @@ PREDICTIONS_FILE = "predictions.jsonl"
 REPORT_FILE = "report.md"
 TRAINER_STATE_FILE = "trainer_state.json"
 HUB_CHECKPOINT_DIR = "last-checkpoint"
+# Eval generation backends: transformers generate, vLLM, or vLLM where it can run (fine_tune/evaluate/vllm_backend.py).
+GENERATION_BACKENDS = ("hf", "vllm", "auto")

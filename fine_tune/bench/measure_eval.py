@@ -185,10 +185,10 @@ def vllm_generation_rate(
 
 def vllm_unavailable(device: torch.device) -> str | None:
     """Why vLLM cannot run in this benchmark (None: it can)."""
-    from fine_tune.train.acceleration import VLLM_BLOCKER, installed_version
+    from fine_tune.train.acceleration import VLLM_EXTRA_HINT, installed_version
 
     if device.type != "cuda":
         return "vLLM needs a CUDA device"
     if installed_version("vllm") is None:
-        return f"vllm is not installed: {VLLM_BLOCKER}"
+        return f"vllm is not installed ({VLLM_EXTRA_HINT})"
     return None

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
+from transformers import TrainingArguments
 from trl import GRPOConfig, SFTConfig
 
 from fine_tune.constants import (
@@ -11,6 +12,16 @@ from fine_tune.constants import (
 )
 from fine_tune.models.precision import resolve_precision
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS
+
+# transformers 5.17, the newest release the [vllm] extra can install (vLLM 0.31 needs < 5.18), still calls
+# `activation_checkpointing` `gradient_checkpointing`: there the recipes' key is declared here and passed on.
+LEGACY_CHECKPOINTING_NAME = "activation_checkpointing" not in {f.name for f in fields(TrainingArguments)}
+CHECKPOINTING_HELP = "Recompute activations in the backward pass instead of storing them (less memory, slower)"
+
+
+def _apply_checkpointing_name(config) -> None:
+    if LEGACY_CHECKPOINTING_NAME and config.activation_checkpointing:
+        config.gradient_checkpointing = True
 
 
 def _apply_hardware(config) -> None:
@@ -33,9 +44,12 @@ class MedSFTConfig(SFTConfig):
     overlong: str = field(
         default="refuse", metadata={"help": "Examples longer than max_length: 'refuse' (stop, counted) or 'drop'"}
     )
+    if LEGACY_CHECKPOINTING_NAME:
+        activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})
 
     def __post_init__(self):
         _apply_hardware(self)
+        _apply_checkpointing_name(self)
         super().__post_init__()
 
 
@@ -54,9 +68,12 @@ class MedGRPOConfig(GRPOConfig):
         default="auto",
         metadata={"help": "Generate with vLLM (colocate): auto (when installed, supported and on CUDA), true, false"},
     )
+    if LEGACY_CHECKPOINTING_NAME:
+        activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})
 
     def __post_init__(self):
         _apply_hardware(self)
+        _apply_checkpointing_name(self)
         if self.reward_guard_action not in ("stop", "warn"):
             raise ValueError(f"reward_guard_action must be 'stop' or 'warn', got {self.reward_guard_action!r}")
         super().__post_init__()
