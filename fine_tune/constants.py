@@ -30,3 +30,4 @@ TRAINER_STATE_FILE = "trainer_state.json"
 HUB_CHECKPOINT_DIR = "last-checkpoint"
 # Eval generation backends: transformers generate, vLLM, or vLLM where it can run (fine_tune/evaluate/vllm_backend.py).
 GENERATION_BACKENDS = ("hf", "vllm", "auto")
+AUTO_BATCH_SIZE = "auto"  # eval batch_size: sized from free GPU memory

@@ -523,7 +523,8 @@ def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
     from fine_tune.evaluate import runs
 
     rows = load_split(str(dataset_file), "eval", sizes=split_sizes(), seed=42)[0]
-    monkeypatch.setattr(runs, "generate_responses", fake_generation("grpo", n_wrong, rows))
+    fake = fake_generation("grpo", n_wrong, rows)
+    monkeypatch.setattr(runs, "generator_for", lambda backend: fake)
     models = f"sft={lineage_pair['sft']},grpo={lineage_pair['grpo']}"
     argv = ["--models", models, "--dataset_name", str(dataset_file), *(f"--{k}={v}" for k, v in SIZES.items())]
     argv += ["--output_dir", str(tmp_path), "--run_name", "r", "--fail_on_regression", "true"]

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 import torch
 from accelerate.utils.memory import clear_device_cache, should_reduce_batch_size
 
+from fine_tune.constants import AUTO_BATCH_SIZE
 from fine_tune.recipes.arguments import DEFAULT_BATCH_SIZE
 from fine_tune.task.prompts import render_prompt
 
 logger = logging.getLogger(__name__)
 
-AUTO_BATCH_SIZE = "auto"
 # Share of the free GPU memory one batch may fill: the rest covers allocator fragmentation and the estimate's slack.
 GPU_MEMORY_FRACTION = 0.8
 

@@ -20,8 +20,9 @@ from rich.text import Text
 
 from fine_tune.data.validation import row_label
 from fine_tune.evaluate.eval_set import EvalSet
-from fine_tune.evaluate.generation import GenerationResult, generate_responses
+from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
+from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
 from fine_tune.hub.access import hf_token
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision
@@ -89,7 +90,8 @@ def evaluate_model(
         if progress is not None:
             progress(0)  # loaded: generation starts
         messages = [prompt_messages(row) for row in eval_set.rows]
-        generation = generate_responses(
+        generate = generator_for(resolve_backend(config.backend))
+        generation = generate(
             model,
             tokenizer,
             messages,
@@ -129,6 +131,7 @@ def generation_timings(generation: GenerationResult) -> dict[str, Any]:
         "generated_tokens": generation.generated_tokens,
         "mean_generated_tokens": generation.generated_tokens / n if n else 0.0,
         "hit_max_new_tokens": sum(not stopped for stopped in generation.stopped),
+        "batch_size": generation.batch_size,
     }
 
 

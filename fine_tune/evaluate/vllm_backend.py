@@ -18,9 +18,8 @@ from typing import Any
 
 import torch
 
-from fine_tune.constants import GENERATION_BACKENDS
+from fine_tune.constants import AUTO_BATCH_SIZE, GENERATION_BACKENDS
 from fine_tune.evaluate.generation import (
-    AUTO_BATCH_SIZE,
     GPU_MEMORY_FRACTION,
     GenerationResult,
     check_batch_size,
