@@ -133,9 +133,15 @@ def chat_format(tokenizer: Any) -> ChatFormat:
             system_role = _PROBE_SYSTEM in rendered
         except Exception:  # jinja2 TemplateError: templates that refuse a system role (Gemma 1/2) raise
             system_role = False
-        kwargs = {key: value for key, value in CHAT_TEMPLATE_KWARGS.items() if key in template}
+        kwargs = usable_template_kwargs(tokenizer, CHAT_TEMPLATE_KWARGS)
         _FORMATS[template] = ChatFormat(system_role=system_role, template_kwargs=kwargs)
     return _FORMATS[template]
+
+
+def usable_template_kwargs(tokenizer: Any, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The template variables among `kwargs` that the tokenizer's chat template reads (others are dropped)."""
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    return {key: value for key, value in (kwargs or {}).items() if key in template}
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
