@@ -7,6 +7,7 @@ python scripts/make_tiny_model.py --out /tmp/tiny-mistral --arch mistral \
 
 import argparse
 
+from fine_tune.cli import run_main
 from fine_tune.models.tiny import ARCHITECTURES, build_tiny_model
 
 
@@ -27,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

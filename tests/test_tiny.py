@@ -4,6 +4,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl.chat_template_utils import qwen3_chat_template
 
+from fine_tune.errors import ModelSourceError
 from fine_tune.models.tiny import ARCHITECTURES, build_tiny_model
 
 SHARED_TEMPLATES = {
@@ -48,7 +49,7 @@ def test_each_stand_in_has_its_family_class_template_and_tokens(tiny_arch_dirs, 
 
 
 def test_mistral_needs_its_template_file(tmp_path):
-    with pytest.raises(ValueError, match="TRL ships no mistral chat template"):
+    with pytest.raises(ModelSourceError, match="TRL ships no mistral chat template"):
         build_tiny_model(tmp_path / "m", arch="mistral")
 
 

@@ -33,6 +33,7 @@ from transformers import (
 )
 
 from fine_tune.data.synthetic import generate_rows
+from fine_tune.errors import ModelSourceError
 from fine_tune.task.prompts import sft_example
 
 QWEN2_SPLIT_PATTERN = (
@@ -66,7 +67,7 @@ class TinyArchitecture:
         if chat_template is not None:
             return Path(chat_template).read_text()
         if self.trl_template is None:
-            raise ValueError(
+            raise ModelSourceError(
                 f"TRL ships no {self.name} chat template: pass its file (e.g. ../shared/tokenizers/templates/"
                 "mistralai__Mistral-7B-Instruct-v0.3.jinja)"
             )
