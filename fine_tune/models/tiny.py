@@ -164,12 +164,11 @@ def train_tiny_tokenizer(
     )
     backend.train_from_iterator(texts, trainer=trainer)
     named = {arch.eos_token, arch.bos_token, arch.pad_token, arch.unk_token}
+    named_kwargs = {"eos_token": arch.eos_token, "bos_token": arch.bos_token, "pad_token": arch.pad_token}
+    named_kwargs["unk_token"] = arch.unk_token
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        eos_token=arch.eos_token,
-        bos_token=arch.bos_token,
-        pad_token=arch.pad_token,
-        unk_token=arch.unk_token,
+        **{key: token for key, token in named_kwargs.items() if token is not None},
         additional_special_tokens=[token for token in arch.special_tokens if token not in named],
         clean_up_tokenization_spaces=False,
     )
