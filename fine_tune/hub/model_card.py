@@ -18,6 +18,7 @@ from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR, MODEL_CAR
 from fine_tune.hub import access
 from fine_tune.io import atomic_write_text
 from fine_tune.markdown import md_table
+from fine_tune.models.lineage import model_config, script_config, training_config
 from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
@@ -77,27 +78,10 @@ def redact_secrets(obj: Any) -> Any:
     return obj
 
 
-def training_config(lineage: Mapping[str, Any]) -> dict[str, Any]:
-    """The trainer config dataclass's dict inside lineage["config"] (MedSFTConfig / MedGRPOConfig / ...)."""
-    config = lineage.get("config") or {}
-    for name, value in config.items():
-        if isinstance(value, Mapping) and name.endswith("Config") and name != "ModelConfig":
-            return dict(value)
-    return {}
-
-
-def script_config(lineage: Mapping[str, Any]) -> dict[str, Any]:
-    config = lineage.get("config") or {}
-    for name, value in config.items():
-        if isinstance(value, Mapping) and name.endswith("Arguments"):
-            return dict(value)
-    return {}
-
-
 def hyperparameters(lineage: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters worth a table row, from the run's full config (nothing secret)."""
     training = training_config(lineage)
-    model = dict((lineage.get("config") or {}).get("ModelConfig") or {})
+    model = model_config(lineage)
     script = script_config(lineage)
     out: dict[str, Any] = {}
     for source, keys in ((training, TRAINING_KEYS), (model, MODEL_KEYS), (script, SCRIPT_KEYS)):

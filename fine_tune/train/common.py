@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -8,19 +7,11 @@ from typing import Any
 from fine_tune.constants import SPLIT_MANIFEST_FILE
 from fine_tune.data.splits import load_split, manifest_hash
 from fine_tune.models.lineage import build_lineage
-from fine_tune.models.loading import load_causal_lm
+from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
 
 logger = logging.getLogger(__name__)
-
-
-def run_config(*configs: Any) -> dict[str, Any]:
-    """The full configuration of a run, for lineage records (secrets are never part of these dataclasses)."""
-    out = {}
-    for config in configs:
-        out[type(config).__name__] = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
-    return out
 
 
 def training_dtype(precision, use_peft: bool):
@@ -45,12 +36,12 @@ def load_phase_split(script_args, split_name: str, output_dir: str) -> tuple[Any
 def load_trainable_model(model_args, training_args, token: str | None):
     precision = resolve_precision(training_args.precision)
     logger.info("precision %s: %s", precision.name, precision.reason)
-    return load_causal_lm(
-        model_args.model_name_or_path,
+    return load_model_for_training(
+        model_args,
         training_dtype(precision, model_args.use_peft),
-        load_in_4bit=model_args.load_in_4bit,
-        attn_implementation=model_args.attn_implementation,
         token=token,
+        trust_remote_code=training_args.trust_remote_code,
+        activation_checkpointing=training_args.activation_checkpointing,
     )
 
 

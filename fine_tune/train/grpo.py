@@ -9,13 +9,13 @@ from trl import GRPOTrainer, get_peft_config
 from fine_tune.data.splits import manifest_hash
 from fine_tune.errors import LineageError, RewardHealthError
 from fine_tune.hub.access import hf_token
-from fine_tune.models.lineage import read_lineage
+from fine_tune.models.lineage import read_lineage, run_config
 from fine_tune.models.loading import load_tokenizer
-from fine_tune.task.prompts import grpo_example
+from fine_tune.task.prompts import chat_format, grpo_example, usable_template_kwargs
 from fine_tune.task.rewards import get_reward_funcs
 from fine_tune.train.acceleration import resolve_use_vllm
 from fine_tune.train.checkpoints import resolve_resume
-from fine_tune.train.common import finish, load_phase_split, load_trainable_model, run_config
+from fine_tune.train.common import finish, load_phase_split, load_trainable_model
 from fine_tune.train.guards import RewardHealthGuard
 from fine_tune.train.numerics import NonFiniteGuard
 
@@ -54,13 +54,22 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     source = model_args.model_name_or_path
     rows, manifest = load_phase_split(script_args, "grpo", training_args.output_dir)
     check_sft_lineage(source, read_lineage(source, token=token), manifest, script_args.require_sft_lineage)
-    dataset = rows.map(grpo_example, remove_columns=rows.column_names)
+    tokenizer = load_tokenizer(
+        source,
+        token=token,
+        padding_side="left",
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    dataset = rows.map(
+        grpo_example, fn_kwargs={"chat_format": chat_format(tokenizer)}, remove_columns=rows.column_names
+    )
+    training_args.chat_template_kwargs = usable_template_kwargs(tokenizer, training_args.chat_template_kwargs)
     vllm = resolve_use_vllm(training_args.vllm, model_path=source)
     training_args.use_vllm = vllm.enabled
     if vllm.enabled:
         training_args.vllm_mode = "colocate"
     model = load_trainable_model(model_args, training_args, token)
-    tokenizer = load_tokenizer(source, token=token, padding_side="left")
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=get_reward_funcs(script_args.reward_funcs),

@@ -7,10 +7,11 @@ from transformers import set_seed
 from trl import SFTTrainer, get_peft_config
 
 from fine_tune.hub.access import hf_token
+from fine_tune.models.lineage import run_config
 from fine_tune.models.loading import load_tokenizer
-from fine_tune.task.prompts import sft_example
+from fine_tune.task.prompts import chat_format, sft_example
 from fine_tune.train.checkpoints import resolve_resume
-from fine_tune.train.common import finish, load_phase_split, load_trainable_model, run_config
+from fine_tune.train.common import finish, load_phase_split, load_trainable_model
 from fine_tune.train.lengths import enforce_max_length
 from fine_tune.train.numerics import NonFiniteGuard
 
@@ -21,9 +22,15 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
     set_seed(training_args.seed)
     token = hf_token(script_args.hf_token_env)
     rows, manifest = load_phase_split(script_args, "sft", training_args.output_dir)
-    dataset = rows.map(sft_example, remove_columns=rows.column_names)
+    tokenizer = load_tokenizer(
+        model_args.model_name_or_path,
+        token=token,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    fn_kwargs = {"chat_format": chat_format(tokenizer)}
+    dataset = rows.map(sft_example, fn_kwargs=fn_kwargs, remove_columns=rows.column_names)
     model = load_trainable_model(model_args, training_args, token)
-    tokenizer = load_tokenizer(model_args.model_name_or_path, token=token)
     dataset = enforce_max_length(dataset, tokenizer, training_args)
     trainer = SFTTrainer(
         model=model,
