@@ -20,6 +20,12 @@ from fine_tune.hub.jobs import in_job
 pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env
 
 
+# A valid safetensors file (8-byte header length, JSON header, data): the complete-checkpoint rule checks its length.
+ADAPTER_BYTES = (lambda header: len(header).to_bytes(8, "little") + header)(
+    b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+) + b"\x00" * 4
+
+
 def fake_snapshot(step: int | None, calls: list):
     def snapshot_download(repo_id, *, allow_patterns=None, local_dir=None, token=None, revision=None, **kwargs):
         calls.append({"repo_id": repo_id, "allow_patterns": allow_patterns, "token": token, "revision": revision})
@@ -27,7 +33,7 @@ def fake_snapshot(step: int | None, calls: list):
             folder = Path(local_dir) / constants.HUB_CHECKPOINT_DIR
             folder.mkdir(parents=True)
             (folder / constants.TRAINER_STATE_FILE).write_text(json.dumps({"global_step": step}))
-            (folder / "adapter_model.safetensors").write_bytes(b"weights")
+            (folder / "adapter_model.safetensors").write_bytes(ADAPTER_BYTES)
         return str(local_dir)
 
     return bound_to(huggingface_hub.snapshot_download, snapshot_download)
@@ -60,7 +66,7 @@ def test_fetch_checkpoint_places_last_checkpoint_where_latest_resume_finds_it(tm
     path = in_job.fetch_checkpoint_for_resume(training_args(out))
     assert path == out / "checkpoint-8"
     assert last_complete_checkpoint(out) == str(out / "checkpoint-8")
-    assert (path / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert (path / "adapter_model.safetensors").read_bytes() == ADAPTER_BYTES
     (call,) = calls
     assert call == {"repo_id": "alice/medmcqa-sft", "allow_patterns": ["last-checkpoint/*"], "token": FAKE_TOKEN} | {
         "revision": None
