@@ -21,9 +21,8 @@ pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env
 
 
 # A valid safetensors file (8-byte header length, JSON header, data): the complete-checkpoint rule checks its length.
-ADAPTER_BYTES = (lambda header: len(header).to_bytes(8, "little") + header)(
-    b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
-) + b"\x00" * 4
+_ADAPTER_HEADER = b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+ADAPTER_BYTES = len(_ADAPTER_HEADER).to_bytes(8, "little") + _ADAPTER_HEADER + bytes(4)
 
 
 def fake_snapshot(step: int | None, calls: list):
