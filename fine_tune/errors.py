@@ -31,3 +31,9 @@ class RewardHealthError(PipelineError, RuntimeError):
     """GRPO rewards carried no learning signal, or were being gamed, for too long: no model is handed on."""
 
     exit_code = EXIT_NO_LEARNING_SIGNAL
+
+
+class NoImprovementError(PipelineError, RuntimeError):
+    """No trained step scored above the starting model on the phase's dev slice: no model is handed on."""
+
+    exit_code = EXIT_NO_LEARNING_SIGNAL
