@@ -110,7 +110,7 @@ def test_selection_options_are_checked(tmp_path):
         MedSFTConfig(output_dir=str(tmp_path), report_to="none", dev_size=4, no_improvement_action="ignore")
     config = MedSFTConfig(output_dir=str(tmp_path), report_to="none", dev_size=4, eval_steps=5, save_strategy="no")
     assert config.load_best_model_at_end and config.metric_for_best_model == "dev_score"
-    assert config.save_strategy == "best" and config.eval_strategy == "steps"
+    assert config.save_strategy == "best" and config.eval_strategy == "steps" and config.eval_on_start
 
 
 class ScriptedScorer(DevScorer):
@@ -154,7 +154,7 @@ def run_scripted_sft(monkeypatch, tiny_model_dir, small_file, out, script, *over
         ["--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(small_file), "--output_dir", str(out),
          "--sft_size", "60", "--grpo_size", "10", "--eval_size", "10", "--dev_size", "10",
          "--max_steps", "10", "--eval_steps", "2", "--save_steps", "2", "--save_total_limit", "10",
-         "--eval_on_start", "true", "--per_device_train_batch_size", "4", "--logging_steps", "2",
+         "--per_device_train_batch_size", "4", "--logging_steps", "2",
          *overrides],
     )  # fmt: skip
     return sft.run_sft(*args)

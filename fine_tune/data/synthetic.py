@@ -9,8 +9,8 @@ that a random-init 2-layer model did not learn within CPU minutes (held-out accu
 The distractors, their order, the phrasing and the explanation vary, so held-out rows are new combinations.
 
 A second family, "member" (`--family member`), puts the member at a uniformly random letter: the answer is not a
-function of the category, so a model must find the member among the options. It is the task on which the demo recipe
-fails (SFT near chance, a GRPO run that games the format rewards); the training guards are tested on it.
+function of the category, so a model must find the member among the options: the kind of task on which the demo
+recipes were reported to fail (SFT 15% strict accuracy, then a GRPO run that gamed the format rewards).
 """
 
 from __future__ import annotations

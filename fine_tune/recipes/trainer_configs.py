@@ -50,8 +50,8 @@ class SelectionArguments:
 
 
 def _apply_selection(config) -> None:
-    """With a dev slice, transformers keeps and restores the best checkpoint by the dev score (set before
-    TrainingArguments validates save/eval strategies)."""
+    """With a dev slice, transformers scores the start, keeps and restores the best checkpoint by the dev score (set
+    before TrainingArguments validates save/eval strategies)."""
     if config.no_improvement_action not in NO_IMPROVEMENT_ACTIONS:
         raise ValueError(
             f"no_improvement_action must be one of {NO_IMPROVEMENT_ACTIONS}, got {config.no_improvement_action!r}"
@@ -68,6 +68,7 @@ def _apply_selection(config) -> None:
         config.eval_strategy = "steps"
     if str(config.save_strategy) in ("no", "SaveStrategy.NO"):
         config.save_strategy = "best"
+    config.eval_on_start = True  # the starting model's dev score: what every trained step must beat
     config.metric_for_best_model = "dev_score"
     config.greater_is_better = True
     config.load_best_model_at_end = True
