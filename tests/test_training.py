@@ -10,7 +10,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
 from trl import SFTTrainer
 
-from fine_tune.data.splits import split_dataset, write_manifest
+from fine_tune.data.splits import manifest_hash, split_dataset, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.errors import LineageError
 from fine_tune.io import atomic_write_json
@@ -59,8 +59,6 @@ MANIFEST = {"splits": {}, "seed": 42}
 
 
 def lineage(**changes):
-    from fine_tune.data.splits import manifest_hash
-
     return {"phase": "sft", "base": "Qwen/Qwen3-0.6B", "split_manifest_hash": manifest_hash(MANIFEST), **changes}
 
 
@@ -72,6 +70,10 @@ def test_grpo_must_start_from_an_sft_model_of_the_same_split():
         check_sft_lineage("grpo/merged", lineage(phase="grpo"), MANIFEST, required=True)
     with pytest.raises(LineageError, match="split manifest"):
         check_sft_lineage("sft/merged", lineage(split_manifest_hash="other"), MANIFEST, required=True)
+    with_dev = lineage(split_manifest_hash="hash of the file with the SFT dev record")
+    check_sft_lineage("sft/merged", {**with_dev, "splits_hash": manifest_hash(MANIFEST)}, MANIFEST, required=True)
+    with pytest.raises(LineageError, match="splits hash other"):
+        check_sft_lineage("sft/merged", {**with_dev, "splits_hash": "other"}, MANIFEST, required=True)
     check_sft_lineage("Qwen/Qwen3-0.6B", None, MANIFEST, required=False)
 
 
@@ -118,7 +120,6 @@ def fake_sft_model(tiny_model_dir, synthetic_file, out, sizes):
     import shutil
 
     from fine_tune.data.loading import load_medmcqa
-    from fine_tune.data.splits import manifest_hash
 
     shutil.copytree(tiny_model_dir, out)
     manifest = split_dataset(load_medmcqa(str(synthetic_file)), sizes, seed=42, source=str(synthetic_file)).manifest
@@ -284,3 +285,28 @@ def test_sft_metrics_land_in_the_local_trackio_store(tiny_model_dir, synthetic_f
     assert stored["runs"] == ["trackio-test"]
     losses = [entry["train/loss"] for entry in stored["logs"] if "train/loss" in entry]
     assert len(losses) == 4 and all(loss > 0 for loss in losses)
+
+
+def test_grpo_scores_its_start_and_hands_on_nothing_that_does_not_beat_it(tiny_model_dir, synthetic_file, tmp_path):
+    """The random-init start scores 0 on the dev slice and so does every step: exit 3, nothing handed on."""
+    sizes = {"sft": 100, "grpo": 50, "eval": 20}
+    start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
+    result = run_script(
+        "train_medmcqa_grpo.py",
+        "--config", "configs/demo/grpo.yaml",
+        "--model_name_or_path", start,
+        "--dataset_name", synthetic_file,
+        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
+        "--output_dir", tmp_path / "grpo",
+        "--max_steps", 4,
+        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
+        "--reward_guard_action", "warn",
+        "--dev_size", 8, "--eval_steps", 2, "--dev_max_new_tokens", 8,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "dev step 0: accuracy 0.000" in result.stderr
+    assert "no trained step beat the starting model on the 8-row dev slice" in result.stderr
+    assert "step 0: 0.000, step 2: 0.000, step 4: 0.000" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "grpo" / "merged").exists()
+    manifest = json.loads((tmp_path / "grpo" / "split_manifest.json").read_text())
+    assert manifest["dev"]["phase"] == "grpo" and manifest["dev"]["size"] == 8

@@ -38,8 +38,9 @@ def check_sft_lineage(source: str, lineage: dict | None, manifest: dict, require
         problems.append(f"{source} is a {lineage.get('phase')!r} model, not an SFT model")
     elif lineage.get("splits_hash", lineage.get("split_manifest_hash")) != splits_hash:
         problems.append(
-            f"{source} was trained on splits {lineage.get('splits_hash', lineage.get('split_manifest_hash'))}, this "
-            f"run splits as {splits_hash}: same dataset, seed and sizes are needed to keep GRPO rows unseen"
+            f"{source} was trained on a split manifest with splits hash "
+            f"{lineage.get('splits_hash', lineage.get('split_manifest_hash'))}, this run splits as {splits_hash}: "
+            "same dataset, seed and sizes are needed to keep GRPO rows unseen"
         )
     if not problems:
         logger.info("starting from SFT model %s (base %s)", source, lineage["base"])
