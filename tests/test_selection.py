@@ -76,6 +76,12 @@ def test_no_trained_step_better_than_the_start_fails_loudly():
     assert error.value.exit_code == 3
 
 
+def test_a_run_with_no_scored_trained_step_is_refused():
+    records = history(0.6)
+    with pytest.raises(NoImprovementError, match="no trained step was scored"):
+        check_improvement(selection_summary(records, best_step=None), records, "fail")
+
+
 def test_no_improvement_warn_mode_hands_on_the_best_step(caplog):
     records = history(0.6, 0.6)
     check_improvement(selection_summary(records, best_step=10), records, "warn")

@@ -165,8 +165,6 @@ def selection_summary(history: Sequence[Mapping[str, Any]], best_step: int | Non
     by_step = {record["step"]: record for record in history}
     start = by_step.get(0)
     best = by_step.get(best_step) if best_step is not None else None
-    if best is None and history:
-        best = max((r for r in history if r["step"] > 0), key=lambda r: r["score"], default=None)
     strip = ("step", "n", "accuracy", "valid_json_rate", "schema_pass_rate")
     return {
         "metric": f"eval_{SELECTION_METRIC}",
@@ -190,7 +188,16 @@ def check_improvement(summary: Mapping[str, Any], history: Sequence[Mapping[str,
     """Refuse (action 'fail') or warn when no trained step scored above the starting model on the dev slice."""
     start = next((r for r in history if r["step"] == 0), None)
     selected = summary["selected"]
-    if start is None or selected is None:
+    if start is None:
+        return
+    if selected is None:
+        message = (
+            f"NO IMPROVEMENT: no trained step was scored on the {start['n']}-row dev slice (is max_steps below "
+            "eval_steps?), so nothing shows the model beats its start"
+        )
+        if action == "fail":
+            raise NoImprovementError(message + ". Nothing is handed on.")
+        logger.warning("%s. no_improvement_action is 'warn': handing on the last step.", message)
         return
     selected_score = next(r["score"] for r in history if r["step"] == selected["step"])
     if selected_score > start["score"]:
