@@ -74,6 +74,8 @@ class Lineage:
     split_manifest_hash: str | None = None
     adapter_path: str | None = None
     quantization: dict[str, Any] | None = None
+    splits_hash: str | None = None  # the splits alone (no dev record): what the SFT and GRPO phases of one split share
+    selection: dict[str, Any] | None = None  # held-out selection: start score, chosen step and its dev scores
     project_version: str = fine_tune.__version__
     project_commit: str | None = field(default_factory=git_commit)
     date: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
@@ -134,9 +136,17 @@ def build_lineage(
     config: dict[str, Any],
     split_manifest_hash: str | None,
     adapter_path: str | None = None,
+    splits_hash: str | None = None,
+    selection: dict[str, Any] | None = None,
 ) -> Lineage:
     return Lineage(
-        phase=phase, base=base, config=config, split_manifest_hash=split_manifest_hash, adapter_path=adapter_path
+        phase=phase,
+        base=base,
+        config=config,
+        split_manifest_hash=split_manifest_hash,
+        adapter_path=adapter_path,
+        splits_hash=splits_hash,
+        selection=selection,
     )
 
 

@@ -24,7 +24,7 @@ from fine_tune.constants import (
     TOKEN_ENV,
 )
 from fine_tune.errors import RecipeError
-from fine_tune.task.rewards import REWARD_FUNCS
+from fine_tune.task.rewards import DEFAULT_REWARD_MODE, REWARD_FUNCS, REWARD_MODES
 
 SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
 # The target JSON is 58 tokens on average with the Qwen3 tokenizer over the 4,183 validation rows (p95 102, max 168).
@@ -60,7 +60,7 @@ class MedMCQAScriptArguments(SplitArguments, ScriptArguments):
 @dataclass
 class GRPOScriptArguments(MedMCQAScriptArguments):
     reward_funcs: list[str] = field(
-        default_factory=lambda: ["json_validity_reward", "schema_compliance_reward", "accuracy_reward"],
+        default_factory=lambda: list(REWARD_MODES[DEFAULT_REWARD_MODE]),
         metadata={"help": f"Reward functions by registry name: {sorted(REWARD_FUNCS)}"},
     )
     require_sft_lineage: bool = field(
