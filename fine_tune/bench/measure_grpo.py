@@ -14,7 +14,7 @@ import torch
 from fine_tune.bench.device import PeakMemory, TimeCapReached, median, synchronize
 from fine_tune.bench.measure_sft import jsonable, step_clock
 from fine_tune.bench.models import ModelSource
-from fine_tune.bench.settings import GRPO_VARIANTS, Recipe, Settings, lora_config
+from fine_tune.bench.settings import GRPO_VARIANTS, NO_SELECTION, Recipe, Settings, lora_config
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ def grpo_args(recipe: dict[str, Any], overrides: dict[str, Any], settings: Setti
         log_completions=False,
         disable_tqdm=True,
         dataloader_num_workers=0,
+        **NO_SELECTION,
     )
     if device.type == "cpu":
         values["precision"] = "fp32"

@@ -18,7 +18,7 @@ from fine_tune.bench.cost import TrainingCost
 from fine_tune.bench.device import PeakMemory, TimeCapReached, median, synchronize
 from fine_tune.bench.lengths import Lengths
 from fine_tune.bench.models import ModelSource
-from fine_tune.bench.settings import SFT_VARIANTS, Recipe, Settings, lora_config
+from fine_tune.bench.settings import NO_SELECTION, SFT_VARIANTS, Recipe, Settings, lora_config
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ def sft_args(recipe: dict[str, Any], overrides: dict[str, Any], output_dir: str,
         save_strategy="no",
         dataloader_num_workers=0,
         disable_tqdm=True,
+        **NO_SELECTION,
     )
     if device.type == "cpu":
         values["precision"] = "fp32"

@@ -15,6 +15,9 @@ from fine_tune.recipes.loader import load_recipe, read_yaml, recipe_values
 
 RECIPE_PATHS = {phase: PROJECT_ROOT / "configs" / f"{phase}.yaml" for phase in ("sft", "grpo", "eval")}
 
+# Timed runs measure training steps: no held-out selection (no dev slice, no eval, no early stopping).
+NO_SELECTION = {"dev_size": 0, "eval_strategy": "no", "target_accuracy": None, "early_stopping_patience": None}
+
 
 @dataclass(frozen=True)
 class Recipe:
