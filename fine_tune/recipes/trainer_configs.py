@@ -133,7 +133,10 @@ class MedGRPOConfig(GRPOConfig, SelectionArguments):
     )
     vllm: str = field(
         default="auto",
-        metadata={"help": "Generate with vLLM (colocate): auto (when installed, supported and on CUDA), true, false"},
+        metadata={
+            "help": "Generate with vLLM: auto (colocated, when installed, supported and on CUDA), true, false, or "
+            "server (TRL's `trl vllm-serve` at vllm_server_host:vllm_server_port)"
+        },
     )
     if LEGACY_CHECKPOINTING_NAME:
         activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})
