@@ -10,7 +10,7 @@ from fine_tune.errors import PipelineError
 
 # Third-party log lines a user cannot act on: logger name -> start of the message format to drop. bitsandbytes logs
 # this at import on CPUs with AVX-512 BF16 when the optional `kernels` package is missing, and falls back to its own
-# 4-bit kernel; this project never runs 4-bit on CPU (load_in_4bit needs CUDA).
+# 4-bit kernel, which gives the same results.
 UNACTIONABLE_LOG_LINES = {
     "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
 }
