@@ -1,3 +1,5 @@
+"""The trainer configs: TRL's SFTConfig / GRPOConfig plus the project's fields (precision, guards, selection)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields

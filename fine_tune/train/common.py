@@ -1,3 +1,5 @@
+"""What SFT and GRPO share: the phase's rows (less its dev slice), the trainable model, and saving what a run hands on."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,3 +1,5 @@
+"""The GRPO phase: from the SFT model (its lineage checked), rewards from the registry, guards and held-out selection."""
+
 from __future__ import annotations
 
 import logging

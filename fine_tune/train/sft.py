@@ -1,3 +1,5 @@
+"""The SFT phase: LoRA on the SFT split with TRL's SFTTrainer, length and numerics checks, held-out selection."""
+
 from __future__ import annotations
 
 import logging
