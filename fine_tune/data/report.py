@@ -1,4 +1,4 @@
-"""What `scripts/validate_dataset.py` reports about a source: validity, duplicates, conflicts, splits, token lengths."""
+"""What `scripts/validate_dataset.py` reports about a source: validity, duplicates, conflicts, splits, lengths."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What SFT and GRPO share: the phase's rows (less its dev slice), the trainable model, and saving what a run hands on."""
+"""What SFT and GRPO share: the phase's rows (less its dev slice), the trainable model, saving what is handed on."""
 
 from __future__ import annotations
 

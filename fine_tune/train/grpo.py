@@ -1,4 +1,4 @@
-"""The GRPO phase: from the SFT model (its lineage checked), rewards from the registry, guards and held-out selection."""
+"""The GRPO phase: from the SFT model (lineage checked), rewards from the registry, guards, held-out selection."""
 
 from __future__ import annotations
 
