@@ -5,7 +5,7 @@ from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import TrainerControl, TrainerState
 
-from fine_tune.data.splits import manifest_hash, split_dataset
+from fine_tune.data.splits import manifest_hash, split_dataset, splits_only
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.errors import NoImprovementError
 from fine_tune.recipes.loader import load_recipe
@@ -18,7 +18,6 @@ from fine_tune.train.selection import (
     check_improvement,
     selection_score,
     selection_summary,
-    splits_only,
 )
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -32,6 +32,8 @@ from fine_tune.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
+DEV_KEY = "dev"  # a phase's held-out dev slice in its split manifest (train/selection.py)
+
 
 def shuffle_order(n_rows: int, seed: int) -> list[int]:
     """The permutation `Dataset.shuffle(seed=seed)` applies (row `i` of the shuffled dataset is row `order[i]`)."""
@@ -235,3 +237,13 @@ def _format_conflict(conflict: Mapping[str, list[str]]) -> str:
 
 def _format_sizes(sizes: Mapping[str, int]) -> str:
     return "/".join(f"{name}={size}" for name, size in sizes.items())
+
+
+def splits_only(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest without a phase's dev record (held-out selection): what the phases of one split share."""
+    return {key: value for key, value in manifest.items() if key != DEV_KEY}
+
+
+def splits_hash(manifest: Mapping[str, Any]) -> str:
+    """The hash of the splits alone: equal for the SFT and GRPO manifests of one split, whatever their dev slices."""
+    return manifest_hash(splits_only(manifest))

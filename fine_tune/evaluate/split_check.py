@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import SPLIT_MANIFEST_FILE
-from fine_tune.data.splits import manifest_hash, read_manifest
+from fine_tune.data.splits import manifest_hash, read_manifest, splits_hash
 from fine_tune.data.validation import content_hash, row_label
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate.eval_set import EvalSet
@@ -86,6 +86,7 @@ def check_split(
                 "origin": source.origin,
                 "path": source.path,
                 "hash": manifest_hash(source.manifest),
+                "splits_hash": splits_hash(source.manifest),
                 "overlap": {name: len(indices) for name, indices in overlap.items()},
                 "overlap_total": len(bad),
             }
@@ -94,7 +95,7 @@ def check_split(
         eval_set, warning = handle_contamination(config, eval_set, contaminated, checked)
         warnings.append(warning)
     recomputed = manifest_hash(eval_set.manifest) if eval_set.manifest is not None else None
-    warnings += manifest_hash_warnings(recomputed, checked)
+    warnings += manifest_hash_warnings(eval_set.manifest and splits_hash(eval_set.manifest), checked)
     verdicts, verdict_warnings = model_split_verdicts(lineages, recomputed, checked)
     section = {
         "manifest_hash": recomputed,
@@ -123,11 +124,14 @@ def handle_contamination(
 
 
 def manifest_hash_warnings(recomputed: str | None, checked: list[dict[str, Any]]) -> list[str]:
+    """`recomputed`: the splits hash of the split computed here, compared with the configured manifest's splits (a
+    training run's manifest also records its dev slice, which does not change the splits)."""
     configured = next((c for c in checked if c["origin"] == "config"), None)
-    if recomputed is None or configured is None or configured["hash"] == recomputed:
+    if recomputed is None or configured is None or configured["splits_hash"] == recomputed:
         return []
     return [
-        f"the split recomputed here ({recomputed[:12]}) differs from {configured['path']} ({configured['hash'][:12]}):"
+        f"the split recomputed here ({recomputed[:12]}) differs from {configured['path']} "
+        f"({configured['splits_hash'][:12]}):"
         " dataset, split_seed or sizes differ from that training run, so this EVAL split is not the one it held out "
         "(its rows were still checked against that run's sft/grpo splits)"
     ]
@@ -137,7 +141,9 @@ def model_split_verdicts(
     lineages: Mapping[str, dict[str, Any] | None], recomputed: str | None, checked: list[dict[str, Any]]
 ) -> tuple[dict[str, str], list[str]]:
     """verified: the split the model trained on was checked here; unverified: it could not be (warned)."""
-    known = {c["hash"] for c in checked} | ({recomputed} if recomputed else set())
+    known = (
+        {c["hash"] for c in checked} | {c["splits_hash"] for c in checked} | ({recomputed} if recomputed else set())
+    )
     verdicts, warnings = {}, []
     for label, lineage in lineages.items():
         trained_on = (lineage or {}).get("split_manifest_hash")

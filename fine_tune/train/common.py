@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import SPLIT_MANIFEST_FILE
-from fine_tune.data.splits import load_split, manifest_hash, write_manifest
+from fine_tune.data.splits import load_split, manifest_hash, splits_hash, write_manifest
 from fine_tune.models.lineage import build_lineage
 from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
-from fine_tune.train.selection import carve_dev, splits_only
+from fine_tune.train.selection import carve_dev
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def finish(
             base,
             config=config,
             split_manifest_hash=manifest_hash(manifest),
-            splits_hash=manifest_hash(splits_only(manifest)),
+            splits_hash=splits_hash(manifest),
             selection=selection,
         )
         paths = save_adapter_and_merged(model, tokenizer, output_dir, base=base, lineage=lineage, token=token)

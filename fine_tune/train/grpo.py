@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import set_seed
 from trl import get_peft_config
 
-from fine_tune.data.splits import manifest_hash
+from fine_tune.data.splits import splits_hash
 from fine_tune.errors import LineageError, RewardHealthError
 from fine_tune.hub.access import hf_token
 from fine_tune.models.lineage import read_lineage, run_config
@@ -25,7 +25,6 @@ from fine_tune.train.selection import (
     SelectingGRPOTrainer,
     selection_callbacks,
     selection_outcome,
-    splits_only,
 )
 
 logger = logging.getLogger(__name__)
@@ -34,15 +33,15 @@ logger = logging.getLogger(__name__)
 def check_sft_lineage(source: str, lineage: dict | None, manifest: dict, required: bool) -> None:
     """GRPO must start from an SFT model trained on the same split (so the GRPO rows are provably unseen)."""
     problems = []
-    splits_hash = manifest_hash(splits_only(manifest))
+    expected = splits_hash(manifest)
     if lineage is None:
         problems.append(f"{source} has no lineage.json: it was not saved by train_medmcqa_sft.py")
     elif lineage.get("phase") != "sft":
         problems.append(f"{source} is a {lineage.get('phase')!r} model, not an SFT model")
-    elif (lineage.get("splits_hash") or lineage.get("split_manifest_hash")) != splits_hash:
+    elif (lineage.get("splits_hash") or lineage.get("split_manifest_hash")) != expected:
         problems.append(
             f"{source} was trained on a split manifest with splits hash "
-            f"{lineage.get('splits_hash') or lineage.get('split_manifest_hash')}, this run splits as {splits_hash}: "
+            f"{lineage.get('splits_hash') or lineage.get('split_manifest_hash')}, this run splits as {expected}: "
             "same dataset, seed and sizes are needed to keep GRPO rows unseen"
         )
     if not problems:

@@ -17,6 +17,7 @@ from typing import Any
 from transformers import EarlyStoppingCallback, TrainerCallback
 from trl import GRPOTrainer, SFTTrainer
 
+from fine_tune.data.splits import DEV_KEY
 from fine_tune.errors import NoImprovementError, RecipeError
 from fine_tune.evaluate.generation import generate_responses
 from fine_tune.task.prompts import gold_letter, prompt_messages
@@ -24,7 +25,6 @@ from fine_tune.task.scoring import aggregate_metrics, score_sample
 
 logger = logging.getLogger(__name__)
 
-DEV_KEY = "dev"
 SELECTION_METRIC = "dev_score"  # logged as eval_dev_score
 
 
@@ -46,11 +46,6 @@ def carve_dev(rows, manifest: dict[str, Any], phase: str, dev_size: int):
         "content_hashes": split["content_hashes"][cut:],
     }
     return rows.select(range(cut)), rows.select(range(cut, len(rows)))
-
-
-def splits_only(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest without the phase's dev record: what two phases of one split share."""
-    return {key: value for key, value in manifest.items() if key != DEV_KEY}
 
 
 def selection_score(metrics: Mapping[str, Any]) -> float:
