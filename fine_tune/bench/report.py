@@ -277,27 +277,26 @@ def _grpo_lines(result: dict[str, Any]) -> list[str]:
     return [f"## GRPO: {grpo['model']}", "", md_table(header, rows), "", grpo["note"], ""]
 
 
+def _projected_row(label: str, phase: dict[str, Any], unit: str = "optimizer step") -> tuple[Any, ...]:
+    total = phase.get("projected_total_seconds")
+    return (
+        label,
+        _fmt(phase["projected_t4_seconds_per_step"]),
+        unit,
+        phase.get("steps", ""),
+        "" if total is None else f"{total / 60:.1f}",
+    )
+
+
 def _projection_lines(result: dict[str, Any]) -> list[str]:
     projection = result.get("t4_projection")
     if not projection:
         return []
     sft_p, grpo_p, eval_p = projection["sft"], projection["grpo"], projection["eval"]
     phases = [
-        (
-            "SFT",
-            _fmt(sft_p["projected_t4_seconds_per_step"]),
-            "optimizer step",
-            sft_p["steps"],
-            f"{sft_p['projected_total_seconds'] / 60:.1f}",
-        ),
-        (
-            "GRPO (every completion to the cap)",
-            _fmt(grpo_p["projected_t4_seconds_per_step"]),
-            "optimizer step",
-            grpo_p["steps"],
-            f"{grpo_p['projected_total_seconds'] / 60:.1f}",
-        ),
-        ("eval (every answer to the cap)", _fmt(eval_p["projected_t4_seconds_per_step"]), "question", "", ""),
+        _projected_row("SFT", sft_p),
+        _projected_row("GRPO (every completion to the cap)", grpo_p),
+        _projected_row("eval (every answer to the cap)", eval_p, unit="question"),
     ]
     scenarios = [
         (
