@@ -144,7 +144,8 @@ def run_script(script, *args, env_extra=None, timeout=600):
 
 
 def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args):
-    """The GRPO script (demo recipe) from a fake SFT model on a 100/50/20 split, writing tmp_path/grpo."""
+    """The GRPO script (demo recipe, 4 completions of at most 8 tokens a step) from a fake SFT model on a 100/50/20
+    split, writing tmp_path/grpo."""
     sizes = {"sft": 100, "grpo": 50, "eval": 20}
     start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
     return run_script(
@@ -154,6 +155,7 @@ def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args):
         "--dataset_name", synthetic_file,
         "--sft_size", sizes["sft"], "--grpo_size", sizes["grpo"], "--eval_size", sizes["eval"],
         "--output_dir", tmp_path / "grpo",
+        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         *args,
     )  # fmt: skip
 
@@ -165,7 +167,6 @@ def test_guard_stops_grpo_on_a_constant_reward(tiny_model_dir, synthetic_file, t
         "--reward_weights", 1.0,
         "--reward_guard_patience", 2,
         "--max_steps", 6,
-        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         "--dev_size", 0,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr[-3000:]
@@ -183,7 +184,6 @@ def test_guard_stops_grpo_when_a_reward_component_is_gamed_away(tiny_model_dir, 
         "--reward_weights", 1.0, 1.0, 1.0,
         "--reward_guard_patience", 2,
         "--max_steps", 9,
-        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         "--dev_size", 0,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr[-3000:]
@@ -286,7 +286,6 @@ def test_grpo_scores_its_start_and_hands_on_nothing_that_does_not_beat_it(tiny_m
     result = run_grpo_after_fake_sft(
         tiny_model_dir, synthetic_file, tmp_path,
         "--max_steps", 4,
-        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         "--reward_guard_action", "warn",
         "--dev_size", 8, "--eval_steps", 2, "--dev_max_new_tokens", 8,
     )  # fmt: skip

@@ -212,36 +212,23 @@ def _eval_lines(result: dict[str, Any]) -> list[str]:
     def rate(block: dict[str, Any], prompts: int) -> float:
         return block.get("prompts_per_s", prompts / block["seconds_median"])
 
-    rows = [
-        (
-            label,
-            _fmt(sequential["seconds_median"]),
-            _fmt(rate(sequential, subset), 4),
-            _fmt(sequential["tokens_per_s"], 4),
-            1,
-        )
-    ]
+    def row(name: Any, seconds: float, prompts_per_s: float, tokens_per_s: float, speedup: Any) -> tuple[Any, ...]:
+        return (name, _fmt(seconds), _fmt(prompts_per_s, 4), _fmt(tokens_per_s, 4), speedup)
+
+    rows = [row(label, sequential["seconds_median"], rate(sequential, subset), sequential["tokens_per_s"], 1)]
     rows += [
-        (
+        row(
             size,
-            _fmt(b["seconds_median"]),
-            _fmt(rate(b, evaluation["prompts"]), 4),
-            _fmt(b["tokens_per_s"], 4),
+            b["seconds_median"],
+            rate(b, evaluation["prompts"]),
+            b["tokens_per_s"],
             _fmt(b["speedup_vs_sequential"]),
         )
         for size, b in evaluation["batched"].items()
     ]
     vllm = evaluation.get("vllm") or {}
     if vllm.get("available"):
-        rows.append(
-            (
-                "vLLM (all prompts)",
-                _fmt(vllm["seconds"]),
-                _fmt(vllm["prompts_per_s"], 4),
-                _fmt(vllm["tokens_per_s"], 4),
-                "",
-            )
-        )
+        rows.append(row("vLLM (all prompts)", vllm["seconds"], vllm["prompts_per_s"], vllm["tokens_per_s"], ""))
     lines = [
         f"## Eval generation: {evaluation['prompts']} prompts ({evaluation['prompts_from']}), "
         f"{evaluation['max_new_tokens']} new tokens, {evaluation['model']}",
