@@ -235,6 +235,8 @@ def test_sft_runs_data_parallel_as_two_cpu_processes(tiny_model_dir, synthetic_f
             "2",
             "--save_strategy",
             "no",
+            "--dev_size",
+            "0",
         ],  # fmt: skip
         cwd=REPO,
         capture_output=True,
@@ -267,7 +269,7 @@ def test_sft_metrics_land_in_the_local_trackio_store(tiny_model_dir, synthetic_f
         "--dataset_name", synthetic_file,
         "--sft_size", 100, "--grpo_size", 20, "--eval_size", 20,
         "--output_dir", tmp_path / "sft",
-        "--max_steps", 4, "--logging_steps", 1, "--save_strategy", "no",
+        "--max_steps", 4, "--logging_steps", 1, "--save_strategy", "no", "--dev_size", 0,
         "--report_to", "trackio", "--run_name", "trackio-test",
         env_extra=store,
     )  # fmt: skip
