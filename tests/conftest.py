@@ -23,6 +23,16 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def synthetic_jsonl(tmp_path_factory) -> Path:
+    """2,200 generated MedMCQA-shaped rows (seed 0) as JSONL: enough for the demo recipes' default split sizes."""
+    from fine_tune.data.synthetic import generate_rows, write_jsonl
+
+    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
+    write_jsonl(generate_rows(2200, seed=0), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def qwen3_tokenizer(shared_dir):
     from transformers import AutoTokenizer
 

@@ -23,19 +23,10 @@ def run(*args):
     return result
 
 
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    from fine_tune.data.synthetic import generate_rows
-
-    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in generate_rows(2200, seed=0)))
-    return path
-
-
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
-def test_three_phases_on_each_architecture(arch, tiny_arch_dirs, synthetic_data, tmp_path):
+def test_three_phases_on_each_architecture(arch, tiny_arch_dirs, synthetic_jsonl, tmp_path):
     model = tiny_arch_dirs[arch]
-    data = ["--dataset_name", synthetic_data]
+    data = ["--dataset_name", synthetic_jsonl]
     run("scripts/train_medmcqa_sft.py", "--config", "configs/demo/sft.yaml", *data, "--model_name_or_path", model,
         "--output_dir", tmp_path / "sft", "--max_steps", 2, "--save_strategy", "no")  # fmt: skip
     run("scripts/train_medmcqa_grpo.py", "--config", "configs/demo/grpo.yaml", *data,

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR
 from fine_tune.errors import ModelSourceError
 from fine_tune.models import saving
-from fine_tune.models.lineage import build_lineage, read_lineage
+from fine_tune.models.lineage import Lineage, read_lineage
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import save_adapter_and_merged
@@ -49,7 +49,7 @@ def saved_run(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     peft_model = lora_model(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    lineage = build_lineage("sft", str(tiny_model_dir), config={"lr": 1.0}, split_manifest_hash="abc")
+    lineage = Lineage(phase="sft", base=str(tiny_model_dir), config={"lr": 1.0}, split_manifest_hash="abc")
     save_adapter_and_merged(peft_model, tokenizer, out, base=str(tiny_model_dir), lineage=lineage)
     return out, peft_model
 
@@ -85,7 +85,7 @@ def test_peft_records_the_base_we_name_not_name_or_path(tiny_model_dir, tmp_path
     peft_model = lora_model(tiny_model_dir)
     assert peft_model.peft_config["default"].base_model_name_or_path == str(tiny_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    lineage = build_lineage("grpo", str(sft_merged), config={}, split_manifest_hash=None)
+    lineage = Lineage(phase="grpo", base=str(sft_merged), config={}, split_manifest_hash=None)
     save_adapter_and_merged(peft_model, tokenizer, tmp_path / "grpo", base=str(sft_merged), lineage=lineage)
     adapter_config = json.loads((tmp_path / "grpo" / ADAPTER_DIR / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == str(sft_merged)
@@ -239,7 +239,7 @@ def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_preci
     moved = [not torch.equal(p, lora_before[n]) for n, p in trainer.model.named_parameters() if "lora_B" in n]
     assert moved and all(moved), "every LoRA B matrix was updated"
 
-    lineage = build_lineage("sft", str(tiny_model_dir), config={}, split_manifest_hash=None)
+    lineage = Lineage(phase="sft", base=str(tiny_model_dir), config={}, split_manifest_hash=None)
     paths = save_adapter_and_merged(
         trainer.model, tokenizer, tmp_path / "out", base=str(tiny_model_dir), lineage=lineage
     )

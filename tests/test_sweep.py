@@ -30,32 +30,23 @@ def write_sweep(path, data, model, out, configurations):
     return path
 
 
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    from fine_tune.data.synthetic import generate_rows
-
-    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
-    path.write_text("".join(json.dumps(row) + "\n" for row in generate_rows(2200, seed=0)))
-    return path
-
-
-def test_sweep_file_is_checked_against_the_sft_schema(tmp_path, synthetic_data, tiny_model_dir):
-    bad = write_sweep(tmp_path / "bad.yaml", synthetic_data, tiny_model_dir, tmp_path, {"a": {"lora_rank": 8}})
+def test_sweep_file_is_checked_against_the_sft_schema(tmp_path, synthetic_jsonl, tiny_model_dir):
+    bad = write_sweep(tmp_path / "bad.yaml", synthetic_jsonl, tiny_model_dir, tmp_path, {"a": {"lora_rank": 8}})
     with pytest.raises(RecipeError, match="configuration 'a' sets 'lora_rank'"):
         load_sweep(bad)
-    good = write_sweep(tmp_path / "good.yaml", synthetic_data, tiny_model_dir, tmp_path, {"a": {"lora_r": 8}})
+    good = write_sweep(tmp_path / "good.yaml", synthetic_jsonl, tiny_model_dir, tmp_path, {"a": {"lora_r": 8}})
     command = sft_command(load_sweep(good), "a")
     assert command[command.index("--lora_r") + 1] == "8"
     assert command[command.index("--output_dir") + 1] == str(tmp_path / "a" / "sft")
 
 
 @pytest.mark.slow
-def test_sweep_runs_two_tiny_configurations_and_prints_one_table(tmp_path, synthetic_data, tiny_model_dir):
+def test_sweep_runs_two_tiny_configurations_and_prints_one_table(tmp_path, synthetic_jsonl, tiny_model_dir):
     configurations = {
         "r4-lr3e-3": {"lora_r": 4, "learning_rate": 3.0e-3},
         "r8-lr1e-3": {"lora_r": 8, "learning_rate": 1.0e-3},
     }
-    sweep = write_sweep(tmp_path / "sweep.yaml", synthetic_data, tiny_model_dir, tmp_path / "out", configurations)
+    sweep = write_sweep(tmp_path / "sweep.yaml", synthetic_jsonl, tiny_model_dir, tmp_path / "out", configurations)
     result = subprocess.run(
         [sys.executable, "scripts/sweep.py", str(sweep)], cwd=REPO, capture_output=True, text=True, timeout=900,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

@@ -143,21 +143,30 @@ def run_script(script, *args, env_extra=None, timeout=600):
     )
 
 
-def test_guard_stops_grpo_on_a_constant_reward(tiny_model_dir, synthetic_file, tmp_path):
+def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args):
+    """The GRPO script (demo recipe, 4 completions of at most 8 tokens a step) from a fake SFT model on a 100/50/20
+    split, writing tmp_path/grpo."""
     sizes = {"sft": 100, "grpo": 50, "eval": 20}
     start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
-    result = run_script(
+    return run_script(
         "train_medmcqa_grpo.py",
         "--config", "configs/demo/grpo.yaml",
         "--model_name_or_path", start,
         "--dataset_name", synthetic_file,
-        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
+        "--sft_size", sizes["sft"], "--grpo_size", sizes["grpo"], "--eval_size", sizes["eval"],
         "--output_dir", tmp_path / "grpo",
+        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
+        *args,
+    )  # fmt: skip
+
+
+def test_guard_stops_grpo_on_a_constant_reward(tiny_model_dir, synthetic_file, tmp_path):
+    result = run_grpo_after_fake_sft(
+        tiny_model_dir, synthetic_file, tmp_path,
         "--reward_funcs", "constant_reward.always_one",
         "--reward_weights", 1.0,
         "--reward_guard_patience", 2,
         "--max_steps", 6,
-        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         "--dev_size", 0,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr[-3000:]
@@ -169,20 +178,12 @@ def test_guard_stops_grpo_on_a_constant_reward(tiny_model_dir, synthetic_file, t
 
 def test_guard_stops_grpo_when_a_reward_component_is_gamed_away(tiny_model_dir, synthetic_file, tmp_path):
     """A deliberately hackable setup: one component earned early and then lost while the total holds."""
-    sizes = {"sft": 100, "grpo": 50, "eval": 20}
-    start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
-    result = run_script(
-        "train_medmcqa_grpo.py",
-        "--config", "configs/demo/grpo.yaml",
-        "--model_name_or_path", start,
-        "--dataset_name", synthetic_file,
-        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
-        "--output_dir", tmp_path / "grpo",
+    result = run_grpo_after_fake_sft(
+        tiny_model_dir, synthetic_file, tmp_path,
         "--reward_funcs", "hackable_reward.fading", "hackable_reward.rising", "hackable_reward.varied",
         "--reward_weights", 1.0, 1.0, 1.0,
         "--reward_guard_patience", 2,
         "--max_steps", 9,
-        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         "--dev_size", 0,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr[-3000:]
@@ -192,15 +193,8 @@ def test_guard_stops_grpo_when_a_reward_component_is_gamed_away(tiny_model_dir, 
 
 
 def test_grpo_refuses_a_reward_whose_column_is_missing(tiny_model_dir, synthetic_file, tmp_path):
-    sizes = {"sft": 100, "grpo": 50, "eval": 20}
-    start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
-    result = run_script(
-        "train_medmcqa_grpo.py",
-        "--config", "configs/demo/grpo.yaml",
-        "--model_name_or_path", start,
-        "--dataset_name", synthetic_file,
-        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
-        "--output_dir", tmp_path / "grpo",
+    result = run_grpo_after_fake_sft(
+        tiny_model_dir, synthetic_file, tmp_path,
         "--reward_funcs", "accuracy_reward", "needs_column_reward.by_subject",
         "--reward_weights", 1.0, 1.0,
         "--dev_size", 0,
@@ -241,6 +235,8 @@ def test_sft_runs_data_parallel_as_two_cpu_processes(tiny_model_dir, synthetic_f
             "2",
             "--save_strategy",
             "no",
+            "--dev_size",
+            "0",
         ],  # fmt: skip
         cwd=REPO,
         capture_output=True,
@@ -273,7 +269,7 @@ def test_sft_metrics_land_in_the_local_trackio_store(tiny_model_dir, synthetic_f
         "--dataset_name", synthetic_file,
         "--sft_size", 100, "--grpo_size", 20, "--eval_size", 20,
         "--output_dir", tmp_path / "sft",
-        "--max_steps", 4, "--logging_steps", 1, "--save_strategy", "no",
+        "--max_steps", 4, "--logging_steps", 1, "--save_strategy", "no", "--dev_size", 0,
         "--report_to", "trackio", "--run_name", "trackio-test",
         env_extra=store,
     )  # fmt: skip
@@ -289,17 +285,9 @@ def test_sft_metrics_land_in_the_local_trackio_store(tiny_model_dir, synthetic_f
 
 def test_grpo_scores_its_start_and_hands_on_nothing_that_does_not_beat_it(tiny_model_dir, synthetic_file, tmp_path):
     """The random-init start scores 0 on the dev slice and so does every step: exit 3, nothing handed on."""
-    sizes = {"sft": 100, "grpo": 50, "eval": 20}
-    start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
-    result = run_script(
-        "train_medmcqa_grpo.py",
-        "--config", "configs/demo/grpo.yaml",
-        "--model_name_or_path", start,
-        "--dataset_name", synthetic_file,
-        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
-        "--output_dir", tmp_path / "grpo",
+    result = run_grpo_after_fake_sft(
+        tiny_model_dir, synthetic_file, tmp_path,
         "--max_steps", 4,
-        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         "--reward_guard_action", "warn",
         "--dev_size", 8, "--eval_steps", 2, "--dev_max_new_tokens", 8,
     )  # fmt: skip

@@ -23,115 +23,17 @@ from typing import Any
 
 import torch
 
+from fine_tune.models.memory import KNOWN_MODEL_CONFIGS
+from fine_tune.models.shape import ModelShape
+
 # Qwen/Qwen3-0.6B config.json (transformers' Qwen3Config() defaults are the 8B shape, not this one).
 QWEN3_0_6B = {
-    "vocab_size": 151_936,
-    "hidden_size": 1024,
-    "intermediate_size": 3072,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "tie_word_embeddings": True,
+    **KNOWN_MODEL_CONFIGS["Qwen/Qwen3-0.6B"],
     "max_position_embeddings": 40_960,
     "rope_theta": 1_000_000.0,
     "rms_norm_eps": 1e-6,
 }
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    name: str
-    vocab_size: int
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-
-    @classmethod
-    def from_config(cls, config, name: str | None = None) -> ModelShape:
-        return cls(
-            name=name or getattr(config, "name_or_path", "") or config.model_type,
-            vocab_size=config.vocab_size,
-            hidden_size=config.hidden_size,
-            intermediate_size=config.intermediate_size,
-            num_layers=config.num_hidden_layers,
-            num_heads=config.num_attention_heads,
-            num_kv_heads=config.num_key_value_heads,
-            head_dim=getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads,
-        )
-
-    def qwen3_config(self, **overrides: Any):
-        """A transformers Qwen3Config of exactly this shape (tied embedding)."""
-        from transformers import Qwen3Config
-
-        values = {
-            "vocab_size": self.vocab_size,
-            "hidden_size": self.hidden_size,
-            "intermediate_size": self.intermediate_size,
-            "num_hidden_layers": self.num_layers,
-            "num_attention_heads": self.num_heads,
-            "num_key_value_heads": self.num_kv_heads,
-            "head_dim": self.head_dim,
-            "tie_word_embeddings": True,
-        }
-        return Qwen3Config(**{**values, **overrides})
-
-    def linear_shapes(self) -> dict[str, tuple[int, int]]:
-        """(in, out) features of each linear module of one decoder layer."""
-        d, q, kv, i = (
-            self.hidden_size,
-            self.num_heads * self.head_dim,
-            self.num_kv_heads * self.head_dim,
-            self.intermediate_size,
-        )
-        return {
-            "q_proj": (d, q),
-            "k_proj": (d, kv),
-            "v_proj": (d, kv),
-            "o_proj": (q, d),
-            "gate_proj": (d, i),
-            "up_proj": (d, i),
-            "down_proj": (i, d),
-        }
-
-    @property
-    def backbone_linear_params(self) -> int:
-        return self.num_layers * sum(a * b for a, b in self.linear_shapes().values())
-
-    @property
-    def lm_head_params(self) -> int:
-        return self.hidden_size * self.vocab_size
-
-    def lora_params(self, rank: int, targets: Sequence[str]) -> int:
-        shapes = self.linear_shapes()
-        return self.num_layers * sum(rank * sum(shapes[t]) for t in targets if t in shapes)
-
-    @property
-    def attention_coefficient(self) -> int:
-        """L * H * d_head: attention FLOPs per (query, key) pair are 4x this forward, 12x forward + backward."""
-        return self.num_layers * self.num_heads * self.head_dim
-
-    def weight_bytes(self, bytes_per_param: int) -> int:
-        """Weights read by one decode step (tied embedding counted once, as the LM head)."""
-        return (self.backbone_linear_params + self.lm_head_params) * bytes_per_param
-
-    def kv_bytes_per_token(self, bytes_per_value: int) -> int:
-        return self.num_layers * 2 * self.num_kv_heads * self.head_dim * bytes_per_value
-
-
-QWEN3_0_6B_SHAPE = ModelShape(
-    name="Qwen3-0.6B",
-    vocab_size=QWEN3_0_6B["vocab_size"],
-    hidden_size=QWEN3_0_6B["hidden_size"],
-    intermediate_size=QWEN3_0_6B["intermediate_size"],
-    num_layers=QWEN3_0_6B["num_hidden_layers"],
-    num_heads=QWEN3_0_6B["num_attention_heads"],
-    num_kv_heads=QWEN3_0_6B["num_key_value_heads"],
-    head_dim=QWEN3_0_6B["head_dim"],
-)
+QWEN3_0_6B_SHAPE = ModelShape.from_config(QWEN3_0_6B, name="Qwen3-0.6B")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fine_tune.bench.cost import TrainingCost
+from fine_tune.models.shape import ModelShape
 
 # Real MedMCQA length statistics, used to draw synthetic lengths when ../shared is absent. Token counts of the full
 # SFT sequence (rendered prompt + target JSON + end of turn) and of its completion, as SFTTrainer tokenises them with
@@ -98,20 +99,13 @@ def real_lengths(shared_dir: Path, max_rows: int | None = None) -> Lengths:
 def sft_token_dataset(dataset, tokenizer):
     """SFTTrainer's own tokenisation of conversational prompt/completion rows (`input_ids`, `labels` with the prompt
     at -100), through a real SFTTrainer around a throwaway one-layer model."""
-    from transformers import AutoModelForCausalLM, Qwen3Config
+    from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
     from fine_tune.recipes.trainer_configs import MedSFTConfig
 
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=1,
-        num_key_value_heads=1,
-        head_dim=8,
-    )
+    throwaway = ModelShape("throwaway", len(tokenizer), 8, 16, num_layers=1, num_heads=1, num_kv_heads=1, head_dim=8)
+    config = throwaway.qwen3_config(tie_word_embeddings=False)
     with tempfile.TemporaryDirectory() as tmp:
         args = MedSFTConfig(output_dir=tmp, report_to="none", precision="fp32", max_length=None)
         trainer = SFTTrainer(

@@ -139,48 +139,37 @@ def vllm_generation(
     if unavailable:
         return {"available": False, "reason": unavailable}
     try:
-        return vllm_generation_rate(source, messages, batch_sizes, max_new_tokens, device, dtype)
+        from vllm import LLM, SamplingParams
+
+        from fine_tune.models.loading import load_tokenizer
+        from fine_tune.task.prompts import render_prompt
+
+        tokenizer = load_tokenizer(source.tokenizer_dir)
+        prompts = [render_prompt(tokenizer, conversation) for conversation in messages]
+        with tempfile.TemporaryDirectory() as tmp:
+            source.build(dtype).save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            llm = LLM(model=tmp, dtype=str(dtype).removeprefix("torch."), gpu_memory_utilization=0.3, seed=0)
+            params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, ignore_eos=False)
+            llm.generate(prompts[: max(batch_sizes)], params, use_tqdm=False)  # warm-up
+            synchronize(device)
+            start = time.perf_counter()
+            outputs = llm.generate(prompts, params, use_tqdm=False)
+            seconds = time.perf_counter() - start
+            del llm
+        generated = sum(len(output.outputs[0].token_ids) for output in outputs)
+        return {
+            "available": True,
+            "seconds": seconds,
+            "prompts_per_s": len(prompts) / seconds,
+            "tokens_per_s": generated / seconds,
+            "generated_tokens": generated,
+            "note": "vLLM schedules all prompts at once (continuous batching); greedy, same rendered prompts",
+        }
     except TimeCapReached as reached:
         return {"available": False, "reason": str(reached)}
     except Exception as error:  # an optional engine that fails to start is a finding, not a crash
         return {"available": False, "reason": f"vLLM failed: {type(error).__name__}: {error}"}
-
-
-def vllm_generation_rate(
-    source: ModelSource,
-    messages: list[list[dict[str, str]]],
-    batch_sizes: tuple[int, ...],
-    max_new_tokens: int,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> dict[str, Any]:
-    from vllm import LLM, SamplingParams
-
-    from fine_tune.models.loading import load_tokenizer
-    from fine_tune.task.prompts import render_prompt
-
-    tokenizer = load_tokenizer(source.tokenizer_dir)
-    prompts = [render_prompt(tokenizer, conversation) for conversation in messages]
-    with tempfile.TemporaryDirectory() as tmp:
-        source.build(dtype).save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        llm = LLM(model=tmp, dtype=str(dtype).removeprefix("torch."), gpu_memory_utilization=0.3, seed=0)
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, ignore_eos=False)
-        llm.generate(prompts[: max(batch_sizes)], params, use_tqdm=False)  # warm-up
-        synchronize(device)
-        start = time.perf_counter()
-        outputs = llm.generate(prompts, params, use_tqdm=False)
-        seconds = time.perf_counter() - start
-        del llm
-    generated = sum(len(output.outputs[0].token_ids) for output in outputs)
-    return {
-        "available": True,
-        "seconds": seconds,
-        "prompts_per_s": len(prompts) / seconds,
-        "tokens_per_s": generated / seconds,
-        "generated_tokens": generated,
-        "note": "vLLM schedules all prompts at once (continuous batching); greedy, same rendered prompts",
-    }
 
 
 def vllm_unavailable(device: torch.device) -> str | None:

@@ -80,6 +80,21 @@ def expected_max(rng: np.random.Generator, values: np.ndarray, k: int, draws: in
     return float(np.mean(rng.choice(values, size=(draws, k)).max(axis=1)))
 
 
+def projected_phase(
+    phase: str, seconds_per_unit: float, steps: int | None = None, unit: str = "optimizer step"
+) -> dict[str, Any]:
+    """The head every projected phase result starts with (totals only for phases counted in steps)."""
+    out = {
+        "phase": phase,
+        "kind": "projected",
+        "projected_t4_seconds_per_step": round(seconds_per_unit, 4),
+        "unit": unit,
+    }
+    if steps is not None:
+        out |= {"steps": steps, "projected_total_seconds": round(seconds_per_unit * steps, 1)}
+    return out
+
+
 def project_t4(
     lengths: Lengths,
     sft_config: Recipe,
@@ -119,12 +134,7 @@ def project_t4(
         for recompute in (True, False)
     }
     sft = {
-        "phase": "sft",
-        "kind": "projected",
-        "projected_t4_seconds_per_step": round(configured["seconds_per_step"], 4),
-        "unit": "optimizer step",
-        "steps": sft_steps,
-        "projected_total_seconds": round(configured["seconds_per_step"] * sft_steps, 1),
+        **projected_phase("sft", configured["seconds_per_step"], sft_steps),
         "as_configured": configured,
         "mfu_sensitivity": {
             str(value): round(
@@ -163,9 +173,12 @@ def project_t4(
     prefill_cost = 2 * (shape.backbone_linear_params + shape.lm_head_params / max(prompt_max, 1))
     peak = T4.peak_flops["fp16"]
 
+    def prefill_seconds(sequences: int, prompt_tokens: float) -> float:
+        flops = sequences * (prompt_tokens * prefill_cost + 4 * shape.attention_coefficient * prompt_tokens**2)
+        return flops / (peak * mfu)
+
     def grpo_step(decode_steps: float) -> dict[str, float]:
-        prefill_flops = completions * (prompt_max * prefill_cost + 4 * shape.attention_coefficient * prompt_max**2)
-        prefill = prefill_flops / (peak * mfu)
+        prefill = prefill_seconds(completions, prompt_max)
         dev, host = decode_seconds(
             decode_steps,
             completions,
@@ -196,12 +209,7 @@ def project_t4(
     grpo_typical = grpo_step(typical_decode)
     grpo_steps = phase_units("grpo", grpo_config.values)
     grpo = {
-        "phase": "grpo",
-        "kind": "projected",
-        "projected_t4_seconds_per_step": round(grpo_cap["seconds_per_step"], 4),
-        "unit": "optimizer step",
-        "steps": grpo_steps,
-        "projected_total_seconds": round(grpo_cap["seconds_per_step"] * grpo_steps, 1),
+        **projected_phase("grpo", grpo_cap["seconds_per_step"], grpo_steps),
         "completions_per_step": completions,
         "prompts_per_step": prompts,
         "max_completion_length": cap,
@@ -219,9 +227,7 @@ def project_t4(
     prompt_mean = float(np.mean(lengths.prompt))
 
     def eval_question(decode_steps: float) -> dict[str, float]:
-        prefill = (
-            batch * (prompt_mean * prefill_cost + 4 * shape.attention_coefficient * prompt_mean**2) / (peak * mfu)
-        )
+        prefill = prefill_seconds(batch, prompt_mean)
         dev, host = decode_seconds(
             decode_steps,
             batch,
@@ -238,10 +244,7 @@ def project_t4(
 
     eval_cap = eval_question(new_tokens)
     evaluation = {
-        "phase": "eval",
-        "kind": "projected",
-        "projected_t4_seconds_per_step": round(eval_cap["seconds_per_question"], 4),
-        "unit": "question (one model)",
+        **projected_phase("eval", eval_cap["seconds_per_question"], unit="question (one model)"),
         "batch_size": batch,
         "max_new_tokens": new_tokens,
         "every_answer_to_the_cap": eval_cap,

@@ -212,36 +212,23 @@ def _eval_lines(result: dict[str, Any]) -> list[str]:
     def rate(block: dict[str, Any], prompts: int) -> float:
         return block.get("prompts_per_s", prompts / block["seconds_median"])
 
-    rows = [
-        (
-            label,
-            _fmt(sequential["seconds_median"]),
-            _fmt(rate(sequential, subset), 4),
-            _fmt(sequential["tokens_per_s"], 4),
-            1,
-        )
-    ]
+    def row(name: Any, seconds: float, prompts_per_s: float, tokens_per_s: float, speedup: Any) -> tuple[Any, ...]:
+        return (name, _fmt(seconds), _fmt(prompts_per_s, 4), _fmt(tokens_per_s, 4), speedup)
+
+    rows = [row(label, sequential["seconds_median"], rate(sequential, subset), sequential["tokens_per_s"], 1)]
     rows += [
-        (
+        row(
             size,
-            _fmt(b["seconds_median"]),
-            _fmt(rate(b, evaluation["prompts"]), 4),
-            _fmt(b["tokens_per_s"], 4),
+            b["seconds_median"],
+            rate(b, evaluation["prompts"]),
+            b["tokens_per_s"],
             _fmt(b["speedup_vs_sequential"]),
         )
         for size, b in evaluation["batched"].items()
     ]
     vllm = evaluation.get("vllm") or {}
     if vllm.get("available"):
-        rows.append(
-            (
-                "vLLM (all prompts)",
-                _fmt(vllm["seconds"]),
-                _fmt(vllm["prompts_per_s"], 4),
-                _fmt(vllm["tokens_per_s"], 4),
-                "",
-            )
-        )
+        rows.append(row("vLLM (all prompts)", vllm["seconds"], vllm["prompts_per_s"], vllm["tokens_per_s"], ""))
     lines = [
         f"## Eval generation: {evaluation['prompts']} prompts ({evaluation['prompts_from']}), "
         f"{evaluation['max_new_tokens']} new tokens, {evaluation['model']}",
@@ -277,27 +264,26 @@ def _grpo_lines(result: dict[str, Any]) -> list[str]:
     return [f"## GRPO: {grpo['model']}", "", md_table(header, rows), "", grpo["note"], ""]
 
 
+def _projected_row(label: str, phase: dict[str, Any], unit: str = "optimizer step") -> tuple[Any, ...]:
+    total = phase.get("projected_total_seconds")
+    return (
+        label,
+        _fmt(phase["projected_t4_seconds_per_step"]),
+        unit,
+        phase.get("steps", ""),
+        "" if total is None else f"{total / 60:.1f}",
+    )
+
+
 def _projection_lines(result: dict[str, Any]) -> list[str]:
     projection = result.get("t4_projection")
     if not projection:
         return []
     sft_p, grpo_p, eval_p = projection["sft"], projection["grpo"], projection["eval"]
     phases = [
-        (
-            "SFT",
-            _fmt(sft_p["projected_t4_seconds_per_step"]),
-            "optimizer step",
-            sft_p["steps"],
-            f"{sft_p['projected_total_seconds'] / 60:.1f}",
-        ),
-        (
-            "GRPO (every completion to the cap)",
-            _fmt(grpo_p["projected_t4_seconds_per_step"]),
-            "optimizer step",
-            grpo_p["steps"],
-            f"{grpo_p['projected_total_seconds'] / 60:.1f}",
-        ),
-        ("eval (every answer to the cap)", _fmt(eval_p["projected_t4_seconds_per_step"]), "question", "", ""),
+        _projected_row("SFT", sft_p),
+        _projected_row("GRPO (every completion to the cap)", grpo_p),
+        _projected_row("eval (every answer to the cap)", eval_p, unit="question"),
     ]
     scenarios = [
         (

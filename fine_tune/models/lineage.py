@@ -129,27 +129,6 @@ def script_config(record: Mapping[str, Any]) -> dict[str, Any]:
     return _role(record.get("config") or {}, "script")
 
 
-def build_lineage(
-    phase: str,
-    base: str,
-    *,
-    config: dict[str, Any],
-    split_manifest_hash: str | None,
-    adapter_path: str | None = None,
-    splits_hash: str | None = None,
-    selection: dict[str, Any] | None = None,
-) -> Lineage:
-    return Lineage(
-        phase=phase,
-        base=base,
-        config=config,
-        split_manifest_hash=split_manifest_hash,
-        adapter_path=adapter_path,
-        splits_hash=splits_hash,
-        selection=selection,
-    )
-
-
 def read_lineage_record(source: str, token: str | None = None, subfolder: str | None = None) -> Lineage | None:
     """The typed lineage record beside a saved model (local folder or Hub repo); None when there is none."""
     if is_local(source):

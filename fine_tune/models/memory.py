@@ -28,6 +28,7 @@ from typing import Any
 
 from fine_tune.bench.hardware import JOBS_FLAVORS, flavor_memory_gib
 from fine_tune.errors import ModelSourceError
+from fine_tune.models.shape import ModelShape
 from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
@@ -73,75 +74,6 @@ KNOWN_MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "tie_word_embeddings": True,
     },
 }
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    tied: bool
-    extra_params: int = 0  # e.g. a vision tower loaded with the language model (MedGemma)
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ModelShape:
-        """From a config.json dict (a multimodal config's `text_config` is the decoder; its vision tower counts)."""
-        config = dict(config.to_dict() if hasattr(config, "to_dict") else config)
-        text = dict(config.get("text_config") or config)
-        missing = [
-            k for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size") if k not in text
-        ]
-        if missing:
-            raise ValueError(f"config.json lacks {', '.join(missing)}: not a decoder-only language model config")
-        heads = text["num_attention_heads"]
-        vision = config.get("vision_config")
-        return cls(
-            hidden=text["hidden_size"],
-            intermediate=text.get("intermediate_size") or 4 * text["hidden_size"],
-            layers=text["num_hidden_layers"],
-            heads=heads,
-            kv_heads=text.get("num_key_value_heads") or heads,
-            head_dim=text.get("head_dim") or text["hidden_size"] // heads,
-            vocab=text["vocab_size"],
-            tied=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
-            extra_params=vision_params(vision) if vision else 0,
-        )
-
-    def linear_shapes(self) -> dict[str, tuple[int, int]]:
-        """(in, out) of each decoder linear."""
-        q, kv = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        h, i = self.hidden, self.intermediate
-        return {
-            "q_proj": (h, q),
-            "k_proj": (h, kv),
-            "v_proj": (h, kv),
-            "o_proj": (q, h),
-            "gate_proj": (h, i),
-            "up_proj": (h, i),
-            "down_proj": (i, h),
-        }
-
-    @property
-    def linear_params(self) -> int:
-        return self.layers * sum(a * b for a, b in self.linear_shapes().values())
-
-    @property
-    def embedding_params(self) -> int:
-        return self.vocab * self.hidden * (1 if self.tied else 2)
-
-    @property
-    def params(self) -> int:
-        return self.linear_params + self.embedding_params + self.extra_params
-
-
-def vision_params(vision: Mapping[str, Any]) -> int:
-    """A ViT encoder's parameters (attention 4h^2 + MLP 2hi per layer), e.g. Gemma 3's SigLIP tower (~0.4B)."""
-    h, i = vision.get("hidden_size", 0), vision.get("intermediate_size", 0)
-    return vision.get("num_hidden_layers", 0) * (4 * h * h + 2 * h * i)
 
 
 @dataclass(frozen=True)
@@ -205,20 +137,19 @@ def weight_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> tu
     if values.get("load_in_4bit"):
         nested = values.get("use_bnb_nested_quant")
         scale = 1 / BNB_BLOCK + 4 / (BNB_BLOCK * NESTED_BLOCK) if nested else 4 / BNB_BLOCK
-        linear = shape.linear_params * (0.5 + scale)
+        linear = shape.backbone_linear_params * (0.5 + scale)
         # k-bit preparation casts every unquantised parameter (embeddings, lm_head, norms, vision tower) to fp32
         rest = (shape.embedding_params + shape.extra_params) * 4
         return int(linear + rest), ["4-bit NF4 decoder linears; embeddings and lm_head in fp32 after k-bit prep"]
     if values.get("load_in_8bit"):
-        linear = shape.linear_params + shape.layers * sum(out for _, out in shape.linear_shapes().values()) * 4
+        row_scales = shape.num_layers * sum(out for _, out in shape.linear_shapes().values()) * 4
+        linear = shape.backbone_linear_params + row_scales
         return int(linear + (shape.embedding_params + shape.extra_params) * 4), ["8-bit decoder linears"]
     return shape.params * width, []
 
 
 def adapter_params(shape: ModelShape, values: Mapping[str, Any]) -> int:
-    rank = int(values.get("lora_r") or 16)
-    shapes = shape.linear_shapes()
-    return shape.layers * sum(rank * (shapes[name][0] + shapes[name][1]) for name in lora_targets(values))
+    return shape.lora_params(int(values.get("lora_r") or 16), lora_targets(values))
 
 
 def trainable_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> int:
@@ -232,24 +163,24 @@ def trainable_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) ->
 
 
 def activation_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int) -> int:
-    h, i = shape.hidden, shape.intermediate
-    kv = shape.kv_heads * shape.head_dim
+    h, i = shape.hidden_size, shape.intermediate_size
+    kv = shape.num_kv_heads * shape.head_dim
     per_token_layer = 6 * h + 2 * kv + 4 * i
     if values.get("use_peft", True) and float(values.get("lora_dropout") or 0) > 0:
         shapes = shape.linear_shapes()
         per_token_layer += sum(shapes[name][0] for name in lora_targets(values))
     layer = tokens * per_token_layer * width
     if values.get("activation_checkpointing") or values.get("gradient_checkpointing"):
-        return shape.layers * tokens * h * width + layer
-    return shape.layers * layer
+        return shape.num_layers * tokens * h * width + layer
+    return shape.num_layers * layer
 
 
 def logits_bytes(shape: ModelShape, tokens: int, width: int) -> int:
-    return tokens * shape.vocab * (width + 4 + 4)
+    return tokens * shape.vocab_size * (width + 4 + 4)
 
 
 def kv_cache_bytes(shape: ModelShape, sequences: int, tokens: int, width: int) -> int:
-    return 2 * shape.layers * shape.kv_heads * shape.head_dim * width * sequences * tokens
+    return shape.kv_bytes_per_token(width) * sequences * tokens
 
 
 def plan_memory(
@@ -264,7 +195,7 @@ def plan_memory(
         parts = {
             "weights": shape.params * width,  # eval loads the merged model in full precision
             "kv_cache": kv_cache_bytes(shape, sequences, prompt_tokens + generated, width),
-            "logits": sequences * shape.vocab * 4 * 2,
+            "logits": sequences * shape.vocab_size * 4 * 2,
         }
         return MemoryPlan(phase, parts)
     weights, notes = weight_bytes(shape, values, width)
@@ -284,7 +215,7 @@ def plan_memory(
     steps_per_generation = values.get("steps_per_generation") or values.get("gradient_accumulation_steps") or 1
     generation_batch = int(values.get("generation_batch_size") or micro_batch * int(steps_per_generation))
     generating = kv_cache_bytes(shape, generation_batch, prompt_tokens + completion, width)
-    generating += generation_batch * shape.vocab * 4 * 2
+    generating += generation_batch * shape.vocab_size * 4 * 2
     stage = "training step" if training >= generating else "generation"
     parts["activations" if training >= generating else "kv_cache"] = max(training, generating)
     notes = [*notes, f"peak in the {stage} ({generation_batch} sequences generated at once)"]

@@ -88,14 +88,14 @@ def _apply_selection(config) -> None:
 
 
 @dataclass
-class MedSFTConfig(SFTConfig, SelectionArguments):
+class ProjectArguments(SelectionArguments):
+    """The fields both trainer configs add to TRL's, and their checks. A base listed before TRL's config, so that its
+    defaults (precision, the trackio project) win over TrainingArguments' own."""
+
     precision: str = field(
         default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs, fp32 on CPU), fp32, fp16, bf16"}
     )
     project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
-    overlong: str = field(
-        default="refuse", metadata={"help": "Examples longer than max_length: 'refuse' (stop, counted) or 'drop'"}
-    )
     if LEGACY_CHECKPOINTING_NAME:
         activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})
 
@@ -107,11 +107,14 @@ class MedSFTConfig(SFTConfig, SelectionArguments):
 
 
 @dataclass
-class MedGRPOConfig(GRPOConfig, SelectionArguments):
-    precision: str = field(
-        default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs, fp32 on CPU), fp32, fp16, bf16"}
+class MedSFTConfig(ProjectArguments, SFTConfig):
+    overlong: str = field(
+        default="refuse", metadata={"help": "Examples longer than max_length: 'refuse' (stop, counted) or 'drop'"}
     )
-    project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
+
+
+@dataclass
+class MedGRPOConfig(ProjectArguments, GRPOConfig):
     reward_guard_patience: int = field(
         default=3,
         metadata={"help": "Consecutive logging steps of zero-variance or all-zero rewards before the guard fires"},
@@ -140,13 +143,8 @@ class MedGRPOConfig(GRPOConfig, SelectionArguments):
             "server (TRL's `trl vllm-serve` at vllm_server_host:vllm_server_port)"
         },
     )
-    if LEGACY_CHECKPOINTING_NAME:
-        activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})
 
     def __post_init__(self):
-        _apply_hardware(self)
-        _apply_checkpointing_name(self)
-        _apply_selection(self)
         if self.reward_guard_action not in ("stop", "warn"):
             raise ValueError(f"reward_guard_action must be 'stop' or 'warn', got {self.reward_guard_action!r}")
         super().__post_init__()

@@ -9,7 +9,7 @@ from typing import Any
 
 from fine_tune.constants import SPLIT_MANIFEST_FILE
 from fine_tune.data.splits import load_split, manifest_hash, splits_hash, write_manifest
-from fine_tune.models.lineage import build_lineage
+from fine_tune.models.lineage import Lineage
 from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
@@ -96,9 +96,9 @@ def finish(
     paths: dict[str, Path] = {}
     if trainer.is_world_process_zero():
         model = trainer.accelerator.unwrap_model(trainer.model)
-        lineage = build_lineage(
-            phase,
-            base,
+        lineage = Lineage(
+            phase=phase,
+            base=base,
             config=config,
             split_manifest_hash=manifest_hash(manifest),
             splits_hash=splits_hash(manifest),
