@@ -112,7 +112,7 @@ def test_sft_script_runs_unchanged_under_accelerate_launch_and_ranks_agree(
         "--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(synthetic_file),
         "--sft_size", str(SFT_SIZE), "--grpo_size", "20", "--eval_size", "20",
         "--output_dir", str(out), "--max_steps", str(STEPS),
-        "--per_device_train_batch_size", str(PER_DEVICE_BATCH), "--save_strategy", "no",
+        "--per_device_train_batch_size", str(PER_DEVICE_BATCH), "--save_strategy", "no", "--dev_size", "0",
     ]  # fmt: skip
     env = {**os.environ, "PROBE_DIR": str(probe), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
