@@ -134,7 +134,10 @@ def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any
     problems: set[str] = set()
     question = _required_text(lookup(row, spec.question), "missing_question", problems)
     options = _options(spec, row, problems)
-    answer = _answer(spec, row, options, problems) if options is not None else None
+    if options is not None:
+        answer = _answer(spec, row, options, problems)
+    elif _is_blank(lookup(row, spec.answer.field)):
+        problems.add("missing_answer")
     context = None
     if spec.context is not None:
         context = _joined_text(lookup(row, spec.context), problems)
@@ -218,9 +221,7 @@ def load_task_rows(
     return dataset
 
 
-def load_task(
-    spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV
-) -> NormalisedRows:
+def load_task(spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV) -> NormalisedRows:
     """Load `split` of the task and normalise it; the report counts every row that was left out and why."""
     normalised = normalise_dataset(spec, load_task_rows(spec, split, source, token_env))
     if normalised.report.n_invalid:
@@ -274,7 +275,9 @@ def _iter_rows(dataset: datasets.Dataset | Iterable[Mapping[str, Any]], batch_si
         return
     columns = dataset.column_names
     for batch in dataset.iter(batch_size=batch_size):
-        yield from (dict(zip(columns, values, strict=True)) for values in zip(*(batch[c] for c in columns), strict=True))
+        yield from (
+            dict(zip(columns, values, strict=True)) for values in zip(*(batch[c] for c in columns), strict=True)
+        )
 
 
 def _required_text(value: Any, reason: str, problems: set[str]) -> str | None:
@@ -448,7 +451,9 @@ def _load_hub(hub_id: str, config: str | None, split: str, token_env: str) -> da
         raise DatasetError(f"offline mode is set, so the Hub dataset {named} cannot be loaded; {local_hint}")
     endpoint = hub.hub_endpoint()
     if not hub.hub_reachable(endpoint):
-        raise DatasetError(f"the Hugging Face Hub ({endpoint}) is unreachable, so {named} cannot be loaded; {local_hint}")
+        raise DatasetError(
+            f"the Hugging Face Hub ({endpoint}) is unreachable, so {named} cannot be loaded; {local_hint}"
+        )
     token = os.environ.get(token_env) or None
     try:
         return datasets.load_dataset(hub_id, config, split=split, token=token)

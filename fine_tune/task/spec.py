@@ -172,7 +172,7 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
     options = _options(fields.get("options"), where)
     letters = _letters(values.get("letters"), options, where)
     min_options = values.get("min_options", len(letters) if options.layout != "fixed" else len(options.fixed))
-    if isinstance(min_options, bool) or not isinstance(min_options, int) or not MIN_OPTIONS <= min_options:
+    if isinstance(min_options, bool) or not isinstance(min_options, int) or min_options < MIN_OPTIONS:
         raise RecipeError(f"{where}: min_options must be an integer >= {MIN_OPTIONS}, got {min_options!r}")
     if min_options > len(letters):
         raise RecipeError(f"{where}: min_options ({min_options}) exceeds the number of letters ({len(letters)})")
@@ -304,10 +304,14 @@ def _letters(value: Any, options: OptionsSpec, where: str) -> tuple[str, ...]:
 
 def _answer(value: Any, options: OptionsSpec, where: str) -> AnswerSpec:
     if not isinstance(value, Mapping) or set(value) - {"field", "encoding"} or not value.get("field"):
-        raise RecipeError(f"{where}: fields.answer must be {{field: <column>, encoding: <{'|'.join(ANSWER_ENCODINGS)}>}}")
+        raise RecipeError(
+            f"{where}: fields.answer must be {{field: <column>, encoding: <{'|'.join(ANSWER_ENCODINGS)}>}}"
+        )
     encoding = value.get("encoding")
     if encoding not in ANSWER_ENCODINGS:
-        raise RecipeError(f"{where}: fields.answer.encoding must be one of {', '.join(ANSWER_ENCODINGS)}, got {encoding!r}")
+        raise RecipeError(
+            f"{where}: fields.answer.encoding must be one of {', '.join(ANSWER_ENCODINGS)}, got {encoding!r}"
+        )
     if encoding == "key" and options.layout not in ("key_value", "dict"):
         raise RecipeError(f"{where}: answer encoding 'key' needs key_value or dict options, not {options.layout}")
     return AnswerSpec(field=_field_path(value, "field", f"{where}: fields.answer", required=True), encoding=encoding)
