@@ -304,3 +304,19 @@ def test_unknown_task_name_suggests_a_preset(tmp_path):
 
 def test_reasons_are_all_described():
     assert "duplicate_options" not in REASONS and len(set(REASONS)) == len(REASONS)
+
+
+def test_same_content_with_different_answers_is_kept_out_whole():
+    rows = [
+        {"q": "Q?", "a": "x", "b": "y", "c": "z", "y": 0, "id": "r0"},
+        {"q": "q? ", "a": "X", "b": "y", "c": "z", "y": 1, "id": "r1"},
+        {"q": "Q?", "a": "x", "b": "y", "c": "z", "y": 0, "id": "r2"},
+        {"q": "Other?", "a": "x", "b": "y", "c": "z", "y": 2, "id": "r3"},
+    ]
+    normalised = normalise_dataset(spec(fields={**spec_fields(), "id": "id"}), rows)
+    assert normalised.report.invalid == {"conflicting_answer": [0, 1, 2]}
+    assert normalised.source_indices == [3] and normalised.report.examples["conflicting_answer"] == ["r0", "r1", "r2"]
+
+
+def spec_fields():
+    return {"question": "q", "options": {"columns": ["a", "b", "c"]}, "answer": {"field": "y", "encoding": "index0"}}

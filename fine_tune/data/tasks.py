@@ -58,6 +58,10 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "ambiguous_answer": "the answer text matches more than one option",
     "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
     "needs_image": "the question refers to an image, which a text prompt cannot show",
+    "conflicting_answer": (
+        "the same question and options appear with different answers; every row of the group is kept out of "
+        "training and scoring"
+    ),
     "wrong_type": "a field has the wrong type (question/options not strings, an index not an integer, ...)",
     "duplicate_options": "two options are identical after case/whitespace normalisation (flag only, row kept)",
 }
@@ -165,10 +169,12 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
     invalid: dict[str, list[int]] = {}
     flags: dict[str, list[int]] = {}
     examples: dict[str, list[str]] = {}
+    labels: dict[int, str] = {}
     total = 0
     for index, row in enumerate(_iter_rows(dataset)):
         total += 1
         canonical, names = normalise_row(spec, row)
+        labels[index] = row_label(spec, row, index)
         for name in names:
             invalid.setdefault(name, []).append(index)
         if canonical is not None:
@@ -179,7 +185,13 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
                 names = ["duplicate_options"]
         for name in names:
             if len(examples.setdefault(name, [])) < EXAMPLES_PER_REASON:
-                examples[name].append(row_label(spec, row, index))
+                examples[name].append(labels[index])
+    conflicted = conflicting_rows(rows)
+    if conflicted:
+        invalid["conflicting_answer"] = [valid_indices[i] for i in conflicted]
+        examples["conflicting_answer"] = [labels[valid_indices[i]] for i in conflicted[:EXAMPLES_PER_REASON]]
+        keep = [i for i in range(len(rows)) if i not in set(conflicted)]
+        rows, valid_indices = [rows[i] for i in keep], [valid_indices[i] for i in keep]
     report = TaskReport(
         task=spec.name,
         letters=spec.letters,
@@ -191,6 +203,20 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
     )
     canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
     return NormalisedRows(dataset=canonical_rows, source_indices=valid_indices, report=report)
+
+
+def conflicting_rows(rows: list[Mapping[str, Any]]) -> list[int]:
+    """Positions of canonical rows whose content recurs with a different answer: which answer is right cannot be
+    known, so none of the group is trained or scored on."""
+    groups: dict[str, list[int]] = {}
+    for position, row in enumerate(rows):
+        groups.setdefault(content_hash(row), []).append(position)
+    return sorted(
+        position
+        for positions in groups.values()
+        if len({rows[p]["answer"] for p in positions}) > 1
+        for position in positions
+    )
 
 
 def load_task_rows(
