@@ -1,0 +1,131 @@
+"""Disjoint sft/grpo/eval splits of any task's canonical rows, optionally stratified (`--stratify_by subject`).
+
+Without stratification this is `fine_tune.data.splits.split_dataset` on canonical rows: the source rows are walked
+in `shuffle(seed)` order, invalid rows and repeated content skipped and counted, and the splits filled in turn, so a
+MedMCQA source gives the same rows and the same manifest. With `stratify_by`, every valid distinct row of the walk is
+a candidate and `fine_tune.data.stratify` gives each split (and each prefix of it) the strata's shares; the manifest
+records the column and each split's counts per stratum.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import datasets
+
+from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
+from fine_tune.data.splits import (
+    SplitResult,
+    _check_sizes,
+    _format_counts,
+    _format_sizes,
+    check_disjoint,
+    shuffle_order,
+)
+from fine_tune.data.stratify import stratified_assignment, stratum_counts
+from fine_tune.data.tasks import content_hash
+from fine_tune.data.validation import DUPLICATE_CONTENT
+from fine_tune.errors import DatasetError
+from fine_tune.task.spec import DEFAULT_TASK
+
+STRATIFY_COLUMNS: tuple[str, ...] = ("subject", "answer")
+
+
+def split_task_rows(
+    rows: datasets.Dataset,
+    source_indices: Sequence[int],
+    skip_reasons: Mapping[int, str],
+    n_source: int,
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    *,
+    fingerprint: str | None = None,
+    source: str | None = None,
+    task: str = DEFAULT_TASK,
+    letters: Sequence[str] = (),
+    stratify_by: str | None = None,
+) -> SplitResult:
+    """Split canonical `rows` (row i is source row `source_indices[i]` of `n_source`); `skip_reasons` gives each
+    invalid source row the reason it is counted under."""
+    sizes = _check_sizes(sizes)
+    if stratify_by is not None and stratify_by not in STRATIFY_COLUMNS:
+        raise DatasetError(f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)}, got {stratify_by!r}")
+    position_of = {index: position for position, index in enumerate(source_indices)}
+    needed = sum(sizes.values())
+    candidates: list[tuple[int, int, str]] = []  # (shuffled position, canonical position, content hash)
+    seen: set[str] = set()
+    skipped: Counter[str] = Counter()
+    for shuffled, index in enumerate(shuffle_order(n_source, seed)):
+        if stratify_by is None and len(candidates) == needed:
+            break
+        if index not in position_of:
+            skipped[skip_reasons.get(index, "invalid")] += 1
+            continue
+        digest = content_hash(rows[position_of[index]])
+        if digest in seen:
+            skipped[DUPLICATE_CONTENT] += 1
+            continue
+        seen.add(digest)
+        candidates.append((shuffled, position_of[index], digest))
+    if len(candidates) < needed:
+        raise DatasetError(
+            f"{task}: only {len(candidates)} distinct valid rows for {needed} requested ({_format_sizes(sizes)}); "
+            f"skipped: {_format_counts(skipped) or 'none'}"
+        )
+    if stratify_by is None:
+        bounds, start = {}, 0
+        for name, size in sizes.items():
+            bounds[name], start = list(range(start, start + size)), start + size
+    else:
+        labels = [rows[position][stratify_by] for _, position, _ in candidates]
+        bounds = stratified_assignment(labels, sizes)
+    assigned = {name: [candidates[i] for i in picks] for name, picks in bounds.items()}
+    manifest = _manifest(rows, source_indices, sizes, seed, fingerprint, source, assigned, dict(skipped))
+    if task != DEFAULT_TASK:
+        manifest["task"] = {"name": task, "letters": list(letters)}
+    if stratify_by is not None:
+        manifest["stratify_by"] = stratify_by
+        manifest["strata"] = {
+            name: stratum_counts([rows[position][stratify_by] for _, position, _ in picked])
+            for name, picked in assigned.items()
+        }
+    check_disjoint(manifest)
+    splits = {name: rows.select([position for _, position, _ in picked]) for name, picked in assigned.items()}
+    return SplitResult(splits=splits, manifest=manifest, skipped=dict(skipped))
+
+
+def _manifest(
+    rows: datasets.Dataset,
+    source_indices: Sequence[int],
+    sizes: dict[str, int],
+    seed: int,
+    fingerprint: str | None,
+    source: str | None,
+    assigned: Mapping[str, list[tuple[int, int, str]]],
+    skipped: dict[str, int],
+) -> dict[str, Any]:
+    """The split manifest, key for key as `fine_tune.data.splits` writes it (row ids: the id, else `row <index>`)."""
+
+    def label(position: int) -> str:
+        row_id = rows[position]["id"]
+        return row_id if row_id not in (None, "") else f"row {source_indices[position]}"
+
+    return {
+        "seed": seed,
+        "sizes": dict(sizes),
+        "dataset_fingerprint": fingerprint,
+        "source": source,
+        "splits": {
+            name: {
+                "size": len(picked),
+                "shuffled_indices": [shuffled for shuffled, _, _ in picked],
+                "source_indices": [source_indices[position] for _, position, _ in picked],
+                "row_ids": [label(position) for _, position, _ in picked],
+                "content_hashes": [digest for _, _, digest in picked],
+            }
+            for name, picked in assigned.items()
+        },
+        "skipped": dict(skipped),
+    }
