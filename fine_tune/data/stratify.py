@@ -3,8 +3,8 @@
 Given the candidate rows in shuffled order and their stratum labels, each split of size m gets from stratum s the
 quota m * n_s / N rounded by largest remainder (Hamilton's method; ties broken by stratum name), never more rows of
 a stratum than are left; the rows of a stratum go to the splits in candidate order (sft first, then grpo, eval).
-Inside a split the strata are interleaved by the position (k + 1/2) / q_s of a stratum's k-th row, so the first n
-rows (a `--limit n` dev slice) hold each stratum within one row of n * q_s / m.
+Inside a split the strata are interleaved by the position (k + 1/2) / q_s of a stratum's k-th row (Sainte-Lague
+order), so the first n rows (a `--limit n` dev slice) hold each stratum close to n * q_s / m.
 """
 
 from __future__ import annotations
