@@ -102,3 +102,34 @@ def test_too_few_rows_names_the_task():
         split_task_rows(normalised.dataset, normalised.source_indices, {}, 5, {"sft": 5, "grpo": 2, "eval": 2}, 0)
     with pytest.raises(DatasetError, match="stratify_by must be one of subject, answer"):
         split_task_rows(normalised.dataset, normalised.source_indices, {}, 5, {"sft": 1}, 0, stratify_by="topic")
+
+
+def test_load_task_split_writes_the_manifest_and_uses_the_task_defaults(tmp_path):
+    from fine_tune.data.splits import read_manifest
+    from fine_tune.data.task_splits import load_task_eval_rows, load_task_split
+
+    fixture = "tests/fixtures/tasks/kormedmcqa"
+    sizes = {"sft": 8, "grpo": 4, "eval": 4}
+    rows, manifest = load_task_split(
+        "kormedmcqa",
+        "sft",
+        source=fixture,
+        sizes=sizes,
+        seed=3,
+        stratify_by="subject",
+        manifest_path=tmp_path / "m.json",
+    )
+    assert read_manifest(tmp_path / "m.json") == manifest
+    assert manifest["task"]["letters"] == list("ABCDE") and manifest["strata"]["sft"] == {
+        "dentist": 2,
+        "doctor": 2,
+        "nurse": 2,
+        "pharm": 2,
+    }
+    assert sum(manifest["skipped"].values()) == 4  # every invalid row met in the walk is counted
+    again, _ = load_task_split("kormedmcqa", "sft", source=fixture, sizes=sizes, seed=3, stratify_by="subject")
+    assert again["question"] == rows["question"]  # reproducible from config + seed
+    test_rows, report = load_task_eval_rows("kormedmcqa", source=fixture)
+    assert len(test_rows) == 8 and report.n_invalid == 0
+    with pytest.raises(DatasetError, match="pubmedqa has no official eval split"):
+        load_task_eval_rows("pubmedqa", source="tests/fixtures/tasks/pubmedqa.jsonl")

@@ -136,6 +136,8 @@ def test_headqa_keeps_four_and_five_option_rows():
         ({"q": "Q?", "a": "x", "b": "y", "c": "z", "y": True}, ["wrong_type"]),
         ({"q": "Q?", "a": "x", "b": "y", "c": "z", "y": "1"}, ["wrong_type"]),
         ({"q": "Q?", "a": "x", "b": "y", "c": "z", "y": 2.0}, []),
+        ({"q": "Q?", "a": "x", "b": "y", "c": "z", "y": float("nan")}, ["missing_answer"]),
+        ({"q": "Q?", "a": "x", "b": "y", "c": "z", "y": 1.5}, ["wrong_type"]),
         ({"q": "Q?", "a": "x", "b": "y", "c": "z", "y": 3}, ["answer_out_of_range"]),
         (
             {"q": "", "a": None, "b": "y", "c": "z", "y": None},

@@ -9,6 +9,8 @@ records the column and each split's counts per stratum.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,14 +25,90 @@ from fine_tune.data.splits import (
     _format_sizes,
     check_disjoint,
     shuffle_order,
+    write_manifest,
 )
 from fine_tune.data.stratify import stratified_assignment, stratum_counts
-from fine_tune.data.tasks import content_hash
+from fine_tune.data.tasks import REASONS, TaskReport, content_hash, load_task
 from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
-from fine_tune.task.spec import DEFAULT_TASK
+from fine_tune.hub import access as hub
+from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
+
+logger = logging.getLogger(__name__)
 
 STRATIFY_COLUMNS: tuple[str, ...] = ("subject", "answer")
+
+
+def load_task_split(
+    task: str | TaskSpec | None,
+    split_name: str,
+    *,
+    source: str | None = None,
+    hub_split: str | None = None,
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    stratify_by: str | None = None,
+    manifest_path: str | os.PathLike | None = None,
+    token_env: str = hub.TOKEN_ENV,
+) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """Load -> normalise -> split -> (write the manifest) -> the named split's canonical rows and the manifest.
+
+    `source` and `hub_split` default to the task's `dataset_path` and `train_split`.
+    """
+    if split_name not in sizes:
+        raise DatasetError(f"unknown split {split_name!r}; expected one of {', '.join(sizes)}")
+    spec = resolve_task(task)
+    source = source or spec.dataset_path
+    normalised = load_task(spec, hub_split or spec.train_split, source, token_env)
+    normalised.report.require_usable(sum(sizes.values()))
+    result = split_task_rows(
+        normalised.dataset,
+        normalised.source_indices,
+        first_reasons(normalised.report),
+        normalised.report.total,
+        sizes,
+        seed,
+        fingerprint=normalised.fingerprint,
+        source=source,
+        task=spec.name,
+        letters=spec.letters,
+        stratify_by=stratify_by,
+    )
+    logger.info(
+        "%s split %s: skipped %s", spec.name, _format_sizes(sizes), _format_counts(result.skipped) or "nothing"
+    )
+    if manifest_path is not None:
+        write_manifest(result.manifest, manifest_path)
+        logger.info("wrote split manifest to %s", manifest_path)
+    return result.splits[split_name], result.manifest
+
+
+def load_task_eval_rows(
+    task: str | TaskSpec | None,
+    *,
+    source: str | None = None,
+    hub_split: str | None = None,
+    token_env: str = hub.TOKEN_ENV,
+) -> tuple[datasets.Dataset, TaskReport]:
+    """A whole official split (default: the task's `eval_split`) as canonical rows; invalid rows dropped, counted."""
+    spec = resolve_task(task)
+    split = hub_split or spec.eval_split
+    if split is None:
+        raise DatasetError(
+            f"task {spec.name} has no official eval split: score its EVAL split (eval_split: split) instead"
+        )
+    normalised = load_task(spec, split, source or spec.dataset_path, token_env)
+    normalised.report.require_usable(1)
+    return normalised.dataset, normalised.report
+
+
+def first_reasons(report: TaskReport) -> dict[int, str]:
+    """Each invalid source row's first reason in REASONS order (the one a split counts it under)."""
+    first: dict[int, str] = {}
+    for name in REASONS:
+        for index in report.invalid.get(name, []):
+            first.setdefault(index, name)
+    return first
 
 
 def split_task_rows(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -131,6 +132,7 @@ class NormalisedRows:
     dataset: datasets.Dataset  # canonical rows of the valid source rows, in source order
     source_indices: list[int]  # row i of `dataset` is source row source_indices[i]
     report: TaskReport
+    fingerprint: str | None = None  # the source Dataset's fingerprint, recorded in split manifests
 
 
 def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -202,7 +204,8 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
         examples=examples,
     )
     canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
-    return NormalisedRows(dataset=canonical_rows, source_indices=valid_indices, report=report)
+    fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
+    return NormalisedRows(canonical_rows, valid_indices, report, fingerprint)
 
 
 def conflicting_rows(rows: list[Mapping[str, Any]]) -> list[int]:
@@ -307,7 +310,7 @@ def _iter_rows(dataset: datasets.Dataset | Iterable[Mapping[str, Any]], batch_si
 
 
 def _required_text(value: Any, reason: str, problems: set[str]) -> str | None:
-    if value is None or value is _MISSING or (isinstance(value, str) and not value.strip()):
+    if _is_blank(value):
         problems.add(reason)
         return None
     if not isinstance(value, str):
@@ -401,6 +404,9 @@ def _option_values(spec: TaskSpec, raw: Any, problems: set[str]) -> list[Any] | 
 
 
 def _is_blank(value: Any) -> bool:
+    """Null, absent, NaN (a missing number in pandas-written files) or whitespace-only text."""
+    if isinstance(value, float) and math.isnan(value):
+        return True
     return value is None or value is _MISSING or (isinstance(value, str) and not value.strip())
 
 
