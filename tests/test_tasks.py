@@ -322,3 +322,12 @@ def test_same_content_with_different_answers_is_kept_out_whole():
 
 def spec_fields():
     return {"question": "q", "options": {"columns": ["a", "b", "c"]}, "answer": {"field": "y", "encoding": "index0"}}
+
+
+def test_wrong_task_for_the_data_is_one_line_naming_the_missing_columns():
+    lines = Path(fixture("medqa")).read_text(encoding="utf-8").splitlines()
+    medqa_rows = datasets.Dataset.from_list([json.loads(line) for line in lines])
+    with pytest.raises(DatasetError, match=r"task medmcqa: column\(s\) opa, opb, opc, opd, cop not in the data") as e:
+        normalise_dataset(resolve_task("medmcqa"), medqa_rows)
+    assert "\n" not in str(e.value) and "found: answer, answer_idx, meta_info" in str(e.value)
+    assert normalise_dataset(resolve_task("medqa"), medqa_rows.remove_columns("meta_info")).report.valid == 12

@@ -166,6 +166,8 @@ def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any
 
 def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mapping[str, Any]]) -> NormalisedRows:
     """Every row checked and mapped; the valid ones as a canonical Dataset, the rest counted by reason."""
+    if isinstance(dataset, datasets.Dataset):
+        check_columns(spec, dataset.column_names)
     rows: list[dict[str, Any]] = []
     valid_indices: list[int] = []
     invalid: dict[str, list[int]] = {}
@@ -206,6 +208,38 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
     canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
     fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
     return NormalisedRows(canonical_rows, valid_indices, report, fingerprint)
+
+
+def required_fields(spec: TaskSpec) -> dict[str, str]:
+    """What a task needs from every source, as {what: field path}."""
+    options = {} if spec.options.layout == "fixed" else {"options": spec.options.field}
+    if spec.options.layout == "columns":
+        options = {
+            f"option {letter}": column for letter, column in zip(spec.letters, spec.options.columns, strict=True)
+        }
+    context = {"context": spec.context} if spec.context else {}
+    return {"question": spec.question, **options, "answer": spec.answer.field, **context}
+
+
+def check_columns(spec: TaskSpec, columns: Iterable[str]) -> None:
+    """DatasetError when a column the task needs is absent: the wrong --task or the wrong data, said in one line.
+    Absent optional columns (id, explanation, subject, image) are read as nulls."""
+    columns = set(columns)
+    missing = [path for path in required_fields(spec).values() if not _column_present(path, columns)]
+    columns -= {CONFIG_COLUMN}
+    if missing:
+        raise DatasetError(
+            f"task {spec.name}: column(s) {', '.join(missing)} not in the data (found: {', '.join(sorted(columns))}); "
+            f"check --task and the dataset (the task file {spec.source_file or spec.name} says where each field is)"
+        )
+    optional = [spec.id, spec.explanation, spec.subject, spec.image]
+    absent = [path for path in optional if path and not _column_present(path, columns)]
+    if absent:
+        logger.info("task %s: optional column(s) %s absent, read as null", spec.name, ", ".join(absent))
+
+
+def _column_present(path: str, columns: set[str]) -> bool:
+    return path in columns or path.split(".")[0] in columns
 
 
 def conflicting_rows(rows: list[Mapping[str, Any]]) -> list[int]:
