@@ -8,9 +8,31 @@ from collections.abc import Callable
 
 from fine_tune.errors import PipelineError
 
+# Third-party log lines a user cannot act on: logger name -> start of the message format to drop. bitsandbytes logs
+# this at import on CPUs with AVX-512 BF16 when the optional `kernels` package is missing, and falls back to its own
+# 4-bit kernel; this project never runs 4-bit on CPU (load_in_4bit needs CUDA).
+UNACTIONABLE_LOG_LINES = {
+    "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
+}
+
+
+class DropMessages(logging.Filter):
+    """Drops the records whose (unformatted) message starts with `prefix`; passes every other record."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
 
 def setup_logging() -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    for name, prefix in UNACTIONABLE_LOG_LINES.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, DropMessages) and f.prefix == prefix for f in logger.filters):
+            logger.addFilter(DropMessages(prefix))
 
 
 def run_main(main: Callable[[], int | None]) -> None:

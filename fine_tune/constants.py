@@ -13,6 +13,7 @@ EXIT_MODEL_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NO_LEARNING_SIGNAL = 3
 EXIT_JOB_FAILED = 4
+EXIT_REGRESSION = 5  # eval with fail_on_regression: a model is significantly worse than its lineage parent
 DEFAULT_MODELS = {"base": "Qwen/Qwen3-0.6B"}
 RESUME_LATEST = ("true", "latest", "last")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -27,3 +28,6 @@ PREDICTIONS_FILE = "predictions.jsonl"
 REPORT_FILE = "report.md"
 TRAINER_STATE_FILE = "trainer_state.json"
 HUB_CHECKPOINT_DIR = "last-checkpoint"
+# Eval generation backends: transformers generate, vLLM, or vLLM where it can run (fine_tune/evaluate/vllm_backend.py).
+GENERATION_BACKENDS = ("hf", "vllm", "auto")
+AUTO_BATCH_SIZE = "auto"  # eval batch_size: sized from free GPU memory

@@ -31,3 +31,15 @@ class RewardHealthError(PipelineError, RuntimeError):
     """GRPO rewards carried no learning signal, or were being gamed, for too long: no model is handed on."""
 
     exit_code = EXIT_NO_LEARNING_SIGNAL
+
+
+class NumericsError(PipelineError, RuntimeError):
+    """The loss or the gradient norm became NaN or infinite: training stops at once instead of burning hours on NaN."""
+
+    exit_code = EXIT_NO_LEARNING_SIGNAL
+
+
+class NoImprovementError(PipelineError, RuntimeError):
+    """No trained step scored above the starting model on the phase's dev slice: no model is handed on."""
+
+    exit_code = EXIT_NO_LEARNING_SIGNAL

@@ -1,44 +1,41 @@
-"""Measure training and generation throughput, and project the real configs onto a T4.
+"""Measure training and generation throughput, and project the real recipes onto a T4.
 
-python scripts/benchmark.py [--quick | --smoke] [--device cpu|cuda|auto] [--json] [--out-dir DIR]
+python scripts/benchmark.py [--gpu | --full | --quick | --smoke] [--device cpu|cuda|auto] [--json] [--out-dir DIR]
+python scripts/benchmark.py --cost-table     # the README's job cost table, from the recipes and the figures
 
-Writes eval_results/benchmarks/<device>[-<mode>].json and .md (device, library versions, configs, figures); with
---json also prints that JSON object on stdout (everything else goes to stderr). --quick takes a few minutes on 2 CPU
-cores, --smoke well under a minute of benchmarking (CI); the default full mode about ten minutes on 2 CPU cores.
-The T4 projection is under t4_projection.<sft|grpo|eval>.projected_t4_seconds_per_step.
+`--device cuda` runs the `gpu` mode by default: SFT tokens/s and MFU, GRPO step time (with and without vLLM) and eval
+samples/s (HF generate, and vLLM when importable) on a random-init model of Qwen3-0.6B's exact shape with the real
+recipes, inside a 7 minute limit (each section has its cap); it writes eval_results/benchmarks/<gpu family>.json,
+whose `job_figures` then drive the job timeouts of the flavors on that GPU. On the CPU the default is the full mode
+(about ten minutes on 2 cores); --quick takes a few minutes, --smoke well under one (CI). Files:
+eval_results/benchmarks/<device>[-<mode>].json and .md; --json also prints the JSON on stdout (all else: stderr).
 """
 
 import argparse
 import contextlib
-import logging
 import sys
 from pathlib import Path
 
-import torch
-
-from fine_tune.bench.benchmark import (
-    DEFAULT_OUT_DIR,
-    DEFAULT_SHARED_DIR,
-    DEFAULT_T4_MFU,
-    SECTIONS,
-    main_json,
-    run_benchmark,
-    write_outputs,
-)
+from fine_tune.bench.projection import DEFAULT_T4_MFU
+from fine_tune.bench.report import DEFAULT_OUT_DIR, main_json, write_outputs
+from fine_tune.bench.runner import DEFAULT_SHARED_DIR, SECTIONS, run_benchmark
+from fine_tune.bench.settings import MODES, Recipe
+from fine_tune.cli import run_main
+from fine_tune.errors import RecipeError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_const", dest="mode", const="quick", help="a few minutes on 2 CPU cores")
-    size.add_argument("--smoke", action="store_const", dest="mode", const="smoke", help="the smallest run (CI)")
-    parser.set_defaults(mode="full")
+    for mode in MODES:
+        size.add_argument(f"--{mode}", action="store_const", dest="mode", const=mode, help=f"the {mode} mode")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     parser.add_argument("--json", action="store_true", help="also print the result JSON on stdout")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where the JSON and markdown go")
     parser.add_argument("--no-write", action="store_true", help="write no files")
     parser.add_argument("--shared-dir", type=Path, default=DEFAULT_SHARED_DIR, help="../shared (real data, tokenizer)")
     parser.add_argument("--t4-mfu", type=float, default=DEFAULT_T4_MFU, help="assumed T4 MFU for the projection")
+    parser.add_argument("--time-limit", type=float, help="seconds for the whole run (default: the mode's)")
     parser.add_argument(
         "--threads",
         type=int,
@@ -46,18 +43,23 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch CPU threads (default 1: on shared cores, OpenMP barriers stall small ops when others run)",
     )
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--cost-table", action="store_true", help="print the job cost table (markdown) and exit")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr
-    )
+    if args.cost_table:
+        from fine_tune.hub.estimate import cost_table
+
+        print(cost_table({phase: Recipe.load(phase).values for phase in ("sft", "grpo", "eval")}))
+        return
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
-        sys.exit(f"error: unknown section(s) {unknown}; choose from {SECTIONS}")
+        raise RecipeError(f"--sections: unknown section(s) {unknown}; choose from {SECTIONS}")
+    import torch
+
     torch.set_num_threads(max(args.threads, 1))
     # Libraries print progress and metrics on stdout: keep it for the JSON alone
     with contextlib.redirect_stdout(sys.stderr):
@@ -68,14 +70,14 @@ def main(argv=None) -> None:
             t4_mfu=args.t4_mfu,
             sections=sections,
             argv=["scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)],
+            time_limit_s=args.time_limit,
         )
         if not args.no_write:
-            paths = write_outputs(result, args.out_dir)
-            for kind, path in paths.items():
+            for kind, path in write_outputs(result, args.out_dir).items():
                 print(f"{kind}: {path}", file=sys.stderr)
     if args.json:
         print(main_json(result))
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

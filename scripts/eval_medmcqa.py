@@ -5,7 +5,8 @@ python scripts/eval_medmcqa.py --config configs/eval.yaml [--limit 20] [--eval_s
 
 Writes eval_results/<run_name>/{eval_results.json,predictions.jsonl,report.md,plots/}. Exit status: 0 when every model
 was evaluated, 1 when some model failed to load or generate (the others' results are still written), 2 for bad input
-(config, dataset, contamination of the eval rows).
+(config, dataset, contamination of the eval rows), 5 with --fail_on_regression true when a model is significantly
+worse than the parent its lineage names.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             model = outcome.results["models"][label]
             print(f"error: {label} failed at {model['stage']}: {model['error']}", file=sys.stderr)
         print(f"{len(outcome.failed)} model(s) failed; results of the others are in {outcome.folder}", file=sys.stderr)
+    if outcome.regressed:
+        severity = "error" if config.fail_on_regression else "warning"
+        regressed = ", ".join(outcome.regressed)
+        print(f"{severity}: regressed against its lineage parent: {regressed} (see {outcome.folder})", file=sys.stderr)
     return outcome.exit_code
 
 

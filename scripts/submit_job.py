@@ -8,7 +8,7 @@ python scripts/submit_job.py {sft,grpo,eval,pipeline} --config CONFIG [--flavor 
 
 import sys
 
-from fine_tune.hub.jobs import main
+from fine_tune.hub.jobs.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,50 +1,22 @@
 """Check a MedMCQA source before spending GPU money: row validity, duplicates, splits, token lengths.
 
-Exit status 0 when the dataset can feed the requested splits, 2 otherwise (the reason is printed).
+python scripts/validate_dataset.py [--config configs/validate.yaml] --dataset_name PATH_OR_HUB_ID
+    [--sft_size 1000 --grpo_size 500 --eval_size 200 --split_seed 42] [--tokenizer ID_OR_PATH] [--json]
+
+The data keys are the training recipes' (`SplitArguments`), read through the one recipe loader. Exit status 0 when
+the dataset can feed the requested splits, 2 otherwise (the reason is printed; under --json as JSON too).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-import datasets
-
-from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, SPLIT_NAMES, TOKEN_ENV
-from fine_tune.data.loading import load_medmcqa
-from fine_tune.data.report import dataset_report
-from fine_tune.data.validation import REASON_DESCRIPTIONS
-from fine_tune.errors import DatasetError
-
-
-def parse_sizes(text: str) -> dict[str, int]:
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        sizes = []
-    if len(sizes) != len(SPLIT_NAMES) or any(size < 0 for size in sizes):
-        raise argparse.ArgumentTypeError(f"expected {len(SPLIT_NAMES)} non-negative integers like 1000,500,200")
-    return dict(zip(SPLIT_NAMES, sizes, strict=True))
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--dataset", required=True, help="Hub dataset ID or local path (.jsonl/.json/.parquet/.csv/folder)"
-    )
-    parser.add_argument("--split", default="train", help="split to load from a Hub ID or saved DatasetDict")
-    default_sizes = ",".join(str(DEFAULT_SPLIT_SIZES[name]) for name in SPLIT_NAMES)
-    parser.add_argument(
-        "--sizes", type=parse_sizes, default=DEFAULT_SPLIT_SIZES, help=f"sft,grpo,eval sizes ({default_sizes})"
-    )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED)
-    parser.add_argument("--tokenizer", help="tokenizer ID or path, for token-length statistics")
-    parser.add_argument("--token-rows", type=int, help="measure token lengths on the first N valid rows only")
-    parser.add_argument("--token-env", default=TOKEN_ENV, help="environment variable holding the Hub token")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser.parse_args(argv)
+from fine_tune.constants import EXIT_BAD_INPUT
+from fine_tune.errors import DatasetError, PipelineError
+from fine_tune.recipes.loader import parse_recipe
 
 
 def load_tokenizer(name: str) -> Any:
@@ -57,11 +29,16 @@ def load_tokenizer(name: str) -> Any:
 
 
 def format_report(report: dict[str, Any]) -> str:
+    from fine_tune.data.validation import REASON_DESCRIPTIONS
+
     lines = [f"dataset: {report['source']}", f"rows: {report['rows']}   valid: {report['valid']}"]
     for kind, counts in (("invalid", report["invalid"]), ("flag", report["flags"])):
         for name, count in counts.items():
             examples = ", ".join(report["examples"].get(name, []))
             lines.append(f"  {kind} {name}: {count} ({REASON_DESCRIPTIONS[name]}); e.g. {examples}")
+    for conflict in report["conflicts"]:
+        pairs = ", ".join(f"{i} ({a})" for i, a in zip(conflict["ids"], conflict["answers"], strict=True))
+        lines.append(f"  conflicting answers: {pairs}")
     dup = report["duplicates"]
     lines.append(f"duplicate content: {dup['rows']} rows in {dup['groups']} groups")
     lines.append("subjects: " + ", ".join(f"{name} {count}" for name, count in report["subjects"].items()))
@@ -76,20 +53,40 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def validate(args) -> dict[str, Any]:
+    import datasets
+
+    from fine_tune.data.loading import read_medmcqa
+    from fine_tune.data.report import dataset_report
+
     datasets.disable_progress_bars()
+    loaded = read_medmcqa(args.dataset_name, args.dataset_train_split, args.hf_token_env)
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    return dataset_report(
+        loaded.dataset,
+        args.split_sizes,
+        args.split_seed,
+        tokenizer=tokenizer,
+        token_rows=args.token_rows,
+        source=args.dataset_name,
+        refused=loaded.refused,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
     try:
-        dataset = load_medmcqa(args.dataset, args.split, args.token_env)
-        tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
-        report = dataset_report(
-            dataset, args.sizes, args.seed, tokenizer=tokenizer, token_rows=args.token_rows, source=args.dataset
-        )
-    except DatasetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
-    return 0 if report["usable"] else 2
+        (args,) = parse_recipe("validate", argv)
+        report = validate(args)
+    except PipelineError as error:
+        if as_json:
+            print(json.dumps({"usable": False, "error": str(error)}, ensure_ascii=False))
+        else:
+            print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else format_report(report))
+    return 0 if report["usable"] else EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -49,3 +49,16 @@ def single_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_arch_dirs(tmp_path_factory, shared_dir) -> dict:
+    """A random-init tiny stand-in of each architecture with its real chat template, built once per session.
+    Mistral's template is not shipped by TRL: it is read from ../shared (so this fixture needs it)."""
+    from fine_tune.models.tiny import ARCHITECTURES, build_tiny_model
+
+    templates = {"mistral": shared_dir / "tokenizers" / "templates" / "mistralai__Mistral-7B-Instruct-v0.3.jinja"}
+    return {
+        arch: build_tiny_model(tmp_path_factory.mktemp(f"tiny-{arch}"), arch=arch, chat_template=templates.get(arch))
+        for arch in ARCHITECTURES
+    }

@@ -210,9 +210,9 @@ def test_bad_local_sources(tmp_path):
     (tmp_path / "rows.txt").write_text("hello")
     with pytest.raises(DatasetError, match="unsupported file type"):
         load_medmcqa(str(tmp_path / "rows.txt"))
-    (tmp_path / "broken.jsonl").write_text("{not json\n")
+    (tmp_path / "broken.parquet").write_text("not parquet")
     with pytest.raises(DatasetError, match="could not read"):
-        load_medmcqa(str(tmp_path / "broken.jsonl"))
+        load_medmcqa(str(tmp_path / "broken.parquet"))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The evaluation phase: config, eval rows and the split check, per-model failures, the lineage refusal, outputs."""
 
+import contextlib
 import importlib.util
 import io
 import json
@@ -15,6 +16,7 @@ from fine_tune.cli import run_main
 from fine_tune.constants import (
     EXIT_BAD_INPUT,
     EXIT_MODEL_FAILED,
+    EXIT_REGRESSION,
     LINEAGE_FILE,
     PREDICTIONS_FILE,
     REPORT_FILE,
@@ -24,17 +26,12 @@ from fine_tune.data.splits import load_split, manifest_hash, read_manifest, writ
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.validation import content_hash
 from fine_tune.errors import DatasetError, RecipeError
-from fine_tune.evaluate import evaluation
-from fine_tune.evaluate.evaluation import (
-    NOT_FINE_TUNED,
-    UNVERIFIED,
-    VERIFIED,
-    check_split,
-    load_eval_set,
-    metric_intervals,
-    pairwise_comparisons,
-    run_evaluation,
-)
+from fine_tune.evaluate import sources
+from fine_tune.evaluate.eval_set import load_eval_set
+from fine_tune.evaluate.evaluation import run_evaluation
+from fine_tune.evaluate.runs import ModelRun
+from fine_tune.evaluate.split_check import NOT_FINE_TUNED, UNVERIFIED, VERIFIED, check_split
+from fine_tune.evaluate.summaries import identical_output_warnings, metric_intervals, pairwise_comparisons
 from fine_tune.recipes.arguments import EvalConfig, parse_models
 from fine_tune.recipes.loader import parse_recipe
 
@@ -50,6 +47,8 @@ TOP_LEVEL_KEYS = {
     "generation",
     "models",
     "pairwise",
+    "parent_checks",
+    "regressions",
     "failed",
     "warnings",
     "environment",
@@ -271,6 +270,38 @@ def test_bad_config_exits_2(capsys):
     assert "label=source" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_help_loads_no_heavy_library():
+    """`--help` answers in about a second because it imports no torch, transformers, datasets or plotting."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = [{str(REPO_ROOT / 'scripts' / 'eval_medmcqa.py')!r}, '--help']\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "heavy = ('torch', 'transformers', 'datasets', 'matplotlib', 'bitsandbytes', 'trl.trainer')\n"
+        "print('loaded:', [name for name in heavy if name in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--fail_on_regression" in done.stdout and "loaded: []" in done.stdout
+
+
+def test_setup_logging_drops_only_the_unactionable_bitsandbytes_line(caplog):
+    import logging
+
+    from fine_tune.cli import setup_logging
+
+    setup_logging()
+    setup_logging()  # idempotent: one filter
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING):
+        logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please ...", "no kernels")
+        logger.warning("something else from bitsandbytes")
+        logging.getLogger("other").warning("Failed to load CPU gemm_4bit_forward elsewhere")
+    assert [record.getMessage() for record in caplog.records] == [
+        "something else from bitsandbytes",
+        "Failed to load CPU gemm_4bit_forward elsewhere",
+    ]
+
+
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory, dataset_file, tiny_model_dir, training_run):
     """One evaluation of five models: two work, three fail in different ways (through the script's main)."""
@@ -334,7 +365,7 @@ def test_adapter_is_merged_onto_its_base(full_run):
     assert by_model["base"] == by_model["lora"]
     assert any("identical outputs" in w for w in results["warnings"])
     (pair,) = results["pairwise"]
-    assert (pair["a"], pair["b"], pair["diff"], pair["p_value"]) == ("base", "lora", 0.0, 1.0)
+    assert (pair["a"], pair["b"], pair["diff"], pair["mcnemar_p"]) == ("base", "lora", 0.0, 1.0)
 
 
 def test_metrics_sections(full_run):
@@ -374,8 +405,6 @@ def test_training_output_folder_means_its_merged_model(tmp_path, dataset_file, t
 
 
 def test_a_merged_model_and_its_own_adapter_may_agree():
-    from fine_tune.evaluate.evaluation import ModelRun, identical_output_warnings
-
     records = [{"raw_output": "same"}]
     merged = ModelRun("m", "run/merged", resolved={"path": "run/merged", "lineage": {"adapter_path": "run/adapter"}})
     adapter = ModelRun("a", "run/adapter", resolved={"path": "run/adapter", "lineage": {"adapter_path": None}})
@@ -387,7 +416,7 @@ def test_a_merged_model_and_its_own_adapter_may_agree():
 
 
 def test_unreachable_hub_fails_the_model_fast(tmp_path, dataset_file, monkeypatch):
-    monkeypatch.setattr(evaluation, "hub_available", lambda: False)
+    monkeypatch.setattr(sources, "hub_available", lambda: False)
     config = make_config(tmp_path, dataset_file, models={"hub": "owner/model"}, limit=2)
     outcome = run_evaluation(config, console=quiet())
     assert outcome.exit_code == EXIT_MODEL_FAILED and outcome.failed == ["hub"]
@@ -441,12 +470,98 @@ def test_metric_intervals_use_the_right_denominators():
 
 
 def test_pairwise_comparisons_skip_failed_models():
-    from fine_tune.evaluate.evaluation import ModelRun
-
     def run(label, correct, status="ok"):
         return ModelRun(label, label, status=status, records=[{"correct": c} for c in correct])
 
     runs = [run("a", [1, 1, 1, 0]), run("b", [0, 1, 0, 0]), run("x", [], status="failed")]
     (pair,) = pairwise_comparisons(runs, resamples=500, seed=0)
     assert (pair["a"], pair["b"], pair["diff"], pair["b10"], pair["b01"]) == ("a", "b", 0.5, 2, 0)
-    assert pair["p_value"] == pytest.approx(0.5)
+    assert pair["mcnemar_p"] == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def lineage_pair(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
+    """An SFT output folder and a GRPO merged model whose lineage names the SFT merged model as its base."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("lineage-pair")
+    sft, grpo = root / "sft" / "merged", root / "grpo" / "merged"
+    for path, lineage in (
+        (sft, {"phase": "sft", "base": "Qwen/Qwen3-0.6B", "adapter_path": None}),
+        (grpo, {"phase": "grpo", "base": str(sft), "adapter_path": None}),
+    ):
+        shutil.copytree(tiny_model_dir, path)
+        (path / LINEAGE_FILE).write_text(json.dumps(lineage))
+    return {"sft": root / "sft", "grpo": grpo}
+
+
+def fake_generation(wrong_for: str, n_wrong: int, rows):
+    """generate_responses stand-in: the gold answer to every question, except the first `n_wrong` answers of the
+    model whose path contains `wrong_for`, which name the next letter instead."""
+    from fine_tune.evaluate.generation import GenerationResult
+    from fine_tune.task.prompts import LETTERS, format_question, gold_letter
+
+    gold = {format_question(row): gold_letter(row) for row in rows}
+
+    def generate(model, tokenizer, messages, **kwargs):
+        texts = []
+        for index, conversation in enumerate(messages):
+            letter = gold[conversation[-1]["content"]]
+            if wrong_for in model.name_or_path and index < n_wrong:
+                letter = LETTERS[(LETTERS.index(letter) + 1) % len(LETTERS)]
+            answer = {"predicted_category": letter, "confidence": 0.9, "reason": "Because."}
+            texts.append(json.dumps(answer))
+        return GenerationResult(texts, [20] * len(texts), [True] * len(texts), seconds=1.0)
+
+    return generate
+
+
+@pytest.mark.parametrize(("n_wrong", "expected_code"), [(8, EXIT_REGRESSION), (0, 0)])
+def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
+    tmp_path, dataset_file, lineage_pair, monkeypatch, capsys, n_wrong, expected_code
+):
+    from fine_tune.evaluate import runs
+
+    rows = load_split(str(dataset_file), "eval", sizes=split_sizes(), seed=42)[0]
+    fake = fake_generation("grpo", n_wrong, rows)
+    monkeypatch.setattr(runs, "generator_for", lambda backend: fake)
+    models = f"sft={lineage_pair['sft']},grpo={lineage_pair['grpo']}"
+    argv = ["--models", models, "--dataset_name", str(dataset_file), *(f"--{k}={v}" for k, v in SIZES.items())]
+    argv += ["--output_dir", str(tmp_path), "--run_name", "r", "--fail_on_regression", "true"]
+    with pytest.raises(SystemExit) if expected_code else contextlib.nullcontext() as exit_info:
+        run_main(lambda: load_script().main(argv))
+    assert (exit_info.value.code if expected_code else 0) == expected_code
+    results = json.loads((tmp_path / "r" / RESULTS_FILE).read_text())
+    report = (tmp_path / "r" / REPORT_FILE).read_text()
+    captured = capsys.readouterr()
+    stdout = captured.out
+    unchecked, check = results["parent_checks"]  # sft's parent (the Hub base) was not scored here
+    assert (unchecked["model"], unchecked["parent"]) == ("sft", None)
+    assert (check["model"], check["parent"], check["parent_source"]) == (
+        "grpo",
+        "sft",
+        str(lineage_pair["sft"] / "merged"),
+    )
+    assert check["accuracy"] == (12 - n_wrong) / 12 and check["parent_accuracy"] == 1.0
+    if n_wrong:
+        assert check["regressed"] and check["mcnemar_p"] == pytest.approx(2 / 2**8)
+        assert results["regressions"] == [check]
+        title, banner = report.split("\n\n")[:2]
+        assert title.startswith("# MedMCQA evaluation") and banner.startswith(
+            "> **REGRESSION: grpo is significantly worse than its parent sft"
+        )
+        assert "REGRESSION: grpo" in " ".join(stdout.split())
+        assert "error: regressed against its lineage parent: grpo" in captured.err
+    else:
+        assert not check["regressed"] and results["regressions"] == []
+        assert "REGRESSION" not in report and "REGRESSION" not in stdout
+
+
+def test_a_regression_fails_the_exit_status_only_when_asked(tmp_path):
+    from fine_tune.evaluate.evaluation import EvalOutcome
+
+    results = {"failed": ["x"], "regressions": [{"model": "grpo", "parent": "sft"}]}
+    assert EvalOutcome(results, tmp_path, fail_on_regression=True).exit_code == EXIT_REGRESSION
+    assert EvalOutcome(results, tmp_path).exit_code == EXIT_MODEL_FAILED
+    assert EvalOutcome({**results, "failed": []}, tmp_path).exit_code == 0
+    assert EvalOutcome({"failed": [], "regressions": []}, tmp_path, fail_on_regression=True).exit_code == 0

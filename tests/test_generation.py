@@ -2,18 +2,23 @@
 
 import pytest
 import torch
+from transformers import Qwen3Config
 
 from fine_tune.data.splits import load_eval_rows
 from fine_tune.data.synthetic import generate_rows
 from fine_tune.evaluate.generation import (
+    GPU_MEMORY_FRACTION,
     GenerationResult,
+    auto_batch_size,
     cut_at_stop,
     generate_responses,
     length_order,
+    sequence_bytes,
     stop_token_ids,
 )
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import resolve_precision
+from fine_tune.recipes.arguments import DEFAULT_BATCH_SIZE
 from fine_tune.task.prompts import prompt_messages, render_prompt
 
 MAX_NEW_TOKENS = 20
@@ -103,10 +108,106 @@ def test_progress_and_input_order(tiny):
     assert result.samples_per_second > 0 and result.tokens_per_second > 0
 
 
-def test_batch_size_must_be_positive(tiny):
+@pytest.mark.parametrize("batch_size", [0, -1, "8", 2.0, True])
+def test_batch_size_must_be_positive_or_auto(tiny, batch_size):
     model, tokenizer = tiny
     with pytest.raises(ValueError, match="batch_size"):
-        generate_responses(model, tokenizer, [], batch_size=0)
+        generate_responses(model, tokenizer, [], batch_size=batch_size)
+
+
+def test_auto_batch_size_equals_sequential(tiny):
+    """On CPU `auto` falls back to DEFAULT_BATCH_SIZE (no device memory to size against); outputs are unchanged."""
+    model, tokenizer = tiny
+    messages = [prompt_messages(row) for row in generate_rows(DEFAULT_BATCH_SIZE + 3, seed=7)]
+    sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=8)
+    calls = []
+    auto = generate_responses(model, tokenizer, messages, batch_size="auto", max_new_tokens=8, progress=calls.append)
+    assert_same(auto, sequential)
+    assert auto.batch_size == DEFAULT_BATCH_SIZE and calls == [DEFAULT_BATCH_SIZE, 3]
+    assert generate_responses(model, tokenizer, messages[:2], batch_size=None, max_new_tokens=2).batch_size == 2
+
+
+def qwen3_0_6b_config(attention: str) -> Qwen3Config:
+    """Qwen/Qwen3-0.6B's config.json shape (no weights are built)."""
+    config = Qwen3Config(
+        vocab_size=151936,
+        hidden_size=1024,
+        intermediate_size=3072,
+        num_hidden_layers=28,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        head_dim=128,
+    )
+    config._attn_implementation = attention
+    return config
+
+
+def test_sequence_bytes_for_qwen3_0_6b():
+    """KV cache: 2 (K, V) x 28 layers x 8 KV heads x 128 dims x 2 bytes = 112 KiB per token in bf16."""
+    kv_per_token = 2 * 28 * 8 * 128 * 2
+    assert kv_per_token == 112 * 1024
+    prompt, new = 300, 256
+    expected = (prompt + new) * kv_per_token + prompt * (4 * 1024 + 3 * 3072) * 2 + 2 * 151936 * 4
+    assert sequence_bytes(qwen3_0_6b_config("sdpa"), torch.bfloat16, prompt, new) == expected
+    eager = sequence_bytes(qwen3_0_6b_config("eager"), torch.bfloat16, prompt, new)
+    assert eager == expected + 16 * prompt * prompt * 2, "eager attention materialises the scores"
+    assert sequence_bytes(qwen3_0_6b_config("sdpa"), torch.float32, prompt, new) > 1.9 * expected
+    all_logits = sequence_bytes(qwen3_0_6b_config("sdpa"), torch.bfloat16, prompt, new, logits_positions=prompt)
+    assert all_logits == expected + 2 * (prompt - 1) * 151936 * 4
+
+
+def test_auto_batch_size_fits_the_free_memory(tiny):
+    model, _ = tiny
+    assert model._supports_logits_to_keep()
+    per_sequence = sequence_bytes(model.config, model.dtype, 120, 64)
+    fits = 7
+    free = int(fits * per_sequence / GPU_MEMORY_FRACTION) + 1
+    assert auto_batch_size(model, 120, 64, n_prompts=100, free_bytes=free) == fits
+    assert auto_batch_size(model, 120, 64, n_prompts=5, free_bytes=free) == 5, "never more than the prompts"
+    assert auto_batch_size(model, 120, 64, n_prompts=100, free_bytes=1) == 1, "at least one"
+    assert auto_batch_size(model, 120, 64, n_prompts=100, free_bytes=free * 4) > auto_batch_size(
+        model, 240, 64, n_prompts=100, free_bytes=free * 4
+    ), "longer prompts, smaller batches"
+
+
+def out_of_memory_above(model, monkeypatch, limit: int, error: Exception):
+    """Make model.generate fail like CUDA does when a batch holds more than `limit` prompts; record the sizes."""
+    original, sizes = model.generate, []
+
+    def generate(*args, **kwargs):
+        rows = kwargs["input_ids"].shape[0]
+        sizes.append(rows)
+        if rows > limit:
+            raise error
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model, "generate", generate)
+    return sizes
+
+
+def test_out_of_memory_halves_the_batch_and_keeps_outputs(tiny, monkeypatch):
+    model, tokenizer = tiny
+    messages = [prompt_messages(row) for row in generate_rows(9, seed=4)]
+    sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=8)
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    sizes = out_of_memory_above(model, monkeypatch, 2, oom)
+    calls = []
+    result = generate_responses(model, tokenizer, messages, batch_size=8, max_new_tokens=8, progress=calls.append)
+    assert_same(result, sequential)
+    assert sizes == [8, 4, 2, 2, 2, 2, 1] and sum(calls) == 9 and calls == [2, 2, 2, 2, 1]
+    assert result.batch_size == 8
+
+
+def test_out_of_memory_at_batch_size_one_and_other_errors_are_raised(tiny, monkeypatch):
+    model, tokenizer = tiny
+    messages = [prompt_messages(row) for row in generate_rows(3, seed=4)]
+    out_of_memory_above(model, monkeypatch, 0, torch.cuda.OutOfMemoryError("CUDA out of memory."))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        generate_responses(model, tokenizer, messages, batch_size=2, max_new_tokens=4)
+    monkeypatch.undo()
+    out_of_memory_above(model, monkeypatch, 1, RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        generate_responses(model, tokenizer, messages, batch_size=2, max_new_tokens=4)
 
 
 def test_empty_input(tiny):

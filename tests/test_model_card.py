@@ -267,3 +267,22 @@ def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
     assert front(card)["base_model"] == "Qwen/Qwen3-0.6B" and "# alice/medmcqa-sft" in card
     assert SECRET not in card
     assert Path(files["split_manifest.json"]) == out / "split_manifest.json"
+
+
+def test_card_keys_are_keys_of_the_recipe_schema():
+    """The card's hyperparameter rows name fields the recipes really have (a removed option would silently vanish)."""
+    import dataclasses
+
+    from trl import ModelConfig
+
+    from fine_tune.recipes.arguments import GRPOScriptArguments
+    from fine_tune.recipes.trainer_configs import MedGRPOConfig, MedSFTConfig
+
+    def fields(*types):
+        return {f.name for cls in types for f in dataclasses.fields(cls)}
+
+    assert set(model_card.TRAINING_KEYS) <= fields(MedSFTConfig, MedGRPOConfig)
+    assert set(model_card.MODEL_KEYS) <= fields(ModelConfig)
+    assert set(model_card.SCRIPT_KEYS) <= fields(GRPOScriptArguments)
+    assert "activation_checkpointing" in model_card.TRAINING_KEYS
+    assert "gradient_checkpointing" not in model_card.TRAINING_KEYS, "replaced by activation_checkpointing"

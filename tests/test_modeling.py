@@ -150,3 +150,140 @@ def test_push_uploads_merged_at_root_and_adapter_in_subfolder(saved_run, monkeyp
     assert merged_upload[3] in (None, "", ".")
     assert "adapter_config.json" in merged_upload[4], "a stale root adapter would shadow the merged model"
     assert adapter_upload[3] == ADAPTER_DIR
+
+
+def model_args(model_dir, **overrides):
+    from trl import ModelConfig
+
+    fields = {"model_name_or_path": str(model_dir), "use_peft": True, "lora_r": 4, "lora_alpha": 8}
+    return ModelConfig(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"load_in_4bit": True, "use_peft": False}, "load_in_4bit needs use_peft"),
+        ({"load_in_8bit": True, "use_peft": False}, "load_in_8bit needs use_peft"),
+        ({"bnb_4bit_quant_type": "fp4"}, "bnb_4bit_quant_type is set but load_in_4bit is not"),
+        ({"use_bnb_nested_quant": True}, "use_bnb_nested_quant is set but load_in_4bit is not"),
+        ({"bnb_4bit_quant_storage": "uint8"}, "bnb_4bit_quant_storage is set but load_in_4bit is not"),
+        ({"lora_task_type": "SEQ_CLS"}, "lora_task_type must be CAUSAL_LM"),
+        ({"dtype": "bfloat16"}, "dtype 'bfloat16' conflicts with the precision's 'float32'"),
+    ],
+)
+def test_model_config_options_are_refused_not_ignored(tiny_model_dir, overrides, message):
+    from fine_tune.errors import RecipeError
+    from fine_tune.models.loading import model_init_kwargs
+
+    with pytest.raises(RecipeError, match=message):
+        model_init_kwargs(model_args(tiny_model_dir, **overrides), torch.float32)
+
+
+def test_model_config_options_reach_from_pretrained(tiny_model_dir):
+    from fine_tune.models.loading import model_init_kwargs
+
+    kwargs = model_init_kwargs(
+        model_args(
+            tiny_model_dir,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="fp4",
+            use_bnb_nested_quant=True,
+            model_revision="v1",
+            attn_implementation="eager",
+        ),
+        torch.bfloat16,
+        trust_remote_code=True,
+    )
+    quant = kwargs["quantization_config"]
+    assert (quant.load_in_4bit, quant.bnb_4bit_quant_type, quant.bnb_4bit_use_double_quant) == (True, "fp4", True)
+    assert quant.bnb_4bit_compute_dtype == torch.bfloat16, "4-bit compute runs in the precision's dtype"
+    assert (kwargs["revision"], kwargs["trust_remote_code"], kwargs["attn_implementation"]) == ("v1", True, "eager")
+    assert kwargs["dtype"] == torch.bfloat16 and set(kwargs["device_map"]) == {""}
+    assert model_init_kwargs(model_args(tiny_model_dir, dtype="bfloat16"), torch.bfloat16)["dtype"] == torch.bfloat16
+    eight = model_init_kwargs(model_args(tiny_model_dir, load_in_8bit=True), torch.float32)["quantization_config"]
+    assert eight.load_in_8bit and not eight.load_in_4bit
+
+
+def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_precision_base(tiny_model_dir, tmp_path):
+    """The whole QLoRA path on CPU (bitsandbytes 0.50 runs 4-bit NF4 matmuls and their backward on CPU)."""
+    import bitsandbytes as bnb
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer, get_peft_config
+
+    from fine_tune.data.synthetic import generate_rows
+    from fine_tune.models.loading import load_model_for_training
+    from fine_tune.task.prompts import sft_example
+
+    args = model_args(
+        tiny_model_dir, load_in_4bit=True, use_bnb_nested_quant=True, lora_target_modules=["q_proj", "v_proj"]
+    )
+    model = load_model_for_training(args, torch.float32)
+    assert isinstance(model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    assert model.model.layers[0].self_attn.q_proj.weight.quant_type == "nf4"
+    assert model.model.layers[0].input_layernorm.weight.dtype == torch.float32, "k-bit prep keeps norms in fp32"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    dataset = Dataset.from_list([sft_example(row) for row in generate_rows(16, seed=0)])
+    config = SFTConfig(
+        output_dir=str(tmp_path / "ckpt"), bf16=False, report_to="none", max_steps=3, learning_rate=1e-2,
+        per_device_train_batch_size=4, logging_steps=1, save_strategy="no", use_cpu=True,
+    )  # fmt: skip
+    trainer = SFTTrainer(model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=get_peft_config(args))  # fmt: skip
+    lora_before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    moved = [not torch.equal(p, lora_before[n]) for n, p in trainer.model.named_parameters() if "lora_B" in n]
+    assert moved and all(moved), "every LoRA B matrix was updated"
+
+    lineage = build_lineage("sft", str(tiny_model_dir), config={}, split_manifest_hash=None)
+    paths = save_adapter_and_merged(
+        trainer.model, tokenizer, tmp_path / "out", base=str(tiny_model_dir), lineage=lineage
+    )
+    merged = AutoModelForCausalLM.from_pretrained(paths["merged"])
+    assert getattr(merged.config, "quantization_config", None) is None
+    assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.float32
+    recorded = read_lineage(str(paths["merged"]))["quantization"]
+    assert (recorded["load_in_4bit"], recorded["bnb_4bit_quant_type"], recorded["bnb_4bit_use_double_quant"]) == (
+        True,
+        "nf4",
+        True,
+    )
+    assert read_lineage(str(paths["adapter"]))["quantization"] == recorded
+    from peft import PeftModel
+
+    reference = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), paths["adapter"])
+    reference.eval()
+    ids = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]])
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, reference(ids).logits, atol=1e-4)
+        base_logits = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(ids).logits
+        assert not torch.allclose(merged(ids).logits, base_logits, atol=1e-4), "the merge changed the base"
+
+
+def test_lineage_record_round_trips_and_reads_legacy_class_keys(tmp_path):
+    from fine_tune.models.lineage import Lineage, model_config, run_config, script_config, training_config
+
+    legacy = {
+        "phase": "sft",
+        "base": "Qwen/Qwen3-0.6B",
+        "config": {"MedMCQAScriptArguments": {"a": 1}, "MedSFTConfig": {"b": 2}, "ModelConfig": {"c": 3}},
+        "split_manifest_hash": "abc",
+        "future_key": [1, 2],
+    }
+    record = Lineage.from_dict(legacy)
+    assert (record.script, record.training, record.model) == ({"a": 1}, {"b": 2}, {"c": 3})
+    assert record.to_dict()["future_key"] == [1, 2] and record.quantization is None
+    record.write(tmp_path)
+    assert read_lineage(str(tmp_path))["config"] == legacy["config"]
+
+    from dataclasses import dataclass
+
+    @dataclass
+    class Script:
+        a: int = 1
+
+    roles = run_config(Script(), Script(a=2), Script(a=3))
+    assert list(roles) == ["script", "training", "model"]
+    fresh = {"config": roles}
+    assert (script_config(fresh), training_config(fresh), model_config(fresh)) == ({"a": 1}, {"a": 2}, {"a": 3})

@@ -1,4 +1,6 @@
 import json
+import random
+import re
 
 import pytest
 from hypothesis import given
@@ -12,6 +14,7 @@ from fine_tune.task.parsing import (
     is_letter,
     parse_response,
     parse_response_lenient,
+    strip_think,
 )
 from fine_tune.task.prompts import LETTERS, RESPONSE_KEYS, target_response
 
@@ -298,3 +301,46 @@ def test_extra_key_is_wrong_keys(response, key, value):
 def test_non_numbers_and_out_of_range_confidences_fail(response, confidence):
     response["confidence"] = confidence
     assert parse_response(json.dumps(response)).failure in ("bad_confidence", "not_json")
+
+
+def reference_strip_think(text: str) -> str:
+    """The regular expressions the lenient parser used before (quadratic on many unclosed <think> tags)."""
+    text = re.sub(r"<think>.*?</think>", "", text, flags=re.IGNORECASE | re.DOTALL)
+    text = re.sub(r"^.*?</think>", "", text, flags=re.IGNORECASE | re.DOTALL)
+    return re.sub(r"<think>.*", "", text, flags=re.IGNORECASE | re.DOTALL)
+
+
+def test_strip_think_matches_the_regular_expressions_on_random_tag_soup():
+    rng = random.Random(0)
+    pieces = ["<think>", "</think>", "<THINK>", "</Think>", "<thi", "nk>", "a", " {", "}", "\n", '"']
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 14)))
+        assert strip_think(text) == reference_strip_think(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think> a " * 5600 + VALID,  # unclosed tags: the old regex rescanned to the end from each one
+        "{ " * 28000,  # a failed decode at each brace counted the lines up to it
+        '{"a": "' * 8000,
+        "<think>" + "x" * 56000 + "</think>" + VALID,
+    ],
+)
+def test_lenient_parse_of_56kb_decodes_a_bounded_window_per_candidate(monkeypatch, text):
+    spans = []
+    original = parsing._decode_at
+
+    def recording(window, start):
+        spans.append(len(window) - start)
+        return original(window, start)
+
+    monkeypatch.setattr(parsing, "_decode_at", recording)
+    parse_response_lenient(text)
+    assert all(span <= parsing.MAX_OBJECT_CHARS for span in spans[1:]), "only the strict parse sees the whole text"
+
+
+def test_lenient_parse_finds_the_answer_after_long_reasoning_and_prose():
+    text = "<think>" + "step {x} " * 6000 + "</think>Sure. { not json } " * 3 + VALID + " bye"
+    parsed = parse_response_lenient(text)
+    assert parsed.schema_valid and parsed.category == "B"

@@ -105,6 +105,6 @@ def test_eval_prints_the_comparison_table(demo):
     pairs = {frozenset((pair["a"], pair["b"])) for pair in results["pairwise"]}
     assert pairs == {frozenset(p) for p in (("base", "sft"), ("base", "grpo"), ("sft", "grpo"))}
     assert all(
-        0.0 <= pair["p_value"] <= 1.0 and pair["ci_low"] <= pair["diff"] <= pair["ci_high"]
+        0.0 <= pair["mcnemar_p"] <= 1.0 and pair["ci_low"] <= pair["diff"] <= pair["ci_high"]
         for pair in results["pairwise"]
     )

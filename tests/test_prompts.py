@@ -8,11 +8,13 @@ from fine_tune.task.prompts import (
     REASON_MAX_CHARS,
     RESPONSE_KEYS,
     SYSTEM_PROMPT,
+    chat_format,
     format_question,
     gold_letter,
     grpo_example,
     prompt_messages,
     render_prompt,
+    render_training_text,
     sft_example,
     target_reason,
     target_response,
@@ -28,6 +30,7 @@ ROW = {
     "cop": 1,
     "exp": "The axillary nerve (C5, C6) supplies the deltoid and teres minor.",
 }
+SHORT_ROW = {**ROW, "question": "Deltoid?", "cop": 0, "exp": None}
 
 
 def test_user_message_layout():
@@ -92,3 +95,92 @@ def test_thinking_mode_changes_the_prompt(qwen3_tokenizer, enable_thinking):
     )
     assert text.endswith("<think>\n\n</think>\n\n") is (not enable_thinking)
     assert render_prompt(qwen3_tokenizer, prompt_messages(ROW)).endswith("<think>\n\n</think>\n\n")
+
+
+# What each shipped template writes after the assistant's content (from ../shared/tokenizers/templates/README.md),
+# and before it: Mistral v0.3 renders assistant turns as " " + content + eos.
+ASSISTANT_TURN = {
+    "qwen3": ("", "<|im_end|>\n"),
+    "llama3": ("", "<|eot_id|>"),
+    "mistral": (" ", "</s>"),
+    "gemma3": ("", "<end_of_turn>\n"),
+}
+
+
+@pytest.fixture(scope="module")
+def arch_tokenizers(tiny_arch_dirs):
+    return {arch: AutoTokenizer.from_pretrained(path) for arch, path in tiny_arch_dirs.items()}
+
+
+@pytest.mark.parametrize("arch", sorted(ASSISTANT_TURN))
+def test_every_template_sees_the_system_prompt_in_training_and_eval(arch_tokenizers, arch):
+    tokenizer = arch_tokenizers[arch]
+    prompt = render_prompt(tokenizer, prompt_messages(ROW))
+    full = render_training_text(tokenizer, ROW)
+    assert SYSTEM_PROMPT in prompt and SYSTEM_PROMPT in full
+    assert full.startswith(prompt), "the eval prompt must be a text prefix of the training sequence"
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    full_ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+    assert full_ids[: len(prompt_ids)] == prompt_ids, "and a token prefix"
+    before, after = ASSISTANT_TURN[arch]
+    assert tokenizer.decode(full_ids[len(prompt_ids) :]) == before + target_response(ROW) + after
+
+
+def test_chat_format_is_probed_from_the_template(arch_tokenizers):
+    formats = {arch: chat_format(tokenizer) for arch, tokenizer in arch_tokenizers.items()}
+    assert {arch: f.system_role for arch, f in formats.items()} == {
+        "qwen3": True,
+        "llama3": True,
+        "gemma3": True,  # Gemma 3 folds the system message itself
+        "mistral": False,  # v0.3 drops it from [system, user, assistant]
+    }
+    assert {arch: dict(f.template_kwargs) for arch, f in formats.items()} == {
+        "qwen3": {"enable_thinking": False},
+        "llama3": {},
+        "gemma3": {},
+        "mistral": {},
+    }
+    folded = formats["mistral"].conversation(prompt_messages(ROW))
+    assert folded == [{"role": "user", "content": SYSTEM_PROMPT + "\n\n" + format_question(ROW)}]
+    assert sft_example(ROW, formats["mistral"])["prompt"] == folded
+    assert grpo_example(ROW, formats["llama3"])["prompt"] == prompt_messages(ROW)
+
+
+def test_a_template_that_refuses_a_system_role_is_folded(arch_tokenizers):
+    tokenizer = arch_tokenizers["llama3"]
+    strict = "{% for m in messages %}{% if m.role == 'system' %}{{ raise_exception('no system') }}{% endif %}"
+    strict += "{{ m.content }}{% endfor %}"
+    original = tokenizer.chat_template
+    try:
+        tokenizer.chat_template = strict
+        assert chat_format(tokenizer).system_role is False
+        assert SYSTEM_PROMPT in render_prompt(tokenizer, prompt_messages(ROW))
+    finally:
+        tokenizer.chat_template = original
+
+
+@pytest.mark.parametrize("arch", sorted(ASSISTANT_TURN))
+def test_collator_labels_are_exactly_the_target_and_end_of_turn(tiny_arch_dirs, arch_tokenizers, tmp_path, arch):
+    """The loss falls on the assistant's answer and the template's end-of-turn only, for every template."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = arch_tokenizers[arch]
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # what load_tokenizer does for Llama 3 and Mistral
+    dataset = Dataset.from_list(
+        [sft_example(ROW, chat_format(tokenizer)), sft_example(SHORT_ROW, chat_format(tokenizer))]
+    )
+    args = SFTConfig(output_dir=str(tmp_path), bf16=False, report_to="none", max_length=None, use_cpu=True)
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(tiny_arch_dirs[arch]),
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+    )
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    before, after = ASSISTANT_TURN[arch]
+    for labels, row in zip(batch["labels"], (ROW, SHORT_ROW), strict=True):
+        kept = labels[labels != -100].tolist()
+        assert tokenizer.decode(kept) == before + target_response(row) + after

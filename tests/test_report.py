@@ -9,18 +9,15 @@ import pytest
 from rich.console import Console
 
 from fine_tune.data.synthetic import generate_rows, write_jsonl
-from fine_tune.evaluate.evaluation import (
-    EvalConfig,
-    ModelRun,
-    build_results,
-    check_split,
-    generation_timings,
-    load_eval_set,
-    prediction_records,
-)
+from fine_tune.evaluate.eval_set import load_eval_set
 from fine_tune.evaluate.generation import GenerationResult
-from fine_tune.evaluate.report import PLOT_FILES, print_summary, render_markdown, write_report
+from fine_tune.evaluate.plots import PLOT_FILES
+from fine_tune.evaluate.report import print_summary, render_markdown, write_report
+from fine_tune.evaluate.results import build_results
+from fine_tune.evaluate.runs import ModelRun, generation_timings, prediction_records
+from fine_tune.evaluate.split_check import check_split
 from fine_tune.models.precision import resolve_precision
+from fine_tune.recipes.arguments import EvalConfig
 from fine_tune.task.prompts import LETTERS, gold_letter
 from fine_tune.task.scoring import score_sample
 

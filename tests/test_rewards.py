@@ -4,12 +4,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fine_tune.errors import RecipeError
 from fine_tune.task.prompts import grpo_example, target_response
 from fine_tune.task.rewards import (
     REWARD_FUNCS,
+    REWARD_MODES,
     accuracy_reward,
+    calibration_reward,
+    check_reward_columns,
+    gated_accuracy_reward,
     get_reward_funcs,
     json_validity_reward,
+    required_columns,
     schema_compliance_reward,
 )
 
@@ -40,6 +46,8 @@ def trl_call(reward_func, contents, ground_truth):
         (json_validity_reward, [1.0, 1.0, 1.0, 0.0, 0.0]),
         (schema_compliance_reward, [1.0, 1.0, 0.0, 0.0, 0.0]),
         (accuracy_reward, [1.0, 0.0, 1.0, 0.0, 0.0]),
+        (gated_accuracy_reward, [1.0, 0.0, 0.0, 0.0, 0.0]),
+        (calibration_reward, [1 - (0.95 - 1) ** 2, 1 - 0.6**2, 0.0, 0.0, 0.0]),
     ],
 )
 def test_rewards_on_trl_conversational_completions(reward_func, expected):
@@ -71,7 +79,13 @@ def test_ground_truth_longer_than_completions_is_cut():
 
 
 def test_registry_and_lookup():
-    assert set(REWARD_FUNCS) == {"json_validity_reward", "schema_compliance_reward", "accuracy_reward"}
+    assert set(REWARD_FUNCS) == {
+        "json_validity_reward",
+        "schema_compliance_reward",
+        "accuracy_reward",
+        "gated_accuracy_reward",
+        "calibration_reward",
+    }
     assert get_reward_funcs(["accuracy_reward", "json_validity_reward"]) == [accuracy_reward, json_validity_reward]
     assert get_reward_funcs("accuracy_reward") == [accuracy_reward]
     assert get_reward_funcs([]) == []
@@ -113,3 +127,34 @@ def test_accuracy_matches_letters(pairs):
     contents = [json.dumps({"predicted_category": p, "confidence": 0.5, "reason": "r"}) for p, _ in pairs]
     golds = [g for _, g in pairs]
     assert trl_call(accuracy_reward, contents, golds) == [float(p == g) for p, g in pairs]
+
+
+def test_calibration_reward_pays_most_for_the_real_certainty():
+    def stated(confidence, letter="B"):
+        return json.dumps({"predicted_category": letter, "confidence": confidence, "reason": "r"})
+
+    right = calibration_reward([stated(c) for c in (1.0, 0.5, 0.0)], ground_truth=["B"] * 3)
+    wrong = calibration_reward([stated(c, "A") for c in (1.0, 0.5, 0.0)], ground_truth=["B"] * 3)
+    assert right == [1.0, 0.75, 0.0] and wrong == [0.0, 0.75, 1.0]
+
+
+def test_reward_modes_name_registered_functions():
+    assert all(name in REWARD_FUNCS for names in REWARD_MODES.values() for name in names)
+    assert set(REWARD_MODES["summed"]) ^ set(REWARD_MODES["gated"]) == {"accuracy_reward", "gated_accuracy_reward"}
+
+
+def test_required_columns_are_the_non_trl_parameters():
+    def custom(prompts, completions, subject_name, trainer_state=None, **kwargs):
+        return [0.0] * len(completions)
+
+    assert required_columns(accuracy_reward) == ["ground_truth"]
+    assert required_columns(json_validity_reward) == []
+    assert required_columns(custom) == ["subject_name"]
+
+
+def test_a_reward_whose_column_is_missing_is_refused_before_training():
+    funcs = get_reward_funcs(["json_validity_reward", "accuracy_reward"])
+    check_reward_columns(funcs, ["prompt", "ground_truth"])
+    with pytest.raises(RecipeError, match="accuracy_reward needs ground_truth") as error:
+        check_reward_columns(funcs, ["prompt"])
+    assert error.value.exit_code == 2 and "json_validity_reward" not in str(error.value)

@@ -62,22 +62,23 @@ def test_mcnemar_hand_computed():
     # 10 vs 2 discordant pairs: p = 2 * (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 2 * 79 / 4096
     result = mcnemar_exact(*paired(b10=10, b01=2, both=30, neither=7))
     assert result["b01"] == 2 and result["b10"] == 10
-    assert result["p_value"] == pytest.approx(158 / 4096) and round(result["p_value"], 4) == 0.0386
+    assert result["mcnemar_p"] == pytest.approx(158 / 4096) and round(result["mcnemar_p"], 4) == 0.0386
 
 
 def test_mcnemar_without_discordant_pairs_or_balanced():
-    assert mcnemar_exact(*paired(0, 0, both=5, neither=5)) == {"b01": 0, "b10": 0, "p_value": 1.0}
-    assert mcnemar_exact(*paired(3, 3))["p_value"] == 1.0
-    assert mcnemar_exact([], [])["p_value"] == 1.0
+    assert mcnemar_exact(*paired(0, 0, both=5, neither=5)) == {"b01": 0, "b10": 0, "mcnemar_p": 1.0}
+    assert mcnemar_exact(*paired(3, 3))["mcnemar_p"] == 1.0
+    assert mcnemar_exact([], [])["mcnemar_p"] == 1.0
 
 
 @given(st.integers(0, 60), st.integers(0, 60))
-def test_mcnemar_matches_scipy_binomtest_and_is_symmetric(b10, b01):
+def test_mcnemar_is_the_two_sided_binomial_tail_and_symmetric(b10, b01):
     a, b = paired(b10, b01)
-    p_value = mcnemar_exact(a, b)["p_value"]
-    assert p_value == mcnemar_exact(b, a)["p_value"]
-    if b10 + b01:
-        assert p_value == pytest.approx(sps.binomtest(b10, b10 + b01, 0.5).pvalue)
+    p_value = mcnemar_exact(a, b)["mcnemar_p"]
+    assert p_value == mcnemar_exact(b, a)["mcnemar_p"]
+    n = b10 + b01
+    tail = sum(math.comb(n, k) for k in range(min(b10, b01) + 1)) / 2**n
+    assert p_value == pytest.approx(min(1.0, 2 * tail), rel=1e-9)
 
 
 def test_paired_inputs_are_checked():
@@ -107,6 +108,22 @@ def test_bootstrap_matches_index_resampling():
     naive = np.quantile(a[indices].mean(axis=1) - b[indices].mean(axis=1), [0.025, 0.975])
     result = paired_bootstrap_diff(a, b, n_resamples=20_000)
     assert (result["low"], result["high"]) == pytest.approx(tuple(naive), abs=0.006)
+
+
+def test_bootstrap_matches_scipy_paired_bootstrap():
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 2, 400)
+    b = np.where(rng.random(400) < 0.25, 1 - a, a)
+    reference = sps.bootstrap(
+        (a, b),
+        lambda x, y, axis=-1: x.mean(axis=axis) - y.mean(axis=axis),
+        paired=True,
+        n_resamples=20_000,
+        method="percentile",
+        rng=np.random.default_rng(0),
+    ).confidence_interval
+    result = paired_bootstrap_diff(a, b, n_resamples=20_000)
+    assert (result["low"], result["high"]) == pytest.approx((reference.low, reference.high), abs=0.006)
 
 
 def test_bootstrap_of_identical_vectors_is_zero():

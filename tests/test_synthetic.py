@@ -9,7 +9,7 @@ import pytest
 
 from fine_tune.data.loading import MEDMCQA_COLUMNS, load_medmcqa
 from fine_tune.data.splits import split_dataset
-from fine_tune.data.synthetic import ANSWER_POSITION, CATEGORIES, generate_rows, main, write_jsonl
+from fine_tune.data.synthetic import ANSWER_POSITION, CATEGORIES, FAMILIES, generate_rows, main, write_jsonl
 from fine_tune.data.validation import content_hash, validate_rows
 from fine_tune.task.prompts import OPTION_COLUMNS
 
@@ -114,3 +114,25 @@ def test_cli_module(tmp_path):
         capture_output=True,
     )
     assert [json.loads(line) for line in out.read_text().splitlines()] == generate_rows(20, seed=2)
+
+
+def test_member_family_answer_is_not_a_function_of_the_category():
+    rows = generate_rows(2000, seed=0, family="member")
+    letters_by_category: dict[str, Counter] = {}
+    for row in rows:
+        category = asked_category(row["question"])
+        answer = row[OPTION_COLUMNS[row["cop"]]]
+        assert MEMBER_CATEGORY[answer] == category, "the answer is the one member of the asked category"
+        others = [row[col] for i, col in enumerate(OPTION_COLUMNS) if i != row["cop"]]
+        assert all(MEMBER_CATEGORY[word] != category for word in others)
+        letters_by_category.setdefault(category, Counter())[row["cop"]] += 1
+    for category, letters in letters_by_category.items():
+        assert len(letters) == 4 and min(letters.values()) > 0.15 * sum(letters.values()), (category, letters)
+    assert rows[0]["id"] == "syn-member-0-000000"
+    assert not {r["id"] for r in rows} & {r["id"] for r in generate_rows(2000, seed=0)}
+
+
+def test_the_demo_family_is_the_default_and_unknown_families_are_refused():
+    assert FAMILIES[0] == "category" and generate_rows(50, seed=3) == generate_rows(50, seed=3, family="category")
+    with pytest.raises(ValueError, match="unknown synthetic family 'nope'"):
+        generate_rows(5, family="nope")

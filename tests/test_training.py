@@ -10,7 +10,7 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
 from trl import SFTTrainer
 
-from fine_tune.data.splits import split_dataset, write_manifest
+from fine_tune.data.splits import manifest_hash, split_dataset, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.errors import LineageError
 from fine_tune.io import atomic_write_json
@@ -18,7 +18,7 @@ from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.prompts import render_prompt, sft_example, target_response
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.grpo import check_sft_lineage
-from fine_tune.train.guards import RewardHealthGuard
+from fine_tune.train.guards import CompletionRecorder, GuardThresholds, RewardHealthGuard
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,8 +59,6 @@ MANIFEST = {"splits": {}, "seed": 42}
 
 
 def lineage(**changes):
-    from fine_tune.data.splits import manifest_hash
-
     return {"phase": "sft", "base": "Qwen/Qwen3-0.6B", "split_manifest_hash": manifest_hash(MANIFEST), **changes}
 
 
@@ -72,6 +70,10 @@ def test_grpo_must_start_from_an_sft_model_of_the_same_split():
         check_sft_lineage("grpo/merged", lineage(phase="grpo"), MANIFEST, required=True)
     with pytest.raises(LineageError, match="split manifest"):
         check_sft_lineage("sft/merged", lineage(split_manifest_hash="other"), MANIFEST, required=True)
+    with_dev = lineage(split_manifest_hash="hash of the file with the SFT dev record")
+    check_sft_lineage("sft/merged", {**with_dev, "splits_hash": manifest_hash(MANIFEST)}, MANIFEST, required=True)
+    with pytest.raises(LineageError, match="splits hash other"):
+        check_sft_lineage("sft/merged", {**with_dev, "splits_hash": "other"}, MANIFEST, required=True)
     check_sft_lineage("Qwen/Qwen3-0.6B", None, MANIFEST, required=False)
 
 
@@ -81,8 +83,15 @@ def log_step(guard, step, **logs):
     return control
 
 
+def make_guard(patience, action="stop", completions=(), prompts=None):
+    recorder = CompletionRecorder()
+    recorder.completions = list(completions)
+    recorder.prompts = list(prompts if prompts is not None else [f"p{i}" for i in range(len(completions))])
+    return RewardHealthGuard(GuardThresholds(patience=patience), action, recorder=recorder)
+
+
 def test_reward_guard_counts_consecutive_dead_steps():
-    guard = RewardHealthGuard(patience=3, action="stop", sample_completions=lambda: ["<think>\nhmm"])
+    guard = make_guard(3, completions=["<think>\nhmm"])
     assert not log_step(guard, 1, reward=0.0, frac_reward_zero_std=1.0).should_training_stop
     assert not log_step(guard, 2, reward=1.5, frac_reward_zero_std=0.25).should_training_stop
     assert not log_step(guard, 3, loss=0.1).should_training_stop, "logs without reward keys are not counted"
@@ -94,7 +103,7 @@ def test_reward_guard_counts_consecutive_dead_steps():
 
 
 def test_reward_guard_warn_only_keeps_training():
-    guard = RewardHealthGuard(patience=1, action="warn")
+    guard = make_guard(1, action="warn")
     assert not log_step(guard, 1, reward=0.0, frac_reward_zero_std=1.0).should_training_stop
     assert guard.message is not None
 
@@ -111,7 +120,6 @@ def fake_sft_model(tiny_model_dir, synthetic_file, out, sizes):
     import shutil
 
     from fine_tune.data.loading import load_medmcqa
-    from fine_tune.data.splits import manifest_hash
 
     shutil.copytree(tiny_model_dir, out)
     manifest = split_dataset(load_medmcqa(str(synthetic_file)), sizes, seed=42, source=str(synthetic_file)).manifest
@@ -124,7 +132,7 @@ def fake_sft_model(tiny_model_dir, synthetic_file, out, sizes):
 
 
 def run_script(script, *args, env_extra=None, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests"), **(env_extra or {})}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]), **(env_extra or {})}
     return subprocess.run(
         [sys.executable, f"scripts/{script}", *map(str, args)],
         cwd=REPO,
@@ -150,12 +158,55 @@ def test_guard_stops_grpo_on_a_constant_reward(tiny_model_dir, synthetic_file, t
         "--reward_guard_patience", 2,
         "--max_steps", 6,
         "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
+        "--dev_size", 0,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr[-3000:]
     assert "REWARD HEALTH GUARD" in result.stderr and "frac_reward_zero_std = 1.0" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "no learning signal for 2 consecutive logging steps (step 1: " in result.stderr
+    assert "unhealthy rewards for 2 consecutive logging steps (step 1: " in result.stderr
     assert not (tmp_path / "grpo" / "merged").exists(), "a run without learning signal must not hand on a model"
+
+
+def test_guard_stops_grpo_when_a_reward_component_is_gamed_away(tiny_model_dir, synthetic_file, tmp_path):
+    """A deliberately hackable setup: one component earned early and then lost while the total holds."""
+    sizes = {"sft": 100, "grpo": 50, "eval": 20}
+    start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
+    result = run_script(
+        "train_medmcqa_grpo.py",
+        "--config", "configs/demo/grpo.yaml",
+        "--model_name_or_path", start,
+        "--dataset_name", synthetic_file,
+        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
+        "--output_dir", tmp_path / "grpo",
+        "--reward_funcs", "hackable_reward.fading", "hackable_reward.rising", "hackable_reward.varied",
+        "--reward_weights", 1.0, 1.0, 1.0,
+        "--reward_guard_patience", 2,
+        "--max_steps", 9,
+        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
+        "--dev_size", 0,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "reward component fading fell from 1.000" in result.stderr and "held or rose" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "grpo" / "merged").exists()
+
+
+def test_grpo_refuses_a_reward_whose_column_is_missing(tiny_model_dir, synthetic_file, tmp_path):
+    sizes = {"sft": 100, "grpo": 50, "eval": 20}
+    start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
+    result = run_script(
+        "train_medmcqa_grpo.py",
+        "--config", "configs/demo/grpo.yaml",
+        "--model_name_or_path", start,
+        "--dataset_name", synthetic_file,
+        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
+        "--output_dir", tmp_path / "grpo",
+        "--reward_funcs", "accuracy_reward", "needs_column_reward.by_subject",
+        "--reward_weights", 1.0, 1.0,
+        "--dev_size", 0,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "by_subject needs subject_name" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_sft_runs_data_parallel_as_two_cpu_processes(tiny_model_dir, synthetic_file, tmp_path):
@@ -234,3 +285,28 @@ def test_sft_metrics_land_in_the_local_trackio_store(tiny_model_dir, synthetic_f
     assert stored["runs"] == ["trackio-test"]
     losses = [entry["train/loss"] for entry in stored["logs"] if "train/loss" in entry]
     assert len(losses) == 4 and all(loss > 0 for loss in losses)
+
+
+def test_grpo_scores_its_start_and_hands_on_nothing_that_does_not_beat_it(tiny_model_dir, synthetic_file, tmp_path):
+    """The random-init start scores 0 on the dev slice and so does every step: exit 3, nothing handed on."""
+    sizes = {"sft": 100, "grpo": 50, "eval": 20}
+    start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
+    result = run_script(
+        "train_medmcqa_grpo.py",
+        "--config", "configs/demo/grpo.yaml",
+        "--model_name_or_path", start,
+        "--dataset_name", synthetic_file,
+        "--sft_size", 100, "--grpo_size", 50, "--eval_size", 20,
+        "--output_dir", tmp_path / "grpo",
+        "--max_steps", 4,
+        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
+        "--reward_guard_action", "warn",
+        "--dev_size", 8, "--eval_steps", 2, "--dev_max_new_tokens", 8,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "dev step 0: accuracy 0.000" in result.stderr
+    assert "no trained step beat the starting model on the 8-row dev slice" in result.stderr
+    assert "step 0: 0.000, step 2: 0.000, step 4: 0.000" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "grpo" / "merged").exists()
+    manifest = json.loads((tmp_path / "grpo" / "split_manifest.json").read_text())
+    assert manifest["dev"]["phase"] == "grpo" and manifest["dev"]["size"] == 8

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,10 @@ from fine_tune.data.synthetic import generate_rows, write_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "validate_dataset.py"
+
+
+def sizes(sft: int, grpo: int, eval_: int) -> list[str]:
+    return ["--sft_size", str(sft), "--grpo_size", str(grpo), "--eval_size", str(eval_)]
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
@@ -25,7 +30,7 @@ def synthetic_file(tmp_path_factory) -> Path:
 
 
 def test_json_report_on_a_usable_file(synthetic_file):
-    result = run_script("--dataset", str(synthetic_file), "--sizes", "150,80,40", "--seed", "1", "--json")
+    result = run_script("--dataset_name", str(synthetic_file), *sizes(150, 80, 40), "--split_seed", "1", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"rows", "valid", "invalid", "duplicates", "splits", "contamination", "usable"} <= set(report)
@@ -39,14 +44,14 @@ def test_json_report_on_a_usable_file(synthetic_file):
 
 def test_text_report_with_the_real_tokenizer(synthetic_file, shared_dir):
     tokenizer = str(shared_dir / "tokenizers/qwen3")
-    result = run_script("--dataset", str(synthetic_file), "--sizes", "100,50,20", "--tokenizer", tokenizer)
+    result = run_script("--dataset_name", str(synthetic_file), *sizes(100, 50, 20), "--tokenizer", tokenizer)
     assert result.returncode == 0, result.stderr
     for expected in ("rows: 300", "duplicate content:", "subjects:", "splits: sft 100", "tokens prompt:", "USABLE"):
         assert expected in result.stdout
 
 
 def test_too_small_for_the_requested_splits(synthetic_file):
-    result = run_script("--dataset", str(synthetic_file), "--json")
+    result = run_script("--dataset_name", str(synthetic_file), "--json")
     assert result.returncode == 2
     report = json.loads(result.stdout)
     assert report["usable"] is False
@@ -54,7 +59,7 @@ def test_too_small_for_the_requested_splits(synthetic_file):
 
 
 def test_unlabeled_rows_exit_2_with_the_reason(shared_dir):
-    result = run_script("--dataset", str(shared_dir / "data/medmcqa/test_unlabeled.jsonl"))
+    result = run_script("--dataset_name", str(shared_dir / "data/medmcqa/test_unlabeled.jsonl"))
     output = result.stdout + result.stderr
     assert result.returncode == 2
     assert "NOT USABLE" in output
@@ -65,8 +70,9 @@ def test_unlabeled_rows_exit_2_with_the_reason(shared_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--dataset", "missing/file.jsonl"], "not found"),
-        (["--dataset", "x.jsonl", "--sizes", "1,2"], "non-negative integers"),
+        (["--dataset_name", "missing/file.jsonl"], "not found"),
+        (["--dataset_name", "x.jsonl", "--sizes", "1,2"], "unknown key 'sizes'"),
+        (["--dataset_name", "x.jsonl", "--split_sed", "1"], "did you mean 'split_seed'"),
     ],
 )
 def test_bad_arguments_exit_2_without_traceback(args, message):
@@ -74,3 +80,46 @@ def test_bad_arguments_exit_2_without_traceback(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_empty_file_under_json_is_a_json_error(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = run_script("--dataset_name", str(empty), "--json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["usable"] is False
+    assert report["error"] == f"{empty}: empty file (no rows)"
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_lines_are_reported_per_line_and_the_rest_judged(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    write_jsonl(generate_rows(60, seed=0), path)
+    lines = path.read_bytes().splitlines()
+    lines[4] = lines[4][:30]
+    lines[9] = lines[9].replace(b'"question": "', b'"question": "\xff')
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = run_script("--dataset_name", str(path), *sizes(30, 10, 10), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert (report["rows"], report["valid"]) == (60, 58)
+    assert report["invalid"] == {"malformed_line": 1, "not_utf8": 1}
+    assert report["examples"]["malformed_line"][0].startswith("line 5 (not JSON")
+    assert report["examples"]["not_utf8"][0].startswith("line 10 (byte 0xff at column")
+
+
+def test_the_validator_reads_a_recipe_through_the_loader(tmp_path, synthetic_file):
+    recipe = tmp_path / "data.yaml"
+    recipe.write_text(f"dataset_name: {synthetic_file}\nsft_size: 100\ngrpo_size: 50\neval_size: 20\n")
+    result = run_script("--config", str(recipe), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["splits"] == {"sft": 100, "grpo": 50, "eval": 20}
+
+
+def test_help_is_fast():
+    start = time.monotonic()
+    result = run_script("--help")
+    assert result.returncode == 0
+    assert "--dataset_name" in result.stdout and "--sft_size" in result.stdout
+    print(f"--help took {time.monotonic() - start:.2f} s")  # a figure, not a timed assertion

@@ -1,1 +1,1 @@
-"""Benchmarks: measured throughput, memory and the projections the job estimates use."""
+"""Benchmarks: the hardware table, measured throughput and memory, and the T4 projection."""

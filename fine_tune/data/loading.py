@@ -2,10 +2,20 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 
+from fine_tune.data.records import (
+    MEDMCQA_COLUMNS,
+    WRONG_TYPE,
+    RefusedRecord,
+    first_non_utf8,
+    judge_cop,
+    read_json_records,
+)
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.models.source import is_hub_id, is_local, written_as_path
@@ -14,43 +24,54 @@ from fine_tune.task.prompts import (
 )
 
 logger = logging.getLogger(__name__)
-MEDMCQA_COLUMNS: tuple[str, ...] = (
-    "id",
-    "question",
-    "opa",
-    "opb",
-    "opc",
-    "opd",
-    "cop",
-    "choice_type",
-    "exp",
-    "subject_name",
-    "topic_name",
-)
-
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("question", *OPTION_COLUMNS, "cop")
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in MEDMCQA_COLUMNS if c not in REQUIRED_COLUMNS)
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
+@dataclass
+class LoadedRows:
+    """The rows of a source, and the records that could not become rows (each with its line or row and reason)."""
+
+    dataset: datasets.Dataset
+    refused: list[RefusedRecord] = field(default_factory=list)
+    untyped: bool = False  # CSV: every cell is text
+
+    def refused_counts(self) -> dict[str, int]:
+        return dict(Counter(record.reason for record in self.refused))
+
+
 def load_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_ENV) -> datasets.Dataset:
+    """The rows of `read_medmcqa`; refused records are logged with their count and first lines."""
+    return read_medmcqa(source, split, token_env).dataset
+
+
+def read_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_ENV) -> LoadedRows:
     """A MedMCQA split from a Hub dataset ID or a local path, with exactly the MEDMCQA_COLUMNS.
 
     Local paths: a .jsonl/.json/.parquet/.csv file (`split` is ignored), a `save_to_disk` folder (a DatasetDict's
-    `split` is picked), or a folder holding `<split>.<ext>` files. Absent optional columns are added as nulls.
+    `split` is picked), or a folder holding `<split>.<ext>` files. Absent optional columns are added as nulls. A
+    record that cannot be a row (a malformed or non-UTF-8 JSON line, a `cop` of the wrong type, see
+    `fine_tune.data.records`) is refused alone and returned with its line; the rest are judged as usual.
     """
     if is_local(source):
-        dataset = _load_local(Path(source).expanduser(), split)
+        loaded = _load_local(Path(source).expanduser(), split)
     elif written_as_path(source):
         raise DatasetError(f"dataset path not found: {source}")
     elif is_hub_id(source, namespaced=False):
-        dataset = _load_hub(source, split, token_env)
+        loaded = LoadedRows(_load_hub(source, split, token_env))
     else:
         raise DatasetError(f"{source!r} is neither an existing path nor a Hub dataset ID (owner/name)")
-    dataset = conform_columns(dataset)
-    logger.info("loaded %d rows from %s", len(dataset), source)
-    return dataset
+    loaded.dataset = conform_columns(loaded.dataset)
+    loaded = _judge_cop_column(loaded)
+    logger.info("loaded %d rows from %s", len(loaded.dataset), source)
+    if loaded.refused:
+        first = "; ".join(record.label() for record in loaded.refused[:5])
+        logger.warning(
+            "%s: refused %d record(s) %s (e.g. %s)", source, len(loaded.refused), loaded.refused_counts(), first
+        )
+    return loaded
 
 
 def conform_columns(dataset: datasets.Dataset) -> datasets.Dataset:
@@ -72,7 +93,29 @@ def conform_columns(dataset: datasets.Dataset) -> datasets.Dataset:
     return dataset.select_columns(list(MEDMCQA_COLUMNS))
 
 
-def _load_local(path: Path, split: str) -> datasets.Dataset:
+def _judge_cop_column(loaded: LoadedRows) -> LoadedRows:
+    """A float (pandas: a column with a missing value) or text `cop` column judged row by row, then int64."""
+    dataset = loaded.dataset
+    feature = dataset.features["cop"]
+    if not isinstance(feature, datasets.Value) or feature.dtype == "int64":
+        return loaded
+    answers, keep = [], []
+    for index, (value, row_id) in enumerate(zip(dataset["cop"], dataset["id"], strict=True)):
+        cop, problem = judge_cop(value, text=loaded.untyped)
+        if problem:
+            where = f"row {index}" + (f", id {row_id}" if row_id not in (None, "") else "")
+            loaded.refused.append(RefusedRecord(where, WRONG_TYPE, problem))
+            continue
+        answers.append(cop)
+        keep.append(index)
+    columns = {**dataset.select(keep).to_dict(), "cop": answers}
+    features = datasets.Features({**dataset.features, "cop": datasets.Value("int64")})
+    dataset = datasets.Dataset.from_dict(columns, features=features)
+    loaded.dataset = dataset.select_columns(list(MEDMCQA_COLUMNS))
+    return loaded
+
+
+def _load_local(path: Path, split: str) -> LoadedRows:
     if path.is_file():
         return _load_file(path)
     if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
@@ -86,17 +129,28 @@ def _load_local(path: Path, split: str) -> datasets.Dataset:
     return _load_file(found[0])
 
 
-def _load_file(path: Path) -> datasets.Dataset:
+def _load_file(path: Path) -> LoadedRows:
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DatasetError(f"unsupported file type {path.suffix!r} for {path}: use .jsonl, .json, .parquet or .csv")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"{path}: empty file (no rows)")
+    if builder == "json":
+        return LoadedRows(*read_json_records(path))
+    if builder == "csv":
+        bad = first_non_utf8(path.read_bytes())
+        if bad:
+            raise DatasetError(f"{path}: {bad}; re-save the file as UTF-8")
     try:
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
+        dataset = datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as error:  # the builders raise many types for malformed files
         raise DatasetError(f"could not read {path}: {_cause(error)}") from error
+    if len(dataset) == 0:
+        raise DatasetError(f"{path}: empty file (no rows)")
+    return LoadedRows(dataset, untyped=builder == "csv")
 
 
-def _load_saved(path: Path, split: str) -> datasets.Dataset:
+def _load_saved(path: Path, split: str) -> LoadedRows:
     try:
         loaded = datasets.load_from_disk(str(path))
     except Exception as error:
@@ -104,8 +158,8 @@ def _load_saved(path: Path, split: str) -> datasets.Dataset:
     if isinstance(loaded, datasets.DatasetDict):
         if split not in loaded:
             raise DatasetError(f"split {split!r} not in {path}; available: {', '.join(loaded)}")
-        return loaded[split]
-    return loaded
+        return LoadedRows(loaded[split])
+    return LoadedRows(loaded)
 
 
 def _load_hub(hub_id: str, split: str, token_env: str) -> datasets.Dataset:

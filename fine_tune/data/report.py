@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import datasets
 import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
+from fine_tune.data.records import RefusedRecord
 from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
 from fine_tune.data.validation import duplicate_content, validate_rows
 from fine_tune.errors import DatasetError
@@ -57,17 +58,20 @@ def dataset_report(
     tokenizer: Any = None,
     token_rows: int | None = None,
     source: str | None = None,
+    refused: Sequence[RefusedRecord] = (),
 ) -> dict[str, Any]:
-    """Everything `scripts/validate_dataset.py` reports, as one JSON-ready dict (`usable` False plus `error`)."""
-    report = validate_rows(dataset)
+    """Everything `scripts/validate_dataset.py` reports, as one JSON-ready dict (`usable` False plus `error`);
+    `refused` are the records the loader could not turn into rows (counted as invalid, with their lines)."""
+    report = validate_rows(dataset, refused=refused)
     subjects = Counter(s if s is not None else "(none)" for s in dataset["subject_name"])
     result: dict[str, Any] = {
         "source": source,
         "rows": report.total,
         "valid": report.valid,
-        "invalid": {name: len(ix) for name, ix in report.invalid.items()},
+        "invalid": report.invalid_counts(),
         "flags": {name: len(ix) for name, ix in report.flags.items()},
         "examples": report.examples,
+        "conflicts": report.conflicts,
         "duplicates": duplicate_content(dataset),
         "subjects": dict(subjects.most_common()),
         "requested_sizes": dict(sizes),

@@ -14,14 +14,14 @@ import datasets
 import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, SPLIT_NAMES
-from fine_tune.data.loading import load_medmcqa
+from fine_tune.data.loading import read_medmcqa
 from fine_tune.data.validation import (
     DUPLICATE_CONTENT,
     ValidationReport,
     content_hash,
+    first_reasons,
     require_usable,
     row_label,
-    row_problems,
     validate_rows,
 )
 from fine_tune.errors import DatasetError
@@ -59,6 +59,7 @@ def split_dataset(
     report = validate_rows(dataset)
     require_usable(report, sum(sizes.values()))
     valid = set(report.valid_indices)
+    reasons = first_reasons(report)
     order = shuffle_order(len(dataset), seed)
     assigned: dict[str, list[tuple[int, int, str, str]]] = {name: [] for name in sizes}
     seen: set[str] = set()
@@ -69,7 +70,7 @@ def split_dataset(
         if current is None:
             break
         if index not in valid:
-            skipped[row_problems(dataset[index])[0]] += 1
+            skipped[reasons[index]] += 1
             continue
         row = dataset[index]
         digest = content_hash(row)
@@ -181,15 +182,18 @@ def load_split(
     """Load -> validate -> split -> (write the manifest) -> the named split and the manifest."""
     if split_name not in sizes:
         raise DatasetError(f"unknown split {split_name!r}; expected one of {', '.join(sizes)}")
-    dataset = load_medmcqa(source, hub_split, token_env)
-    report = validate_rows(dataset)
+    loaded = read_medmcqa(source, hub_split, token_env)
+    dataset = loaded.dataset
+    report = validate_rows(dataset, refused=loaded.refused)
     logger.info(
         "%s: %d rows, %d invalid (%s)",
         source,
         report.total,
         report.n_invalid,
-        _format_counts({k: len(v) for k, v in report.invalid.items()}) or "none",
+        _format_counts(report.invalid_counts()) or "none",
     )
+    for conflict in report.conflicts:
+        logger.warning("%s: same question, different answers, kept out: %s", source, _format_conflict(conflict))
     result = split_dataset(dataset, sizes, seed, source=source)
     logger.info("split %s: skipped %s", _format_sizes(sizes), _format_counts(result.skipped) or "nothing")
     if manifest_path is not None:
@@ -202,8 +206,9 @@ def load_eval_rows(
     source: str, hub_split: str = "validation", token_env: str = hub.TOKEN_ENV
 ) -> tuple[datasets.Dataset, ValidationReport]:
     """A whole official split for scoring: invalid rows (e.g. unlabeled) are dropped and counted."""
-    dataset = load_medmcqa(source, hub_split, token_env)
-    report = validate_rows(dataset)
+    loaded = read_medmcqa(source, hub_split, token_env)
+    dataset = loaded.dataset
+    report = validate_rows(dataset, refused=loaded.refused)
     require_usable(report, 1)
     if report.n_invalid:
         logger.warning(
@@ -211,13 +216,19 @@ def load_eval_rows(
             source,
             report.n_invalid,
             report.total,
-            _format_counts({k: len(v) for k, v in report.invalid.items()}),
+            _format_counts(report.invalid_counts()),
         )
     return dataset.select(report.valid_indices), report
 
 
 def _format_counts(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name}: {count}" for name, count in counts.items())
+
+
+def _format_conflict(conflict: Mapping[str, list[str]]) -> str:
+    return ", ".join(
+        f"{row_id} ({answer})" for row_id, answer in zip(conflict["ids"], conflict["answers"], strict=True)
+    )
 
 
 def _format_sizes(sizes: Mapping[str, int]) -> str:

@@ -7,6 +7,10 @@ enzyme B, hormone C, nerve D, vessel A, drug B). The position makes the letter a
 without it the model must find the member among the options and then read the letter before it, a two-step lookup
 that a random-init 2-layer model did not learn within CPU minutes (held-out accuracy stayed at chance, 0.2-0.38).
 The distractors, their order, the phrasing and the explanation vary, so held-out rows are new combinations.
+
+A second family, "member" (`--family member`), puts the member at a uniformly random letter: the answer is not a
+function of the category, so a model must find the member among the options: the kind of task on which the demo
+recipes were reported to fail (SFT 15% strict accuracy, then a GRPO run that gamed the format rewards).
 """
 
 from __future__ import annotations
@@ -50,22 +54,27 @@ TEMPLATES: tuple[str, ...] = (
     "Which one of these is classified as {article} {category}?",
 )
 ANSWER_POSITION: dict[str, int] = {category: i % len(OPTION_COLUMNS) for i, category in enumerate(CATEGORIES)}
+FAMILIES: tuple[str, ...] = ("category", "member")
 EXP_NULL_RATE = 0.1
 TOPIC_NULL_RATE = 0.5
 
 
-def generate_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """`n` rows, identical for the same seed; ids are `syn-<seed>-<index:06d>`, unique across seeds."""
+def generate_rows(n: int, seed: int = 0, family: str = "category") -> list[dict[str, Any]]:
+    """`n` rows of a family, identical for the same seed; ids are `syn-<seed>-<index:06d>` ("category") or
+    `syn-<family>-<seed>-<index:06d>`, unique across seeds and families."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown synthetic family {family!r}; expected one of {', '.join(FAMILIES)}")
     rng = random.Random(seed)
-    return [_row(rng, f"syn-{seed}-{index:06d}") for index in range(n)]
+    prefix = "syn" if family == "category" else f"syn-{family}"
+    return [_row(rng, f"{prefix}-{seed}-{index:06d}", family) for index in range(n)]
 
 
-def _row(rng: random.Random, row_id: str) -> dict[str, Any]:
+def _row(rng: random.Random, row_id: str, family: str = "category") -> dict[str, Any]:
     category = rng.choice(list(CATEGORIES))
     answer = rng.choice(CATEGORIES[category])
     others = rng.sample([c for c in CATEGORIES if c != category], len(OPTION_COLUMNS) - 1)
     options = [rng.choice(CATEGORIES[other]) for other in others]
-    cop = ANSWER_POSITION[category]
+    cop = ANSWER_POSITION[category] if family == "category" else rng.randrange(len(OPTION_COLUMNS))
     options.insert(cop, answer)
     article = "an" if category[0] in "aeiou" else "a"
     question = rng.choice(TEMPLATES).format(article=article, category=category)
@@ -91,11 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output .jsonl path")
     parser.add_argument("--n", type=int, default=2000, help="number of rows (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--family", choices=FAMILIES, default="category", help="category (the demo's) or member (answer at random)"
+    )
     args = parser.parse_args(argv)
     if args.n < 0:
         parser.error("--n must be non-negative")
-    write_jsonl(generate_rows(args.n, args.seed), args.out)
-    print(f"wrote {args.n} synthetic rows (seed {args.seed}) to {args.out}")
+    write_jsonl(generate_rows(args.n, args.seed, args.family), args.out)
+    print(f"wrote {args.n} synthetic {args.family} rows (seed {args.seed}) to {args.out}")
 
 
 if __name__ == "__main__":

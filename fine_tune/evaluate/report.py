@@ -1,23 +1,23 @@
-"""Rendering of an eval run's results dict: the console tables (rich), `report.md` and its PNG plots (matplotlib).
+"""Rendering of an eval run's results dict: the console tables (rich) and `report.md` (its plots: `plots`).
 
-Everything here reads the JSON-ready results that `fine_tune.evaluation` builds and computes nothing new, so the
-report can be rebuilt from `eval_results.json` alone (`write_report(json.load(...), folder)`). Plots use matplotlib's
-object-oriented `Figure` API, which renders PNGs with the Agg canvas and never touches pyplot's global backend.
+Everything here reads the JSON-ready results that `fine_tune.evaluate.results` builds and computes nothing new, so
+the report can be rebuilt from `eval_results.json` alone (`write_report(json.load(...), folder)`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from fine_tune.evaluate.stats import INVALID
 from fine_tune.io import atomic_write_text
+from fine_tune.markdown import md_table
 from fine_tune.task.prompts import LETTERS
 
 HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "valid_json_rate", "schema_pass_rate", "accuracy_on_schema")
@@ -30,16 +30,8 @@ METRIC_TITLES = {
     "lenient_accuracy": "lenient accuracy",
     "lenient_schema_pass_rate": "lenient schema pass",
 }
-PLOTS_DIR = "plots"
-PLOT_FILES = {
-    "reliability": "reliability.png",
-    "per_subject": "per_subject.png",
-    "letters": "letters.png",
-    "confusion": "confusion.png",
-}
 COLUMNS = (*LETTERS, INVALID)
 FAILED = "FAILED"
-DPI = 110
 
 
 def ok_models(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -54,7 +46,7 @@ def num(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def p_value(value: float | None) -> str:
+def format_p(value: float | None) -> str:
     if value is None:
         return "n/a"
     return "<0.001" if value < 0.001 else f"{value:.3f}"
@@ -73,7 +65,8 @@ def failure_text(model: Mapping[str, Any]) -> str:
 
 
 def print_summary(results: Mapping[str, Any], console: Console) -> None:
-    """The metric table with CIs, the pairwise tests, calibration / position bias / speed, then warnings."""
+    """The metric table with CIs, the pairwise tests, calibration / position bias / speed, warnings, then any
+    regression, last and in bold red so that it is the line a user sees."""
     console.print(metrics_table(results))
     if results["pairwise"]:
         console.print(pairwise_table(results))
@@ -81,9 +74,24 @@ def print_summary(results: Mapping[str, Any], console: Console) -> None:
         console.print(diagnostics_table(results))
     for label, model in results["models"].items():
         if model["status"] != "ok":
-            console.print(f"[red]{label} {failure_text(model)}[/red]", highlight=False)
+            console.print(Text(f"{label} {failure_text(model)}", style="red"))
     for warning in results["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(Text.assemble(("warning:", "yellow"), f" {warning}"))
+    for check in results["regressions"]:
+        console.print(Text(regression_message(check), style="bold red"))
+
+
+def regression_message(check: Mapping[str, Any]) -> str:
+    """One line: which model regressed against which parent, by how much, and how sure the test is."""
+    p_text = format_p(check["mcnemar_p"])
+    p_text = p_text if p_text.startswith("<") else f"= {p_text}"
+    return (
+        f"REGRESSION: {check['model']} is significantly worse than its parent {check['parent']} "
+        f"({check['parent_source']}): strict accuracy {pct(check['accuracy'])} vs {pct(check['parent_accuracy'])} "
+        f"({100 * check['diff']:+.1f} pp [{100 * check['ci_low']:+.1f}, {100 * check['ci_high']:+.1f}]), exact "
+        f"McNemar p {p_text}, below {check['alpha']}: {check['only_parent_right']} questions only the parent got "
+        f"right, {check['only_model_right']} only {check['model']}"
+    )
 
 
 def metrics_table(results: Mapping[str, Any]) -> Table:
@@ -132,7 +140,7 @@ def pairwise_cells(row: Mapping[str, Any]) -> list[str]:
         pct(row["accuracy_b"]),
         diff,
         f"{row['b10']} / {row['b01']}",
-        p_value(row["p_value"]),
+        format_p(row["mcnemar_p"]),
     ]
 
 
@@ -147,29 +155,23 @@ def diagnostics_table(results: Mapping[str, Any]) -> Table:
             str(calibration["n"]),
             num(calibration["ece"]),
             num(calibration["brier"]),
-            p_value(model["letter_distribution"]["p_value"]),
+            format_p(model["letter_distribution"]["p_value"]),
             f"{timing['samples_per_second']:.2f}",
             f"{timing['tokens_per_second']:.1f}",
         )
     return table
 
 
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
     """The whole report; `plots` maps PLOT_FILES keys to paths relative to the report."""
     sections = [
+        f"# MedMCQA evaluation: `{results['run_name']}`",
+        regressions_banner(results),
         header_section(results),
         models_section(results),
         metrics_section(results),
         pairwise_section(results),
+        parent_checks_section(results),
         calibration_section(results, plots.get("reliability")),
         subject_section(results, plots.get("per_subject")),
         letters_section(results, plots.get("letters")),
@@ -182,12 +184,15 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
+def regressions_banner(results: Mapping[str, Any]) -> str:
+    """A quoted line per regression, right under the title block, where nobody scrolls past it."""
+    return "\n".join(f"> **{regression_message(check)}**" for check in results["regressions"])
+
+
 def header_section(results: Mapping[str, Any]) -> str:
     dataset, split = results["dataset"], results["split_check"]
     dropped = ", ".join(f"{k}: {v}" for k, v in dataset["dropped"].items()) or "none"
     lines = [
-        f"# MedMCQA evaluation: `{results['run_name']}`",
-        "",
         f"- Eval set: **{dataset['rows']} questions**, {dataset['description']} of `{dataset['source']}`"
         + (f" (first {dataset['limit']})" if dataset["limit"] else ""),
         f"- Rows dropped before evaluation: {dropped}",
@@ -260,6 +265,34 @@ def pairwise_section(results: Mapping[str, Any]) -> str:
     )
 
 
+def parent_checks_section(results: Mapping[str, Any]) -> str:
+    checks = results["parent_checks"]
+    if not checks:
+        return ""
+    rows = []
+    for check in checks:
+        if check["parent"] is None:
+            rows.append([check["model"], f"`{check['parent_source']}`", "not scored in this run", "", "", "", "n/a"])
+            continue
+        rows.append(
+            [
+                check["model"],
+                f"`{check['parent_source']}`",
+                check["parent"],
+                f"{pct(check['accuracy'])} vs {pct(check['parent_accuracy'])}",
+                f"{100 * check['diff']:+.1f} pp [{100 * check['ci_low']:+.1f}, {100 * check['ci_high']:+.1f}]",
+                format_p(check["mcnemar_p"]),
+                "**REGRESSED**" if check["regressed"] else "no",
+            ]
+        )
+    header = ["model", "lineage parent", "scored as", "accuracy vs parent", "difference [95% CI]", "McNemar p"]
+    return (
+        "## Regression check against the lineage parent\n\nEach fine-tuned model against the model its lineage "
+        "says it started from, when that model was scored here too: regressed when its strict accuracy is lower and "
+        f"the exact McNemar test gives p < {checks[0]['alpha']}.\n\n" + md_table([*header, "regressed"], rows)
+    )
+
+
 def calibration_section(results: Mapping[str, Any], plot: str | None) -> str:
     models = ok_models(results)
     if not models:
@@ -302,7 +335,7 @@ def letters_section(results: Mapping[str, Any], plot: str | None) -> str:
         invalid = model["metrics"]["n"] - sum(dist["predicted_counts"].values())
         chi2 = num(dist["chi2"], 2) if dist["chi2"] is not None else "n/a"
         rows.append([label, *(dist["predicted_counts"][letter] for letter in LETTERS), invalid, chi2])
-        rows[-1].append(p_value(dist["p_value"]))
+        rows[-1].append(format_p(dist["p_value"]))
     text = (
         "## Position bias: predicted letters against the gold distribution\n\nChi-square goodness of fit of the "
         "valid predicted letters against the gold letters' proportions; a small p means the model favours some "
@@ -374,118 +407,10 @@ def config_section(results: Mapping[str, Any]) -> str:
     return f"<details><summary>Configuration</summary>\n\n```json\n{config}\n```\n\n</details>"
 
 
-def save(figure: Figure, path: Path) -> None:
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
-
-
-def plot_reliability(results: Mapping[str, Any], path: Path) -> None:
-    figure = Figure(figsize=(6, 6.5))
-    curve, hist = figure.subplots(2, 1, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    curve.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    models = ok_models(results)
-    for offset, (label, model) in enumerate(models.items()):
-        bins = model["calibration"]["bins"]
-        filled = [b for b in bins if b["count"]]
-        name = f"{label} (ECE {num(model['calibration']['ece'])}, n={model['calibration']['n']})"
-        curve.plot([b["mean_confidence"] for b in filled], [b["accuracy"] for b in filled], marker="o", label=name)
-        width = (bins[0]["high"] - bins[0]["low"]) / len(models)
-        hist.bar([b["low"] + (offset + 0.5) * width for b in bins], [b["count"] for b in bins], width=width)
-    curve.set(ylabel="accuracy in bin", xlim=(0, 1), ylim=(0, 1), title="Reliability of stated confidence")
-    curve.legend(loc="upper left", fontsize="small")
-    hist.set(xlabel="stated confidence (schema-valid answers)", ylabel="answers")
-    save(figure, path)
-
-
-def plot_per_subject(results: Mapping[str, Any], path: Path) -> None:
-    models = ok_models(results)
-    subjects = sorted({s for m in models.values() for s in m["per_subject"]}, key=str)
-    figure = Figure(figsize=(8, 1.5 + 0.35 * len(subjects) * max(1, len(models) / 2)))
-    axes = figure.subplots()
-    height = 0.8 / len(models)
-    for offset, (label, model) in enumerate(models.items()):
-        ys, xs, errors = [], [], [[], []]
-        for index, subject in enumerate(subjects):
-            entry = model["per_subject"].get(subject)
-            if entry is None:
-                continue
-            ys.append(index + offset * height)
-            xs.append(entry["accuracy"])
-            errors[0].append(entry["accuracy"] - entry["ci_low"])
-            errors[1].append(entry["ci_high"] - entry["accuracy"])
-        axes.barh(ys, xs, height=height, xerr=errors, capsize=2, label=label)
-    first = next(iter(models.values()))["per_subject"]
-    axes.set_yticks(
-        [i + 0.4 - height / 2 for i in range(len(subjects))],
-        [f"{s} (n={first[s]['n'] if s in first else '?'})" for s in subjects],
-    )
-    axes.invert_yaxis()
-    axes.axvline(0.25, color="grey", linestyle=":", label="chance (25%)")
-    axes.set(xlim=(0, 1), xlabel="strict accuracy (95% Wilson CI)", title="Per-subject accuracy")
-    axes.legend(fontsize="small", loc="lower right")
-    save(figure, path)
-
-
-def plot_letters(results: Mapping[str, Any], path: Path) -> None:
-    models = ok_models(results)
-    first = next(iter(models.values()))
-    n = first["metrics"]["n"]
-    series = {"gold": [first["letter_distribution"]["gold_counts"][letter] / n for letter in LETTERS] + [0.0]}
-    for label, model in models.items():
-        counts = model["letter_distribution"]["predicted_counts"]
-        predicted = [counts[letter] / n for letter in LETTERS]
-        series[label] = [*predicted, 1 - sum(predicted)]
-    figure = Figure(figsize=(7, 4))
-    axes = figure.subplots()
-    width = 0.8 / len(series)
-    for offset, (label, values) in enumerate(series.items()):
-        axes.bar([i + offset * width for i in range(len(COLUMNS))], values, width=width, label=label)
-    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(COLUMNS))], list(COLUMNS))
-    axes.set(ylabel="share of questions", title="Predicted letter vs gold (position bias)")
-    axes.legend(fontsize="small")
-    save(figure, path)
-
-
-def plot_confusion(results: Mapping[str, Any], path: Path) -> None:
-    models = ok_models(results)
-    figure = Figure(figsize=(3.6 * len(models) + 0.5, 3.6))
-    axes_list = figure.subplots(1, len(models), squeeze=False)[0]
-    for axes, (label, model) in zip(axes_list, models.items(), strict=True):
-        matrix = [[model["confusion_matrix"][g][c] for c in COLUMNS] for g in LETTERS]
-        axes.imshow(matrix, cmap="Blues")
-        peak = max(max(row) for row in matrix) or 1
-        for i, row in enumerate(matrix):
-            for j, value in enumerate(row):
-                axes.text(j, i, value, ha="center", va="center", color="white" if value > peak / 2 else "black")
-        axes.set_xticks(range(len(COLUMNS)), list(COLUMNS))
-        axes.set_yticks(range(len(LETTERS)), list(LETTERS))
-        axes.set(xlabel="predicted", ylabel="gold", title=label)
-    save(figure, path)
-
-
-PLOTTERS = {
-    "reliability": plot_reliability,
-    "per_subject": plot_per_subject,
-    "letters": plot_letters,
-    "confusion": plot_confusion,
-}
-
-
-def write_plots(results: Mapping[str, Any], folder: Path) -> dict[str, str]:
-    """The PNG plots under `folder/plots/`; returns their paths relative to `folder` (none without an ok model)."""
-    if not ok_models(results):
-        return {}
-    (folder / PLOTS_DIR).mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, plotter in PLOTTERS.items():
-        relative = f"{PLOTS_DIR}/{PLOT_FILES[name]}"
-        plotter(results, folder / relative)
-        written[name] = relative
-    return written
-
-
 def write_report(results: Mapping[str, Any], folder: str | Path, report_file: str = "report.md") -> Path:
     """`report.md` and its plots in `folder` (called on the run's temporary folder, which is moved into place)."""
+    from fine_tune.evaluate.plots import write_plots  # matplotlib is imported only to draw
+
     folder = Path(folder)
     plots = write_plots(results, folder)
     return atomic_write_text(folder / report_file, render_markdown(results, plots))

@@ -1,5 +1,5 @@
-"""Hub access: the token (by env var name, never printed) and whether the Hub can be used now, answered in seconds
-(a Hub call offline retries for minutes)."""
+"""Hub access: the token (by env var name, never printed), whether the Hub can be used now (answered in seconds; a
+Hub call offline retries for minutes) and a bound on every huggingface_hub HTTP call (its client has no timeout)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from huggingface_hub import constants
 from fine_tune.constants import TOKEN_ENV
 
 HUB_TIMEOUT_S = 5.0
+# huggingface_hub's shared HTTP client waits forever by default: an endpoint that accepts the connection and never
+# answers hangs the caller. Calls that pass their own timeout (log streaming, downloads) keep theirs.
+HUB_READ_TIMEOUT_S = 20.0
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
@@ -30,25 +33,53 @@ def hub_endpoint() -> str:
 
 
 def hub_reachable(endpoint: str | None = None, timeout: float = HUB_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the endpoint opens within `timeout` seconds (DNS included)."""
+    """Whether the endpoint accepts a TCP connection and answers HTTP (any status), each within `timeout` seconds
+    (DNS included). An endpoint that accepts connections and never answers is not reachable: huggingface_hub would
+    retry each of its requests there for minutes."""
+    import httpx2
+
     url = urlparse(endpoint or hub_endpoint())
     address = (url.hostname or "", url.port or (443 if url.scheme == "https" else 80))
     result: list[bool] = []
 
-    def connect() -> None:
+    def probe() -> None:
         try:
             socket.create_connection(address, timeout=timeout).close()
+            with httpx2.Client(timeout=timeout, follow_redirects=False) as client:
+                client.head(url.geturl())
             result.append(True)
-        except OSError:
+        except (OSError, httpx2.HTTPError):
             result.append(False)
 
     # DNS resolution ignores socket timeouts, so the whole attempt runs in a thread we stop waiting for.
-    thread = threading.Thread(target=connect, daemon=True)
+    thread = threading.Thread(target=probe, daemon=True)
     thread.start()
-    thread.join(timeout)
+    thread.join(2 * timeout)
     return bool(result and result[0])
+
+
+def bound_hub_calls(connect: float | None = None, read: float | None = None) -> None:
+    """Give huggingface_hub's shared client connect/read/write timeouts (through its own `set_client_factory`), so
+    that no Hub call (whoami, repo and job APIs, uploads) can wait forever on a silent endpoint."""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    timeout = httpx2.Timeout(read if read is not None else HUB_READ_TIMEOUT_S, connect=connect or HUB_TIMEOUT_S)
+
+    def bounded_client() -> httpx2.Client:
+        client = _http.default_client_factory()
+        client.timeout = timeout
+        return client
+
+    set_client_factory(bounded_client)
 
 
 def hf_token(token_env: str = TOKEN_ENV) -> str | None:
     """The token from the environment variable named `token_env`; the value is never logged."""
     return os.environ.get(token_env) or None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` with every occurrence of `secret` replaced, for messages and logs that may quote a Hub response."""
+    return text.replace(secret, "***") if secret else text

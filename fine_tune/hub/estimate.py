@@ -1,4 +1,8 @@
-"""Job time, cost and timeout estimates per flavor and phase, from projected or benchmarked seconds per unit."""
+"""Job time, cost and timeout estimates per flavor and phase: the one source of seconds per step.
+
+Rules: a flavor's figure is measured only by `scripts/benchmark.py --device cuda` on its GPU family; until then it is
+the conservative T4 figure scaled by the hardware table (`fine_tune.bench.hardware`), monotone in the hardware, so a
+faster flavor never gets a longer estimate; a CPU run or a projection never overrides a figure."""
 
 from __future__ import annotations
 
@@ -6,30 +10,17 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fine_tune.bench.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavors_of_family, gpu_family
 from fine_tune.constants import PROJECT_ROOT
-from fine_tune.hub.phases import PHASES, JobsError, parse_eval_models
+from fine_tune.hub.phases import PHASES, JobsError
+from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
 
 logger = logging.getLogger(__name__)
 OFFICIAL_SPLIT_ROWS = {"validation": 4183}  # MedMCQA's labelled dev split, for eval_split: validation
-_SFT_T4 = (
-    "upstream observed ~512 SFT steps/hour on a T4 with emulated bf16 (~7 s/step at 16 sequences/step); fp16 tensor "
-    "cores (precision auto -> fp16 on sm_75), LoRA and short MedMCQA prompts project about half of that"
-)
-
-
-_GRPO_T4 = (
-    "8 completions x <=256 new tokens per optimizer step with transformers generate (~35 ms/token on a T4, "
-    "overhead-bound at 0.6B) plus one LoRA update on 8 sequences"
-)
-
-
-_EVAL_T4 = "greedy generation of one JSON answer (~80 tokens, max_new_tokens 256), batches of 16, per question x model"
-_T4_FLAVORS = ("t4-small", "t4-medium")
 
 
 @dataclass(frozen=True)
@@ -39,27 +30,70 @@ class Figure:
     source: str
 
 
-_SCALED = "scaled from the T4 figure by fp16/bf16 tensor throughput (training) and memory bandwidth (generation)"
-
-
-def _figures(sft: float, grpo: float, evaluation: float, source: str | None = None) -> dict[str, Figure]:
-    return {
-        "sft": Figure(sft, "projected", source or _SFT_T4),
-        "grpo": Figure(grpo, "projected", source or _GRPO_T4),
-        "eval": Figure(evaluation, "projected", source or _EVAL_T4),
-    }
-
-
-SECONDS_PER_UNIT: dict[str, dict[str, Figure]] = {
-    "t4-small": _figures(3.5, 12.0, 0.5),
-    "t4-medium": _figures(3.5, 12.0, 0.5),
-    "l4x1": _figures(2.0, 9.0, 0.35, _SCALED),
-    "a10g-small": _figures(1.8, 7.0, 0.25, _SCALED),
-    "a10g-large": _figures(1.8, 7.0, 0.25, _SCALED),
-    "l40sx1": _figures(1.2, 6.0, 0.2, _SCALED),
-    "a100-large": _figures(0.9, 5.0, 0.15, _SCALED),
-    "h200": _figures(0.6, 4.0, 0.12, _SCALED),
+# The conservative T4 figures: what a T4 flavor's timeout uses until a T4 has run `scripts/benchmark.py --device cuda`.
+CONSERVATIVE_T4: dict[str, Figure] = {
+    "sft": Figure(
+        3.5,
+        "projected",
+        "upstream observed ~512 SFT steps/hour on a T4 with emulated bf16 (~7 s/step at 16 sequences/step); fp16 "
+        "tensor cores (precision auto -> fp16 on sm_75), LoRA and short MedMCQA prompts: half of that",
+    ),
+    "grpo": Figure(
+        12.0,
+        "projected",
+        "8 completions x <=256 new tokens per optimizer step with transformers generate (~35 ms/token on a T4, "
+        "overhead-bound at 0.6B) plus one LoRA update on 8 sequences",
+    ),
+    "eval": Figure(
+        0.5,
+        "projected",
+        "greedy generation of one JSON answer (~80 tokens, max_new_tokens 256), batches of 16, per question x model",
+    ),
 }
+# How a T4 step splits into host time (Python and kernel launches: does not speed up with the GPU), compute (scales
+# with the training precision's tensor peak) and memory traffic (decode steps: scales with bandwidth). The shares are
+# those of the committed T4 projection (eval_results/benchmarks/cpu.json, t4_projection: SFT host 0.42 of 0.94 s;
+# GRPO host 5.3, decode 1.6, training 1.0 of 7.9 s; eval host 0.67 of each question), rounded toward host time.
+STEP_SHARES: dict[str, dict[str, float]] = {
+    "sft": {"host": 0.45, "compute": 0.55},
+    "grpo": {"host": 0.67, "bandwidth": 0.20, "compute": 0.13},
+    "eval": {"host": 0.67, "bandwidth": 0.33},
+}
+
+
+def speedup_over_t4(phase: str, device: DeviceSpec) -> float:
+    """T4 seconds / this device's seconds for a step of `phase` under STEP_SHARES (host time does not scale)."""
+    shares = STEP_SHARES[phase]
+    relative = (
+        shares.get("host", 0.0)
+        + shares.get("compute", 0.0) * T4.training_flops / device.training_flops
+        + shares.get("bandwidth", 0.0) * T4.memory_bandwidth / device.memory_bandwidth
+    )
+    return 1 / relative
+
+
+def scaled_figure(flavor: str, phase: str) -> Figure:
+    """The conservative T4 figure scaled to the flavor's GPU by the hardware table (monotone: a device at least as
+    fast in compute and bandwidth never gets a longer figure)."""
+    device = JOBS_FLAVORS[flavor].device
+    base = CONSERVATIVE_T4[phase]
+    if device == T4:
+        return base
+    speedup = speedup_over_t4(phase, device)
+    return Figure(
+        round(base.seconds / speedup, 4),
+        "projected",
+        f"the conservative T4 figure ({base.seconds} s) / {speedup:.2f}: {device.name} vs T4 by the hardware table "
+        f"(host share {STEP_SHARES[phase]['host']} unscaled; compute by {device.training_precision} tensor peak, "
+        "decode by memory bandwidth)",
+    )
+
+
+# Every flavor's figure without GPU measurements: the conservative T4 figure, scaled by the hardware table
+SECONDS_PER_UNIT: dict[str, dict[str, Figure]] = {
+    flavor: {phase: scaled_figure(flavor, phase) for phase in CONSERVATIVE_T4} for flavor in JOBS_FLAVORS
+}
+HOURLY_USD: dict[str, float] = {name: flavor.hourly_usd for name, flavor in JOBS_FLAVORS.items()}
 
 
 # Image pull (~3 GB PyTorch runtime image) + `pip install .` + model and dataset download, before step 1.
@@ -79,36 +113,15 @@ TIMEOUT_MARGIN = 0.5
 TIMEOUT_ROUNDING_S = 300
 
 
-# US$ per hour, list prices from https://huggingface.co/docs/hub/jobs-pricing (billed per minute; `hf jobs hardware`
-# shows today's). Only used to print a cost estimate.
-HOURLY_USD: dict[str, float] = {
-    "t4-small": 0.40,
-    "t4-medium": 0.60,
-    "l4x1": 0.80,
-    "a10g-small": 1.00,
-    "a10g-large": 1.50,
-    "l40sx1": 1.80,
-    "a100-large": 2.50,
-    "h200": 5.00,
-}
-
-
 BENCHMARK_DIR = "eval_results/benchmarks"  # under the project root
-_BENCHMARK_SECONDS_KEYS = {
-    "seconds_per_step": None,  # for the record's "flavor"
-    "seconds_per_unit": None,
-    "t4_seconds_per_step": _T4_FLAVORS,
-    "projected_t4_seconds_per_step": _T4_FLAVORS,
-}
 
 
 def benchmark_figures(directory: str | Path | None = None) -> dict[tuple[str, str], Figure]:
-    """Figures from benchmark JSON files: {(flavor, phase): Figure}; later files (by name) win.
+    """GPU-measured figures from benchmark results: {(flavor, phase): Figure}; later files (by name) win.
 
-    A record is any JSON object holding a `phase` (sft/grpo/eval; or nested under a key named after the phase) and
-    one of: `seconds_per_step` or `seconds_per_unit` with a `flavor`; `t4_seconds_per_step` or
-    `projected_t4_seconds_per_step` (applies to t4-small and t4-medium). `kind` ("measured"/"projected") defaults to
-    "projected" for the projected_* key and to "measured" otherwise.
+    Only a result measured on a GPU whose `job_figures.drives_job_timeouts` holds counts (`scripts/benchmark.py
+    --device cuda`: Qwen3-0.6B's shape, the real recipes): its figures apply to the flavors of that GPU family. A
+    CPU run, a shrunken mode or a projection never replaces a figure.
     """
     figures: dict[tuple[str, str], Figure] = {}
     directory = Path(directory) if directory is not None else PROJECT_ROOT / BENCHMARK_DIR
@@ -117,37 +130,60 @@ def benchmark_figures(directory: str | Path | None = None) -> dict[tuple[str, st
     for path in sorted(directory.glob("*.json")):
         try:
             data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             logger.warning("ignoring benchmark file %s: %s", path, error)
             continue
-        for record in _benchmark_records(data, phase=None):
-            for key, flavors in _BENCHMARK_SECONDS_KEYS.items():
-                value = record.get(key)
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                    continue
-                targets = flavors or ((record["flavor"],) if isinstance(record.get("flavor"), str) else ())
-                kind = record.get("kind") or ("projected" if key.startswith("projected") else "measured")
-                for flavor in targets:
-                    figures[(flavor, record["phase"])] = Figure(float(value), str(kind), f"{path.name} ({key})")
+        jobs = data.get("job_figures") if isinstance(data, dict) else None
+        device = data.get("device") if isinstance(data, dict) else None
+        if not isinstance(jobs, dict) or not isinstance(device, dict) or device.get("type") != "cuda":
+            continue
+        if jobs.get("drives_job_timeouts") is not True:
+            continue
+        flavors = flavors_of_family(str(device.get("family") or gpu_family(str(device.get("name", "")))))
+        for phase in PHASES:
+            record = jobs.get(phase)
+            value = record.get("seconds_per_unit") if isinstance(record, dict) else None
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                continue
+            source = f"{path.name} (measured on {device.get('name')}: {record.get('how', 'scripts/benchmark.py')})"
+            for flavor in flavors:
+                figures[(flavor, phase)] = Figure(float(value), "measured", source)
     return figures
 
 
-def _benchmark_records(data: Any, phase: str | None) -> Iterable[dict[str, Any]]:
-    if isinstance(data, list):
-        for item in data:
-            yield from _benchmark_records(item, phase)
-    elif isinstance(data, dict):
-        own_phase = data.get("phase", phase)
-        if own_phase in PHASES:
-            yield {**data, "phase": own_phase}
-        for key, value in data.items():
-            if isinstance(value, (dict, list)):
-                yield from _benchmark_records(value, key if key in PHASES else own_phase)
+def resolved_figures(benchmarks: dict[tuple[str, str], Figure] | None = None) -> dict[str, dict[str, Figure]]:
+    """Every flavor's figure per phase: measured where a GPU of its family measured it, else the scaled conservative
+    figure, bounded so that a flavor at least as fast as a measured one never gets a longer figure and one slower
+    never a shorter (a bound that would undercut a measurement lifts instead: the safe side)."""
+    benchmarks = benchmark_figures() if benchmarks is None else benchmarks
+    out: dict[str, dict[str, Figure]] = {flavor: {} for flavor in JOBS_FLAVORS}
+    for phase in CONSERVATIVE_T4:
+        speed = {flavor: speedup_over_t4(phase, JOBS_FLAVORS[flavor].device) for flavor in JOBS_FLAVORS}
+        measured = {flavor: benchmarks[(flavor, phase)] for flavor in JOBS_FLAVORS if (flavor, phase) in benchmarks}
+        for flavor in JOBS_FLAVORS:
+            if flavor in measured:
+                out[flavor][phase] = measured[flavor]
+                continue
+            figure = SECONDS_PER_UNIT[flavor][phase]
+            slower = [m for other, m in measured.items() if speed[other] <= speed[flavor]]
+            faster = [m for other, m in measured.items() if speed[other] >= speed[flavor]]
+            cap = min(slower, key=lambda m: m.seconds, default=None)
+            if cap is not None and cap.seconds < figure.seconds:
+                figure = Figure(cap.seconds, cap.kind, f"bounded by a slower GPU's measurement: {cap.source}")
+            lift = max(faster, key=lambda m: m.seconds, default=None)
+            if lift is not None and lift.seconds > figure.seconds:
+                figure = Figure(lift.seconds, lift.kind, f"bounded by a faster GPU's measurement: {lift.source}")
+            out[flavor][phase] = figure
+    return out
 
 
 def figure_for(flavor: str, phase: str, benchmarks: dict[tuple[str, str], Figure] | None = None) -> Figure | None:
-    benchmarks = benchmark_figures() if benchmarks is None else benchmarks
-    return benchmarks.get((flavor, phase)) or SECONDS_PER_UNIT.get(flavor, {}).get(phase)
+    return resolved_figures(benchmarks).get(flavor, {}).get(phase)
 
 
 @dataclass
@@ -198,23 +234,19 @@ class Estimate:
 
 
 def phase_units(phase: str, recipe: dict[str, Any]) -> int:
-    """Optimizer steps (SFT/GRPO) or scored questions (eval) a recipe runs."""
+    """Optimizer steps (SFT/GRPO) or scored questions (eval) of a recipe's values (`recipes.loader.recipe_values`:
+    every key is there, with the schema's default)."""
     if PHASES[phase].trains:
-        max_steps = _as_int(recipe.get("max_steps"), -1)
-        if max_steps > 0:
-            return max_steps
-        rows = _as_int(recipe.get(f"{phase}_size"), 0)
-        per_step = _as_int(recipe.get("per_device_train_batch_size"), 8) * _as_int(
-            recipe.get("gradient_accumulation_steps"), 1
-        )
-        completions = _as_int(recipe.get("num_generations"), 1) if phase == "grpo" else 1
-        epochs = float(recipe.get("num_train_epochs") or 3.0)
-        return max(1, math.ceil(rows * completions * epochs / max(per_step, 1)))
-    split = recipe.get("eval_split") or "split"
-    rows = _as_int(recipe.get("eval_size"), 200) if split == "split" else OFFICIAL_SPLIT_ROWS.get(split, 200)
-    limit = _as_int(recipe.get("limit"), 0)
-    questions = min(rows, limit) if limit > 0 else rows
-    return questions * max(1, len(parse_eval_models(recipe.get("models"))))
+        if recipe["max_steps"] > 0:
+            return int(recipe["max_steps"])
+        per_step = recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"]
+        completions = recipe["num_generations"] if phase == "grpo" else 1
+        rows = recipe[f"{phase}_size"] * completions * recipe["num_train_epochs"]
+        return max(1, math.ceil(rows / per_step))
+    split = recipe["eval_split"]
+    rows = recipe["eval_size"] if split == SPLIT_EVAL else OFFICIAL_SPLIT_ROWS.get(split, recipe["eval_size"])
+    questions = min(rows, recipe["limit"]) if recipe["limit"] else rows
+    return questions * max(1, len(parse_models(recipe["models"])))
 
 
 def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -> Estimate | None:
@@ -223,7 +255,7 @@ def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -
         return None
     setup = SETUP_SECONDS
     if not PHASES[phase].trains:
-        setup += EVAL_MODEL_LOAD_SECONDS * len(parse_eval_models(recipe.get("models")))
+        setup += EVAL_MODEL_LOAD_SECONDS * len(parse_models(recipe.get("models")))
     return Estimate(
         phase,
         flavor,
@@ -234,13 +266,6 @@ def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -
         figure.source,
         setup_seconds=setup,
     )
-
-
-def _as_int(value: Any, default: int) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?$")
@@ -293,3 +318,44 @@ def resolve_timeout(est: Estimate | None, given: str | None, flavor: str) -> tup
             format_duration(est.total_seconds),
         )
     return timeout, "--timeout"
+
+
+def cost_table(recipes: dict[str, dict[str, Any]], benchmarks: dict[tuple[str, str], Figure] | None = None) -> str:
+    """The README's cost table: per flavor, each phase's estimated time, cost and (in brackets) default timeout for
+    the given recipes (`{phase: recipe values}`), and the pipeline total."""
+    from fine_tune.markdown import md_table
+
+    benchmarks = benchmark_figures() if benchmarks is None else benchmarks
+    units = {phase: phase_units(phase, recipe) for phase, recipe in recipes.items()}
+    models = len(parse_models(recipes["eval"].get("models")))
+    header = [
+        "flavor",
+        "$/hour",
+        f"SFT, {units['sft']} steps",
+        f"GRPO, {units['grpo']} steps",
+        f"eval, {units['eval'] // models} questions x {models} models",
+        "pipeline total",
+        "figures",
+    ]
+    rows = []
+    for flavor in JOBS_FLAVORS:
+        cells, total, kinds = [], 0.0, set()
+        for phase in ("sft", "grpo", "eval"):
+            est = estimate(phase, flavor, recipes[phase], benchmarks)
+            total += est.total_seconds
+            kinds.add(est.figure_kind)
+            cells.append(
+                f"{format_duration(est.total_seconds)}, ${est.cost_usd(est.total_seconds):.2f} "
+                f"({format_duration(est.default_timeout_seconds)})"
+            )
+        cost = HOURLY_USD[flavor] * total / 3600
+        rows.append(
+            [
+                f"`{flavor}`",
+                f"{HOURLY_USD[flavor]:.2f}",
+                *cells,
+                f"{format_duration(total)}, ${cost:.2f}",
+                "/".join(sorted(kinds)),
+            ]
+        )
+    return md_table(header, rows)

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR, MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
+from fine_tune.hub import access
 from fine_tune.io import atomic_write_text
+from fine_tune.markdown import md_table
+from fine_tune.models.lineage import model_config, script_config, training_config
 from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ TRAINING_KEYS: tuple[str, ...] = (
     "precision",
     "bf16",
     "fp16",
-    "gradient_checkpointing",
+    "activation_checkpointing",
     "seed",
 )
 MODEL_KEYS: tuple[str, ...] = (
@@ -75,27 +78,10 @@ def redact_secrets(obj: Any) -> Any:
     return obj
 
 
-def training_config(lineage: Mapping[str, Any]) -> dict[str, Any]:
-    """The trainer config dataclass's dict inside lineage["config"] (MedSFTConfig / MedGRPOConfig / ...)."""
-    config = lineage.get("config") or {}
-    for name, value in config.items():
-        if isinstance(value, Mapping) and name.endswith("Config") and name != "ModelConfig":
-            return dict(value)
-    return {}
-
-
-def script_config(lineage: Mapping[str, Any]) -> dict[str, Any]:
-    config = lineage.get("config") or {}
-    for name, value in config.items():
-        if isinstance(value, Mapping) and name.endswith("Arguments"):
-            return dict(value)
-    return {}
-
-
 def hyperparameters(lineage: Mapping[str, Any]) -> dict[str, Any]:
     """The hyperparameters worth a table row, from the run's full config (nothing secret)."""
     training = training_config(lineage)
-    model = dict((lineage.get("config") or {}).get("ModelConfig") or {})
+    model = model_config(lineage)
     script = script_config(lineage)
     out: dict[str, Any] = {}
     for source, keys in ((training, TRAINING_KEYS), (model, MODEL_KEYS), (script, SCRIPT_KEYS)):
@@ -139,15 +125,13 @@ def front_matter(
     return data.to_yaml()
 
 
-def _cell(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+def _value(value: Any) -> str:
+    """Lists, mappings, booleans and None as JSON (as a recipe writes them); anything else as str()."""
+    return json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
 
 
-def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
-    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
-    lines += [f"| {_cell(key)} | {_cell(value)} |" for key, value in rows]
-    return "\n".join(lines)
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str]) -> str:
+    return md_table(header, [(_value(key), _value(value)) for key, value in rows])
 
 
 def _model_link(value: Any) -> str:
@@ -355,6 +339,8 @@ def _update_hub_card(repo_id: str, eval_table_md: str, token: str | None, commit
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
+    access.bound_hub_calls()
+
     def download(filename: str) -> str | None:
         try:
             return Path(hf_hub_download(repo_id, filename, token=token)).read_text()
@@ -374,7 +360,7 @@ def _update_hub_card(repo_id: str, eval_table_md: str, token: str | None, commit
         elif card is None:
             card = f"# {repo_id}\n"
     updated = replace_eval_section(card, eval_table_md)
-    HfApi(token=token).upload_file(
+    HfApi(endpoint=access.hub_endpoint(), token=token).upload_file(
         path_or_fileobj=updated.encode(),
         path_in_repo=MODEL_CARD_FILE,
         repo_id=repo_id,

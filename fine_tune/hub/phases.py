@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from fine_tune.constants import DEFAULT_MODELS
+from fine_tune.errors import PipelineError
 
 
-class JobsError(RuntimeError):
-    """A job cannot be built or submitted as asked; the message says why and what to do."""
+class JobsError(PipelineError, RuntimeError):
+    """A job cannot be built or submitted as asked; the message says why and what to do (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -29,13 +28,3 @@ PHASES: dict[str, Phase] = {
 
 
 PIPELINE: tuple[str, ...] = ("sft", "grpo", "eval")
-
-
-def parse_eval_models(value: Any) -> dict[str, str]:
-    """The eval config's `models`: a mapping or 'label=source,label=source' (as fine_tune.evaluation reads it)."""
-    if isinstance(value, dict):
-        return {str(label): str(source) for label, source in value.items()}
-    if isinstance(value, str) and value.strip():
-        pairs = [item.partition("=") for item in value.split(",") if item.strip()]
-        return {label.strip(): source.strip() for label, _, source in pairs}
-    return dict(DEFAULT_MODELS)

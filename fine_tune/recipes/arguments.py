@@ -14,15 +14,17 @@ from typing import Any
 from trl import ScriptArguments
 
 from fine_tune.constants import (
+    AUTO_BATCH_SIZE,
     DEFAULT_MODELS,
     DEFAULT_SPLIT_SEED,
     DEFAULT_SPLIT_SIZES,
+    GENERATION_BACKENDS,
     MEDMCQA_HUB_ID,
     PRECISIONS,
     TOKEN_ENV,
 )
 from fine_tune.errors import RecipeError
-from fine_tune.task.rewards import REWARD_FUNCS
+from fine_tune.task.rewards import DEFAULT_REWARD_MODE, REWARD_FUNCS, REWARD_MODES
 
 SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
 # The target JSON is 58 tokens on average with the Qwen3 tokenizer over the 4,183 validation rows (p95 102, max 168).
@@ -58,7 +60,7 @@ class MedMCQAScriptArguments(SplitArguments, ScriptArguments):
 @dataclass
 class GRPOScriptArguments(MedMCQAScriptArguments):
     reward_funcs: list[str] = field(
-        default_factory=lambda: ["json_validity_reward", "schema_compliance_reward", "accuracy_reward"],
+        default_factory=lambda: list(REWARD_MODES[DEFAULT_REWARD_MODE]),
         metadata={"help": f"Reward functions by registry name: {sorted(REWARD_FUNCS)}"},
     )
     require_sft_lineage: bool = field(
@@ -95,7 +97,14 @@ class EvalConfig(SplitArguments):
         default=False, metadata={"help": "Drop (and count) eval rows found in a training split instead of refusing"}
     )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N eval rows"})
-    batch_size: int = field(default=DEFAULT_BATCH_SIZE, metadata={"help": "Prompts per generate() call"})
+    batch_size: int | str = field(
+        default=DEFAULT_BATCH_SIZE,
+        metadata={"help": "Prompts per generate() call, or 'auto': sized from free GPU memory (16 on CPU)"},
+    )
+    backend: str = field(
+        default="auto",
+        metadata={"help": "Generation backend: hf (transformers), vllm, or auto (vLLM when installed and on CUDA)"},
+    )
     max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Generation budget per answer"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 older GPUs, fp32 CPU), ..."})
     torch_threads: int | None = field(
@@ -108,6 +117,13 @@ class EvalConfig(SplitArguments):
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
     bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
+    fail_on_regression: bool = field(
+        default=False,
+        metadata={
+            "help": "Exit with status 5 when a model is significantly worse (strict accuracy, exact McNemar p < 0.05) "
+            "than the parent its lineage names, scored in the same run; it is always flagged"
+        },
+    )
     update_model_cards: bool = field(
         default=False,
         metadata={"help": "Write the results table into the model cards of the scored (non-base) models"},
@@ -121,7 +137,10 @@ class EvalConfig(SplitArguments):
             raise RecipeError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise RecipeError(f"torch_threads must be >= 1 (or unset), got {self.torch_threads}")
-        for name in ("batch_size", "max_new_tokens", "bootstrap_resamples"):
+        self.batch_size = parse_batch_size(self.batch_size)
+        if self.backend not in GENERATION_BACKENDS:
+            raise RecipeError(f"backend must be one of {GENERATION_BACKENDS}, got {self.backend!r}")
+        for name in ("max_new_tokens", "bootstrap_resamples"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
@@ -137,6 +156,16 @@ class EvalConfig(SplitArguments):
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def parse_batch_size(value: int | str) -> int | str:
+    """A positive int, or "auto"; the command line gives both as text."""
+    text = str(value).strip().lower()
+    if text == AUTO_BATCH_SIZE:
+        return AUTO_BATCH_SIZE
+    if not text.isdigit() or int(text) < 1:
+        raise RecipeError(f"batch_size must be a whole number >= 1 or '{AUTO_BATCH_SIZE}', got {value!r}")
+    return int(text)
 
 
 def parse_models(value: Mapping[str, Any] | str | None) -> dict[str, str]:
@@ -163,3 +192,12 @@ def parse_models(value: Mapping[str, Any] | str | None) -> dict[str, str]:
     if bad:
         raise RecipeError(f"models: every label needs a name and a source, got {dict(pairs)}")
     return dict(pairs)
+
+
+@dataclass
+class ValidateArguments(SplitArguments):
+    """`scripts/validate_dataset.py`: the data source and split of a recipe, plus what the report measures."""
+
+    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer ID or path, for token-length statistics"})
+    token_rows: int | None = field(default=None, metadata={"help": "Measure token lengths on the first N valid rows"})
+    json: bool = field(default=False, metadata={"help": "Print one JSON object (errors too)"})

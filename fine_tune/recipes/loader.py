@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from fine_tune.constants import TOKEN_ENV
 from fine_tune.errors import RecipeError
 
 # phase -> the dataclasses its recipe fills, as "module:Class" (imported on use: TRL's trainer configs import torch)
@@ -31,9 +32,13 @@ PHASE_SCHEMAS: dict[str, tuple[str, ...]] = {
         "trl:ModelConfig",
     ),
     "eval": ("fine_tune.recipes.arguments:EvalConfig",),
+    "validate": ("fine_tune.recipes.arguments:ValidateArguments",),
 }
 # keys TrlParser handles itself
 PARSER_KEYS = ("config", "env")
+# keys whose value must never sit in a recipe or a command line (the Trainer saves its arguments in
+# checkpoint-*/training_args.bin, pushed to the Hub; a job's command line is stored by the Jobs API)
+SECRET_KEYS = ("hub_token",)
 PRECISION_FLAGS = ("bf16", "fp16")
 
 
@@ -92,6 +97,17 @@ def check_keys(keys: Iterable[str], known: set[str], where: str) -> None:
             raise RecipeError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}")
 
 
+def check_no_secrets(keys: Iterable[str], where: str) -> None:
+    """A token is passed by the name of its environment variable, never as a value (which is not echoed here)."""
+    for key in keys:
+        if key in SECRET_KEYS:
+            raise RecipeError(
+                f"{where}: {key} is refused: a token given as a value is saved in checkpoint-*/training_args.bin "
+                f"(pushed to the Hub) and in job specs; export {TOKEN_ENV}=hf_... instead (hf_token_env names the "
+                "variable)"
+            )
+
+
 def check_precision_flags(values: dict[str, Any], where: str) -> None:
     """`precision` decides bf16/fp16; an explicit flag that disagrees with it would be silently overwritten."""
     precision = str(values.get("precision", "auto"))
@@ -138,8 +154,10 @@ def parse_recipe(phase: str, argv: Sequence[str] | None = None) -> tuple[Any, ..
             raise RecipeError("command line: --config needs a recipe file")
         config_path = argv[index + 1]
         values = read_yaml(config_path)
+        check_no_secrets(values, str(config_path))
         check_keys(values, known, str(config_path))
     given = override_keys(argv)
+    check_no_secrets(given, "command line")
     check_keys(given, known, "command line")
     explicit = {**values, **{key: _flag_value(argv, key) for key in ("precision", *PRECISION_FLAGS) if key in given}}
     check_precision_flags(explicit, str(config_path or "command line"))

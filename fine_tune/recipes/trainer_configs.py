@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
+from transformers import TrainingArguments
 from trl import GRPOConfig, SFTConfig
 
 from fine_tune.constants import (
@@ -11,6 +12,16 @@ from fine_tune.constants import (
 )
 from fine_tune.models.precision import resolve_precision
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS
+
+# transformers 5.17, the newest release the [vllm] extra can install (vLLM 0.31 needs < 5.18), still calls
+# `activation_checkpointing` `gradient_checkpointing`: there the recipes' key is declared here and passed on.
+LEGACY_CHECKPOINTING_NAME = "activation_checkpointing" not in {f.name for f in fields(TrainingArguments)}
+CHECKPOINTING_HELP = "Recompute activations in the backward pass instead of storing them (less memory, slower)"
+
+
+def _apply_checkpointing_name(config) -> None:
+    if LEGACY_CHECKPOINTING_NAME and config.activation_checkpointing:
+        config.gradient_checkpointing = True
 
 
 def _apply_hardware(config) -> None:
@@ -24,20 +35,77 @@ def _apply_hardware(config) -> None:
         config.use_cpu = True
 
 
+NO_IMPROVEMENT_ACTIONS = ("fail", "warn")
+
+
 @dataclass
-class MedSFTConfig(SFTConfig):
+class SelectionArguments:
+    """Held-out selection (fine_tune.train.selection): dev slice, best checkpoint, early stop, target."""
+
+    dev_size: int = field(
+        default=0,
+        metadata={"help": "Rows carved from the phase's training rows and scored every eval_steps (0: no selection)"},
+    )
+    dev_batch_size: int = field(default=16, metadata={"help": "Prompts per generate() call when scoring dev"})
+    dev_max_new_tokens: int = field(default=256, metadata={"help": "Generation budget per dev answer"})
+    target_accuracy: float | None = field(
+        default=None, metadata={"help": "Stop once a trained step reaches this dev strict accuracy"}
+    )
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many dev evaluations without a better dev score"}
+    )
+    no_improvement_action: str = field(
+        default="fail",
+        metadata={"help": "No trained step beats the start on dev: 'fail' (hand on nothing, exit 3) or 'warn'"},
+    )
+
+
+def _apply_selection(config) -> None:
+    """With a dev slice, transformers scores the start, keeps and restores the best checkpoint by the dev score (set
+    before TrainingArguments validates save/eval strategies)."""
+    if config.no_improvement_action not in NO_IMPROVEMENT_ACTIONS:
+        raise ValueError(
+            f"no_improvement_action must be one of {NO_IMPROVEMENT_ACTIONS}, got {config.no_improvement_action!r}"
+        )
+    if config.target_accuracy is not None and not 0.0 < config.target_accuracy <= 1.0:
+        raise ValueError(f"target_accuracy must be in (0, 1], got {config.target_accuracy}")
+    if config.dev_size < 0:
+        raise ValueError(f"dev_size must be >= 0, got {config.dev_size}")
+    if config.dev_size == 0:
+        if config.target_accuracy is not None or config.early_stopping_patience:
+            raise ValueError("target_accuracy and early_stopping_patience need a dev slice: set dev_size > 0")
+        return
+    if str(config.eval_strategy) in ("no", "IntervalStrategy.NO"):
+        config.eval_strategy = "steps"
+    if str(config.save_strategy) in ("no", "SaveStrategy.NO"):
+        config.save_strategy = "best"
+    config.eval_on_start = True  # the starting model's dev score: what every trained step must beat
+    config.metric_for_best_model = "dev_score"
+    config.greater_is_better = True
+    config.load_best_model_at_end = True
+
+
+@dataclass
+class MedSFTConfig(SFTConfig, SelectionArguments):
     precision: str = field(
         default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs, fp32 on CPU), fp32, fp16, bf16"}
     )
     project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
+    overlong: str = field(
+        default="refuse", metadata={"help": "Examples longer than max_length: 'refuse' (stop, counted) or 'drop'"}
+    )
+    if LEGACY_CHECKPOINTING_NAME:
+        activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})
 
     def __post_init__(self):
         _apply_hardware(self)
+        _apply_checkpointing_name(self)
+        _apply_selection(self)
         super().__post_init__()
 
 
 @dataclass
-class MedGRPOConfig(GRPOConfig):
+class MedGRPOConfig(GRPOConfig, SelectionArguments):
     precision: str = field(
         default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs, fp32 on CPU), fp32, fp16, bf16"}
     )
@@ -47,13 +115,33 @@ class MedGRPOConfig(GRPOConfig):
         metadata={"help": "Consecutive logging steps of zero-variance or all-zero rewards before the guard fires"},
     )
     reward_guard_action: str = field(default="stop", metadata={"help": "'stop' (exit non-zero) or 'warn'"})
+    hacking_peak_min: float = field(
+        default=0.2,
+        metadata={"help": "A reward component counts as learned once its windowed mean reached this (of max 1)"},
+    )
+    hacking_floor_ratio: float = field(
+        default=0.1,
+        metadata={"help": "A learned component whose windowed mean falls to this fraction of its peak is gamed away"},
+    )
+    collapse_distinct_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Collapse: distinct completions per distinct prompt in a batch at or below this"},
+    )
+    collapse_length_ratio: float = field(
+        default=0.25,
+        metadata={"help": "Collapse: mean completion length at or below this fraction of its first window's"},
+    )
     vllm: str = field(
         default="auto",
         metadata={"help": "Generate with vLLM (colocate): auto (when installed, supported and on CUDA), true, false"},
     )
+    if LEGACY_CHECKPOINTING_NAME:
+        activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})
 
     def __post_init__(self):
         _apply_hardware(self)
+        _apply_checkpointing_name(self)
+        _apply_selection(self)
         if self.reward_guard_action not in ("stop", "warn"):
             raise ValueError(f"reward_guard_action must be 'stop' or 'warn', got {self.reward_guard_action!r}")
         super().__post_init__()

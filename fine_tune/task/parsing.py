@@ -49,9 +49,11 @@ FAILURE_REASONS: tuple[str, ...] = (
 )
 
 _THINK_TAG = re.compile(r"</?think>", re.IGNORECASE)
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.IGNORECASE | re.DOTALL)
-_UNOPENED_THINK = re.compile(r"^.*?</think>", re.IGNORECASE | re.DOTALL)
-_UNCLOSED_THINK = re.compile(r"<think>.*", re.IGNORECASE | re.DOTALL)
+# Where a JSON object can begin: "{" then optional whitespace then a key's quote or the closing brace.
+_OBJECT_START = re.compile(r"\{\s*[\"}]")
+# The lenient search decodes at most this many characters from each candidate "{" (the answer object is ~200
+# characters; its reason is capped at 250): a failed decode costs at most this much, so the search stays linear.
+MAX_OBJECT_CHARS = 8192
 
 
 @dataclass(frozen=True)
@@ -139,18 +141,37 @@ def parse_response_lenient(completion: Any) -> ParsedResponse:
     strict = parse_response(completion)
     if strict.json_valid:
         return strict
-    text = _THINK_BLOCK.sub("", completion_text(completion))
-    text = _UNCLOSED_THINK.sub("", _UNOPENED_THINK.sub("", text)).strip()
+    text = strip_think(completion_text(completion)).strip()
     if not text:
         return _failed(EMPTY)
-    for start in (m.start() for m in re.finditer(r"\{", text)):
+    for start in (m.start() for m in _OBJECT_START.finditer(text)):
         try:
-            value, _ = _decode_at(text, start)
+            value, _ = _decode_at(text[start : start + MAX_OBJECT_CHARS], 0)
         except (ValueError, RecursionError):
             continue
         return _check_object(value)
     first_brace = text.find("{")
     return _failed(TRUNCATED if first_brace >= 0 and _ends_inside_value(text[first_brace:]) else NOT_JSON)
+
+
+def strip_think(text: str) -> str:
+    """The text without reasoning, in one pass over its think tags: each <think> up to the next </think>, then
+    everything up to a </think> left unopened (the template opened it), then an unclosed <think> to the end."""
+    kept, cursor, opened = [], 0, None
+    for tag in _THINK_TAG.finditer(text):
+        closing = tag.group().startswith("</")
+        if opened is None and not closing:
+            opened = tag.start()
+        elif opened is not None and closing:
+            kept.append(text[cursor:opened])
+            cursor, opened = tag.end(), None
+    kept.append(text[cursor:])
+    text = "".join(kept)
+    unopened = re.search(r"</think>", text, re.IGNORECASE)
+    if unopened is not None:
+        text = text[unopened.end() :]
+    unclosed = re.search(r"<think>", text, re.IGNORECASE)
+    return text[: unclosed.start()] if unclosed is not None else text
 
 
 def _reject_constant(name: str) -> Any:

@@ -1,13 +1,17 @@
 """The task format, defined once: system prompt, user message, target JSON, SFT and GRPO examples.
 
-Every phase (SFT, GRPO, eval) renders prompts through this module, with Qwen3 in non-thinking mode, so the text the
-model sees at inference is exactly the prefix it was trained on.
+Every phase (SFT, GRPO, eval) renders prompts through this module, so the text the model sees at inference is exactly
+the prefix it was trained on. What a base's chat template does is probed once per template (`chat_format`): a template
+without a system role gets the system prompt folded into the first user turn (Mistral v0.3 silently drops a system
+message from a [system, user, assistant] conversation), and `enable_thinking=False` goes only to templates that read
+it (Qwen3).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
@@ -16,6 +20,8 @@ RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")
 TARGET_CONFIDENCE = 0.95
 REASON_MAX_CHARS = 250
 CHAT_TEMPLATE_KWARGS: dict[str, Any] = {"enable_thinking": False}
+SYSTEM_FOLD_SEPARATOR = "\n\n"
+_PROBE_SYSTEM = "PROBE-SYSTEM-7f3a"
 
 SYSTEM_PROMPT = (
     "You are a medical expert answering a multiple-choice exam question. "
@@ -38,11 +44,12 @@ def format_question(row: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def prompt_messages(row: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [
+def prompt_messages(row: Mapping[str, Any], chat_format: ChatFormat | None = None) -> list[dict[str, str]]:
+    messages = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": format_question(row)},
     ]
+    return (chat_format or DEFAULT_CHAT_FORMAT).conversation(messages)
 
 
 def target_reason(row: Mapping[str, Any]) -> str:
@@ -67,22 +74,88 @@ def target_response(row: Mapping[str, Any]) -> str:
     )
 
 
-def sft_example(row: Mapping[str, Any]) -> dict[str, Any]:
+def sft_example(row: Mapping[str, Any], chat_format: ChatFormat | None = None) -> dict[str, Any]:
     """Conversational prompt/completion: TRL masks the prompt, so loss falls on the completion only."""
+    chat_format = chat_format or DEFAULT_CHAT_FORMAT
     return {
-        "prompt": prompt_messages(row),
+        "prompt": prompt_messages(row, chat_format),
         "completion": [{"role": "assistant", "content": target_response(row)}],
-        "chat_template_kwargs": dict(CHAT_TEMPLATE_KWARGS),
+        "chat_template_kwargs": dict(chat_format.template_kwargs),
     }
 
 
-def grpo_example(row: Mapping[str, Any]) -> dict[str, Any]:
+def grpo_example(row: Mapping[str, Any], chat_format: ChatFormat | None = None) -> dict[str, Any]:
     """Prompt-only example; `ground_truth` reaches the reward functions as a keyword argument."""
-    return {"prompt": prompt_messages(row), "ground_truth": gold_letter(row)}
+    return {"prompt": prompt_messages(row, chat_format), "ground_truth": gold_letter(row)}
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """What a chat template does with the task's conversation.
+
+    `system_role`: the template renders a leading system message in a [system, user, assistant] conversation (Qwen,
+    Llama 3; Gemma 3 folds it itself). Without one, the system prompt is folded into the first user turn as
+    `system + "\n\n" + user`, the rule Gemma 3 and Mistral v0.3 use themselves, so training and eval see it.
+    `template_kwargs`: extra template variables the template reads (`enable_thinking` only where it is used).
+    """
+
+    system_role: bool = True
+    template_kwargs: Mapping[str, Any] = field(default_factory=lambda: dict(CHAT_TEMPLATE_KWARGS))
+
+    def conversation(self, messages: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        messages = [dict(message) for message in messages]
+        if self.system_role or not messages or messages[0]["role"] != "system":
+            return messages
+        system, first, *rest = messages
+        if first["role"] != "user":
+            raise ValueError(f"a system message must be followed by a user message, got {first['role']!r}")
+        return [{"role": "user", "content": system["content"] + SYSTEM_FOLD_SEPARATOR + first["content"]}, *rest]
+
+
+DEFAULT_CHAT_FORMAT = ChatFormat()
+_FORMATS: dict[str, ChatFormat] = {}
+
+
+def chat_format(tokenizer: Any) -> ChatFormat:
+    """Probe the tokenizer's chat template once: does a system message survive a full training conversation, and
+    which of CHAT_TEMPLATE_KWARGS does the template read."""
+    template = tokenizer.chat_template
+    if not isinstance(template, str):
+        raise ValueError(f"{getattr(tokenizer, 'name_or_path', 'the tokenizer')} has no (single) chat template")
+    if template not in _FORMATS:
+        probe = [
+            {"role": "system", "content": _PROBE_SYSTEM},
+            {"role": "user", "content": "question"},
+            {"role": "assistant", "content": "answer"},
+        ]
+        try:
+            rendered = tokenizer.apply_chat_template(probe, tokenize=False)
+            system_role = _PROBE_SYSTEM in rendered
+        except Exception:  # jinja2 TemplateError: templates that refuse a system role (Gemma 1/2) raise
+            system_role = False
+        kwargs = usable_template_kwargs(tokenizer, CHAT_TEMPLATE_KWARGS)
+        _FORMATS[template] = ChatFormat(system_role=system_role, template_kwargs=kwargs)
+    return _FORMATS[template]
+
+
+def usable_template_kwargs(tokenizer: Any, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The template variables among `kwargs` that the tokenizer's chat template reads (others are dropped)."""
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    return {key: value for key, value in (kwargs or {}).items() if key in template}
 
 
 def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
-    """The generation prompt text, exactly as SFT and GRPO render it (non-thinking mode)."""
+    """The generation prompt text, exactly as SFT and GRPO render it (system folded and template kwargs as the
+    template needs)."""
+    chat_format_ = chat_format(tokenizer)
     return tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=True, **CHAT_TEMPLATE_KWARGS
+        chat_format_.conversation(messages), tokenize=False, add_generation_prompt=True, **chat_format_.template_kwargs
+    )
+
+
+def render_training_text(tokenizer: Any, row: Mapping[str, Any]) -> str:
+    """The full SFT training sequence (prompt + target) for `row`, as the SFT trainer renders it."""
+    example = sft_example(row, chat_format(tokenizer))
+    return tokenizer.apply_chat_template(
+        example["prompt"] + example["completion"], tokenize=False, **example["chat_template_kwargs"]
     )

@@ -1,16 +1,22 @@
-"""GRPO reward functions: one float (0.0 or 1.0) per completion, computed with the strict parser.
+"""GRPO reward functions: one float in [0, 1] per completion, computed with the strict parser.
 
 TRL calls them as `f(prompts=..., completions=..., completion_ids=..., trainer_state=..., **dataset_columns)`, with
 each completion a `[{"role": "assistant", "content": ...}]` list for conversational datasets; `completion_text`
 accepts that form as well as plain strings. Unknown keyword arguments are ignored, and no input makes them raise.
+
+Two reward modes share the first two functions: "summed" (upstream's three rewards) and "gated", whose accuracy term
+pays only for a schema-valid answer (schema compliance already implies valid JSON, so each term needs the one before).
+`calibration_reward` is optional: `1 - (confidence - correct)^2` on a schema-valid answer, the negated Brier term.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from fine_tune.errors import RecipeError
 from fine_tune.task.parsing import is_letter, parse_response
 
 RewardFunc = Callable[..., list[float]]
@@ -29,17 +35,55 @@ def schema_compliance_reward(completions: Any, **kwargs: Any) -> list[float]:
 def accuracy_reward(completions: Any, ground_truth: Any = None, **kwargs: Any) -> list[float]:
     """1.0 when the strictly parsed category equals the aligned ground-truth letter; no valid letter gives 0.0."""
     completions = _as_list(completions)
-    golds = _as_list(ground_truth)[: len(completions)]
-    golds += [None] * (len(completions) - len(golds))
+    golds = _aligned(ground_truth, len(completions))
     return [
         float(is_letter(gold) and parse_response(c).category == gold)
         for c, gold in zip(completions, golds, strict=True)
     ]
 
 
+def gated_accuracy_reward(completions: Any, ground_truth: Any = None, **kwargs: Any) -> list[float]:
+    """1.0 when the answer is correct and the whole response is schema-valid (no credit for a bare letter)."""
+    completions = _as_list(completions)
+    golds = _aligned(ground_truth, len(completions))
+    return [
+        float(is_letter(gold) and parsed.schema_valid and parsed.category == gold)
+        for parsed, gold in zip(map(parse_response, completions), golds, strict=True)
+    ]
+
+
+def calibration_reward(completions: Any, ground_truth: Any = None, **kwargs: Any) -> list[float]:
+    """`1 - (confidence - correct)^2` for a schema-valid answer, else 0.0: stating the real certainty pays most."""
+    completions = _as_list(completions)
+    golds = _aligned(ground_truth, len(completions))
+    rewards = []
+    for parsed, gold in zip(map(parse_response, completions), golds, strict=True):
+        if not (parsed.schema_valid and is_letter(gold)):
+            rewards.append(0.0)
+            continue
+        correct = float(parsed.category == gold)
+        rewards.append(1.0 - (parsed.confidence - correct) ** 2)
+    return rewards
+
+
 REWARD_FUNCS: dict[str, RewardFunc] = {
-    f.__name__: f for f in (json_validity_reward, schema_compliance_reward, accuracy_reward)
+    f.__name__: f
+    for f in (
+        json_validity_reward,
+        schema_compliance_reward,
+        accuracy_reward,
+        gated_accuracy_reward,
+        calibration_reward,
+    )
 }
+REWARD_MODES: dict[str, tuple[str, ...]] = {
+    "summed": ("json_validity_reward", "schema_compliance_reward", "accuracy_reward"),
+    "gated": ("json_validity_reward", "schema_compliance_reward", "gated_accuracy_reward"),
+}
+# Measured on the demo task (PLAN.md, Reward modes): summed regressed (-30 pp, McNemar p < 0.001), gated did not.
+DEFAULT_REWARD_MODE = "gated"
+# Keyword arguments TRL passes to every reward function; any other named parameter is a dataset column.
+TRL_REWARD_KWARGS = frozenset({"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"})
 
 
 def get_reward_funcs(names: Sequence[str]) -> list[RewardFunc]:
@@ -51,6 +95,36 @@ def get_reward_funcs(names: Sequence[str]) -> list[RewardFunc]:
             f"unknown reward function(s) {unknown}; known: {', '.join(REWARD_FUNCS)} (or a dotted import path)"
         )
     return [REWARD_FUNCS[name] if name in REWARD_FUNCS else _import_reward(name) for name in names]
+
+
+def required_columns(func: RewardFunc) -> list[str]:
+    """The dataset columns a reward function reads: its named parameters beyond the ones TRL always passes."""
+    parameters = inspect.signature(func).parameters.values()
+    return [
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in TRL_REWARD_KWARGS
+    ]
+
+
+def check_reward_columns(
+    funcs: Sequence[RewardFunc], columns: Sequence[str], dataset: str = "the GRPO dataset"
+) -> None:
+    """Refuse to train when a reward reads a column the dataset lacks (it would silently score 0.0 everywhere)."""
+    missing = {
+        getattr(func, "__name__", repr(func)): [name for name in required_columns(func) if name not in columns]
+        for func in funcs
+    }
+    missing = {name: cols for name, cols in missing.items() if cols}
+    if missing:
+        named = "; ".join(f"{name} needs {', '.join(cols)}" for name, cols in missing.items())
+        raise RecipeError(f"{dataset} lacks reward input column(s): {named} (columns: {', '.join(columns)})")
+
+
+def _aligned(values: Any, n: int) -> list[Any]:
+    """`values` as a list of length n: cut when longer, padded with None when shorter."""
+    values = _as_list(values)[:n]
+    return values + [None] * (n - len(values))
 
 
 def _import_reward(dotted: str) -> RewardFunc:

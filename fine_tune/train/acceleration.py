@@ -21,13 +21,7 @@ logger = logging.getLogger(__name__)
 SWITCH_VALUES = ("auto", "true", "false")
 # TRL 1.16 supports these vLLM releases (trl.import_utils.is_vllm_available warns outside the range).
 VLLM_SUPPORTED = (Version("0.22.0"), Version("0.31.0"))
-VLLM_EXTRA_HINT = "install a vLLM release TRL supports"
-# Why the project ships no `vllm` extra yet: the newest vLLM TRL 1.16 supports cannot be installed beside this
-# project's transformers (checked with `pip install --dry-run vllm==0.31.0`).
-VLLM_BLOCKER = (
-    "vllm 0.31.0, the newest release TRL 1.16 supports, requires transformers<5.18 and torch==2.13.0, while this "
-    "project requires transformers>=5.23; newer vLLM releases are outside TRL 1.16's supported range"
-)
+VLLM_EXTRA_HINT = "pip install 'medmcqa-ft[vllm]'"
 
 
 class AccelerationError(RuntimeError):
@@ -99,6 +93,22 @@ def _resolve(name: str, setting: str, problems: list[str], enabled_reason: str, 
     return Resolution(False, f"{reason}; {fallback}")
 
 
+def vllm_problems(version: str | None, capability: tuple[int, int] | None) -> list[str]:
+    """Why vLLM cannot generate here (empty when it can): not installed, outside TRL's range, or no CUDA device."""
+    problems = []
+    if version is None:
+        problems.append(f"vllm is not installed ({VLLM_EXTRA_HINT})")
+    else:
+        base = Version(Version(version).base_version)
+        if not VLLM_SUPPORTED[0] <= base <= VLLM_SUPPORTED[1]:
+            problems.append(
+                f"vllm {version} is outside the range TRL 1.16 supports ({VLLM_SUPPORTED[0]}-{VLLM_SUPPORTED[1]})"
+            )
+    if capability is None:
+        problems.append("no CUDA device")
+    return problems
+
+
 def resolve_use_vllm(
     setting: str | bool | None = "auto",
     *,
@@ -119,18 +129,8 @@ def resolve_use_vllm(
     version = installed_version("vllm") if vllm_version is False else vllm_version
     cap = cuda_capability() if capability is False else capability
     dtype = (checkpoint_dtype(model_path) if model_path is not None else None) if model_dtype is False else model_dtype
-    problems = []
-    if version is None:
-        problems.append(f"vllm is not installed ({VLLM_EXTRA_HINT})")
-    else:
-        base = Version(Version(version).base_version)
-        if not VLLM_SUPPORTED[0] <= base <= VLLM_SUPPORTED[1]:
-            problems.append(
-                f"vllm {version} is outside the range TRL 1.16 supports ({VLLM_SUPPORTED[0]}-{VLLM_SUPPORTED[1]})"
-            )
-    if cap is None:
-        problems.append("no CUDA device")
-    elif cap[0] < 8 and dtype in ("bfloat16", "bf16"):
+    problems = vllm_problems(version, cap)
+    if cap is not None and cap[0] < 8 and dtype in ("bfloat16", "bf16"):
         problems.append(
             f"the checkpoint is bf16 and this GPU (sm_{cap[0]}{cap[1]}) has no bf16; TRL's colocated vLLM takes the "
             "checkpoint's dtype, so save the starting model in fp16"

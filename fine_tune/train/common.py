@@ -6,21 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import SPLIT_MANIFEST_FILE
-from fine_tune.data.splits import load_split, manifest_hash
+from fine_tune.data.splits import load_split, manifest_hash, write_manifest
 from fine_tune.models.lineage import build_lineage
-from fine_tune.models.loading import load_causal_lm
+from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
+from fine_tune.train.selection import carve_dev, splits_only
 
 logger = logging.getLogger(__name__)
-
-
-def run_config(*configs: Any) -> dict[str, Any]:
-    """The full configuration of a run, for lineage records (secrets are never part of these dataclasses)."""
-    out = {}
-    for config in configs:
-        out[type(config).__name__] = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
-    return out
 
 
 def training_dtype(precision, use_peft: bool):
@@ -42,20 +35,51 @@ def load_phase_split(script_args, split_name: str, output_dir: str) -> tuple[Any
     )
 
 
+@dataclasses.dataclass
+class PhaseRows:
+    train: Any
+    dev: Any | None
+    manifest: dict
+
+
+def load_phase_rows(script_args, training_args, phase: str) -> PhaseRows:
+    """The phase's split, less its dev slice (recorded in the manifest beside the output)."""
+    rows, manifest = load_phase_split(script_args, phase, training_args.output_dir)
+    train, dev = carve_dev(rows, manifest, phase, training_args.dev_size)
+    if dev is not None:
+        write_manifest(manifest, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
+        logger.info("%s: %d rows train, %d rows dev (selection)", phase, len(train), len(dev))
+    return PhaseRows(train, dev, manifest)
+
+
 def load_trainable_model(model_args, training_args, token: str | None):
     precision = resolve_precision(training_args.precision)
     logger.info("precision %s: %s", precision.name, precision.reason)
-    return load_causal_lm(
-        model_args.model_name_or_path,
+    return load_model_for_training(
+        model_args,
         training_dtype(precision, model_args.use_peft),
-        load_in_4bit=model_args.load_in_4bit,
-        attn_implementation=model_args.attn_implementation,
         token=token,
+        trust_remote_code=training_args.trust_remote_code,
+        activation_checkpointing=training_args.activation_checkpointing,
     )
 
 
-def finish(trainer, tokenizer, *, phase: str, base: str, manifest: dict, config: dict, training_args, token) -> dict:
-    """Save the log history (trainer_state.json), adapter + merged model with lineage; push when asked."""
+def finish(
+    trainer,
+    tokenizer,
+    *,
+    phase: str,
+    base: str,
+    manifest: dict,
+    config: dict,
+    training_args,
+    token,
+    selection: dict | None = None,
+) -> dict:
+    """Save the log history (trainer_state.json), adapter + merged model with lineage; push when asked.
+
+    `split_manifest_hash` is the hash of the manifest file written beside the model (with this phase's dev record);
+    `splits_hash` covers the splits alone, which the SFT and GRPO phases of one split share."""
     output_dir = Path(training_args.output_dir)
     state = trainer.state
     logger.info(
@@ -70,7 +94,14 @@ def finish(trainer, tokenizer, *, phase: str, base: str, manifest: dict, config:
     paths: dict[str, Path] = {}
     if trainer.is_world_process_zero():
         model = trainer.accelerator.unwrap_model(trainer.model)
-        lineage = build_lineage(phase, base, config=config, split_manifest_hash=manifest_hash(manifest))
+        lineage = build_lineage(
+            phase,
+            base,
+            config=config,
+            split_manifest_hash=manifest_hash(manifest),
+            splits_hash=manifest_hash(splits_only(manifest)),
+            selection=selection,
+        )
         paths = save_adapter_and_merged(model, tokenizer, output_dir, base=base, lineage=lineage, token=token)
         if training_args.push_to_hub and training_args.hub_model_id:
             url = push_to_hub(

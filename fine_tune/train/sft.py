@@ -4,13 +4,17 @@ import logging
 from pathlib import Path
 
 from transformers import set_seed
-from trl import SFTTrainer, get_peft_config
+from trl import get_peft_config
 
 from fine_tune.hub.access import hf_token
+from fine_tune.models.lineage import run_config
 from fine_tune.models.loading import load_tokenizer
-from fine_tune.task.prompts import sft_example
+from fine_tune.task.prompts import chat_format, sft_example
 from fine_tune.train.checkpoints import resolve_resume
-from fine_tune.train.common import finish, load_phase_split, load_trainable_model, run_config
+from fine_tune.train.common import finish, load_phase_rows, load_trainable_model
+from fine_tune.train.lengths import enforce_max_length
+from fine_tune.train.numerics import NonFiniteGuard
+from fine_tune.train.selection import DevScorer, SelectingSFTTrainer, selection_callbacks, selection_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -18,25 +22,45 @@ logger = logging.getLogger(__name__)
 def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
     set_seed(training_args.seed)
     token = hf_token(script_args.hf_token_env)
-    rows, manifest = load_phase_split(script_args, "sft", training_args.output_dir)
-    dataset = rows.map(sft_example, remove_columns=rows.column_names)
+    rows = load_phase_rows(script_args, training_args, "sft")
+    tokenizer = load_tokenizer(
+        model_args.model_name_or_path,
+        token=token,
+        revision=model_args.model_revision,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    fn_kwargs = {"chat_format": chat_format(tokenizer)}
+    dataset = rows.train.map(sft_example, fn_kwargs=fn_kwargs, remove_columns=rows.train.column_names)
+    dataset = enforce_max_length(dataset, tokenizer, training_args)
+    dev = (
+        None
+        if rows.dev is None
+        else rows.dev.map(sft_example, fn_kwargs=fn_kwargs, remove_columns=rows.dev.column_names)
+    )
     model = load_trainable_model(model_args, training_args, token)
-    tokenizer = load_tokenizer(model_args.model_name_or_path, token=token)
-    trainer = SFTTrainer(
+    trainer = SelectingSFTTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset,
+        eval_dataset=dev,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
+        callbacks=[NonFiniteGuard(), *selection_callbacks(training_args)],
     )
+    if rows.dev is not None:
+        trainer.dev_scorer = DevScorer.from_rows(
+            rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens
+        )
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    selection = selection_outcome(trainer, training_args.no_improvement_action)
     return finish(
         trainer,
         tokenizer,
         phase="sft",
         base=model_args.model_name_or_path,
-        manifest=manifest,
+        manifest=rows.manifest,
         config=run_config(script_args, training_args, model_args),
         training_args=training_args,
         token=token,
+        selection=selection,
     )

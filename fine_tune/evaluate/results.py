@@ -1,0 +1,110 @@
+"""The eval run's outputs: the strict-JSON results dict (`eval_results.json`), the per-sample predictions and the
+report, written as one folder that replaces the previous run's atomically."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
+from fine_tune.evaluate import report
+from fine_tune.evaluate.eval_set import EvalSet
+from fine_tune.evaluate.regressions import regressions
+from fine_tune.evaluate.runs import ModelRun, inference_device
+from fine_tune.evaluate.summaries import model_summary, pairwise_comparisons
+from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl
+from fine_tune.models.precision import Precision
+from fine_tune.provenance import provenance
+from fine_tune.recipes.arguments import EvalConfig
+from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, SYSTEM_PROMPT
+
+# 2: pairwise `p_value` renamed `mcnemar_p`; `parent_checks` and `regressions` added
+RESULTS_FORMAT = 2
+
+
+def json_safe(value: Any) -> Any:
+    """Non-finite floats become None so the file is strict JSON (a chi2 of inf keeps its p-value of 0)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def model_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
+    section = {
+        "source": run.source,
+        "status": run.status,
+        "resolved": run.resolved,
+        "split_check": verdict,
+        "timings": run.timings,
+    }
+    if not run.ok:
+        return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
+    return {**section, **model_summary(run.records, run.scores)}
+
+
+def environment(precision: Precision) -> dict[str, Any]:
+    device = inference_device()
+    return {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)",
+        "precision": precision.name,
+        "precision_reason": precision.reason,
+        "torch_threads": torch.get_num_threads(),
+        **provenance(),
+    }
+
+
+def build_results(
+    config: EvalConfig,
+    eval_set: EvalSet,
+    split_section: dict[str, Any],
+    runs: Sequence[ModelRun],
+    precision: Precision,
+    warnings: list[str],
+    seconds: float,
+    checks: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """Everything the run measured, JSON-ready; `checks` are the parent checks (`regressions.parent_checks`)."""
+    verdicts = split_section["models"]
+    results = {
+        "format_version": RESULTS_FORMAT,
+        "run_name": config.resolved_run_name,
+        "config": config.to_dict(),
+        "dataset": eval_set.info,
+        "split_check": split_section,
+        "prompt": {"system_prompt": SYSTEM_PROMPT, "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
+        "generation": {
+            "decoding": "greedy",
+            "batch_size": config.batch_size,
+            "max_new_tokens": config.max_new_tokens,
+            "padding_side": "left",
+        },
+        "models": {run.label: model_section(run, verdicts.get(run.label)) for run in runs},
+        "pairwise": pairwise_comparisons(runs, config.bootstrap_resamples, config.seed),
+        "parent_checks": list(checks),
+        "regressions": regressions(checks),
+        "failed": [run.label for run in runs if not run.ok],
+        "warnings": warnings,
+        "environment": environment(precision),
+        "timings": {"total_seconds": seconds},
+    }
+    return json_safe(results)
+
+
+def write_outputs(results: Mapping[str, Any], records: list[dict[str, Any]], folder: Path) -> Path:
+    """eval_results.json, predictions.jsonl, report.md and plots, swapped into place as one folder."""
+
+    def write(tmp: Path) -> None:
+        atomic_write_json(tmp / RESULTS_FILE, results)
+        atomic_write_jsonl(tmp / PREDICTIONS_FILE, [json_safe(record) for record in records])
+        report.write_report(results, tmp, REPORT_FILE)
+
+    return atomic_write_dir(folder, write)

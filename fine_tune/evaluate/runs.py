@@ -1,0 +1,213 @@
+"""One model's run over the eval set: resolve and load it, generate greedily, score every answer. A model that
+fails at any stage is recorded with its stage and error, and the others still run."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from fine_tune.data.validation import row_label
+from fine_tune.evaluate.eval_set import EvalSet
+from fine_tune.evaluate.generation import GenerationResult
+from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
+from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
+from fine_tune.hub.access import hf_token
+from fine_tune.models.loading import load_for_inference
+from fine_tune.models.precision import Precision
+from fine_tune.recipes.arguments import EvalConfig
+from fine_tune.task.prompts import gold_letter, prompt_messages
+from fine_tune.task.scoring import SampleScore, score_sample
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelRun:
+    label: str
+    source: str
+    status: str = "ok"
+    stage: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    resolved: dict[str, Any] | None = None
+    records: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[SampleScore] = field(default_factory=list)
+    timings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def correct(self) -> list[bool]:
+        """Strict correctness per eval row, in eval-set order."""
+        return [record["correct"] for record in self.records]
+
+    def identities(self) -> set[str]:
+        """The names of the weights this run scored (see `model_identities`)."""
+        resolved = self.resolved or {}
+        return model_identities(resolved.get("path") or self.source, resolved.get("lineage"))
+
+
+def inference_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def evaluate_model(
+    label: str,
+    source: str,
+    eval_set: EvalSet,
+    config: EvalConfig,
+    precision: Precision,
+    *,
+    token: str | None = None,
+    lineage: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ModelRun:
+    """Load, generate and score one model; any exception is recorded on the run instead of raised."""
+    run = ModelRun(label, source, resolved={"kind": None, "base": None, "lineage": lineage})
+    stage, start, model = "load", time.perf_counter(), None
+    try:
+        path = resolve_source(source)
+        check_source(path)
+        model, tokenizer, resolved = load_for_inference(path, precision, token=token)
+        model.to(inference_device())
+        run.resolved = {"path": path, **dataclasses.asdict(resolved)}
+        run.timings["load_seconds"] = time.perf_counter() - start
+        stage = "generate"
+        if progress is not None:
+            progress(0)  # loaded: generation starts
+        messages = [prompt_messages(row) for row in eval_set.rows]
+        generate = generator_for(resolve_backend(config.backend))
+        generation = generate(
+            model,
+            tokenizer,
+            messages,
+            batch_size=config.batch_size,
+            max_new_tokens=config.max_new_tokens,
+            progress=progress,
+        )
+        stage = "score"
+        pairs = zip(generation.texts, eval_set.rows, strict=True)
+        run.scores = [score_sample(text, gold_letter(row)) for text, row in pairs]
+        run.records = prediction_records(label, eval_set.rows, generation, run.scores)
+        run.timings.update(generation_timings(generation))
+    except Exception as error:  # one model's failure must not lose the others' results
+        logger.error("%s (%s) failed at %s: %s", label, source, stage, error)
+        run.status, run.stage, run.error = "failed", stage, f"{type(error).__name__}: {error}"
+        run.traceback = traceback.format_exc()
+        run.records, run.scores = [], []
+        run.timings.setdefault("load_seconds", time.perf_counter() - start)
+    finally:
+        del model
+        release_memory()
+    return run
+
+
+def release_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def generation_timings(generation: GenerationResult) -> dict[str, Any]:
+    n = len(generation.texts)
+    return {
+        "generation_seconds": generation.seconds,
+        "samples_per_second": generation.samples_per_second,
+        "tokens_per_second": generation.tokens_per_second,
+        "generated_tokens": generation.generated_tokens,
+        "mean_generated_tokens": generation.generated_tokens / n if n else 0.0,
+        "hit_max_new_tokens": sum(not stopped for stopped in generation.stopped),
+        "batch_size": generation.batch_size,
+    }
+
+
+def prediction_records(
+    label: str, rows: datasets.Dataset, generation: GenerationResult, scores: Sequence[SampleScore]
+) -> list[dict[str, Any]]:
+    """One predictions.jsonl line per sample."""
+    records = []
+    for index, (row, score) in enumerate(zip(rows, scores, strict=True)):
+        records.append(
+            {
+                "model": label,
+                "index": index,
+                "id": row_label(row, index),
+                "subject": row.get("subject_name"),
+                "gold": gold_letter(row),
+                "raw_output": generation.texts[index],
+                "json_valid": score.json_valid,
+                "schema_valid": score.schema_valid,
+                "failure": score.failure,
+                "predicted": score.category,
+                "confidence": score.confidence,
+                "correct": score.correct,
+                "lenient_json_valid": score.lenient_json_valid,
+                "lenient_schema_valid": score.lenient_schema_valid,
+                "lenient_correct": score.lenient_correct,
+                "generated_tokens": generation.token_counts[index],
+                "stopped": generation.stopped[index],
+            }
+        )
+    return records
+
+
+def progress_bar(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def run_models(
+    config: EvalConfig,
+    eval_set: EvalSet,
+    precision: Precision,
+    lineages: Mapping[str, dict[str, Any] | None],
+    console: Console,
+) -> list[ModelRun]:
+    """Every configured model in order, each with a progress bar and a one-line speed (or failure) summary."""
+    token = hf_token(config.hf_token_env)
+    runs = []
+    for label, source in config.models.items():
+        with progress_bar(console) as bar:
+            task = bar.add_task(f"{label}: loading", total=len(eval_set.rows))
+            run = evaluate_model(
+                label,
+                source,
+                eval_set,
+                config,
+                precision,
+                token=token,
+                lineage=lineages.get(label),
+                progress=lambda k, task=task, bar=bar, label=label: bar.update(
+                    task, advance=k, description=f"{label}: generating"
+                ),
+            )
+        runs.append(run)
+        if run.ok:
+            t = run.timings
+            console.print(
+                f"{label}: {len(run.records)} samples in {t['generation_seconds']:.1f} s, "
+                f"{t['samples_per_second']:.2f} samples/s, {t['tokens_per_second']:.1f} generated tokens/s",
+                highlight=False,
+            )
+        else:
+            console.print(Text(f"{label}: FAILED at {run.stage}: {run.error}", style="red"))
+    return runs

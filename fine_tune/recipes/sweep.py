@@ -1,0 +1,152 @@
+"""A hyperparameter sweep: a preset grid of SFT configurations, each trained and scored on the dev split, one table.
+
+A sweep file names the SFT and eval recipes, the flavor (for cost), and `configurations`: {name: {key: value}}
+overrides of the SFT recipe. Each configuration runs `train_medmcqa_sft.py` then `eval_medmcqa.py` on its merged
+model (locally, or printed as commands for jobs), and the table gives dev accuracy, valid-JSON rate, wall time and
+cost (time x the flavor's hourly price).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fine_tune.errors import RecipeError
+from fine_tune.recipes.loader import load_recipe, read_yaml, schema_keys, schema_types
+
+SWEEP_KEYS = ("sft_config", "eval_config", "output_dir", "flavor", "configurations", "sft_overrides", "eval_overrides")
+SFT_SCRIPT = "scripts/train_medmcqa_sft.py"
+EVAL_SCRIPT = "scripts/eval_medmcqa.py"
+EVAL_LABEL = "sft"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    sft_config: str
+    eval_config: str
+    output_dir: str
+    flavor: str | None
+    configurations: dict[str, dict[str, Any]]
+    sft_overrides: dict[str, Any]
+    eval_overrides: dict[str, Any]
+
+
+def as_flags(values: Mapping[str, Any]) -> list[str]:
+    flags = []
+    for key, value in values.items():
+        text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+        flags += [f"--{key}", text]
+    return flags
+
+
+def load_sweep(path: str | Path, output_dir: str | None = None) -> Sweep:
+    """Read and check a sweep file: every override key must be a key of the SFT recipe, every recipe must load."""
+    values = read_yaml(path)
+    unknown = sorted(set(values) - set(SWEEP_KEYS))
+    if unknown:
+        raise RecipeError(f"{path}: unknown key {unknown[0]!r}; a sweep has {', '.join(SWEEP_KEYS)}")
+    for key in ("sft_config", "eval_config", "configurations"):
+        if not values.get(key):
+            raise RecipeError(f"{path}: {key} is required")
+    configurations = values["configurations"]
+    if not isinstance(configurations, Mapping) or not all(isinstance(c, Mapping) for c in configurations.values()):
+        raise RecipeError(f"{path}: configurations must map a name to {{key: value}} overrides of the SFT recipe")
+    known = schema_keys(schema_types("sft"))
+    for name, overrides in configurations.items():
+        for key in overrides:
+            if key not in known or key == "output_dir":
+                raise RecipeError(f"{path}: configuration {name!r} sets {key!r}, not an SFT recipe key it may set")
+    sweep = Sweep(
+        sft_config=str(values["sft_config"]),
+        eval_config=str(values["eval_config"]),
+        output_dir=str(output_dir or values.get("output_dir") or "outputs/sweep"),
+        flavor=values.get("flavor"),
+        configurations={str(k): dict(v) for k, v in configurations.items()},
+        sft_overrides=dict(values.get("sft_overrides") or {}),
+        eval_overrides=dict(values.get("eval_overrides") or {}),
+    )
+    for name in sweep.configurations:  # every configuration must parse as the SFT script would read it
+        load_recipe("sft", sweep.sft_config, sft_command(sweep, name)[3:])
+    return sweep
+
+
+def run_dir(sweep: Sweep, name: str) -> Path:
+    return Path(sweep.output_dir) / name
+
+
+def sft_command(sweep: Sweep, name: str) -> list[str]:
+    overrides = {**sweep.sft_overrides, **sweep.configurations[name], "output_dir": str(run_dir(sweep, name) / "sft")}
+    return [SFT_SCRIPT, "--config", sweep.sft_config, *as_flags(overrides)]
+
+
+def eval_command(sweep: Sweep, name: str) -> list[str]:
+    sft_dir = run_dir(sweep, name) / "sft"
+    overrides = {
+        **sweep.eval_overrides,
+        "models": f"{EVAL_LABEL}={sft_dir / 'merged'}",
+        "split_manifest": str(sft_dir / "split_manifest.json"),
+        "output_dir": str(run_dir(sweep, name)),
+        "run_name": "eval",
+    }
+    return [EVAL_SCRIPT, "--config", sweep.eval_config, *as_flags(overrides)]
+
+
+def eval_results_path(sweep: Sweep, name: str) -> Path:
+    return run_dir(sweep, name) / "eval" / "eval_results.json"
+
+
+def run_configuration(sweep: Sweep, name: str, python: str = sys.executable) -> dict[str, Any]:
+    """Train and score one configuration locally; the row of the table."""
+    start = time.perf_counter()
+    for command in (sft_command(sweep, name), eval_command(sweep, name)):
+        result = subprocess.run([python, *command], capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+            return {"name": name, "status": f"failed in {Path(command[0]).name}: {tail}"}
+    seconds = time.perf_counter() - start
+    return {"name": name, "status": "ok", "seconds": seconds, **read_metrics(eval_results_path(sweep, name))}
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    model = json.loads(path.read_text())["models"][EVAL_LABEL]
+    metrics = model.get("metrics") or {}
+    return {"accuracy": metrics.get("accuracy"), "valid_json_rate": metrics.get("valid_json_rate")}
+
+
+def cost_usd(seconds: float | None, flavor: str | None) -> float | None:
+    from fine_tune.hub.estimate import HOURLY_USD
+
+    if seconds is None or flavor is None or flavor not in HOURLY_USD:
+        return None
+    return seconds / 3600 * HOURLY_USD[flavor]
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def sweep_table(sweep: Sweep, rows: Sequence[Mapping[str, Any]]) -> str:
+    """One markdown table: configuration, its overrides, dev accuracy, valid JSON, time, cost."""
+    header = ["configuration", "overrides", "dev accuracy", "valid JSON", "time", f"cost ({sweep.flavor or 'local'})"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        overrides = ", ".join(f"{k}={v}" for k, v in sweep.configurations[row["name"]].items())
+        if row.get("status") != "ok":
+            lines.append(f"| {row['name']} | {overrides} | {row.get('status')} | | | |")
+            continue
+        cells = [
+            row["name"],
+            overrides,
+            _fmt(row.get("accuracy"), "{:.1%}"),
+            _fmt(row.get("valid_json_rate"), "{:.1%}"),
+            _fmt(row.get("seconds"), "{:.0f} s"),
+            _fmt(cost_usd(row.get("seconds"), sweep.flavor), "${:.2f}"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

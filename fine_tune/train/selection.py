@@ -1,0 +1,221 @@
+"""Held-out selection: a dev slice of the phase's own training rows, scored by the project's strict greedy eval.
+
+The Trainer's `evaluate()` is replaced by dev scoring (same prompts, greedy decoding and strict parser as
+`eval_medmcqa.py`), so transformers' own machinery does the rest: `metric_for_best_model` keeps the best checkpoint,
+`load_best_model_at_end` restores it, `EarlyStoppingCallback` stops after `early_stopping_patience` evaluations
+without a gain, `TargetAccuracyCallback` stops at `target_accuracy`. `eval_on_start` scores the starting model
+(step 0); `check_improvement` refuses to hand on a model that no trained step made better than that start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import EarlyStoppingCallback, TrainerCallback
+from trl import GRPOTrainer, SFTTrainer
+
+from fine_tune.errors import NoImprovementError, RecipeError
+from fine_tune.evaluate.generation import generate_responses
+from fine_tune.task.prompts import gold_letter, prompt_messages
+from fine_tune.task.scoring import aggregate_metrics, score_sample
+
+logger = logging.getLogger(__name__)
+
+DEV_KEY = "dev"
+SELECTION_METRIC = "dev_score"  # logged as eval_dev_score
+
+
+def carve_dev(rows, manifest: dict[str, Any], phase: str, dev_size: int):
+    """(train rows, dev rows): the last `dev_size` rows of the phase's split, recorded in `manifest["dev"]`.
+
+    The split is already a seeded shuffle, so its tail is a random sample; the eval split is never touched.
+    """
+    if dev_size <= 0:
+        return rows, None
+    if dev_size >= len(rows):
+        raise RecipeError(f"dev_size {dev_size} leaves no {phase} rows to train on ({len(rows)} in the split)")
+    cut = len(rows) - dev_size
+    split = manifest["splits"][phase]
+    manifest[DEV_KEY] = {
+        "phase": phase,
+        "size": dev_size,
+        "row_ids": split["row_ids"][cut:],
+        "content_hashes": split["content_hashes"][cut:],
+    }
+    return rows.select(range(cut)), rows.select(range(cut, len(rows)))
+
+
+def splits_only(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest without the phase's dev record: what two phases of one split share."""
+    return {key: value for key, value in manifest.items() if key != DEV_KEY}
+
+
+def selection_score(metrics: Mapping[str, Any]) -> float:
+    """Strict accuracy, ties broken by schema pass: k/n + s/(n(n+1)); the schema term is < 1/n, one accuracy step."""
+    n = metrics["n"]
+    return metrics["correct"] / n + metrics["schema_valid"] / (n * (n + 1))
+
+
+@dataclass
+class DevScorer:
+    messages: list[list[dict[str, str]]]
+    golds: list[str]
+    batch_size: int
+    max_new_tokens: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_rows(cls, rows, batch_size: int, max_new_tokens: int) -> DevScorer:
+        messages = [prompt_messages(row) for row in rows]
+        return cls(messages, [gold_letter(row) for row in rows], batch_size, max_new_tokens)
+
+    def score(self, model, tokenizer, step: int) -> dict[str, Any]:
+        padding_side = tokenizer.padding_side
+        try:
+            result = generate_responses(
+                model, tokenizer, self.messages, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens
+            )
+        finally:
+            tokenizer.padding_side = padding_side
+        scores = [score_sample(text, gold) for text, gold in zip(result.texts, self.golds, strict=True)]
+        metrics = aggregate_metrics(scores)
+        record = {
+            "step": step,
+            "n": metrics["n"],
+            "accuracy": metrics["accuracy"],
+            "valid_json_rate": metrics["valid_json_rate"],
+            "schema_pass_rate": metrics["schema_pass_rate"],
+            "score": selection_score(metrics),
+            "examples": result.texts[:3],
+        }
+        self.history.append(record)
+        return record
+
+
+class DevSelectionMixin:
+    """`evaluate()` scores the dev slice; the metrics go through `log()` (trackio/console) and `on_evaluate`."""
+
+    dev_scorer: DevScorer | None = None
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        if self.dev_scorer is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        try:
+            record = self.dev_scorer.score(model, self.processing_class, self.state.global_step)
+            metrics = {
+                f"{metric_key_prefix}_dev_accuracy": record["accuracy"],
+                f"{metric_key_prefix}_dev_valid_json": record["valid_json_rate"],
+                f"{metric_key_prefix}_dev_schema_pass": record["schema_pass_rate"],
+                f"{metric_key_prefix}_{SELECTION_METRIC}": record["score"],
+            }
+            self.log(metrics)  # in eval mode, so TRL's log adds no training metrics to these
+        finally:
+            model.train(was_training)
+        logger.info(
+            "dev step %d: accuracy %.3f, valid JSON %.3f, schema pass %.3f",
+            record["step"],
+            record["accuracy"],
+            record["valid_json_rate"],
+            record["schema_pass_rate"],
+        )
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class SelectingSFTTrainer(DevSelectionMixin, SFTTrainer):
+    pass
+
+
+class SelectingGRPOTrainer(DevSelectionMixin, GRPOTrainer):
+    pass
+
+
+class TargetAccuracyCallback(TrainerCallback):
+    """Stop training once a trained step reaches `target` dev accuracy (the starting model's score never stops it)."""
+
+    def __init__(self, target: float):
+        self.target = target
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        accuracy = (metrics or {}).get("eval_dev_accuracy")
+        if state.global_step > 0 and accuracy is not None and accuracy >= self.target:
+            logger.info(
+                "dev accuracy %.3f reached the target %.3f at step %d", accuracy, self.target, state.global_step
+            )
+            control.should_training_stop = True
+
+
+def selection_callbacks(args) -> list[TrainerCallback]:
+    callbacks: list[TrainerCallback] = []
+    if args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    if args.target_accuracy is not None:
+        callbacks.append(TargetAccuracyCallback(args.target_accuracy))
+    return callbacks
+
+
+def selection_summary(history: Sequence[Mapping[str, Any]], best_step: int | None) -> dict[str, Any]:
+    """What lineage.json records: the start's and the handed-on step's dev scores, and every evaluation."""
+    by_step = {record["step"]: record for record in history}
+    start = by_step.get(0)
+    best = by_step.get(best_step) if best_step is not None else None
+    strip = ("step", "n", "accuracy", "valid_json_rate", "schema_pass_rate")
+    return {
+        "metric": f"eval_{SELECTION_METRIC}",
+        "start": {k: start[k] for k in strip} if start else None,
+        "selected": {k: best[k] for k in strip} if best else None,
+        "history": [{k: r[k] for k in strip} for r in history],
+    }
+
+
+def selection_outcome(trainer, action: str) -> dict[str, Any] | None:
+    """After training: the lineage record of the selection, or NoImprovementError when nothing beat the start."""
+    if trainer.dev_scorer is None:
+        return None
+    history = trainer.dev_scorer.history
+    summary = selection_summary(history, trainer.state.best_global_step)
+    check_improvement(summary, history, action)
+    return summary
+
+
+def check_improvement(summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]], action: str) -> None:
+    """Refuse (action 'fail') or warn when no trained step scored above the starting model on the dev slice."""
+    start = next((r for r in history if r["step"] == 0), None)
+    selected = summary["selected"]
+    if start is None:
+        return
+    if selected is None:
+        message = (
+            f"NO IMPROVEMENT: no trained step was scored on the {start['n']}-row dev slice (is max_steps below "
+            "eval_steps?), so nothing shows the model beats its start"
+        )
+        if action == "fail":
+            raise NoImprovementError(message + ". Nothing is handed on.")
+        logger.warning("%s. no_improvement_action is 'warn': handing on the last step.", message)
+        return
+    selected_score = next(r["score"] for r in history if r["step"] == selected["step"])
+    if selected_score > start["score"]:
+        logger.info(
+            "selected step %d: dev accuracy %.3f (start %.3f)",
+            selected["step"],
+            selected["accuracy"],
+            start["accuracy"],
+        )
+        return
+    trajectory = ", ".join(f"step {r['step']}: {r['accuracy']:.3f}" for r in history)
+    examples = "; ".join(repr(text[:120]) for text in history[-1]["examples"])
+    message = (
+        f"NO IMPROVEMENT: no trained step beat the starting model on the {start['n']}-row dev slice (dev strict "
+        f"accuracy {trajectory}; start schema pass {start['schema_pass_rate']:.3f}). Latest dev answers: {examples}"
+    )
+    if action == "fail":
+        raise NoImprovementError(
+            message + ". Nothing is handed on (set no_improvement_action: warn to keep the best trained step anyway)."
+        )
+    logger.warning("%s. no_improvement_action is 'warn': handing on trained step %d.", message, selected["step"])

@@ -1,0 +1,89 @@
+import inspect
+import random
+
+from transformers import TrainerControl, TrainerState
+
+from fine_tune.task.rewards import accuracy_reward, required_columns
+from fine_tune.train.guards import CompletionRecorder, GuardThresholds, RewardHealthGuard
+
+SCHEMA = "rewards/schema_compliance_reward/mean"
+JSON = "rewards/json_validity_reward/mean"
+ACCURACY = "rewards/accuracy_reward/mean"
+
+
+def make_guard(patience=3, action="stop", prompts=(), completions=()):
+    recorder = CompletionRecorder()
+    recorder.prompts, recorder.completions = list(prompts), list(completions)
+    return RewardHealthGuard(GuardThresholds(patience=patience), action, recorder=recorder)
+
+
+def feed(guard, rows):
+    """Log rows (dicts of component means) in order; the step at which the guard stopped training, or None."""
+    for step, components in enumerate(rows, start=1):
+        control = TrainerControl()
+        logs = {"reward": sum(components.values()), "frac_reward_zero_std": 0.25, **components}
+        guard.on_log(None, TrainerState(global_step=step), control, logs=logs)
+        if control.should_training_stop:
+            return step
+    return None
+
+
+def test_a_component_gamed_away_while_the_total_holds_trips_the_guard():
+    """The issue's run: valid JSON rises to 1.0 while schema compliance falls to 0: the total holds."""
+    rows = [{JSON: 0.2 + 0.08 * i, SCHEMA: max(0.0, 0.8 - 0.1 * i)} for i in range(12)]
+    guard = make_guard(
+        completions=['{"predicted_category": "zz"}', '{"predicted_category": "zy"}'], prompts=["a", "b"]
+    )
+    stopped = feed(guard, rows)
+    assert stopped is not None
+    assert "schema_compliance_reward fell from" in guard.message and "held or rose" in guard.message
+    assert "trajectory: step 1: 0.800" in guard.message
+    assert '\'{"predicted_category": "zz"}\'' in guard.message
+
+
+def test_a_falling_component_is_named_when_the_total_falls_too():
+    rows = [{JSON: 1.0, SCHEMA: 0.9, ACCURACY: 0.5}] * 4 + [{JSON: 1.0, SCHEMA: 0.9, ACCURACY: 0.0}] * 8
+    guard = make_guard(prompts=["a", "b"], completions=["x", "y"])
+    assert feed(guard, rows) is not None
+    assert "accuracy_reward fell from 0.500" in guard.message and "total reward fell" in guard.message
+
+
+def test_noisy_healthy_rewards_and_never_learned_components_do_not_trip():
+    rng = random.Random(0)
+    rows = [
+        {JSON: rng.uniform(0.7, 1.0), SCHEMA: rng.uniform(0.4, 0.9), ACCURACY: rng.choice([0.0, 0.1, 0.15])}
+        for _ in range(60)
+    ]
+    guard = make_guard(prompts=["a", "b", "c", "d"], completions=["1", "2", "3", "4"])
+    assert feed(guard, rows) is None and guard.message is None
+
+
+def test_prompt_independent_completions_trip_the_guard():
+    guard = make_guard(prompts=[f"q{i}" for i in range(4) for _ in range(4)], completions=['{"a": 1}'] * 16)
+    assert feed(guard, [{JSON: 1.0}] * 3) == 3
+    assert "1 distinct completions for 4 distinct prompts" in guard.message
+
+
+def test_collapsing_length_trips_the_guard():
+    guard = make_guard(prompts=["a", "b"], completions=["x", "y"])
+    for step, length in enumerate([40, 42, 41, 38, 9, 8, 8, 8, 8], start=1):
+        control = TrainerControl()
+        logs = {"reward": 1.0, "frac_reward_zero_std": 0.2, JSON: 1.0, "completions/mean_length": length}
+        guard.on_log(None, TrainerState(global_step=step), control, logs=logs)
+    assert guard.message is not None and "mean completion length fell from 41.0" in guard.message
+
+
+def test_warn_mode_reports_and_keeps_training():
+    guard = make_guard(patience=2, action="warn", prompts=["a", "b"], completions=["z", "z"])
+    assert feed(guard, [{JSON: 1.0}] * 4) is None
+    assert guard.message is not None
+
+
+def test_recorder_keeps_name_signature_and_the_last_batch():
+    recorder = CompletionRecorder()
+    wrapped = recorder.wrap([accuracy_reward])[0]
+    completions = [[{"role": "assistant", "content": '{"predicted_category": "A"}'}]]
+    assert wrapped(prompts=[[{"role": "user", "content": "q"}]], completions=completions, ground_truth=["A"]) == [1.0]
+    assert wrapped.__name__ == "accuracy_reward" and required_columns(wrapped) == ["ground_truth"]
+    assert inspect.signature(wrapped) == inspect.signature(accuracy_reward)
+    assert recorder.completions == ['{"predicted_category": "A"}'] and len(recorder.prompts) == 1

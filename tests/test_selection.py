@@ -1,0 +1,215 @@
+import json
+
+import pytest
+from datasets import Dataset
+from safetensors.torch import load_file
+from transformers import TrainerControl, TrainerState
+
+from fine_tune.data.splits import manifest_hash, split_dataset
+from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.errors import NoImprovementError
+from fine_tune.recipes.loader import load_recipe
+from fine_tune.recipes.trainer_configs import MedSFTConfig
+from fine_tune.train import sft
+from fine_tune.train.selection import (
+    DevScorer,
+    TargetAccuracyCallback,
+    carve_dev,
+    check_improvement,
+    selection_score,
+    selection_summary,
+    splits_only,
+)
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+def metrics(correct, schema_valid, n=10):
+    return {"n": n, "correct": correct, "schema_valid": schema_valid}
+
+
+def test_selection_score_is_accuracy_then_schema_pass():
+    assert selection_score(metrics(5, 9)) > selection_score(metrics(5, 8))
+    assert selection_score(metrics(6, 0)) > selection_score(metrics(5, 10)), "schema pass never outweighs a correct"
+    assert selection_score(metrics(10, 10)) < 1.1
+
+
+def test_dev_slice_is_the_tail_of_the_phase_rows_and_recorded():
+    rows = generate_rows(60, seed=1)
+    result = split_dataset(Dataset.from_list(rows), {"sft": 40, "grpo": 10, "eval": 10}, seed=42)
+    manifest = result.manifest
+    before = manifest_hash(manifest)
+    train, dev = carve_dev(result.splits["sft"], manifest, "sft", 8)
+    assert len(train) == 32 and len(dev) == 8
+    assert set(train["id"]).isdisjoint(dev["id"])
+    assert manifest["dev"]["row_ids"] == dev["id"] and manifest["dev"]["phase"] == "sft"
+    assert not set(dev["id"]) & set(manifest["splits"]["eval"]["row_ids"]), "dev never takes eval rows"
+    assert manifest_hash(splits_only(manifest)) == before, "the shared splits hash ignores the dev record"
+
+
+def test_dev_slice_cannot_take_every_row():
+    result = split_dataset(Dataset.from_list(generate_rows(30, seed=1)), {"sft": 10, "grpo": 10, "eval": 10}, seed=42)
+    with pytest.raises(ValueError, match="dev_size 10 leaves no sft rows"):
+        carve_dev(result.splits["sft"], result.manifest, "sft", 10)
+
+
+def history(*accuracies, n=10):
+    return [
+        {
+            "step": 10 * i,
+            "n": n,
+            "accuracy": a,
+            "valid_json_rate": 1.0,
+            "schema_pass_rate": 1.0,
+            "score": selection_score(metrics(round(a * n), n, n)),
+            "examples": ['{"predicted_category": "A"}'],
+        }
+        for i, a in enumerate(accuracies)
+    ]
+
+
+def test_no_trained_step_better_than_the_start_fails_loudly():
+    records = history(0.6, 0.4, 0.5)
+    summary = selection_summary(records, best_step=20)
+    with pytest.raises(NoImprovementError, match=r"no trained step beat the starting model .*step 0: 0.600") as error:
+        check_improvement(summary, records, "fail")
+    assert error.value.exit_code == 3
+
+
+def test_a_run_with_no_scored_trained_step_is_refused():
+    records = history(0.6)
+    with pytest.raises(NoImprovementError, match="no trained step was scored"):
+        check_improvement(selection_summary(records, best_step=None), records, "fail")
+
+
+def test_no_improvement_warn_mode_hands_on_the_best_step(caplog):
+    records = history(0.6, 0.6)
+    check_improvement(selection_summary(records, best_step=10), records, "warn")
+    assert "NO IMPROVEMENT" in caplog.text
+
+
+def test_an_improving_step_is_selected_and_recorded():
+    records = history(0.2, 0.5, 0.4)
+    summary = selection_summary(records, best_step=10)
+    check_improvement(summary, records, "fail")
+    assert summary["start"]["accuracy"] == 0.2 and summary["selected"] == {
+        "step": 10,
+        "n": 10,
+        "accuracy": 0.5,
+        "valid_json_rate": 1.0,
+        "schema_pass_rate": 1.0,
+    }
+
+
+def test_target_callback_stops_at_the_target_but_never_on_the_start():
+    callback = TargetAccuracyCallback(0.8)
+    for step, accuracy, stops in ((0, 0.9, False), (10, 0.7, False), (20, 0.8, True)):
+        control = TrainerControl()
+        callback.on_evaluate(None, TrainerState(global_step=step), control, metrics={"eval_dev_accuracy": accuracy})
+        assert control.should_training_stop is stops
+
+
+def test_selection_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="need a dev slice"):
+        MedSFTConfig(output_dir=str(tmp_path), report_to="none", target_accuracy=0.9)
+    with pytest.raises(ValueError, match="no_improvement_action"):
+        MedSFTConfig(output_dir=str(tmp_path), report_to="none", dev_size=4, no_improvement_action="ignore")
+    config = MedSFTConfig(output_dir=str(tmp_path), report_to="none", dev_size=4, eval_steps=5, save_strategy="no")
+    assert config.load_best_model_at_end and config.metric_for_best_model == "dev_score"
+    assert config.save_strategy == "best" and config.eval_strategy == "steps" and config.eval_on_start
+
+
+class ScriptedScorer(DevScorer):
+    """Dev accuracy by step from a script instead of generation: drives the real Trainer's selection machinery."""
+
+    script: dict[int, float] = {}
+
+    @classmethod
+    def from_rows(cls, rows, batch_size, max_new_tokens):
+        return cls([[]] * len(rows), ["A"] * len(rows), batch_size, max_new_tokens)
+
+    def score(self, model, tokenizer, step):
+        n = len(self.golds)
+        correct = round(self.script[step] * n)
+        record = {
+            "step": step,
+            "n": n,
+            "accuracy": correct / n,
+            "valid_json_rate": 1.0,
+            "schema_pass_rate": 1.0,
+            "score": selection_score(metrics(correct, n, n)),
+            "examples": [],
+        }
+        self.history.append(record)
+        return record
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
+    write_jsonl(generate_rows(120, seed=0), path)
+    return path
+
+
+def run_scripted_sft(monkeypatch, tiny_model_dir, small_file, out, script, *overrides):
+    monkeypatch.setattr(ScriptedScorer, "script", script)
+    monkeypatch.setattr(sft, "DevScorer", ScriptedScorer)
+    args = load_recipe(
+        "sft",
+        "configs/demo/sft.yaml",
+        ["--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(small_file), "--output_dir", str(out),
+         "--sft_size", "60", "--grpo_size", "10", "--eval_size", "10", "--dev_size", "10",
+         "--max_steps", "10", "--eval_steps", "2", "--save_steps", "2", "--save_total_limit", "10",
+         "--per_device_train_batch_size", "4", "--logging_steps", "2",
+         *overrides],
+    )  # fmt: skip
+    return sft.run_sft(*args)
+
+
+def test_training_stops_at_the_target(monkeypatch, tiny_model_dir, small_file, tmp_path):
+    script = {0: 0.0, 2: 0.2, 4: 0.5, 6: 0.8, 8: 0.9, 10: 1.0}
+    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--target_accuracy", "0.8")
+    lineage = json.loads((tmp_path / "merged" / "lineage.json").read_text())
+    assert lineage["config"]["global_step"] == 6, "stops at the first evaluation that reaches the target"
+    assert lineage["selection"]["selected"]["step"] == 6 and lineage["selection"]["start"]["accuracy"] == 0.0
+
+
+def test_the_best_step_is_handed_on_and_patience_stops(monkeypatch, tiny_model_dir, small_file, tmp_path):
+    script = {0: 0.1, 2: 0.6, 4: 0.3, 6: 0.2, 8: 0.9, 10: 0.9}
+    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--early_stopping_patience", "2")
+    lineage = json.loads((tmp_path / "merged" / "lineage.json").read_text())
+    assert lineage["config"]["global_step"] == 6, "two evaluations without a gain stop training"
+    assert lineage["selection"]["selected"] == {
+        "step": 2, "n": 10, "accuracy": 0.6, "valid_json_rate": 1.0, "schema_pass_rate": 1.0,
+    }  # fmt: skip
+    saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    best = load_file(tmp_path / "checkpoint-2" / "adapter_model.safetensors")
+    last = load_file(tmp_path / "checkpoint-6" / "adapter_model.safetensors")
+    assert all((saved[key] == best[key]).all() for key in best), "the adapter handed on is the best checkpoint's"
+    assert any((saved[key] != last[key]).any() for key in last)
+    manifest = json.loads((tmp_path / "split_manifest.json").read_text())
+    assert manifest["dev"]["size"] == 10 and manifest_hash(manifest) == lineage["split_manifest_hash"]
+
+
+def test_nothing_is_handed_on_when_no_step_beats_the_start(monkeypatch, tiny_model_dir, small_file, tmp_path):
+    script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
+    with pytest.raises(NoImprovementError, match="no trained step beat the starting model"):
+        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script)
+    assert not (tmp_path / "merged").exists()
+
+
+def test_dev_scoring_uses_the_strict_greedy_eval(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = generate_rows(4, seed=2)
+    scorer = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=8)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.padding_side = "right"
+    record = scorer.score(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, step=0)
+    assert record["n"] == 4 and record["accuracy"] == 0.0 and record["valid_json_rate"] == 0.0
+    assert tokenizer.padding_side == "right", "scoring restores the tokenizer's padding side"
+    assert scorer.history == [record]
+
+
+def test_selection_summary_without_a_start_or_best():
+    assert selection_summary([], None) == {"metric": "eval_dev_score", "start": None, "selected": None, "history": []}

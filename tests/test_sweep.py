@@ -1,0 +1,74 @@
+"""The sweep on the tiny model: two configurations trained and scored through the real scripts, one table."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fine_tune.errors import RecipeError
+from fine_tune.recipes.sweep import load_sweep, sft_command
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_sweep(path, data, model, out, configurations):
+    sweep = {
+        "sft_config": str(REPO / "configs/demo/sft.yaml"),
+        "eval_config": str(REPO / "configs/demo/eval.yaml"),
+        "output_dir": str(out),
+        "flavor": "t4-small",
+        "sft_overrides": {"model_name_or_path": str(model), "dataset_name": str(data), "max_steps": 3,
+                          "logging_steps": 1, "save_strategy": "no"},
+        "eval_overrides": {"dataset_name": str(data), "limit": 8, "max_new_tokens": 16, "bootstrap_resamples": 100},
+        "configurations": configurations,
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic_data(tmp_path_factory):
+    from fine_tune.data.synthetic import generate_rows
+
+    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in generate_rows(2200, seed=0)))
+    return path
+
+
+def test_sweep_file_is_checked_against_the_sft_schema(tmp_path, synthetic_data, tiny_model_dir):
+    bad = write_sweep(tmp_path / "bad.yaml", synthetic_data, tiny_model_dir, tmp_path, {"a": {"lora_rank": 8}})
+    with pytest.raises(RecipeError, match="configuration 'a' sets 'lora_rank'"):
+        load_sweep(bad)
+    good = write_sweep(tmp_path / "good.yaml", synthetic_data, tiny_model_dir, tmp_path, {"a": {"lora_r": 8}})
+    command = sft_command(load_sweep(good), "a")
+    assert command[command.index("--lora_r") + 1] == "8"
+    assert command[command.index("--output_dir") + 1] == str(tmp_path / "a" / "sft")
+
+
+@pytest.mark.slow
+def test_sweep_runs_two_tiny_configurations_and_prints_one_table(tmp_path, synthetic_data, tiny_model_dir):
+    configurations = {
+        "r4-lr3e-3": {"lora_r": 4, "learning_rate": 3.0e-3},
+        "r8-lr1e-3": {"lora_r": 8, "learning_rate": 1.0e-3},
+    }
+    sweep = write_sweep(tmp_path / "sweep.yaml", synthetic_data, tiny_model_dir, tmp_path / "out", configurations)
+    result = subprocess.run(
+        [sys.executable, "scripts/sweep.py", str(sweep)], cwd=REPO, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| r")]
+    assert [row.split(" | ")[0] for row in rows] == ["| r4-lr3e-3", "| r8-lr1e-3"]
+    for row, name in zip(rows, configurations, strict=True):
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        results = json.loads((tmp_path / "out" / name / "eval" / "eval_results.json").read_text())
+        metrics = results["models"]["sft"]["metrics"]
+        assert cells[2] == f"{metrics['accuracy']:.1%}" and cells[3] == f"{metrics['valid_json_rate']:.1%}"
+        assert cells[4].endswith(" s") and cells[5].startswith("$")
+        lineage = json.loads((tmp_path / "out" / name / "sft" / "merged" / "lineage.json").read_text())
+        assert lineage["config"]["model"]["lora_r"] == configurations[name]["lora_r"]
+    assert (tmp_path / "out" / "sweep_table.md").read_text().count("\n| r") == 2
