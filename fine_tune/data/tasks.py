@@ -26,7 +26,7 @@ from typing import Any
 
 import datasets
 
-from fine_tune.data.loading import _cause, _load_local
+from fine_tune.data.loading import FILE_BUILDERS, _cause, _load_saved
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.models.source import is_hub_id, is_local, written_as_path
@@ -504,6 +504,31 @@ def _subject(spec: TaskSpec, row: Mapping[str, Any]) -> str | None:
             return subject.strip()
     config = row.get(CONFIG_COLUMN)
     return str(config) if config else None
+
+
+def _load_local(path: Path, split: str) -> datasets.Dataset:
+    """A local file (any task's columns, as the `datasets` builders read them), a `save_to_disk` folder, or a folder
+    holding `<split>.<ext>`."""
+    if path.is_file():
+        return _load_file(path)
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        return _load_saved(path, split).dataset
+    found = [path / f"{split}{ext}" for ext in FILE_BUILDERS if (path / f"{split}{ext}").is_file()]
+    if not found:
+        raise DatasetError(
+            f"{path} is neither a save_to_disk folder nor a folder with a {split}.jsonl/.json/.parquet/.csv file"
+        )
+    return _load_file(found[0])
+
+
+def _load_file(path: Path) -> datasets.Dataset:
+    builder = FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise DatasetError(f"unsupported file type {path.suffix!r} for {path}: use .jsonl, .json, .parquet or .csv")
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
+    except Exception as error:  # the builders raise many types for malformed files
+        raise DatasetError(f"could not read {path}: {_cause(error)}") from error
 
 
 def _empty() -> datasets.Dataset:
