@@ -13,30 +13,31 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
 
-from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
+from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, STRATIFY_COLUMNS
 from fine_tune.data.splits import (
     SplitResult,
     _check_sizes,
     _format_counts,
     _format_sizes,
     check_disjoint,
+    load_eval_rows,
+    load_split,
     shuffle_order,
     write_manifest,
 )
 from fine_tune.data.stratify import stratified_assignment, stratum_counts
-from fine_tune.data.tasks import REASONS, TaskReport, content_hash, load_task
+from fine_tune.data.tasks import REASONS, TaskReport, content_hash, load_task, normalise_dataset
 from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
 
 logger = logging.getLogger(__name__)
-
-STRATIFY_COLUMNS: tuple[str, ...] = ("subject", "answer")
 
 
 def load_task_split(
@@ -207,3 +208,65 @@ def _manifest(
         },
         "skipped": dict(skipped),
     }
+
+
+def uses_medmcqa_reader(spec: TaskSpec, stratify_by: str | None) -> bool:
+    """The MedMCQA preset, unstratified, keeps its own reader and validator (record-level refusals, the cop type
+    policy, conflicting answers) and so exactly today's splits and manifests; its rows are then made canonical."""
+    return spec.name == DEFAULT_TASK and stratify_by is None
+
+
+def phase_split(args: Any, split_name: str, manifest_path: str | os.PathLike | None = None) -> PhaseSplit:
+    """The canonical rows of one split for recipe `args` (SplitArguments: task, dataset_name, sizes, seed, ...)."""
+    spec = resolve_task(args.task)
+    source = args.dataset_name or spec.dataset_path
+    hub_split = args.dataset_train_split or spec.train_split
+    if uses_medmcqa_reader(spec, args.stratify_by):
+        rows, manifest = load_split(
+            source,
+            split_name,
+            hub_split=hub_split,
+            sizes=args.split_sizes,
+            seed=args.split_seed,
+            manifest_path=manifest_path,
+            token_env=args.hf_token_env,
+        )
+        return PhaseSplit(canonical_rows(spec, rows), manifest, spec)
+    rows, manifest = load_task_split(
+        spec,
+        split_name,
+        source=source,
+        hub_split=hub_split,
+        sizes=args.split_sizes,
+        seed=args.split_seed,
+        stratify_by=args.stratify_by,
+        manifest_path=manifest_path,
+        token_env=args.hf_token_env,
+    )
+    return PhaseSplit(rows, manifest, spec)
+
+
+def official_rows(args: Any, split: str | None) -> tuple[datasets.Dataset, dict[str, int], TaskSpec]:
+    """A whole official split (default: the task's eval_split) as canonical rows, and the dropped rows by reason."""
+    spec = resolve_task(args.task)
+    source = args.dataset_name or spec.dataset_path
+    if uses_medmcqa_reader(spec, None):
+        rows, report = load_eval_rows(source, split or spec.eval_split, args.hf_token_env)
+        return canonical_rows(spec, rows), report.invalid_counts(), spec
+    rows, report = load_task_eval_rows(spec, source=source, hub_split=split, token_env=args.hf_token_env)
+    return rows, {name: len(ix) for name, ix in report.invalid.items()}, spec
+
+
+def canonical_rows(spec: TaskSpec, rows: datasets.Dataset) -> datasets.Dataset:
+    """Rows the task's validator already accepted, in canonical form (same order, none may drop out)."""
+    normalised = normalise_dataset(spec, rows)
+    if normalised.report.n_invalid:
+        raise DatasetError(f"{spec.name}: {normalised.report.summary()}")
+    return normalised.dataset
+
+
+@dataclass
+class PhaseSplit:
+    rows: datasets.Dataset
+    manifest: dict[str, Any]
+    task: TaskSpec

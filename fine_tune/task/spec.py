@@ -28,6 +28,7 @@ A field is a column name or a dotted path into nested columns (`context.contexts
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +146,12 @@ def resolve_task(task: str | TaskSpec | None = None) -> TaskSpec:
         raise RecipeError(
             f"unknown task {task!r}{hint}; presets: {', '.join(names)}; or pass a task file (--task path/to/task.yaml)"
         )
-    return load_task_spec(preset)
+    return _load_preset(preset)
+
+
+@functools.cache
+def _load_preset(path: Path) -> TaskSpec:
+    return load_task_spec(path)
 
 
 def load_task_spec(path: str | Path) -> TaskSpec:
