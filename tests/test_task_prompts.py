@@ -12,15 +12,17 @@ from fine_tune.task.spec import resolve_task
 
 MEDMCQA = resolve_task("medmcqa")
 OLD_SYSTEM = (
-    "You are a medical expert answering a multiple-choice exam question. Reply with exactly one JSON object and nothing "
-    'else, with these keys: "predicted_category" (one of "A", "B", "C", "D"), "confidence" (a number between 0 and 1), '
-    '"reason" (one short sentence).'
+    "You are a medical expert answering a multiple-choice exam question. Reply with exactly one JSON object and "
+    'nothing else, with these keys: "predicted_category" (one of "A", "B", "C", "D"), "confidence" (a number between '
+    '0 and 1), "reason" (one short sentence).'
 )
 
 
 def old_messages(row):
     """The MedMCQA format as it was before tasks existed (the reference the demo and trained models use)."""
-    options = [f"{letter}) {str(row[col]).strip()}" for letter, col in zip("ABCD", ("opa", "opb", "opc", "opd"))]
+    options = [
+        f"{letter}) {str(row[col]).strip()}" for letter, col in zip("ABCD", ("opa", "opb", "opc", "opd"), strict=True)
+    ]
     user = "\n".join([f"Question: {row['question'].strip()}", *options])
     return [{"role": "system", "content": OLD_SYSTEM}, {"role": "user", "content": user}]
 
