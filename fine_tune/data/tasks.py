@@ -18,18 +18,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import datasets
 
-from fine_tune.data.loading import FILE_BUILDERS, _cause, _load_saved
+from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
-from fine_tune.models.source import is_hub_id, is_local, written_as_path
 from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -45,7 +42,6 @@ CANONICAL_FEATURES = datasets.Features(
         "subject": datasets.Value("string"),
     }
 )
-CONFIG_COLUMN = "__config__"
 REASON_DESCRIPTIONS: dict[str, str] = {
     "missing_question": "the question is null, empty or whitespace",
     "missing_option": "an option is null, empty or whitespace",
@@ -256,37 +252,9 @@ def conflicting_rows(rows: list[Mapping[str, Any]]) -> list[int]:
     )
 
 
-def load_task_rows(
-    spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV
-) -> datasets.Dataset:
-    """The raw rows of `split` (all of the task's configs, concatenated) from `source` or the task's dataset_path.
-
-    Hub configs are loaded one by one and their name kept in CONFIG_COLUMN (the subject when the task has none).
-    A local folder with one sub-folder per config is read the same way; any other local path is one source.
-    """
-    source = source or spec.dataset_path
-    configs = [c for c in spec.dataset_configs if c is not None]
-    if is_local(source):
-        path = Path(source).expanduser()
-        if configs and path.is_dir() and all((path / c).is_dir() for c in configs):
-            parts = [(c, _load_local(path / c, split)) for c in configs]
-        else:
-            parts = [(None, _load_local(path, split))]
-    elif written_as_path(source):
-        raise DatasetError(f"{spec.name}: dataset path not found: {source}")
-    elif is_hub_id(source, namespaced=False):
-        parts = [(c, _load_hub(source, c, split, token_env)) for c in (configs or [None])]
-    else:
-        raise DatasetError(f"{spec.name}: {source!r} is neither an existing path nor a Hub dataset ID (owner/name)")
-    tagged = [part.add_column(CONFIG_COLUMN, [config] * len(part)) for config, part in parts]
-    dataset = tagged[0] if len(tagged) == 1 else datasets.concatenate_datasets(tagged)
-    logger.info("%s: loaded %d rows of split %r from %s", spec.name, len(dataset), split, source)
-    return dataset
-
-
 def load_task(spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV) -> NormalisedRows:
     """Load `split` of the task and normalise it; the report counts every row that was left out and why."""
-    normalised = normalise_dataset(spec, load_task_rows(spec, split, source, token_env))
+    normalised = normalise_dataset(spec, read_task_rows(spec, split, source, token_env))
     if normalised.report.n_invalid:
         logger.warning("%s", normalised.report.summary())
     return normalised
@@ -506,51 +474,5 @@ def _subject(spec: TaskSpec, row: Mapping[str, Any]) -> str | None:
     return str(config) if config else None
 
 
-def _load_local(path: Path, split: str) -> datasets.Dataset:
-    """A local file (any task's columns, as the `datasets` builders read them), a `save_to_disk` folder, or a folder
-    holding `<split>.<ext>`."""
-    if path.is_file():
-        return _load_file(path)
-    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-        return _load_saved(path, split).dataset
-    found = [path / f"{split}{ext}" for ext in FILE_BUILDERS if (path / f"{split}{ext}").is_file()]
-    if not found:
-        raise DatasetError(
-            f"{path} is neither a save_to_disk folder nor a folder with a {split}.jsonl/.json/.parquet/.csv file"
-        )
-    return _load_file(found[0])
-
-
-def _load_file(path: Path) -> datasets.Dataset:
-    builder = FILE_BUILDERS.get(path.suffix.lower())
-    if builder is None:
-        raise DatasetError(f"unsupported file type {path.suffix!r} for {path}: use .jsonl, .json, .parquet or .csv")
-    try:
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
-    except Exception as error:  # the builders raise many types for malformed files
-        raise DatasetError(f"could not read {path}: {_cause(error)}") from error
-
-
 def _empty() -> datasets.Dataset:
     return datasets.Dataset.from_dict({name: [] for name in CANONICAL_COLUMNS}, features=CANONICAL_FEATURES)
-
-
-def _load_hub(hub_id: str, config: str | None, split: str, token_env: str) -> datasets.Dataset:
-    named = f"{hub_id!r}" + (f" (config {config!r})" if config else "")
-    local_hint = "pass a local path instead (--dataset_name: a .jsonl/.json/.parquet/.csv file or a folder)"
-    if hub.offline_mode():
-        raise DatasetError(f"offline mode is set, so the Hub dataset {named} cannot be loaded; {local_hint}")
-    endpoint = hub.hub_endpoint()
-    if not hub.hub_reachable(endpoint):
-        raise DatasetError(
-            f"the Hugging Face Hub ({endpoint}) is unreachable, so {named} cannot be loaded; {local_hint}"
-        )
-    token = os.environ.get(token_env) or None
-    try:
-        return datasets.load_dataset(hub_id, config, split=split, token=token)
-    except Exception as error:  # network, auth and not-found errors all become one explained failure
-        cause = _cause(error).replace(token, "***") if token else _cause(error)
-        raise DatasetError(
-            f"could not load split {split!r} of {named} from the Hub ({cause}); check the ID, config and split, and "
-            f"the token in ${token_env} for gated datasets, or {local_hint}"
-        ) from error
