@@ -133,3 +133,16 @@ def test_load_task_split_writes_the_manifest_and_uses_the_task_defaults(tmp_path
     assert len(test_rows) == 8 and report.n_invalid == 0
     with pytest.raises(DatasetError, match="pubmedqa has no official eval split"):
         load_task_eval_rows("pubmedqa", source="tests/fixtures/tasks/pubmedqa.jsonl")
+
+
+def test_recipes_take_task_and_stratify_by():
+    from fine_tune.errors import RecipeError
+    from fine_tune.recipes.loader import parse_recipe
+
+    (config,) = parse_recipe("eval", ["--task", "medqa", "--stratify_by", "subject", "--shots", "3"])
+    assert (config.task, config.stratify_by, config.shots, config.dataset_name) == ("medqa", "subject", 3, None)
+    assert config.resolved_run_name == "medqa-split"
+    with pytest.raises(RecipeError, match="stratify_by must be one of subject, answer"):
+        parse_recipe("eval", ["--stratify_by", "topic"])
+    with pytest.raises(RecipeError, match="shots must be >= 0"):
+        parse_recipe("eval", ["--shots", "-1"])
