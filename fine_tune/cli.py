@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 
 from fine_tune.errors import PipelineError
 
 # Third-party log lines a user cannot act on: logger name -> start of the message format to drop. bitsandbytes logs
 # this at import on CPUs with AVX-512 BF16 when the optional `kernels` package is missing, and falls back to its own
-# 4-bit kernel; this project never runs 4-bit on CPU (load_in_4bit needs CUDA).
+# 4-bit kernel, which gives the same results.
 UNACTIONABLE_LOG_LINES = {
     "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
 }
+
+# Deprecation warnings that transformers raises about its own or TRL's internal calls (TRL 1.16 still reads and sets
+# the pre-5.x `gradient_checkpointing` names); the recipes already use `activation_checkpointing`.
+UNACTIONABLE_WARNINGS = (
+    r"`is_gradient_checkpointing` is deprecated",
+    r"`gradient_checkpointing` is deprecated",
+)
 
 
 class DropMessages(logging.Filter):
@@ -33,6 +41,8 @@ def setup_logging() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropMessages) and f.prefix == prefix for f in logger.filters):
             logger.addFilter(DropMessages(prefix))
+    for message in UNACTIONABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
 
 
 def run_main(main: Callable[[], int | None]) -> None:

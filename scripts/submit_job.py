@@ -6,9 +6,8 @@ python scripts/submit_job.py {sft,grpo,eval,pipeline} --config CONFIG [--flavor 
 `--dry-run` prints the exact job specification as JSON and touches no network. README: "Run on Hugging Face Jobs".
 """
 
-import sys
-
+from fine_tune.cli import run_main
 from fine_tune.hub.jobs.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

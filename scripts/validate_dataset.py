@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from fine_tune.cli import setup_logging
 from fine_tune.constants import EXIT_BAD_INPUT
 from fine_tune.errors import DatasetError, PipelineError
 from fine_tune.recipes.loader import parse_recipe
@@ -117,4 +118,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    setup_logging()
     sys.exit(main())

@@ -76,3 +76,11 @@ def test_grpo_vllm_switch_turns_on_where_vllm_can_run():
     assert not resolve_use_vllm("false", vllm_version="0.31.0", capability=(9, 0)).enabled
     with pytest.raises(AccelerationError, match="use_vllm: true, but vllm is not installed"):
         resolve_use_vllm("true", vllm_version=None, capability=(9, 0))
+
+
+def test_grpo_vllm_server_mode_needs_the_vllm_client():
+    server = resolve_use_vllm("server", vllm_version="0.31.0", capability=None)
+    assert server.enabled and server.mode == "server"
+    assert resolve_use_vllm("auto", vllm_version="0.31.0", capability=(9, 0)).mode == "colocate"
+    with pytest.raises(AccelerationError, match="not installed"):
+        resolve_use_vllm("server", vllm_version=None, capability=(9, 0))

@@ -9,7 +9,6 @@ from fine_tune.train.acceleration import (
     AccelerationError,
     checkpoint_dtype,
     parse_switch,
-    resolve_use_kernels,
     resolve_use_vllm,
 )
 
@@ -47,13 +46,6 @@ def test_use_vllm_auto_is_off_on_this_machine_without_error():
     resolution = resolve_use_vllm("auto")
     if not torch.cuda.is_available():
         assert not resolution.enabled and "no CUDA device" in resolution.reason
-
-
-def test_use_kernels_resolution():
-    assert resolve_use_kernels("auto", kernels_version="0.11.1", capability=(7, 5)).enabled
-    assert not resolve_use_kernels("auto", kernels_version=None, capability=(8, 0)).enabled
-    with pytest.raises(AccelerationError):
-        resolve_use_kernels("true", kernels_version="0.11.1", capability=None)
 
 
 def test_checkpoint_dtype(tmp_path):

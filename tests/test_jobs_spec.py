@@ -351,6 +351,22 @@ def test_a_timeout_shorter_than_the_estimate_is_refused_with_the_numbers(project
     assert job["timeout_seconds"] == 3 * 3600 and job["timeout"] == "3h" and job["timeout_source"] == "--timeout"
 
 
+def test_flavor_follows_the_memory_plan(project, no_network, capsys):
+    """Unrequested, the flavor is the cheapest whose GPU fits the planned peak (shown in the dry run); a requested
+    flavor too small for it is refused with the numbers before anything is submitted."""
+    small = dry_run(capsys, "sft")
+    assert small["flavor"] == "t4-small" and small["memory"]["peak_gib"] < 14
+    big = dry_run(capsys, "sft", "--config", "configs/qwen3-8b/sft.yaml")
+    assert big["flavor"] == "l4x1" and big["memory"]["peak_gib"] > 15, "an 8B base at max_length 1024 needs > 15 GiB"
+    assert any("cheapest whose GPU fits" in note for note in big["notes"])
+    code = cli.main(
+        ["sft", "--config", "configs/qwen3-8b/sft.yaml", "--flavor", "t4-small", "--namespace", NAMESPACE, "--dry-run"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "t4-small has 14.9 GiB" in err and "use l4x1" in err
+
+
 def test_faster_flavor_gives_shorter_estimate_and_unknown_flavor_needs_a_timeout(project, no_network, capsys):
     t4 = dry_run(capsys, "sft")["estimate"]["total_seconds"]
     a100 = dry_run(capsys, "sft", "--flavor", "a100-large")["estimate"]["total_seconds"]

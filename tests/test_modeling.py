@@ -211,7 +211,7 @@ def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_preci
     from trl import SFTConfig, SFTTrainer, get_peft_config
 
     from fine_tune.data.synthetic import generate_rows
-    from fine_tune.models.loading import load_model_for_training
+    from fine_tune.models.loading import full_precision_adapters, load_model_for_training
     from fine_tune.task.prompts import sft_example
 
     args = model_args(
@@ -229,6 +229,9 @@ def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_preci
     )  # fmt: skip
     trainer = SFTTrainer(model, args=config, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=get_peft_config(args))  # fmt: skip
+    full_precision_adapters(trainer.model)
+    adapter_dtypes = {p.dtype for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert adapter_dtypes == {torch.float32}, "TRL casts QLoRA adapters to bf16; they train in fp32 here"
     lora_before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

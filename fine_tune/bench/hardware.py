@@ -180,3 +180,9 @@ def flavor_gpus(flavor: str) -> int:
         return 0
     match = _GPU_SUFFIX.search(flavor)
     return int(match.group(1)) if match else 1
+
+
+def flavor_memory_gib() -> dict[str, float]:
+    """GPU memory (GiB, per GPU) of each listed Jobs flavor, cheapest flavor first."""
+    ordered = sorted(JOBS_FLAVORS.values(), key=lambda flavor: flavor.hourly_usd)
+    return {flavor.name: flavor.device.memory_bytes / GIB for flavor in ordered}

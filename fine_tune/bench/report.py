@@ -366,8 +366,6 @@ def _accelerator_lines(result: dict[str, Any]) -> list[str]:
         "",
         f"- use_vllm auto: {_fmt(accelerators['use_vllm_auto']['enabled'])} "
         f"({accelerators['use_vllm_auto']['reason']}); vllm extra {accelerators['vllm_extra']}",
-        f"- use_kernels auto: {_fmt(accelerators['use_kernels_auto']['enabled'])} "
-        f"({accelerators['use_kernels_auto']['reason']})",
         "",
     ]
 

@@ -84,7 +84,7 @@ def run_benchmark(
     `mode` None: `gpu` on CUDA (the real recipe on Qwen3-0.6B's shape within 8 minutes), `full` on the CPU.
     `time_limit_s` None: the mode's limit."""
     from fine_tune.models.precision import resolve_precision
-    from fine_tune.train.acceleration import VLLM_EXTRA_HINT, resolve_use_kernels, resolve_use_vllm
+    from fine_tune.train.acceleration import VLLM_EXTRA_HINT, resolve_use_vllm
 
     torch_device = resolve_device(device)
     mode = mode or default_mode(torch_device.type)
@@ -106,7 +106,6 @@ def run_benchmark(
         "accelerators": {
             "use_vllm_auto": asdict(resolve_use_vllm("auto")),
             "vllm_extra": VLLM_EXTRA_HINT,
-            "use_kernels_auto": asdict(resolve_use_kernels("auto")),
             "attn_implementation": "sdpa",
         },
     }

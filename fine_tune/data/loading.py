@@ -1,3 +1,6 @@
+"""Loading a MedMCQA-schema source by Hub dataset ID or local path (JSONL/JSON/Parquet/CSV/save_to_disk), with
+exactly the expected columns; offline or unreachable, a Hub ID fails in seconds with what to do."""
+
 from __future__ import annotations
 
 import logging

@@ -1,3 +1,5 @@
+"""What `scripts/validate_dataset.py` reports about a source: validity, duplicates, conflicts, splits, lengths."""
+
 from __future__ import annotations
 
 import logging

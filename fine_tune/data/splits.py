@@ -1,3 +1,5 @@
+"""Disjoint SFT / GRPO / EVAL splits of one seeded shuffle, and the split manifest that proves them disjoint."""
+
 from __future__ import annotations
 
 import hashlib

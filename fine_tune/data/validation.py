@@ -1,3 +1,5 @@
+"""Row validation with named reasons and counts: nothing is dropped without being counted under a reason."""
+
 from __future__ import annotations
 
 import hashlib

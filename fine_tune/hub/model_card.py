@@ -219,7 +219,7 @@ def render_model_card(
             "## Usage\n\n```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
             f'model = AutoModelForCausalLM.from_pretrained("{usage_id}")\n'
             f'tokenizer = AutoTokenizer.from_pretrained("{usage_id}")\n```\n\n'
-            "Prompt it with the project's chat prompt (`fine_tune.prompts`) and `enable_thinking=False`."
+            "Prompt it with the project's chat prompt (`fine_tune.task.prompts`) and `enable_thinking=False`."
         ),
     ]
     text = "\n\n".join(sections) + "\n"

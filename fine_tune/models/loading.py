@@ -148,3 +148,13 @@ def load_for_inference(source: str, precision: Precision, token: str | None = No
     tokenizer = load_tokenizer(source, token=token, padding_side="left")
     model.eval()
     return model, tokenizer, resolved
+
+
+def full_precision_adapters(model: Any) -> Any:
+    """Keep a quantised base's trainable (adapter) weights in fp32. TRL casts them to bf16 for QLoRA; fp32 master
+    weights are what fp16 AMP's grad scaler needs on a T4, and small updates do not round away. Returns `model`."""
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        for parameter in model.parameters():
+            if parameter.requires_grad and parameter.dtype != torch.float32:
+                parameter.data = parameter.data.float()
+    return model

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fine_tune.bench.hardware import JOBS_FLAVORS, flavor_memory_gib
 from fine_tune.errors import ModelSourceError
 from fine_tune.models.source import is_hub_id
 
@@ -40,19 +41,6 @@ RUNTIME_OVERHEAD_GIB = 0.75  # CUDA context + cuBLAS workspace + allocator slack
 PROMPT_TOKENS = 384
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ADAM_STATE_BYTES = 8  # two fp32 moments per trained parameter
-# GPU memory (GiB) that each Hugging Face Jobs flavor's GPU reports (nvidia-smi total: T4 15,360 MiB, L4 and A10G
-# ~23,030 MiB, L40S 46,068 MiB, A100 80 GB 81,920 MiB, H100 81,559 MiB), cheapest first; the lead merges this into
-# the one hardware table.
-GPU_MEMORY_GIB: dict[str, float] = {
-    "t4-small": 15.0,
-    "t4-medium": 15.0,
-    "l4x1": 22.5,
-    "a10g-small": 22.5,
-    "a10g-large": 22.5,
-    "l40sx1": 45.0,
-    "a100-large": 80.0,
-    "h100": 79.6,
-}
 
 
 def _decoder(hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, tied, **extra) -> dict[str, Any]:
@@ -184,8 +172,10 @@ def smallest_fitting_flavor(
     plan: MemoryPlan, flavors: Mapping[str, float] | None = None, cost_per_hour: Mapping[str, float] | None = None
 ) -> str | None:
     """The cheapest flavor whose GPU fits the plan (by `cost_per_hour`; without costs, the first in `flavors`' order,
-    cheapest first); None when none does."""
-    flavors = GPU_MEMORY_GIB if flavors is None else flavors
+    cheapest first); None when none does. Default: the Jobs flavors of the hardware table, at their prices."""
+    if flavors is None:
+        flavors = flavor_memory_gib()
+        cost_per_hour = cost_per_hour or {name: flavor.hourly_usd for name, flavor in JOBS_FLAVORS.items()}
     order = {name: index for index, name in enumerate(flavors)}
     fitting = [name for name, gib in flavors.items() if fits(plan, gib)]
     if not fitting:
@@ -301,6 +291,17 @@ def plan_memory(
     return MemoryPlan(phase, parts, notes)
 
 
+def offline_model_config(source: str | Path) -> dict[str, Any] | None:
+    """config.json of a local model folder or file, or the stored shape of a known base; None otherwise (no network:
+    what a job's dry run can know)."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return json.loads(path.read_text())
+    if (path / "config.json").is_file():
+        return json.loads((path / "config.json").read_text())
+    return KNOWN_MODEL_CONFIGS.get(str(source))
+
+
 def read_model_config(source: str | Path, token: str | None = None, revision: str | None = None) -> dict[str, Any]:
     """config.json of a config file, a local model folder or a Hub repo (only that file is downloaded); a known base
     whose file cannot be fetched (offline) falls back to KNOWN_MODEL_CONFIGS."""
@@ -356,7 +357,7 @@ def print_plan(argv: list[str] | None = None) -> int | None:
     print(plan.describe())
     for note in plan.notes:
         print(f"  {note}")
-    for flavor, gib in GPU_MEMORY_GIB.items():
+    for flavor, gib in flavor_memory_gib().items():
         print(f"  {flavor:<12} {gib:>4.0f} GiB  {'fits' if fits(plan, gib) else 'too small'}")
     print(f"smallest fitting flavor: {smallest_fitting_flavor(plan) or 'none'}")
     if args.gpu_memory_gib is not None and not fits(plan, args.gpu_memory_gib):

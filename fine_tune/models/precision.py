@@ -1,3 +1,5 @@
+"""Training and inference precision from the hardware: bf16 where the GPU runs it, fp16 on older GPUs, fp32 on CPU."""
+
 from __future__ import annotations
 
 import logging

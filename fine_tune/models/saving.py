@@ -1,3 +1,6 @@
+"""Saving a trained adapter and a merged model (rebuilt on a fresh full-precision base) with lineage, and pushing
+them to the Hub with their model card and split manifest."""
+
 from __future__ import annotations
 
 import logging

@@ -1,3 +1,5 @@
+"""The trainer configs: TRL's SFTConfig / GRPOConfig plus the project's fields (precision, guards, selection)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -133,7 +135,10 @@ class MedGRPOConfig(GRPOConfig, SelectionArguments):
     )
     vllm: str = field(
         default="auto",
-        metadata={"help": "Generate with vLLM (colocate): auto (when installed, supported and on CUDA), true, false"},
+        metadata={
+            "help": "Generate with vLLM: auto (colocated, when installed, supported and on CUDA), true, false, or "
+            "server (TRL's `trl vllm-serve` at vllm_server_host:vllm_server_port)"
+        },
     )
     if LEGACY_CHECKPOINTING_NAME:
         activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})

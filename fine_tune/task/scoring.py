@@ -1,4 +1,4 @@
-"""Per-sample scores and the aggregate eval metrics, all read through `fine_tune.parsing`.
+"""Per-sample scores and the aggregate eval metrics, all read through `fine_tune.task.parsing`.
 
 A sample is `correct` when its strictly parsed category equals the gold letter, even if another field breaks the
 schema; `accuracy_on_schema` restricts accuracy to schema-valid responses. Rates that would divide by zero are None

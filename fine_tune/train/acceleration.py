@@ -16,15 +16,18 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from fine_tune.errors import PipelineError
+
 logger = logging.getLogger(__name__)
 
 SWITCH_VALUES = ("auto", "true", "false")
 # TRL 1.16 supports these vLLM releases (trl.import_utils.is_vllm_available warns outside the range).
 VLLM_SUPPORTED = (Version("0.22.0"), Version("0.31.0"))
 VLLM_EXTRA_HINT = "pip install 'medmcqa-ft[vllm]'"
+VLLM_SERVER = "server"  # the `vllm` switch value for generations from `trl vllm-serve` on another GPU
 
 
-class AccelerationError(RuntimeError):
+class AccelerationError(PipelineError, RuntimeError):
     """An accelerator was required (`true`) but cannot run here."""
 
 
@@ -32,6 +35,7 @@ class AccelerationError(RuntimeError):
 class Resolution:
     enabled: bool
     reason: str
+    mode: str = "colocate"  # TRL's vllm_mode when enabled: "colocate" (on the training GPU) or "server"
 
 
 def parse_switch(value: str | bool | None) -> str:
@@ -123,6 +127,11 @@ def resolve_use_vllm(
     engine with the checkpoint's own dtype (it passes none), and vLLM refuses bf16 below compute capability 8.0, so on
     a T4 the starting checkpoint must be saved in fp16/fp32. The keyword arguments override detection (tests).
     """
+    if str(setting).strip().lower() == VLLM_SERVER:
+        version = installed_version("vllm") if vllm_version is False else vllm_version
+        if version is None:
+            raise AccelerationError(f"vllm: server needs vLLM's client, and vllm is not installed ({VLLM_EXTRA_HINT})")
+        return Resolution(True, "generations from TRL's vLLM server (`trl vllm-serve`)", mode=VLLM_SERVER)
     setting = parse_switch(setting)
     if setting == "false":
         return Resolution(False, "use_vllm: false")
@@ -142,27 +151,3 @@ def resolve_use_vllm(
         f"vllm {version} on sm_{cap[0]}{cap[1]}: colocated vLLM generation" if cap else "",
         "GRPO generates with transformers (batched generate)",
     )
-
-
-def resolve_use_kernels(
-    setting: str | bool | None = "auto",
-    *,
-    kernels_version: str | None | bool = False,
-    capability: tuple[int, int] | None | bool = False,
-) -> Resolution:
-    """Whether to load the model with Hub kernels (`from_pretrained(..., use_kernels=True)`).
-
-    TRL 1.16 deprecates `use_liger_kernel` in favour of these. On when the `kernels` package is installed and a CUDA
-    device is present; never on CPU.
-    """
-    setting = parse_switch(setting)
-    if setting == "false":
-        return Resolution(False, "use_kernels: false")
-    version = installed_version("kernels") if kernels_version is False else kernels_version
-    cap = cuda_capability() if capability is False else capability
-    problems = []
-    if version is None:
-        problems.append("the `kernels` package is not installed")
-    if cap is None:
-        problems.append("no CUDA device")
-    return _resolve("use_kernels", setting, problems, f"kernels {version}", "the model's own PyTorch modules")

@@ -1,3 +1,5 @@
+"""Checkpoints: the one rule for a complete checkpoint, and which one `--resume_from_checkpoint latest` resumes."""
+
 from __future__ import annotations
 
 import json

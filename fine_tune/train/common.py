@@ -1,3 +1,5 @@
+"""What SFT and GRPO share: the phase's rows (less its dev slice), the trainable model, saving what is handed on."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,3 +1,5 @@
+"""The GRPO phase: from the SFT model (lineage checked), rewards from the registry, guards, held-out selection."""
+
 from __future__ import annotations
 
 import logging
@@ -10,7 +12,7 @@ from fine_tune.data.splits import manifest_hash
 from fine_tune.errors import LineageError, RewardHealthError
 from fine_tune.hub.access import hf_token
 from fine_tune.models.lineage import read_lineage, run_config
-from fine_tune.models.loading import load_tokenizer
+from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, grpo_example, usable_template_kwargs
 from fine_tune.task.rewards import check_reward_columns, get_reward_funcs
 from fine_tune.train.acceleration import resolve_use_vllm
@@ -79,7 +81,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     vllm = resolve_use_vllm(training_args.vllm, model_path=source)
     training_args.use_vllm = vllm.enabled
     if vllm.enabled:
-        training_args.vllm_mode = "colocate"
+        training_args.vllm_mode = vllm.mode
     model = load_trainable_model(model_args, training_args, token)
     guard = RewardHealthGuard(
         GuardThresholds.from_args(training_args), training_args.reward_guard_action, recorder=recorder
@@ -94,6 +96,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
         peft_config=get_peft_config(model_args),
         callbacks=[guard, NonFiniteGuard(), *selection_callbacks(training_args)],
     )
+    full_precision_adapters(trainer.model)
     if rows.dev is not None:
         trainer.dev_scorer = DevScorer.from_rows(
             rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens, task=rows.task

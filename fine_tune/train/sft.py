@@ -1,3 +1,5 @@
+"""The SFT phase: LoRA on the SFT split with TRL's SFTTrainer, length and numerics checks, held-out selection."""
+
 from __future__ import annotations
 
 import logging
@@ -8,7 +10,7 @@ from trl import get_peft_config
 
 from fine_tune.hub.access import hf_token
 from fine_tune.models.lineage import run_config
-from fine_tune.models.loading import load_tokenizer
+from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, sft_example
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.common import finish, load_phase_rows, load_trainable_model
@@ -47,6 +49,7 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
         peft_config=get_peft_config(model_args),
         callbacks=[NonFiniteGuard(), *selection_callbacks(training_args)],
     )
+    full_precision_adapters(trainer.model)
     if rows.dev is not None:
         trainer.dev_scorer = DevScorer.from_rows(
             rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens, task=rows.task

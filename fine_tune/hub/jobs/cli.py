@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("phase", choices=[*PHASES, "pipeline"])
     parser.add_argument("--config", help="recipe for a single phase (default configs/<phase>.yaml)")
-    parser.add_argument("--flavor", default=options.DEFAULT_FLAVOR, help="hardware (default %(default)s)")
+    parser.add_argument(
+        "--flavor",
+        help="hardware; default: the cheapest flavor whose GPU fits the phase's planned peak memory "
+        f"({options.DEFAULT_FLAVOR} when the model's shape is unknown offline); a flavor too small is refused",
+    )
     parser.add_argument("--timeout", help="e.g. 2h, 90m (default: the estimate + margin; never the 30 min default)")
     parser.add_argument("--namespace", help=f"Hub user or org for jobs and repos (or ${NAMESPACE_ENV})")
     parser.add_argument("--dry-run", action="store_true", help="print the job specification as JSON; no network")

@@ -16,7 +16,7 @@ class Options:
     """What the submit_job CLI decides for every phase."""
 
     namespace: str
-    flavor: str = DEFAULT_FLAVOR
+    flavor: str | None = None  # None: the cheapest flavor whose GPU fits the memory plan (else DEFAULT_FLAVOR)
     timeout: str | None = None
     image: str = DEFAULT_IMAGE
     repo_prefix: str = DEFAULT_REPO_PREFIX

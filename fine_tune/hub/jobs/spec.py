@@ -10,12 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fine_tune.bench.hardware import flavor_memory_gib
 from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE, TOKEN_ENV
 from fine_tune.hub.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
 from fine_tune.hub.jobs.launch import VLLM_SERVER_ARGS, Launch, plan_launch
-from fine_tune.hub.jobs.options import Options
+from fine_tune.hub.jobs.options import DEFAULT_FLAVOR, Options
 from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
 from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
+from fine_tune.models.memory import (
+    RUNTIME_OVERHEAD_GIB,
+    MemoryPlan,
+    fits,
+    offline_model_config,
+    plan_memory,
+    smallest_fitting_flavor,
+)
 from fine_tune.models.source import is_hub_id, is_local, written_as_path
 
 TOKEN_SECRET = TOKEN_ENV  # the secret's name inside the job: what the entry scripts and huggingface_hub read
@@ -41,6 +50,7 @@ class JobSpec:
     timeout_seconds: int
     timeout_source: str
     estimate: Estimate | None
+    memory: dict[str, Any] | None  # the planned peak GPU memory (fine_tune.models.memory), when the shape is known
     namespace: str
     script: str
     config: str
@@ -97,6 +107,7 @@ class JobSpec:
             "timeout_source": self.timeout_source,
             "estimate": self.estimate.to_dict() if self.estimate else None,
             "max_cost_usd": self.estimate.cost_usd(self.timeout_seconds) if self.estimate else None,
+            "memory": self.memory,
             "script": self.script,
             "config": self.config,
             "script_args": self.script_args,
@@ -218,6 +229,37 @@ def manifest_source(models: dict[str, str], options: Options, handoff: dict[str,
     return scored[0] if scored else None
 
 
+def memory_plan(phase: Phase, values: dict[str, Any], model: Any, notes: list[str]) -> MemoryPlan | None:
+    """The phase's planned peak GPU memory (fine_tune.models.memory) when the model's shape is known offline: a local
+    config.json or the stored shape of a known base. `model`: what a training job starts from, or the eval's models."""
+    sources = list(model.values()) if isinstance(model, dict) else [model]
+    for source in sources:
+        config = offline_model_config(source) if source else None
+        if config is not None:
+            return plan_memory(values, config, phase.name)
+    notes.append(f"no memory plan: the shape of {', '.join(map(str, sources))} is not known offline")
+    return None
+
+
+def choose_flavor(requested: str | None, memory: MemoryPlan | None, notes: list[str]) -> str:
+    """The requested flavor, refused when the plan does not fit its GPU; unrequested, the cheapest that fits."""
+    if memory is None:
+        return requested or DEFAULT_FLAVOR
+    cheapest = smallest_fitting_flavor(memory)
+    if requested is None:
+        if cheapest is None:
+            raise JobsError(f"no listed flavor fits {memory.describe()}: pass --flavor (and --timeout) explicitly")
+        notes.append(f"flavor {cheapest}: the cheapest whose GPU fits {memory.describe()}")
+        return cheapest
+    gib = flavor_memory_gib().get(requested)
+    if gib is not None and not fits(memory, gib):
+        raise JobsError(
+            f"--flavor {requested} has {gib:.1f} GiB per GPU, too small for {memory.describe()} plus "
+            f"{RUNTIME_OVERHEAD_GIB} GiB CUDA runtime: use {cheapest or 'a larger flavor'}, or lower the batch size"
+        )
+    return requested
+
+
 def build_spec(
     phase_name: str,
     options: Options,
@@ -302,14 +344,14 @@ def build_spec(
             )
         )
     script_args = ["--config", config_rel, *job_args, *overrides]  # the user's overrides come last and win
-    launch = plan_launch(
-        phase, options.flavor, script_args, shipped.files, model=model, vllm_server=options.vllm_server
-    )
+    memory = memory_plan(phase, values, model if phase.trains else models, notes)
+    flavor = choose_flavor(options.flavor, memory, notes)
+    launch = plan_launch(phase, flavor, script_args, shipped.files, model=model, vllm_server=options.vllm_server)
 
-    est = estimate(phase.name, options.flavor, values, benchmarks)
+    est = estimate(phase.name, flavor, values, benchmarks)
     if est is None:
-        notes.append(f"no seconds-per-step figure for {options.flavor}: no time or cost estimate")
-    timeout_seconds, timeout_source = resolve_timeout(est, options.timeout, options.flavor)
+        notes.append(f"no seconds-per-step figure for {flavor}: no time or cost estimate")
+    timeout_seconds, timeout_source = resolve_timeout(est, options.timeout, flavor)
     env = {
         "PYTHONUNBUFFERED": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
@@ -324,7 +366,8 @@ def build_spec(
         image=options.image,
         env=env,
         secrets=[TOKEN_SECRET],
-        flavor=options.flavor,
+        flavor=flavor,
+        memory=None if memory is None else {"peak_gib": round(memory.peak_gib, 2), "plan": memory.describe()},
         timeout_seconds=timeout_seconds,
         timeout_source=timeout_source,
         estimate=est,
