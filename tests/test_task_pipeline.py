@@ -58,15 +58,17 @@ def test_each_preset_trains_and_is_scored(task, tiny_model_dir, tmp_path):
     from fine_tune.train.sft import run_sft
 
     sft, grpo = tmp_path / "sft", tmp_path / "grpo"
+    five_letters = task in ("medqa5", "kormedmcqa")
+    dev_size = 2 if five_letters else 0  # the dev scorer (held-out selection) reads the task's letters too
     run_sft(*parse_recipe("sft", phase_args(
         "sft", task, model_name_or_path=tiny_model_dir, output_dir=sft, max_steps=2, per_device_train_batch_size=2,
-        save_strategy="no", logging_steps=1, max_length=512,
+        save_strategy="no", logging_steps=1, max_length=512, dev_size=dev_size, eval_steps=1,
+        no_improvement_action="warn",
     )))  # fmt: skip
     run_grpo(*parse_recipe("grpo", phase_args(
         "grpo", task, model_name_or_path=sft / "merged", output_dir=grpo, max_steps=1, per_device_train_batch_size=4,
-        num_generations=4, max_completion_length=8, reward_guard_patience=100,
+        num_generations=4, max_completion_length=8, reward_guard_patience=100, dev_size=0,
     )))  # fmt: skip
-    five_letters = task in ("medqa5", "kormedmcqa")
     models = f"base={tiny_model_dir},sft={sft / 'merged'},grpo={grpo / 'merged'}"
     (config,) = parse_recipe("eval", phase_args(
         "eval", task, models=models, split_manifest=sft / "split_manifest.json", output_dir=tmp_path / "eval",
@@ -87,6 +89,7 @@ def test_each_preset_trains_and_is_scored(task, tiny_model_dir, tmp_path):
     report = (outcome.folder / "report.md").read_text()
     assert "| gold " + letters[-1] + " |" in report
     if five_letters:
+        assert manifest["dev"]["size"] == 2  # the SFT dev slice was scored with the task's letters
         assert letters == list("ABCDE") and "| E |" in report
         assert results["shots"]["k"] == 3 and len(results["shots"]["content_hashes"]) == 3
         assert set(results["models"]) == {"base", "base-3shot", "sft", "grpo"}
