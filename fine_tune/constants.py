@@ -31,3 +31,4 @@ HUB_CHECKPOINT_DIR = "last-checkpoint"
 # Eval generation backends: transformers generate, vLLM, or vLLM where it can run (fine_tune/evaluate/vllm_backend.py).
 GENERATION_BACKENDS = ("hf", "vllm", "auto")
 AUTO_BATCH_SIZE = "auto"  # eval batch_size: sized from free GPU memory
+STRATIFY_COLUMNS = ("subject", "answer")  # canonical row columns a split can be stratified by

@@ -1,6 +1,6 @@
-"""Check a MedMCQA source before spending GPU money: row validity, duplicates, splits, token lengths.
+"""Check a task's source before spending GPU money: row validity, duplicates, splits, token lengths.
 
-python scripts/validate_dataset.py [--config configs/validate.yaml] --dataset_name PATH_OR_HUB_ID
+python scripts/validate_dataset.py [--config configs/validate.yaml] [--task medqa] [--dataset_name PATH_OR_HUB_ID]
     [--sft_size 1000 --grpo_size 500 --eval_size 200 --split_seed 42] [--tokenizer ID_OR_PATH] [--json]
 
 The data keys are the training recipes' (`SplitArguments`), read through the one recipe loader. Exit status 0 when
@@ -30,13 +30,21 @@ def load_tokenizer(name: str) -> Any:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    from fine_tune.data.validation import REASON_DESCRIPTIONS
+    from fine_tune.data.tasks import REASON_DESCRIPTIONS as TASK_REASONS
+    from fine_tune.data.validation import REASON_DESCRIPTIONS as MEDMCQA_REASONS
+    from fine_tune.task.spec import DEFAULT_TASK
 
-    lines = [f"dataset: {report['source']}", f"rows: {report['rows']}   valid: {report['valid']}"]
+    medmcqa = report["task"] == DEFAULT_TASK
+    descriptions = {**TASK_REASONS, **MEDMCQA_REASONS} if medmcqa else {**MEDMCQA_REASONS, **TASK_REASONS}
+    lines = [
+        f"task: {report['task']} (letters {', '.join(report['letters'])})",
+        f"dataset: {report['source']}",
+        f"rows: {report['rows']}   valid: {report['valid']}",
+    ]
     for kind, counts in (("invalid", report["invalid"]), ("flag", report["flags"])):
         for name, count in counts.items():
             examples = ", ".join(report["examples"].get(name, []))
-            lines.append(f"  {kind} {name}: {count} ({REASON_DESCRIPTIONS[name]}); e.g. {examples}")
+            lines.append(f"  {kind} {name}: {count} ({descriptions[name]}); e.g. {examples}")
     for conflict in report["conflicts"]:
         pairs = ", ".join(f"{i} ({a})" for i, a in zip(conflict["ids"], conflict["answers"], strict=True))
         lines.append(f"  conflicting answers: {pairs}")
@@ -58,20 +66,39 @@ def validate(args) -> dict[str, Any]:
     import datasets
 
     from fine_tune.data.loading import read_medmcqa
-    from fine_tune.data.report import dataset_report
+    from fine_tune.data.report import dataset_report, task_dataset_report
+    from fine_tune.data.task_splits import uses_medmcqa_reader
+    from fine_tune.data.tasks import load_task
+    from fine_tune.task.spec import resolve_task
 
     datasets.disable_progress_bars()
-    loaded = read_medmcqa(args.dataset_name, args.dataset_train_split, args.hf_token_env)
+    task = resolve_task(args.task)
+    source = args.dataset_name or task.dataset_path
+    split = args.dataset_train_split or task.train_split
     tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
-    return dataset_report(
+    if not uses_medmcqa_reader(task, args.stratify_by):
+        normalised = load_task(task, split, source, args.hf_token_env)
+        return task_dataset_report(
+            task,
+            normalised,
+            args.split_sizes,
+            args.split_seed,
+            stratify_by=args.stratify_by,
+            tokenizer=tokenizer,
+            token_rows=args.token_rows,
+            source=source,
+        )
+    loaded = read_medmcqa(source, split, args.hf_token_env)
+    report = dataset_report(
         loaded.dataset,
         args.split_sizes,
         args.split_seed,
         tokenizer=tokenizer,
         token_rows=args.token_rows,
-        source=args.dataset_name,
+        source=source,
         refused=loaded.refused,
     )
+    return {"task": task.name, "letters": list(task.letters), **report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from fine_tune.constants import (
 )
 from fine_tune.data.splits import load_split, manifest_hash, read_manifest, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
-from fine_tune.data.validation import content_hash
+from fine_tune.data.tasks import content_hash
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.evaluate import sources
 from fine_tune.evaluate.eval_set import load_eval_set
@@ -41,6 +41,8 @@ TOP_LEVEL_KEYS = {
     "format_version",
     "run_name",
     "config",
+    "task",
+    "shots",
     "dataset",
     "split_check",
     "prompt",

@@ -61,7 +61,7 @@ def test_sft_and_grpo_examples():
     assert sft["prompt"] == prompt_messages(ROW)
     assert sft["completion"] == [{"role": "assistant", "content": target_response(ROW)}]
     assert sft["chat_template_kwargs"] == {"enable_thinking": False}
-    assert grpo_example(ROW) == {"prompt": prompt_messages(ROW), "ground_truth": "B"}
+    assert grpo_example(ROW) == {"prompt": prompt_messages(ROW), "ground_truth": "B", "letters": ["A", "B", "C", "D"]}
     assert [gold_letter({**ROW, "cop": cop}) for cop in range(4)] == ["A", "B", "C", "D"]
 
 

@@ -124,7 +124,7 @@ class ScriptedScorer(DevScorer):
     script: dict[int, float] = {}
 
     @classmethod
-    def from_rows(cls, rows, batch_size, max_new_tokens):
+    def from_rows(cls, rows, batch_size, max_new_tokens, task=None):
         return cls([[]] * len(rows), ["A"] * len(rows), batch_size, max_new_tokens)
 
     def score(self, model, tokenizer, step):

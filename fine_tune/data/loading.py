@@ -25,8 +25,10 @@ from fine_tune.models.source import is_hub_id, is_local, written_as_path
 from fine_tune.task.prompts import (
     OPTION_COLUMNS,
 )
+from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
+CONFIG_COLUMN = "__config__"  # the Hub config (or config folder) a row of a multi-config task came from
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("question", *OPTION_COLUMNS, "cop")
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in MEDMCQA_COLUMNS if c not in REQUIRED_COLUMNS)
@@ -118,6 +120,59 @@ def _judge_cop_column(loaded: LoadedRows) -> LoadedRows:
     return loaded
 
 
+def read_task_rows(
+    spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV
+) -> datasets.Dataset:
+    """The raw rows of `split` (all of the task's configs, concatenated) from `source` or the task's dataset_path.
+
+    Hub configs are loaded one by one and their name kept in CONFIG_COLUMN (the subject when the task has none).
+    A local folder with one sub-folder per config is read the same way; any other local path is one source.
+    """
+    source = source or spec.dataset_path
+    configs = [c for c in spec.dataset_configs if c is not None]
+    if is_local(source):
+        path = Path(source).expanduser()
+        if configs and path.is_dir() and all((path / c).is_dir() for c in configs):
+            parts = [(c, _read_local_rows(path / c, split)) for c in configs]
+        else:
+            parts = [(None, _read_local_rows(path, split))]
+    elif written_as_path(source):
+        raise DatasetError(f"{spec.name}: dataset path not found: {source}")
+    elif is_hub_id(source, namespaced=False):
+        parts = [(c, _load_hub(source, split, token_env, c)) for c in (configs or [None])]
+    else:
+        raise DatasetError(f"{spec.name}: {source!r} is neither an existing path nor a Hub dataset ID (owner/name)")
+    tagged = [part.add_column(CONFIG_COLUMN, [config] * len(part)) for config, part in parts]
+    dataset = tagged[0] if len(tagged) == 1 else datasets.concatenate_datasets(tagged)
+    logger.info("%s: loaded %d rows of split %r from %s", spec.name, len(dataset), split, source)
+    return dataset
+
+
+def _read_local_rows(path: Path, split: str) -> datasets.Dataset:
+    """A local file (any task's columns, as the `datasets` builders read them), a `save_to_disk` folder, or a folder
+    holding `<split>.<ext>`."""
+    if path.is_file():
+        return _read_file_rows(path)
+    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        return _load_saved(path, split).dataset
+    found = [path / f"{split}{ext}" for ext in FILE_BUILDERS if (path / f"{split}{ext}").is_file()]
+    if not found:
+        raise DatasetError(
+            f"{path} is neither a save_to_disk folder nor a folder with a {split}.jsonl/.json/.parquet/.csv file"
+        )
+    return _read_file_rows(found[0])
+
+
+def _read_file_rows(path: Path) -> datasets.Dataset:
+    builder = FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise DatasetError(f"unsupported file type {path.suffix!r} for {path}: use .jsonl, .json, .parquet or .csv")
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
+    except Exception as error:  # the builders raise many types for malformed files
+        raise DatasetError(f"could not read {path}: {_cause(error)}") from error
+
+
 def _load_local(path: Path, split: str) -> LoadedRows:
     if path.is_file():
         return _load_file(path)
@@ -165,26 +220,29 @@ def _load_saved(path: Path, split: str) -> LoadedRows:
     return LoadedRows(loaded)
 
 
-def _load_hub(hub_id: str, split: str, token_env: str) -> datasets.Dataset:
+def _load_hub(hub_id: str, split: str, token_env: str, config: str | None = None) -> datasets.Dataset:
+    named = f"{hub_id!r}" + (f" (config {config!r})" if config else "")
     local_hint = "pass a local path instead (a .jsonl/.json/.parquet/.csv file or a save_to_disk folder)"
     if hub.offline_mode():
         raise DatasetError(
-            f"offline mode is set ({'/'.join(hub.OFFLINE_ENV_VARS)}), so the Hub dataset {hub_id!r} cannot be "
+            f"offline mode is set ({'/'.join(hub.OFFLINE_ENV_VARS)}), so the Hub dataset {named} cannot be "
             f"loaded; {local_hint}"
         )
     endpoint = hub.hub_endpoint()
     if not hub.hub_reachable(endpoint):
         raise DatasetError(
-            f"the Hugging Face Hub ({endpoint}) is unreachable, so {hub_id!r} cannot be loaded; {local_hint}"
+            f"the Hugging Face Hub ({endpoint}) is unreachable, so {named} cannot be loaded; {local_hint}"
         )
     token = os.environ.get(token_env) or None
     try:
-        return datasets.load_dataset(hub_id, split=split, token=token)
+        named_config = {"name": config} if config else {}
+        return datasets.load_dataset(hub_id, **named_config, split=split, token=token)
     except Exception as error:  # network, auth and not-found errors all become one explained failure
         cause = _cause(error).replace(token, "***") if token else _cause(error)
         raise DatasetError(
-            f"could not load split {split!r} of {hub_id!r} from the Hub ({cause}); check the ID and split, and the "
-            f"token in ${token_env} for gated datasets, or {local_hint}"
+            f"could not load split {split!r} of {named} from the Hub ({cause}); check the ID"
+            + (", config" if config else "")
+            + f" and split, and the token in ${token_env} for gated datasets, or {local_hint}"
         ) from error
 
 

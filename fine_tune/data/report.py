@@ -13,6 +13,7 @@ import numpy as np
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
 from fine_tune.data.records import RefusedRecord
 from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
+from fine_tune.data.tasks import NormalisedRows
 from fine_tune.data.validation import duplicate_content, validate_rows
 from fine_tune.errors import DatasetError
 from fine_tune.task.prompts import (
@@ -21,6 +22,7 @@ from fine_tune.task.prompts import (
     render_prompt,
     sft_example,
 )
+from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -92,4 +94,82 @@ def dataset_report(
         )
     if tokenizer is not None and report.valid:
         result["token_lengths"] = token_length_stats(dataset, tokenizer, token_rows)
+    return result
+
+
+def task_dataset_report(
+    task: TaskSpec,
+    normalised: NormalisedRows,
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    *,
+    stratify_by: str | None = None,
+    tokenizer: Any = None,
+    token_rows: int | None = None,
+    source: str | None = None,
+) -> dict[str, Any]:
+    """`dataset_report` for any task's normalised rows: the same keys, plus `task` and `letters`."""
+    from fine_tune.data.task_splits import first_reasons, split_task_rows
+    from fine_tune.data.tasks import content_hash
+
+    report, rows = normalised.report, normalised.dataset
+    hashes = Counter(content_hash(row) for row in rows)
+    repeated = [n for n in hashes.values() if n > 1]
+    subjects = Counter(s if s is not None else "(none)" for s in rows["subject"])
+    result: dict[str, Any] = {
+        "task": task.name,
+        "letters": list(task.letters),
+        "source": source,
+        "rows": report.total,
+        "valid": report.valid,
+        "invalid": {name: len(ix) for name, ix in report.invalid.items()},
+        "flags": {name: len(ix) for name, ix in report.flags.items()},
+        "examples": report.examples,
+        "conflicts": [],
+        "duplicates": {"rows": sum(repeated), "groups": len(repeated)},
+        "subjects": dict(subjects.most_common()),
+        "requested_sizes": dict(sizes),
+    }
+    try:
+        split = split_task_rows(
+            rows,
+            normalised.source_indices,
+            first_reasons(report),
+            report.total,
+            sizes,
+            seed,
+            fingerprint=normalised.fingerprint,
+            source=source,
+            task=task.name,
+            letters=task.letters,
+            stratify_by=stratify_by,
+        )
+    except DatasetError as error:
+        result.update(usable=False, error=str(error), splits={}, skipped={}, contamination=None)
+    else:
+        result.update(
+            usable=True,
+            splits={name: len(part) for name, part in split.splits.items()},
+            skipped=split.skipped,
+            contamination=contamination_count(split.manifest),
+            manifest_hash=manifest_hash(split.manifest),
+        )
+        if stratify_by is not None:
+            result["strata"] = split.manifest["strata"]
+    if tokenizer is not None and report.valid:
+        picked = rows.select(range(min(token_rows or len(rows), len(rows))))
+        prompts = [render_prompt(tokenizer, prompt_messages(row, task=task)) for row in picked]
+        full = [
+            tokenizer.apply_chat_template(
+                prompt_messages(row, task=task) + sft_example(row, task=task)["completion"],
+                tokenize=False,
+                **CHAT_TEMPLATE_KWARGS,
+            )
+            for row in picked
+        ]
+        result["token_lengths"] = {
+            "rows": len(picked),
+            "prompt": _length_stats(tokenizer, prompts),
+            "full": _length_stats(tokenizer, full),
+        }
     return result

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
 
-from fine_tune.data.splits import load_eval_rows, load_split
-from fine_tune.data.validation import content_hash, row_label
+from fine_tune.data.task_splits import official_rows, phase_split
+from fine_tune.data.tasks import content_hash
+from fine_tune.data.validation import row_label
 from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
+from fine_tune.task.prompts import select_exemplars
+from fine_tune.task.spec import TaskSpec, resolve_task
 
 
 @dataclass
 class EvalSet:
-    rows: datasets.Dataset
+    rows: datasets.Dataset  # canonical rows (`fine_tune.data.tasks`)
     info: dict[str, Any]  # the "dataset" section of the results
     manifest: dict[str, Any] | None  # the split manifest recomputed here (eval_split 'split' only)
+    task: TaskSpec = field(default_factory=lambda: resolve_task(None))
 
     def select(self, indices: Iterable[int], **dropped: int) -> EvalSet:
         """The rows at `indices` in order, the info updated and `dropped` added to its counts of dropped rows."""
@@ -31,32 +35,29 @@ class EvalSet:
             "eval_rows_hash": eval_rows_hash(rows),
             "dropped": {**self.info["dropped"], **dropped},
         }
-        return EvalSet(rows, info, self.manifest)
+        return EvalSet(rows, info, self.manifest, self.task)
 
 
 def load_eval_set(config: EvalConfig) -> EvalSet:
     """The rows to score (limit applied), with what was dropped; DatasetError when they cannot be had."""
     if config.eval_split == SPLIT_EVAL:
-        rows, manifest = load_split(
-            config.dataset_name,
-            "eval",
-            hub_split=config.dataset_train_split,
-            sizes=config.split_sizes,
-            seed=config.split_seed,
-            token_env=config.hf_token_env,
-        )
+        split = phase_split(config, "eval")
+        rows, manifest, task = split.rows, split.manifest, split.task
         dropped = dict(manifest["skipped"])
+        shuffled = config.dataset_train_split or task.train_split
         description = f"EVAL split ({config.eval_size} rows, seed {config.split_seed}) of the shuffled "
-        description += f"'{config.dataset_train_split}' split"
+        description += f"'{shuffled}' split"
     else:
-        rows, validation = load_eval_rows(config.dataset_name, config.eval_split, config.hf_token_env)
-        manifest, dropped = None, {name: len(ix) for name, ix in validation.invalid.items()}
+        rows, dropped, task = official_rows(config, config.eval_split)
+        manifest = None
         description = f"official '{config.eval_split}' split"
     available = len(rows)
     if config.limit is not None:
         rows = rows.select(range(min(config.limit, available)))
     info = {
-        "source": config.dataset_name,
+        "task": task.name,
+        "letters": list(task.letters),
+        "source": config.dataset_name or task.dataset_path,
         "eval_split": config.eval_split,
         "description": description,
         "available_rows": available,
@@ -66,12 +67,31 @@ def load_eval_set(config: EvalConfig) -> EvalSet:
         "fingerprint": rows._fingerprint,
         "eval_rows_hash": eval_rows_hash(rows),
     }
-    return EvalSet(rows=rows, info=info, manifest=manifest)
+    return EvalSet(rows=rows, info=info, manifest=manifest, task=task)
+
+
+def fewshot_exemplars(config: EvalConfig, task: TaskSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`config.shots` exemplars drawn (seeded) from the SFT split of the same shuffle: training rows, never eval rows.
+    Returns them and what the results record about them."""
+    if config.shots == 0:
+        return [], {"k": 0}
+    pool = phase_split(config, "sft").rows
+    picks = select_exemplars(len(pool), config.shots, config.seed)
+    exemplars = [pool[i] for i in picks]
+    record = {
+        "k": config.shots,
+        "drawn_from": "sft split",
+        "seed": config.seed,
+        "sft_positions": picks,
+        "ids": [row_label(row, i) for row, i in zip(exemplars, picks, strict=True)],
+        "content_hashes": [content_hash(row) for row in exemplars],
+    }
+    return exemplars, record
 
 
 def eval_rows_hash(rows: Iterable[Mapping[str, Any]]) -> str:
     """sha256 over every row's id, content hash and gold answer: equal hashes mean the same questions, same order."""
     digest = hashlib.sha256()
     for index, row in enumerate(rows):
-        digest.update(f"{row_label(row, index)}\x1f{content_hash(row)}\x1f{row['cop']}\n".encode())
+        digest.update(f"{row_label(row, index)}\x1f{content_hash(row)}\x1f{row['answer']}\n".encode())
     return digest.hexdigest()

@@ -23,7 +23,7 @@ from rich.console import Console
 from fine_tune.constants import EXIT_MODEL_FAILED, EXIT_REGRESSION, PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate import report
-from fine_tune.evaluate.eval_set import load_eval_set
+from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_set
 from fine_tune.evaluate.regressions import parent_checks
 from fine_tune.evaluate.results import build_results, write_outputs
 from fine_tune.evaluate.runs import run_models
@@ -84,7 +84,8 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         f"evaluating {len(config.models)} model(s) on {len(eval_set.rows)} rows: {eval_set.info['description']}",
         markup=False,
     )
-    runs = run_models(config, eval_set, precision, lineages, console)
+    exemplars, shots = fewshot_exemplars(config, eval_set.task)
+    runs = run_models(config, eval_set, precision, lineages, console, exemplars)
     checks = parent_checks(runs, config.bootstrap_resamples, config.seed)
     warnings += identical_output_warnings(runs)
     for warning in warnings:
@@ -93,7 +94,7 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         if check["regressed"]:
             logger.warning(report.regression_message(check))
     seconds = time.perf_counter() - start
-    results = build_results(config, eval_set, split_section, runs, precision, warnings, seconds, checks)
+    results = build_results(config, eval_set, split_section, runs, precision, warnings, seconds, checks, shots)
     records = [record for run in runs for record in run.records]
     folder = write_outputs(results, records, Path(config.output_dir) / config.resolved_run_name)
     report.print_summary(results, console)

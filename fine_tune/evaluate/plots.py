@@ -12,8 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from fine_tune.evaluate.report import COLUMNS, num, ok_models
-from fine_tune.task.prompts import LETTERS
+from fine_tune.evaluate.report import matrix_columns, num, ok_models, task_letters
 
 PLOTS_DIR = "plots"
 PLOT_FILES = {
@@ -79,19 +78,20 @@ def plot_per_subject(results: Mapping[str, Any], path: Path) -> None:
 
 def plot_letters(results: Mapping[str, Any], path: Path) -> None:
     models = ok_models(results)
+    letters, columns = task_letters(results), matrix_columns(results)
     first = next(iter(models.values()))
     n = first["metrics"]["n"]
-    series = {"gold": [first["letter_distribution"]["gold_counts"][letter] / n for letter in LETTERS] + [0.0]}
+    series = {"gold": [first["letter_distribution"]["gold_counts"][letter] / n for letter in letters] + [0.0]}
     for label, model in models.items():
         counts = model["letter_distribution"]["predicted_counts"]
-        predicted = [counts[letter] / n for letter in LETTERS]
+        predicted = [counts[letter] / n for letter in letters]
         series[label] = [*predicted, 1 - sum(predicted)]
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
     width = 0.8 / len(series)
     for offset, (label, values) in enumerate(series.items()):
-        axes.bar([i + offset * width for i in range(len(COLUMNS))], values, width=width, label=label)
-    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(COLUMNS))], list(COLUMNS))
+        axes.bar([i + offset * width for i in range(len(columns))], values, width=width, label=label)
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(columns))], list(columns))
     axes.set(ylabel="share of questions", title="Predicted letter vs gold (position bias)")
     axes.legend(fontsize="small")
     save(figure, path)
@@ -99,17 +99,18 @@ def plot_letters(results: Mapping[str, Any], path: Path) -> None:
 
 def plot_confusion(results: Mapping[str, Any], path: Path) -> None:
     models = ok_models(results)
+    letters, columns = task_letters(results), matrix_columns(results)
     figure = Figure(figsize=(3.6 * len(models) + 0.5, 3.6))
     axes_list = figure.subplots(1, len(models), squeeze=False)[0]
     for axes, (label, model) in zip(axes_list, models.items(), strict=True):
-        matrix = [[model["confusion_matrix"][g][c] for c in COLUMNS] for g in LETTERS]
+        matrix = [[model["confusion_matrix"][g][c] for c in columns] for g in letters]
         axes.imshow(matrix, cmap="Blues")
         peak = max(max(row) for row in matrix) or 1
         for i, row in enumerate(matrix):
             for j, value in enumerate(row):
                 axes.text(j, i, value, ha="center", va="center", color="white" if value > peak / 2 else "black")
-        axes.set_xticks(range(len(COLUMNS)), list(COLUMNS))
-        axes.set_yticks(range(len(LETTERS)), list(LETTERS))
+        axes.set_xticks(range(len(columns)), list(columns))
+        axes.set_yticks(range(len(letters)), list(letters))
         axes.set(xlabel="predicted", ylabel="gold", title=label)
     save(figure, path)
 

@@ -30,7 +30,18 @@ METRIC_TITLES = {
     "lenient_accuracy": "lenient accuracy",
     "lenient_schema_pass_rate": "lenient schema pass",
 }
-COLUMNS = (*LETTERS, INVALID)
+
+
+def task_letters(results: Mapping[str, Any]) -> tuple[str, ...]:
+    """The letters of the task the results are about (A-D for results written before tasks existed)."""
+    return tuple((results.get("task") or {}).get("letters") or LETTERS)
+
+
+def matrix_columns(results: Mapping[str, Any]) -> tuple[str, ...]:
+    """Confusion-matrix columns: the task's letters, then INVALID."""
+    return (*task_letters(results), INVALID)
+
+
 FAILED = "FAILED"
 
 
@@ -327,19 +338,20 @@ def letters_section(results: Mapping[str, Any], plot: str | None) -> str:
     models = ok_models(results)
     if not models:
         return ""
+    letters = task_letters(results)
     first = next(iter(models.values()))
     gold = first["letter_distribution"]["gold_counts"]
-    rows = [["gold", *(gold[letter] for letter in LETTERS), "", "", ""]]
+    rows = [["gold", *(gold[letter] for letter in letters), "", "", ""]]
     for label, model in models.items():
         dist = model["letter_distribution"]
         invalid = model["metrics"]["n"] - sum(dist["predicted_counts"].values())
         chi2 = num(dist["chi2"], 2) if dist["chi2"] is not None else "n/a"
-        rows.append([label, *(dist["predicted_counts"][letter] for letter in LETTERS), invalid, chi2])
+        rows.append([label, *(dist["predicted_counts"][letter] for letter in letters), invalid, chi2])
         rows[-1].append(format_p(dist["p_value"]))
     text = (
         "## Position bias: predicted letters against the gold distribution\n\nChi-square goodness of fit of the "
         "valid predicted letters against the gold letters' proportions; a small p means the model favours some "
-        "positions.\n\n" + md_table(["", *LETTERS, INVALID, "chi2", "p"], rows)
+        "positions.\n\n" + md_table(["", *letters, INVALID, "chi2", "p"], rows)
     )
     return text + (f"\n\n![letter distribution]({plot})" if plot else "")
 
@@ -351,8 +363,9 @@ def confusion_section(results: Mapping[str, Any], plot: str | None) -> str:
     parts = ["## Confusion matrices\n\nRows: gold letter; columns: strictly parsed prediction (invalid: none)."]
     for label, model in models.items():
         matrix = model["confusion_matrix"]
-        rows = [[f"gold {g}", *(matrix[g][c] for c in COLUMNS)] for g in LETTERS]
-        parts.append(f"**{label}**\n\n" + md_table(["", *COLUMNS], rows))
+        columns = matrix_columns(results)
+        rows = [[f"gold {g}", *(matrix[g][c] for c in columns)] for g in task_letters(results)]
+        parts.append(f"**{label}**\n\n" + md_table(["", *columns], rows))
     if plot:
         parts.append(f"![confusion matrices]({plot})")
     return "\n\n".join(parts)

@@ -21,7 +21,7 @@ from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl
 from fine_tune.models.precision import Precision
 from fine_tune.provenance import provenance
 from fine_tune.recipes.arguments import EvalConfig
-from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, SYSTEM_PROMPT
+from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, LETTERS, system_prompt
 
 # 2: pairwise `p_value` renamed `mcnemar_p`; `parent_checks` and `regressions` added
 RESULTS_FORMAT = 2
@@ -38,7 +38,7 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def model_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
+def model_section(run: ModelRun, verdict: str | None, letters: Sequence[str] = LETTERS) -> dict[str, Any]:
     section = {
         "source": run.source,
         "status": run.status,
@@ -48,7 +48,7 @@ def model_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
     }
     if not run.ok:
         return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
-    return {**section, **model_summary(run.records, run.scores)}
+    return {**section, **model_summary(run.records, run.scores, letters)}
 
 
 def environment(precision: Precision) -> dict[str, Any]:
@@ -71,23 +71,28 @@ def build_results(
     warnings: list[str],
     seconds: float,
     checks: Sequence[Mapping[str, Any]] = (),
+    shots: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the run measured, JSON-ready; `checks` are the parent checks (`regressions.parent_checks`)."""
+    """Everything the run measured, JSON-ready; `checks` are the parent checks (`regressions.parent_checks`),
+    `shots` what `eval_set.fewshot_exemplars` drew for the k-shot runs."""
+    letters = eval_set.task.letters
     verdicts = split_section["models"]
     results = {
         "format_version": RESULTS_FORMAT,
         "run_name": config.resolved_run_name,
         "config": config.to_dict(),
+        "task": eval_set.task.to_dict(),
+        "shots": dict(shots or {"k": 0}),
         "dataset": eval_set.info,
         "split_check": split_section,
-        "prompt": {"system_prompt": SYSTEM_PROMPT, "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
+        "prompt": {"system_prompt": system_prompt(letters), "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
         "generation": {
             "decoding": "greedy",
             "batch_size": config.batch_size,
             "max_new_tokens": config.max_new_tokens,
             "padding_side": "left",
         },
-        "models": {run.label: model_section(run, verdicts.get(run.label)) for run in runs},
+        "models": {run.label: model_section(run, verdicts.get(run.label), letters) for run in runs},
         "pairwise": pairwise_comparisons(runs, config.bootstrap_resamples, config.seed),
         "parent_checks": list(checks),
         "regressions": regressions(checks),

@@ -29,6 +29,7 @@ from fine_tune.models.precision import Precision
 from fine_tune.recipes.arguments import EvalConfig
 from fine_tune.task.prompts import gold_letter, prompt_messages
 from fine_tune.task.scoring import SampleScore, score_sample
+from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ def evaluate_model(
     token: str | None = None,
     lineage: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    exemplars: Sequence[Mapping[str, Any]] = (),
 ) -> ModelRun:
-    """Load, generate and score one model; any exception is recorded on the run instead of raised."""
+    """Load, generate and score one model (k-shot with `exemplars`); any exception is recorded on the run."""
     run = ModelRun(label, source, resolved={"kind": None, "base": None, "lineage": lineage})
     stage, start, model = "load", time.perf_counter(), None
     try:
@@ -89,7 +91,8 @@ def evaluate_model(
         stage = "generate"
         if progress is not None:
             progress(0)  # loaded: generation starts
-        messages = [prompt_messages(row) for row in eval_set.rows]
+        task = eval_set.task
+        messages = [prompt_messages(row, task=task, exemplars=exemplars) for row in eval_set.rows]
         generate = generator_for(resolve_backend(config.backend))
         generation = generate(
             model,
@@ -101,8 +104,8 @@ def evaluate_model(
         )
         stage = "score"
         pairs = zip(generation.texts, eval_set.rows, strict=True)
-        run.scores = [score_sample(text, gold_letter(row)) for text, row in pairs]
-        run.records = prediction_records(label, eval_set.rows, generation, run.scores)
+        run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
+        run.records = prediction_records(label, eval_set.rows, generation, run.scores, task)
         run.timings.update(generation_timings(generation))
     except Exception as error:  # one model's failure must not lose the others' results
         logger.error("%s (%s) failed at %s: %s", label, source, stage, error)
@@ -136,7 +139,11 @@ def generation_timings(generation: GenerationResult) -> dict[str, Any]:
 
 
 def prediction_records(
-    label: str, rows: datasets.Dataset, generation: GenerationResult, scores: Sequence[SampleScore]
+    label: str,
+    rows: datasets.Dataset,
+    generation: GenerationResult,
+    scores: Sequence[SampleScore],
+    task: TaskSpec | None = None,
 ) -> list[dict[str, Any]]:
     """One predictions.jsonl line per sample."""
     records = []
@@ -146,8 +153,8 @@ def prediction_records(
                 "model": label,
                 "index": index,
                 "id": row_label(row, index),
-                "subject": row.get("subject_name"),
-                "gold": gold_letter(row),
+                "subject": row.get("subject"),
+                "gold": gold_letter(row, task),
                 "raw_output": generation.texts[index],
                 "json_valid": score.json_valid,
                 "schema_valid": score.schema_valid,
@@ -181,11 +188,13 @@ def run_models(
     precision: Precision,
     lineages: Mapping[str, dict[str, Any] | None],
     console: Console,
+    exemplars: Sequence[Mapping[str, Any]] = (),
 ) -> list[ModelRun]:
-    """Every configured model in order, each with a progress bar and a one-line speed (or failure) summary."""
+    """Every configured model in order, each with a progress bar and a one-line speed (or failure) summary; with
+    `exemplars`, each model that has no training lineage is run again k-shot as `<label>-<k>shot`."""
     token = hf_token(config.hf_token_env)
     runs = []
-    for label, source in config.models.items():
+    for label, source, shots in planned_runs(config.models, lineages, exemplars):
         with progress_bar(console) as bar:
             task = bar.add_task(f"{label}: loading", total=len(eval_set.rows))
             run = evaluate_model(
@@ -195,10 +204,11 @@ def run_models(
                 config,
                 precision,
                 token=token,
-                lineage=lineages.get(label),
+                lineage=lineages.get(label.removesuffix(shot_suffix(len(exemplars)))),
                 progress=lambda k, task=task, bar=bar, label=label: bar.update(
                     task, advance=k, description=f"{label}: generating"
                 ),
+                exemplars=shots,
             )
         runs.append(run)
         if run.ok:
@@ -211,3 +221,24 @@ def run_models(
         else:
             console.print(Text(f"{label}: FAILED at {run.stage}: {run.error}", style="red"))
     return runs
+
+
+def shot_suffix(k: int) -> str:
+    return f"-{k}shot"
+
+
+def planned_runs(
+    models: Mapping[str, str],
+    lineages: Mapping[str, dict[str, Any] | None],
+    exemplars: Sequence[Mapping[str, Any]],
+) -> list[tuple[str, str, Sequence[Mapping[str, Any]]]]:
+    """(label, source, exemplars) per run: every model 0-shot, then, with k exemplars, each base model (no training
+    lineage) k-shot, so the table shows base 0-shot, base k-shot, sft and grpo side by side."""
+    plan = [(label, source, ()) for label, source in models.items()]
+    if exemplars:
+        plan += [
+            (label + shot_suffix(len(exemplars)), source, exemplars)
+            for label, source in models.items()
+            if not (lineages.get(label) or {}).get("phase")
+        ]
+    return plan

@@ -111,7 +111,9 @@ def brier_score(confidences: Sequence[float], correct: Sequence[Any]) -> float |
     return float(np.mean((conf - outcome) ** 2)) if len(conf) else None
 
 
-def letter_distribution_test(predicted_letters: Sequence[Any], gold_letters: Sequence[str]) -> dict[str, Any]:
+def letter_distribution_test(
+    predicted_letters: Sequence[Any], gold_letters: Sequence[str], letters: Sequence[str] = LETTERS
+) -> dict[str, Any]:
     """Chi-square goodness of fit of the valid predicted letters against the gold letters' proportions.
 
     A small p-value means the model favours some positions beyond what the gold distribution explains. Letters that
@@ -119,17 +121,17 @@ def letter_distribution_test(predicted_letters: Sequence[Any], gold_letters: Seq
     cannot happen under the null, so chi2 = inf and p = 0.0. chi2 and p are None when the test is undefined (no valid
     prediction, or fewer than two letters with a non-zero expected count).
     """
-    gold_counter = Counter(_check_letters(gold_letters))
-    predicted_counter = Counter(p for p in predicted_letters if is_letter(p))
-    gold_counts = {letter: gold_counter[letter] for letter in LETTERS}
-    predicted_counts = {letter: predicted_counter[letter] for letter in LETTERS}
+    gold_counter = Counter(_check_letters(gold_letters, letters))
+    predicted_counter = Counter(p for p in predicted_letters if is_letter(p, letters))
+    gold_counts = {letter: gold_counter[letter] for letter in letters}
+    predicted_counts = {letter: predicted_counter[letter] for letter in letters}
     n_predicted = sum(predicted_counts.values())
     n_gold = sum(gold_counts.values())
-    tested = [letter for letter in LETTERS if gold_counts[letter]]
+    tested = [letter for letter in letters if gold_counts[letter]]
     result = {"predicted_counts": predicted_counts, "gold_counts": gold_counts, "chi2": None, "p_value": None}
     if n_predicted == 0 or len(tested) < 2:
         return result
-    if any(predicted_counts[letter] for letter in LETTERS if letter not in tested):
+    if any(predicted_counts[letter] for letter in letters if letter not in tested):
         return {**result, "chi2": float("inf"), "p_value": 0.0}
     observed = np.array([predicted_counts[letter] for letter in tested], dtype=float)
     expected = np.array([gold_counts[letter] for letter in tested], dtype=float) * n_predicted / n_gold
@@ -137,14 +139,16 @@ def letter_distribution_test(predicted_letters: Sequence[Any], gold_letters: Seq
     return {**result, "chi2": float(test.statistic), "p_value": float(test.pvalue)}
 
 
-def confusion_matrix(gold_letters: Sequence[str], predicted_letters: Sequence[Any]) -> dict[str, dict[str, int]]:
-    """Rows: gold A-D; columns: predicted A-D plus INVALID for a missing (None) or non-letter prediction."""
-    gold = _check_letters(gold_letters)
+def confusion_matrix(
+    gold_letters: Sequence[str], predicted_letters: Sequence[Any], letters: Sequence[str] = LETTERS
+) -> dict[str, dict[str, int]]:
+    """Rows: the task's gold letters; columns: predicted letters plus INVALID for a missing or non-letter one."""
+    gold = _check_letters(gold_letters, letters)
     if len(gold) != len(predicted_letters):
         raise ValueError(f"length mismatch: {len(gold)} gold vs {len(predicted_letters)} predicted")
-    matrix = {g: dict.fromkeys((*LETTERS, INVALID), 0) for g in LETTERS}
+    matrix = {g: dict.fromkeys((*letters, INVALID), 0) for g in letters}
     for g, p in zip(gold, predicted_letters, strict=True):
-        matrix[g][p if is_letter(p) else INVALID] += 1
+        matrix[g][p if is_letter(p, letters) else INVALID] += 1
     return matrix
 
 
@@ -202,8 +206,8 @@ def _calibration_inputs(confidences: Sequence[float], correct: Sequence[Any]) ->
     return conf, outcome
 
 
-def _check_letters(letters: Sequence[Any]) -> list[str]:
-    bad = [x for x in letters if not is_letter(x)]
+def _check_letters(values: Sequence[Any], letters: Sequence[str]) -> list[str]:
+    bad = [x for x in values if not is_letter(x, letters)]
     if bad:
-        raise ValueError(f"gold letters must be in {LETTERS}; got e.g. {bad[0]!r}")
-    return list(letters)
+        raise ValueError(f"gold letters must be in {tuple(letters)}; got e.g. {bad[0]!r}")
+    return list(values)

@@ -19,6 +19,7 @@ from fine_tune.evaluate.stats import (
     reliability_bins,
     wilson_interval,
 )
+from fine_tune.task.prompts import LETTERS
 from fine_tune.task.scoring import SampleScore, aggregate_metrics
 
 CALIBRATION_BINS = 10
@@ -59,7 +60,9 @@ def calibration(records: Sequence[Mapping[str, Any]], n_bins: int = CALIBRATION_
     }
 
 
-def model_summary(records: Sequence[Mapping[str, Any]], scores: Sequence[SampleScore]) -> dict[str, Any]:
+def model_summary(
+    records: Sequence[Mapping[str, Any]], scores: Sequence[SampleScore], letters: Sequence[str] = LETTERS
+) -> dict[str, Any]:
     """Everything reported per model, from its records and scores."""
     metrics = aggregate_metrics(scores)
     gold = [r["gold"] for r in records]
@@ -69,8 +72,8 @@ def model_summary(records: Sequence[Mapping[str, Any]], scores: Sequence[SampleS
         "intervals": metric_intervals(metrics),
         "calibration": calibration(records),
         "per_subject": per_group_accuracy([r["subject"] for r in records], [r["correct"] for r in records]),
-        "letter_distribution": letter_distribution_test(predicted, gold),
-        "confusion_matrix": confusion_matrix(gold, predicted),
+        "letter_distribution": letter_distribution_test(predicted, gold, letters),
+        "confusion_matrix": confusion_matrix(gold, predicted, letters),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trl import ScriptArguments
@@ -21,10 +22,12 @@ from fine_tune.constants import (
     GENERATION_BACKENDS,
     MEDMCQA_HUB_ID,
     PRECISIONS,
+    STRATIFY_COLUMNS,
     TOKEN_ENV,
 )
 from fine_tune.errors import RecipeError
 from fine_tune.task.rewards import DEFAULT_REWARD_MODE, REWARD_FUNCS, REWARD_MODES
+from fine_tune.task.spec import DEFAULT_TASK
 
 SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
 # The target JSON is 58 tokens on average with the Qwen3 tokenizer over the 4,183 validation rows (p95 102, max 168).
@@ -37,10 +40,24 @@ NULL_WORDS = ("", "none", "null")
 class SplitArguments:
     """Where the data comes from and how it is split: the same in every phase, so each can prove its rows disjoint."""
 
-    dataset_name: str | None = field(
-        default=MEDMCQA_HUB_ID, metadata={"help": "Hub dataset ID or local path (JSONL/JSON/Parquet/CSV/save_to_disk)"}
+    task: str = field(
+        default=DEFAULT_TASK,
+        metadata={"help": "Task preset (configs/tasks/<name>.yaml: medmcqa, medqa, ...) or a task YAML file"},
     )
-    dataset_train_split: str = field(default="train", metadata={"help": "Split of the source that is shuffled"})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub dataset ID or local path (JSONL/JSON/Parquet/CSV/save_to_disk); default: the task's "
+            f"dataset_path ({MEDMCQA_HUB_ID} for medmcqa)"
+        },
+    )
+    dataset_train_split: str | None = field(
+        default=None, metadata={"help": "Split of the source that is shuffled; default: the task's train_split"}
+    )
+    stratify_by: str | None = field(
+        default=None,
+        metadata={"help": "Keep each value's share equal across the sft/grpo/eval splits: subject or answer"},
+    )
     split_seed: int = field(default=DEFAULT_SPLIT_SEED, metadata={"help": "Seed of the upstream shuffle"})
     sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
     grpo_size: int = field(default=DEFAULT_SPLIT_SIZES["grpo"])
@@ -50,6 +67,17 @@ class SplitArguments:
     @property
     def split_sizes(self) -> dict[str, int]:
         return {"sft": self.sft_size, "grpo": self.grpo_size, "eval": self.eval_size}
+
+    def __post_init__(self) -> None:
+        parent = getattr(super(), "__post_init__", None)
+        if parent is not None:  # TRL's ScriptArguments has its own
+            parent()
+        if self.stratify_by is not None and self.stratify_by.strip().lower() in NULL_WORDS:
+            self.stratify_by = None
+        if self.stratify_by is not None and self.stratify_by not in STRATIFY_COLUMNS:
+            raise RecipeError(
+                f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)} (or unset), got {self.stratify_by!r}"
+            )
 
 
 @dataclass
@@ -96,6 +124,13 @@ class EvalConfig(SplitArguments):
     drop_contaminated: bool = field(
         default=False, metadata={"help": "Drop (and count) eval rows found in a training split instead of refusing"}
     )
+    shots: int = field(
+        default=0,
+        metadata={
+            "help": "k-shot baselines: each model without a training lineage is also scored with k exemplars drawn "
+            "(seeded) from the SFT split, labelled '<label>-<k>shot'"
+        },
+    )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N eval rows"})
     batch_size: int | str = field(
         default=DEFAULT_BATCH_SIZE,
@@ -112,7 +147,7 @@ class EvalConfig(SplitArguments):
         metadata={"help": "CPU threads for torch (default: torch's choice); 1 suits tiny models on busy CPUs"},
     )
     run_name: str | None = field(
-        default=None, metadata={"help": "Results folder name; default medmcqa-<eval_split>[-limit<N>]"}
+        default=None, metadata={"help": "Results folder name; default <task>-<eval_split>[-limit<N>]"}
     )
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
@@ -130,6 +165,7 @@ class EvalConfig(SplitArguments):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.models = parse_models(self.models)
         if self.split_manifest is not None and self.split_manifest.strip().lower() in NULL_WORDS:
             self.split_manifest = None
@@ -143,6 +179,8 @@ class EvalConfig(SplitArguments):
         for name in ("max_new_tokens", "bootstrap_resamples"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.shots < 0:
+            raise RecipeError(f"shots must be >= 0, got {self.shots}")
         if self.limit is not None and self.limit < 1:
             raise RecipeError(f"limit must be >= 1 (or unset for all rows), got {self.limit}")
         if self.eval_split == SPLIT_EVAL and self.eval_size < 1:
@@ -152,7 +190,7 @@ class EvalConfig(SplitArguments):
     def resolved_run_name(self) -> str:
         if self.run_name:
             return self.run_name
-        return f"medmcqa-{self.eval_split}" + (f"-limit{self.limit}" if self.limit else "")
+        return f"{Path(self.task).stem}-{self.eval_split}" + (f"-limit{self.limit}" if self.limit else "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,7 +42,7 @@ FAILURE_REASONS: tuple[str, ...] = (
     NOT_JSON,  # anything else that is not JSON, including the NaN/Infinity/-Infinity literals
     NOT_OBJECT,  # valid JSON, but not an object
     WRONG_KEYS,  # an object whose keys are not exactly RESPONSE_KEYS (missing, extra or duplicated)
-    BAD_CATEGORY,  # predicted_category is not exactly one of LETTERS
+    BAD_CATEGORY,  # predicted_category is not exactly one of the task's letters (LETTERS for MedMCQA)
     BAD_CONFIDENCE,  # confidence is not a number in [0, 1] (booleans are not numbers)
     BAD_REASON,  # reason is not a string
     EMPTY_REASON,  # reason is an empty or whitespace-only string
@@ -111,8 +111,9 @@ def _message_text(message: Mapping[Any, Any]) -> str:
     return f"<think>{reasoning}</think>{text}" if reasoning.strip() else text
 
 
-def parse_response(completion: Any) -> ParsedResponse:
-    """Strict parse: the stripped completion must be exactly one JSON object meeting the contract."""
+def parse_response(completion: Any, letters: Sequence[str] = LETTERS) -> ParsedResponse:
+    """Strict parse: the stripped completion must be exactly one JSON object meeting the contract, its category one
+    of the task's `letters`."""
     text = completion_text(completion).strip()
     if not text:
         return _failed(EMPTY)
@@ -124,10 +125,10 @@ def parse_response(completion: Any) -> ParsedResponse:
         return _failed(TRAILING_TEXT if isinstance(value, dict) else _unparseable_reason(text))
     if not isinstance(value, dict):
         return _failed(NOT_OBJECT)
-    return _check_object(value)
+    return _check_object(value, letters)
 
 
-def parse_response_lenient(completion: Any) -> ParsedResponse:
+def parse_response_lenient(completion: Any, letters: Sequence[str] = LETTERS) -> ParsedResponse:
     """Lenient parse, only to compare with upstream's lenient numbers; `parse_response` is the contract.
 
     A completion whose stripped text is exactly one JSON object gets the strict result. Otherwise <think>...</think>
@@ -138,7 +139,7 @@ def parse_response_lenient(completion: Any) -> ParsedResponse:
     is, the failure is `empty`, `truncated` or `not_json`. Every strictly valid response is leniently valid, with the
     same fields.
     """
-    strict = parse_response(completion)
+    strict = parse_response(completion, letters)
     if strict.json_valid:
         return strict
     text = strip_think(completion_text(completion)).strip()
@@ -149,7 +150,7 @@ def parse_response_lenient(completion: Any) -> ParsedResponse:
             value, _ = _decode_at(text[start : start + MAX_OBJECT_CHARS], 0)
         except (ValueError, RecursionError):
             continue
-        return _check_object(value)
+        return _check_object(value, letters)
     first_brace = text.find("{")
     return _failed(TRUNCATED if first_brace >= 0 and _ends_inside_value(text[first_brace:]) else NOT_JSON)
 
@@ -225,8 +226,8 @@ def _ends_inside_value(text: str) -> bool:
     return in_string or depth > 0
 
 
-def _check_object(obj: dict[Any, Any]) -> ParsedResponse:
-    category = _valid_category(obj.get("predicted_category"))
+def _check_object(obj: dict[Any, Any], letters: Sequence[str] = LETTERS) -> ParsedResponse:
+    category = _valid_category(obj.get("predicted_category"), letters)
     confidence = _valid_confidence(obj.get("confidence"))
     raw_reason = obj.get("reason")
     reason = raw_reason if isinstance(raw_reason, str) and raw_reason.strip() else None
@@ -252,13 +253,13 @@ def _check_object(obj: dict[Any, Any]) -> ParsedResponse:
     )
 
 
-def is_letter(value: Any) -> bool:
-    """Whether `value` is exactly one of LETTERS (a str; no case folding or stripping)."""
-    return isinstance(value, str) and value in LETTERS
+def is_letter(value: Any, letters: Sequence[str] = LETTERS) -> bool:
+    """Whether `value` is exactly one of the task's `letters` (a str; no case folding or stripping)."""
+    return isinstance(value, str) and value in letters
 
 
-def _valid_category(value: Any) -> str | None:
-    return value if is_letter(value) else None
+def _valid_category(value: Any, letters: Sequence[str]) -> str | None:
+    return value if is_letter(value, letters) else None
 
 
 def _valid_confidence(value: Any) -> float | None:

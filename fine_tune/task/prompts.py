@@ -14,6 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
+
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 OPTION_COLUMNS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
 RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")
@@ -23,70 +27,121 @@ CHAT_TEMPLATE_KWARGS: dict[str, Any] = {"enable_thinking": False}
 SYSTEM_FOLD_SEPARATOR = "\n\n"
 _PROBE_SYSTEM = "PROBE-SYSTEM-7f3a"
 
-SYSTEM_PROMPT = (
-    "You are a medical expert answering a multiple-choice exam question. "
-    "Reply with exactly one JSON object and nothing else, with these keys: "
-    '"predicted_category" (one of "A", "B", "C", "D"), '
-    '"confidence" (a number between 0 and 1), '
-    '"reason" (one short sentence).'
-)
+
+def system_prompt(letters: Sequence[str] = LETTERS) -> str:
+    """The instructions, naming the task's letters (for A-D exactly the MedMCQA prompt every model was trained on)."""
+    choices = ", ".join(f'"{letter}"' for letter in letters)
+    return (
+        "You are a medical expert answering a multiple-choice exam question. "
+        "Reply with exactly one JSON object and nothing else, with these keys: "
+        f'"predicted_category" (one of {choices}), '
+        '"confidence" (a number between 0 and 1), '
+        '"reason" (one short sentence).'
+    )
 
 
-def gold_letter(row: Mapping[str, Any]) -> str:
-    """The letter of the correct option (`cop` 0..3 -> "A".."D")."""
-    return LETTERS[row["cop"]]
+SYSTEM_PROMPT = system_prompt(LETTERS)
 
 
-def format_question(row: Mapping[str, Any]) -> str:
-    """The user message: the question followed by the four lettered options."""
-    lines = [f"Question: {row['question'].strip()}"]
-    lines += [f"{letter}) {str(row[col]).strip()}" for letter, col in zip(LETTERS, OPTION_COLUMNS, strict=True)]
+def canonical(row: Mapping[str, Any], task: TaskSpec | None = None) -> Mapping[str, Any]:
+    """A canonical row (`fine_tune.data.tasks`) as is; a raw MedMCQA row (opa..opd, cop) mapped by the medmcqa
+    task file, so callers holding MedMCQA rows need no conversion of their own."""
+    if "options" in row:
+        return row
+    from fine_tune.data.tasks import normalise_row
+
+    converted, problems = normalise_row(task or resolve_task(DEFAULT_TASK), row)
+    if converted is None:
+        raise ValueError(f"row cannot be rendered: {', '.join(problems)}")
+    return converted
+
+
+def gold_letter(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
+    """The letter of the correct option (canonical `answer` 0-based, or MedMCQA's `cop`)."""
+    return _letters(task)[canonical(row, task)["answer"]]
+
+
+def format_question(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
+    """The user message: the context (if the task has one) under its label, the question, the lettered options."""
+    row, task = canonical(row, task), task or resolve_task(DEFAULT_TASK)
+    lines = [f"{task.context_label}: {row['context'].strip()}"] if row.get("context") else []
+    lines.append(f"{task.question_label}: {row['question'].strip()}")
+    lines += [f"{letter}) {str(option).strip()}" for letter, option in zip(task.letters, row["options"], strict=False)]
     return "\n".join(lines)
 
 
-def prompt_messages(row: Mapping[str, Any], chat_format: ChatFormat | None = None) -> list[dict[str, str]]:
-    messages = [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": format_question(row)},
-    ]
+def prompt_messages(
+    row: Mapping[str, Any],
+    chat_format: ChatFormat | None = None,
+    *,
+    task: TaskSpec | None = None,
+    exemplars: Sequence[Mapping[str, Any]] = (),
+) -> list[dict[str, str]]:
+    """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question."""
+    messages = [{"role": "system", "content": system_prompt(_letters(task))}]
+    for exemplar in exemplars:
+        messages.append({"role": "user", "content": format_question(exemplar, task)})
+        messages.append({"role": "assistant", "content": target_response(exemplar, task)})
+    messages.append({"role": "user", "content": format_question(row, task)})
     return (chat_format or DEFAULT_CHAT_FORMAT).conversation(messages)
 
 
-def target_reason(row: Mapping[str, Any]) -> str:
-    """`exp` cut to REASON_MAX_CHARS; when `exp` is missing, a sentence naming the correct option."""
+def target_reason(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
+    """The explanation cut to REASON_MAX_CHARS; when it is missing, a sentence naming the correct option."""
+    row = canonical(row, task)
     explanation = " ".join((row.get("exp") or "").split())
     if explanation:
         return explanation[:REASON_MAX_CHARS].rstrip()
-    letter = gold_letter(row)
-    option = " ".join(str(row[OPTION_COLUMNS[row["cop"]]]).split())
-    return f"The correct answer is {letter}) {option}."[:REASON_MAX_CHARS]
+    option = " ".join(str(row["options"][row["answer"]]).split())
+    return f"The correct answer is {gold_letter(row, task)}) {option}."[:REASON_MAX_CHARS]
 
 
-def target_response(row: Mapping[str, Any]) -> str:
+def target_response(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
     """The assistant's target: one JSON object with exactly the three keys."""
     return json.dumps(
         {
-            "predicted_category": gold_letter(row),
+            "predicted_category": gold_letter(row, task),
             "confidence": TARGET_CONFIDENCE,
-            "reason": target_reason(row),
+            "reason": target_reason(row, task),
         },
         ensure_ascii=False,
     )
 
 
-def sft_example(row: Mapping[str, Any], chat_format: ChatFormat | None = None) -> dict[str, Any]:
+def sft_example(
+    row: Mapping[str, Any], chat_format: ChatFormat | None = None, task: TaskSpec | None = None
+) -> dict[str, Any]:
     """Conversational prompt/completion: TRL masks the prompt, so loss falls on the completion only."""
     chat_format = chat_format or DEFAULT_CHAT_FORMAT
     return {
-        "prompt": prompt_messages(row, chat_format),
-        "completion": [{"role": "assistant", "content": target_response(row)}],
+        "prompt": prompt_messages(row, chat_format, task=task),
+        "completion": [{"role": "assistant", "content": target_response(row, task)}],
         "chat_template_kwargs": dict(chat_format.template_kwargs),
     }
 
 
-def grpo_example(row: Mapping[str, Any], chat_format: ChatFormat | None = None) -> dict[str, Any]:
-    """Prompt-only example; `ground_truth` reaches the reward functions as a keyword argument."""
-    return {"prompt": prompt_messages(row, chat_format), "ground_truth": gold_letter(row)}
+def grpo_example(
+    row: Mapping[str, Any], chat_format: ChatFormat | None = None, task: TaskSpec | None = None
+) -> dict[str, Any]:
+    """Prompt-only example; `ground_truth` and the task's `letters` reach the reward functions as keyword arguments."""
+    return {
+        "prompt": prompt_messages(row, chat_format, task=task),
+        "ground_truth": gold_letter(row, task),
+        "letters": list(_letters(task)),
+    }
+
+
+def select_exemplars(pool_size: int, shots: int, seed: int) -> list[int]:
+    """`shots` distinct indices into the exemplar pool (training rows only), the same for every eval row and run."""
+    if shots < 0:
+        raise ValueError(f"shots must be >= 0, got {shots}")
+    if shots > pool_size:
+        raise ValueError(f"{shots} shots requested but only {pool_size} training rows to draw exemplars from")
+    return sorted(np.random.default_rng(seed).choice(pool_size, size=shots, replace=False).tolist())
+
+
+def _letters(task: TaskSpec | None) -> tuple[str, ...]:
+    return task.letters if task is not None else LETTERS
 
 
 @dataclass(frozen=True)

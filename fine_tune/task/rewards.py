@@ -18,52 +18,69 @@ from typing import Any
 
 from fine_tune.errors import RecipeError
 from fine_tune.task.parsing import is_letter, parse_response
+from fine_tune.task.prompts import LETTERS
 
 RewardFunc = Callable[..., list[float]]
 
 
 def json_validity_reward(completions: Any, **kwargs: Any) -> list[float]:
     """1.0 when the completion is exactly one JSON object."""
-    return [float(parse_response(c).json_valid) for c in _as_list(completions)]
+    return [float(parsed.json_valid) for parsed in _parsed(completions, kwargs)]
 
 
 def schema_compliance_reward(completions: Any, **kwargs: Any) -> list[float]:
-    """1.0 when the completion meets the full response contract."""
-    return [float(parse_response(c).schema_valid) for c in _as_list(completions)]
+    """1.0 when the completion meets the full response contract (its category one of the task's letters)."""
+    return [float(parsed.schema_valid) for parsed in _parsed(completions, kwargs)]
 
 
 def accuracy_reward(completions: Any, ground_truth: Any = None, **kwargs: Any) -> list[float]:
     """1.0 when the strictly parsed category equals the aligned ground-truth letter; no valid letter gives 0.0."""
-    completions = _as_list(completions)
-    golds = _aligned(ground_truth, len(completions))
+    parsed = _parsed(completions, kwargs)
+    golds = _aligned(ground_truth, len(parsed))
+    letters = _letter_sets(kwargs, len(parsed))
     return [
-        float(is_letter(gold) and parse_response(c).category == gold)
-        for c, gold in zip(completions, golds, strict=True)
+        float(is_letter(gold, task) and p.category == gold)
+        for p, gold, task in zip(parsed, golds, letters, strict=True)
     ]
 
 
 def gated_accuracy_reward(completions: Any, ground_truth: Any = None, **kwargs: Any) -> list[float]:
     """1.0 when the answer is correct and the whole response is schema-valid (no credit for a bare letter)."""
-    completions = _as_list(completions)
-    golds = _aligned(ground_truth, len(completions))
+    parsed = _parsed(completions, kwargs)
+    golds = _aligned(ground_truth, len(parsed))
+    letters = _letter_sets(kwargs, len(parsed))
     return [
-        float(is_letter(gold) and parsed.schema_valid and parsed.category == gold)
-        for parsed, gold in zip(map(parse_response, completions), golds, strict=True)
+        float(is_letter(gold, task) and p.schema_valid and p.category == gold)
+        for p, gold, task in zip(parsed, golds, letters, strict=True)
     ]
 
 
 def calibration_reward(completions: Any, ground_truth: Any = None, **kwargs: Any) -> list[float]:
     """`1 - (confidence - correct)^2` for a schema-valid answer, else 0.0: stating the real certainty pays most."""
-    completions = _as_list(completions)
-    golds = _aligned(ground_truth, len(completions))
+    parsed = _parsed(completions, kwargs)
+    golds = _aligned(ground_truth, len(parsed))
+    letters = _letter_sets(kwargs, len(parsed))
     rewards = []
-    for parsed, gold in zip(map(parse_response, completions), golds, strict=True):
-        if not (parsed.schema_valid and is_letter(gold)):
+    for p, gold, task in zip(parsed, golds, letters, strict=True):
+        if not (p.schema_valid and is_letter(gold, task)):
             rewards.append(0.0)
             continue
-        correct = float(parsed.category == gold)
-        rewards.append(1.0 - (parsed.confidence - correct) ** 2)
+        correct = float(p.category == gold)
+        rewards.append(1.0 - (p.confidence - correct) ** 2)
     return rewards
+
+
+def _letter_sets(kwargs: dict[str, Any], n: int) -> list[Sequence[str]]:
+    """Each completion's task letters, from the GRPO dataset's `letters` column (A-D when it has none)."""
+    return [
+        task if isinstance(task, list | tuple) and task else LETTERS for task in _aligned(kwargs.get("letters"), n)
+    ]
+
+
+def _parsed(completions: Any, kwargs: dict[str, Any]) -> list[Any]:
+    completions = _as_list(completions)
+    letters = _letter_sets(kwargs, len(completions))
+    return [parse_response(c, task) for c, task in zip(completions, letters, strict=True)]
 
 
 REWARD_FUNCS: dict[str, RewardFunc] = {

@@ -8,7 +8,7 @@ schema; `accuracy_on_schema` restricts accuracy to schema-valid responses. Rates
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,11 +29,12 @@ class SampleScore:
     lenient_correct: bool
 
 
-def score_sample(completion: Any, gold_letter: str) -> SampleScore:
-    if not is_letter(gold_letter):
-        raise ValueError(f"gold letter must be one of {LETTERS}, got {gold_letter!r}")
-    strict = parse_response(completion)
-    lenient = parse_response_lenient(completion)
+def score_sample(completion: Any, gold_letter: str, letters: Sequence[str] = LETTERS) -> SampleScore:
+    """Strict and lenient scores of one completion; a category outside the task's `letters` is a schema failure."""
+    if not is_letter(gold_letter, letters):
+        raise ValueError(f"gold letter must be one of {tuple(letters)}, got {gold_letter!r}")
+    strict = parse_response(completion, letters)
+    lenient = parse_response_lenient(completion, letters)
     return SampleScore(
         json_valid=strict.json_valid,
         schema_valid=strict.schema_valid,

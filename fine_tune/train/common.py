@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import SPLIT_MANIFEST_FILE
-from fine_tune.data.splits import load_split, manifest_hash, splits_hash, write_manifest
+from fine_tune.data.splits import manifest_hash, splits_hash, write_manifest
+from fine_tune.data.task_splits import phase_split
 from fine_tune.models.lineage import Lineage
 from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
+from fine_tune.task.spec import TaskSpec
 from fine_tune.train.selection import carve_dev
 
 logger = logging.getLogger(__name__)
@@ -25,33 +27,24 @@ def training_dtype(precision, use_peft: bool):
     return precision.torch_dtype
 
 
-def load_phase_split(script_args, split_name: str, output_dir: str) -> tuple[Any, dict]:
-    return load_split(
-        script_args.dataset_name,
-        split_name,
-        hub_split=script_args.dataset_train_split,
-        sizes=script_args.split_sizes,
-        seed=script_args.split_seed,
-        manifest_path=Path(output_dir) / SPLIT_MANIFEST_FILE,
-        token_env=script_args.hf_token_env,
-    )
-
-
 @dataclasses.dataclass
 class PhaseRows:
-    train: Any
+    train: Any  # canonical rows (`fine_tune.data.tasks`)
     dev: Any | None
     manifest: dict
+    task: TaskSpec
 
 
 def load_phase_rows(script_args, training_args, phase: str) -> PhaseRows:
-    """The phase's split, less its dev slice (recorded in the manifest beside the output)."""
-    rows, manifest = load_phase_split(script_args, phase, training_args.output_dir)
-    train, dev = carve_dev(rows, manifest, phase, training_args.dev_size)
+    """The phase's split of the recipe's task, less its dev slice (recorded in the manifest beside the output)."""
+    split = phase_split(script_args, phase, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
+    manifest = split.manifest
+    train, dev = carve_dev(split.rows, manifest, phase, training_args.dev_size)
     if dev is not None:
         write_manifest(manifest, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
         logger.info("%s: %d rows train, %d rows dev (selection)", phase, len(train), len(dev))
-    return PhaseRows(train, dev, manifest)
+    logger.info("task %s (letters %s): %d %s rows", split.task.name, "".join(split.task.letters), len(train), phase)
+    return PhaseRows(train, dev, manifest, split.task)
 
 
 def load_trainable_model(model_args, training_args, token: str | None):

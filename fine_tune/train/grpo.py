@@ -66,7 +66,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
         revision=model_args.model_revision,
         trust_remote_code=training_args.trust_remote_code,
     )
-    fn_kwargs = {"chat_format": chat_format(tokenizer)}
+    fn_kwargs = {"chat_format": chat_format(tokenizer), "task": rows.task}
     dataset = rows.train.map(grpo_example, fn_kwargs=fn_kwargs, remove_columns=rows.train.column_names)
     dev = (
         None
@@ -98,7 +98,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     full_precision_adapters(trainer.model)
     if rows.dev is not None:
         trainer.dev_scorer = DevScorer.from_rows(
-            rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens
+            rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens, task=rows.task
         )
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     if guard.message is not None and training_args.reward_guard_action == "stop":

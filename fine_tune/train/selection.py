@@ -20,8 +20,9 @@ from trl import GRPOTrainer, SFTTrainer
 from fine_tune.data.splits import DEV_KEY
 from fine_tune.errors import NoImprovementError, RecipeError
 from fine_tune.evaluate.generation import generate_responses
-from fine_tune.task.prompts import gold_letter, prompt_messages
+from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
 from fine_tune.task.scoring import aggregate_metrics, score_sample
+from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +62,13 @@ class DevScorer:
     batch_size: int
     max_new_tokens: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    letters: Sequence[str] = LETTERS
 
     @classmethod
-    def from_rows(cls, rows, batch_size: int, max_new_tokens: int) -> DevScorer:
-        messages = [prompt_messages(row) for row in rows]
-        return cls(messages, [gold_letter(row) for row in rows], batch_size, max_new_tokens)
+    def from_rows(cls, rows, batch_size: int, max_new_tokens: int, task: TaskSpec | None = None) -> DevScorer:
+        messages = [prompt_messages(row, task=task) for row in rows]
+        golds = [gold_letter(row, task) for row in rows]
+        return cls(messages, golds, batch_size, max_new_tokens, letters=task.letters if task else LETTERS)
 
     def score(self, model, tokenizer, step: int) -> dict[str, Any]:
         padding_side = tokenizer.padding_side
@@ -75,7 +78,7 @@ class DevScorer:
             )
         finally:
             tokenizer.padding_side = padding_side
-        scores = [score_sample(text, gold) for text, gold in zip(result.texts, self.golds, strict=True)]
+        scores = [score_sample(t, gold, self.letters) for t, gold in zip(result.texts, self.golds, strict=True)]
         metrics = aggregate_metrics(scores)
         record = {
             "step": step,

@@ -31,7 +31,7 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
         revision=model_args.model_revision,
         trust_remote_code=training_args.trust_remote_code,
     )
-    fn_kwargs = {"chat_format": chat_format(tokenizer)}
+    fn_kwargs = {"chat_format": chat_format(tokenizer), "task": rows.task}
     dataset = rows.train.map(sft_example, fn_kwargs=fn_kwargs, remove_columns=rows.train.column_names)
     dataset = enforce_max_length(dataset, tokenizer, training_args)
     dev = (
@@ -52,7 +52,7 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
     full_precision_adapters(trainer.model)
     if rows.dev is not None:
         trainer.dev_scorer = DevScorer.from_rows(
-            rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens
+            rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens, task=rows.task
         )
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     selection = selection_outcome(trainer, training_args.no_improvement_action)

@@ -1,0 +1,272 @@
+"""Disjoint sft/grpo/eval splits of any task's canonical rows, optionally stratified (`--stratify_by subject`).
+
+Without stratification this is `fine_tune.data.splits.split_dataset` on canonical rows: the source rows are walked
+in `shuffle(seed)` order, invalid rows and repeated content skipped and counted, and the splits filled in turn, so a
+MedMCQA source gives the same rows and the same manifest. With `stratify_by`, every valid distinct row of the walk is
+a candidate and `fine_tune.data.stratify` gives each split (and each prefix of it) the strata's shares; the manifest
+records the column and each split's counts per stratum.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import datasets
+
+from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, STRATIFY_COLUMNS
+from fine_tune.data.splits import (
+    SplitResult,
+    _check_sizes,
+    _format_counts,
+    _format_sizes,
+    check_disjoint,
+    load_eval_rows,
+    load_split,
+    shuffle_order,
+    write_manifest,
+)
+from fine_tune.data.stratify import stratified_assignment, stratum_counts
+from fine_tune.data.tasks import REASONS, TaskReport, content_hash, load_task, normalise_dataset
+from fine_tune.data.validation import DUPLICATE_CONTENT
+from fine_tune.errors import DatasetError
+from fine_tune.hub import access as hub
+from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
+
+logger = logging.getLogger(__name__)
+
+
+def load_task_split(
+    task: str | TaskSpec | None,
+    split_name: str,
+    *,
+    source: str | None = None,
+    hub_split: str | None = None,
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    stratify_by: str | None = None,
+    manifest_path: str | os.PathLike | None = None,
+    token_env: str = hub.TOKEN_ENV,
+) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """Load -> normalise -> split -> (write the manifest) -> the named split's canonical rows and the manifest.
+
+    `source` and `hub_split` default to the task's `dataset_path` and `train_split`.
+    """
+    if split_name not in sizes:
+        raise DatasetError(f"unknown split {split_name!r}; expected one of {', '.join(sizes)}")
+    spec = resolve_task(task)
+    source = source or spec.dataset_path
+    normalised = load_task(spec, hub_split or spec.train_split, source, token_env)
+    normalised.report.require_usable(sum(sizes.values()))
+    result = split_task_rows(
+        normalised.dataset,
+        normalised.source_indices,
+        first_reasons(normalised.report),
+        normalised.report.total,
+        sizes,
+        seed,
+        fingerprint=normalised.fingerprint,
+        source=source,
+        task=spec.name,
+        letters=spec.letters,
+        stratify_by=stratify_by,
+    )
+    logger.info(
+        "%s split %s: skipped %s", spec.name, _format_sizes(sizes), _format_counts(result.skipped) or "nothing"
+    )
+    if manifest_path is not None:
+        write_manifest(result.manifest, manifest_path)
+        logger.info("wrote split manifest to %s", manifest_path)
+    return result.splits[split_name], result.manifest
+
+
+def load_task_eval_rows(
+    task: str | TaskSpec | None,
+    *,
+    source: str | None = None,
+    hub_split: str | None = None,
+    token_env: str = hub.TOKEN_ENV,
+) -> tuple[datasets.Dataset, TaskReport]:
+    """A whole official split (default: the task's `eval_split`) as canonical rows; invalid rows dropped, counted."""
+    spec = resolve_task(task)
+    split = hub_split or spec.eval_split
+    if split is None:
+        raise DatasetError(
+            f"task {spec.name} has no official eval split: score its EVAL split (eval_split: split) instead"
+        )
+    normalised = load_task(spec, split, source or spec.dataset_path, token_env)
+    normalised.report.require_usable(1)
+    return normalised.dataset, normalised.report
+
+
+def first_reasons(report: TaskReport) -> dict[int, str]:
+    """Each invalid source row's first reason in REASONS order (the one a split counts it under)."""
+    first: dict[int, str] = {}
+    for name in REASONS:
+        for index in report.invalid.get(name, []):
+            first.setdefault(index, name)
+    return first
+
+
+def split_task_rows(
+    rows: datasets.Dataset,
+    source_indices: Sequence[int],
+    skip_reasons: Mapping[int, str],
+    n_source: int,
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    *,
+    fingerprint: str | None = None,
+    source: str | None = None,
+    task: str = DEFAULT_TASK,
+    letters: Sequence[str] = (),
+    stratify_by: str | None = None,
+) -> SplitResult:
+    """Split canonical `rows` (row i is source row `source_indices[i]` of `n_source`); `skip_reasons` gives each
+    invalid source row the reason it is counted under."""
+    sizes = _check_sizes(sizes)
+    if stratify_by is not None and stratify_by not in STRATIFY_COLUMNS:
+        raise DatasetError(f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)}, got {stratify_by!r}")
+    position_of = {index: position for position, index in enumerate(source_indices)}
+    needed = sum(sizes.values())
+    candidates: list[tuple[int, int, str]] = []  # (shuffled position, canonical position, content hash)
+    seen: set[str] = set()
+    skipped: Counter[str] = Counter()
+    for shuffled, index in enumerate(shuffle_order(n_source, seed)):
+        if stratify_by is None and len(candidates) == needed:
+            break
+        if index not in position_of:
+            skipped[skip_reasons.get(index, "invalid")] += 1
+            continue
+        digest = content_hash(rows[position_of[index]])
+        if digest in seen:
+            skipped[DUPLICATE_CONTENT] += 1
+            continue
+        seen.add(digest)
+        candidates.append((shuffled, position_of[index], digest))
+    if len(candidates) < needed:
+        raise DatasetError(
+            f"{task}: only {len(candidates)} distinct valid rows for {needed} requested ({_format_sizes(sizes)}); "
+            f"skipped: {_format_counts(skipped) or 'none'}"
+        )
+    if stratify_by is None:
+        bounds, start = {}, 0
+        for name, size in sizes.items():
+            bounds[name], start = list(range(start, start + size)), start + size
+    else:
+        labels = [rows[position][stratify_by] for _, position, _ in candidates]
+        bounds = stratified_assignment(labels, sizes)
+    assigned = {name: [candidates[i] for i in picks] for name, picks in bounds.items()}
+    manifest = _manifest(rows, source_indices, sizes, seed, fingerprint, source, assigned, dict(skipped))
+    if task != DEFAULT_TASK:
+        manifest["task"] = {"name": task, "letters": list(letters)}
+    if stratify_by is not None:
+        manifest["stratify_by"] = stratify_by
+        manifest["strata"] = {
+            name: stratum_counts([rows[position][stratify_by] for _, position, _ in picked])
+            for name, picked in assigned.items()
+        }
+    check_disjoint(manifest)
+    splits = {name: rows.select([position for _, position, _ in picked]) for name, picked in assigned.items()}
+    return SplitResult(splits=splits, manifest=manifest, skipped=dict(skipped))
+
+
+def _manifest(
+    rows: datasets.Dataset,
+    source_indices: Sequence[int],
+    sizes: dict[str, int],
+    seed: int,
+    fingerprint: str | None,
+    source: str | None,
+    assigned: Mapping[str, list[tuple[int, int, str]]],
+    skipped: dict[str, int],
+) -> dict[str, Any]:
+    """The split manifest, key for key as `fine_tune.data.splits` writes it (row ids: the id, else `row <index>`)."""
+
+    def label(position: int) -> str:
+        row_id = rows[position]["id"]
+        return row_id if row_id not in (None, "") else f"row {source_indices[position]}"
+
+    return {
+        "seed": seed,
+        "sizes": dict(sizes),
+        "dataset_fingerprint": fingerprint,
+        "source": source,
+        "splits": {
+            name: {
+                "size": len(picked),
+                "shuffled_indices": [shuffled for shuffled, _, _ in picked],
+                "source_indices": [source_indices[position] for _, position, _ in picked],
+                "row_ids": [label(position) for _, position, _ in picked],
+                "content_hashes": [digest for _, _, digest in picked],
+            }
+            for name, picked in assigned.items()
+        },
+        "skipped": dict(skipped),
+    }
+
+
+def uses_medmcqa_reader(spec: TaskSpec, stratify_by: str | None) -> bool:
+    """The MedMCQA preset, unstratified, keeps its own reader and validator (record-level refusals, the cop type
+    policy, conflicting answers) and so exactly today's splits and manifests; its rows are then made canonical."""
+    return spec.name == DEFAULT_TASK and stratify_by is None
+
+
+def phase_split(args: Any, split_name: str, manifest_path: str | os.PathLike | None = None) -> PhaseSplit:
+    """The canonical rows of one split for recipe `args` (SplitArguments: task, dataset_name, sizes, seed, ...)."""
+    spec = resolve_task(args.task)
+    source = args.dataset_name or spec.dataset_path
+    hub_split = args.dataset_train_split or spec.train_split
+    if uses_medmcqa_reader(spec, args.stratify_by):
+        rows, manifest = load_split(
+            source,
+            split_name,
+            hub_split=hub_split,
+            sizes=args.split_sizes,
+            seed=args.split_seed,
+            manifest_path=manifest_path,
+            token_env=args.hf_token_env,
+        )
+        return PhaseSplit(canonical_rows(spec, rows), manifest, spec)
+    rows, manifest = load_task_split(
+        spec,
+        split_name,
+        source=source,
+        hub_split=hub_split,
+        sizes=args.split_sizes,
+        seed=args.split_seed,
+        stratify_by=args.stratify_by,
+        manifest_path=manifest_path,
+        token_env=args.hf_token_env,
+    )
+    return PhaseSplit(rows, manifest, spec)
+
+
+def official_rows(args: Any, split: str | None) -> tuple[datasets.Dataset, dict[str, int], TaskSpec]:
+    """A whole official split (default: the task's eval_split) as canonical rows, and the dropped rows by reason."""
+    spec = resolve_task(args.task)
+    source = args.dataset_name or spec.dataset_path
+    if uses_medmcqa_reader(spec, None):
+        rows, report = load_eval_rows(source, split or spec.eval_split, args.hf_token_env)
+        return canonical_rows(spec, rows), report.invalid_counts(), spec
+    rows, report = load_task_eval_rows(spec, source=source, hub_split=split, token_env=args.hf_token_env)
+    return rows, {name: len(ix) for name, ix in report.invalid.items()}, spec
+
+
+def canonical_rows(spec: TaskSpec, rows: datasets.Dataset) -> datasets.Dataset:
+    """Rows the task's validator already accepted, in canonical form (same order, none may drop out)."""
+    normalised = normalise_dataset(spec, rows)
+    if normalised.report.n_invalid:
+        raise DatasetError(f"{spec.name}: {normalised.report.summary()}")
+    return normalised.dataset
+
+
+@dataclass
+class PhaseSplit:
+    rows: datasets.Dataset
+    manifest: dict[str, Any]
+    task: TaskSpec

@@ -1,0 +1,478 @@
+"""Any task's rows -> one canonical row schema, with a named reason for every row that cannot be used.
+
+The canonical row (CANONICAL_COLUMNS) is what the rest of the pipeline reads, whatever the task:
+
+    id: str | None        the row's id when the task has one
+    question: str
+    options: list[str]    min_options..len(letters) option texts, in letter order
+    answer: int           0-based index into options
+    context: str | None   e.g. PubMedQA's abstract (paragraphs joined with newlines)
+    exp: str | None       an explanation, when the task has one
+    subject: str | None   the subject column, else the Hub config the row came from
+
+Bad rows are never dropped silently: each gets every reason (REASONS) that applies, counted in a TaskReport.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+
+from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
+from fine_tune.errors import DatasetError
+from fine_tune.hub import access as hub
+from fine_tune.task.spec import TaskSpec
+
+logger = logging.getLogger(__name__)
+CANONICAL_COLUMNS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "exp", "subject")
+CANONICAL_FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "question": datasets.Value("string"),
+        "options": datasets.List(datasets.Value("string")),
+        "answer": datasets.Value("int64"),
+        "context": datasets.Value("string"),
+        "exp": datasets.Value("string"),
+        "subject": datasets.Value("string"),
+    }
+)
+REASON_DESCRIPTIONS: dict[str, str] = {
+    "missing_question": "the question is null, empty or whitespace",
+    "missing_option": "an option is null, empty or whitespace",
+    "option_count": "the number of options is outside min_options..len(letters), or a dict key is not a task letter",
+    "missing_answer": "the answer is null or empty",
+    "answer_out_of_range": (
+        "the answer index or letter points outside the row's options (e.g. MedMCQA's cop=-1 marks unlabeled test "
+        "rows, which cannot be used for training or scoring)"
+    ),
+    "answer_not_in_options": "the answer (text, key or letter) matches none of the row's options or letters",
+    "ambiguous_answer": "the answer text matches more than one option",
+    "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
+    "needs_image": "the question refers to an image, which a text prompt cannot show",
+    "conflicting_answer": (
+        "the same question and options appear with different answers; every row of the group is kept out of "
+        "training and scoring"
+    ),
+    "wrong_type": "a field has the wrong type (question/options not strings, an index not an integer, ...)",
+    "duplicate_options": "two options are identical after case/whitespace normalisation (flag only, row kept)",
+}
+REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != "duplicate_options")
+FLAGS: tuple[str, ...] = ("duplicate_options",)
+EXAMPLES_PER_REASON = 5
+_MISSING = object()
+
+
+@dataclass
+class TaskReport:
+    """Row indices per reason (a row may fail several) and per flag (flagged rows stay valid)."""
+
+    task: str
+    letters: tuple[str, ...]
+    total: int
+    valid_indices: list[int]
+    invalid: dict[str, list[int]]
+    flags: dict[str, list[int]]
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> int:
+        return len(self.valid_indices)
+
+    @property
+    def n_invalid(self) -> int:
+        return self.total - self.valid
+
+    def summary(self) -> str:
+        lines = [f"{self.task}: {self.total} rows: {self.valid} valid, {self.n_invalid} invalid"]
+        for kind, groups in (("invalid", self.invalid), ("flag", self.flags)):
+            for name, indices in groups.items():
+                examples = ", ".join(self.examples.get(name, []))
+                lines.append(f"  {kind} {name}: {len(indices)} rows (e.g. {examples}): {REASON_DESCRIPTIONS[name]}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        def counted(groups: dict[str, list[int]]) -> dict[str, Any]:
+            return {name: {"count": len(ix), "examples": self.examples.get(name, [])} for name, ix in groups.items()}
+
+        return {
+            "task": self.task,
+            "letters": list(self.letters),
+            "total": self.total,
+            "valid": self.valid,
+            "invalid": counted(self.invalid),
+            "flags": counted(self.flags),
+        }
+
+    def require_usable(self, needed: int) -> None:
+        """DatasetError naming every reason and its count when fewer than `needed` rows are valid."""
+        if self.valid >= needed:
+            return
+        reasons = "; ".join(
+            f"{name}: {len(ix)} rows (e.g. {', '.join(self.examples.get(name, []))}) - {REASON_DESCRIPTIONS[name]}"
+            for name, ix in self.invalid.items()
+        )
+        raise DatasetError(
+            f"{self.task}: only {self.valid} of {self.total} rows are usable but {needed} are needed"
+            + (f"; invalid rows by reason: {reasons}" if reasons else "")
+        )
+
+
+@dataclass
+class NormalisedRows:
+    dataset: datasets.Dataset  # canonical rows of the valid source rows, in source order
+    source_indices: list[int]  # row i of `dataset` is source row source_indices[i]
+    report: TaskReport
+    fingerprint: str | None = None  # the source Dataset's fingerprint, recorded in split manifests
+
+
+def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """(canonical row, []) for a usable row, else (None, its reasons in REASONS order)."""
+    problems: set[str] = set()
+    question = _required_text(lookup(row, spec.question), "missing_question", problems)
+    options = _options(spec, row, problems)
+    if options is not None:
+        answer = _answer(spec, row, options, problems)
+    elif _is_blank(lookup(row, spec.answer.field)):
+        problems.add("missing_answer")
+    context = None
+    if spec.context is not None:
+        context = _joined_text(lookup(row, spec.context), problems)
+        if context is None and "wrong_type" not in problems:
+            problems.add("missing_context")
+    if spec.image is not None and _has_value(lookup(row, spec.image)):
+        problems.add("needs_image")
+    if problems:
+        return None, [r for r in REASONS if r in problems]
+    return {
+        "id": _optional_text(lookup(row, spec.id)) if spec.id else None,
+        "question": question,
+        "options": options,
+        "answer": answer,
+        "context": context,
+        "exp": _optional_text(lookup(row, spec.explanation)) if spec.explanation else None,
+        "subject": _subject(spec, row),
+    }, []
+
+
+def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mapping[str, Any]]) -> NormalisedRows:
+    """Every row checked and mapped; the valid ones as a canonical Dataset, the rest counted by reason."""
+    if isinstance(dataset, datasets.Dataset):
+        check_columns(spec, dataset.column_names)
+    rows: list[dict[str, Any]] = []
+    valid_indices: list[int] = []
+    invalid: dict[str, list[int]] = {}
+    flags: dict[str, list[int]] = {}
+    examples: dict[str, list[str]] = {}
+    labels: dict[int, str] = {}
+    total = 0
+    for index, row in enumerate(_iter_rows(dataset)):
+        total += 1
+        canonical, names = normalise_row(spec, row)
+        labels[index] = row_label(spec, row, index)
+        for name in names:
+            invalid.setdefault(name, []).append(index)
+        if canonical is not None:
+            rows.append(canonical)
+            valid_indices.append(index)
+            if has_duplicate_options(canonical["options"]):
+                flags.setdefault("duplicate_options", []).append(index)
+                names = ["duplicate_options"]
+        for name in names:
+            if len(examples.setdefault(name, [])) < EXAMPLES_PER_REASON:
+                examples[name].append(labels[index])
+    conflicted = conflicting_rows(rows)
+    if conflicted:
+        invalid["conflicting_answer"] = [valid_indices[i] for i in conflicted]
+        examples["conflicting_answer"] = [labels[valid_indices[i]] for i in conflicted[:EXAMPLES_PER_REASON]]
+        keep = [i for i in range(len(rows)) if i not in set(conflicted)]
+        rows, valid_indices = [rows[i] for i in keep], [valid_indices[i] for i in keep]
+    report = TaskReport(
+        task=spec.name,
+        letters=spec.letters,
+        total=total,
+        valid_indices=valid_indices,
+        invalid={r: invalid[r] for r in REASONS if r in invalid},
+        flags=flags,
+        examples=examples,
+    )
+    canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
+    fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
+    return NormalisedRows(canonical_rows, valid_indices, report, fingerprint)
+
+
+def required_fields(spec: TaskSpec) -> dict[str, str]:
+    """What a task needs from every source, as {what: field path}."""
+    options = {} if spec.options.layout == "fixed" else {"options": spec.options.field}
+    if spec.options.layout == "columns":
+        options = {
+            f"option {letter}": column for letter, column in zip(spec.letters, spec.options.columns, strict=True)
+        }
+    context = {"context": spec.context} if spec.context else {}
+    return {"question": spec.question, **options, "answer": spec.answer.field, **context}
+
+
+def check_columns(spec: TaskSpec, columns: Iterable[str]) -> None:
+    """DatasetError when a column the task needs is absent: the wrong --task or the wrong data, said in one line.
+    Absent optional columns (id, explanation, subject, image) are read as nulls."""
+    columns = set(columns)
+    missing = [path for path in required_fields(spec).values() if not _column_present(path, columns)]
+    columns -= {CONFIG_COLUMN}
+    if missing:
+        raise DatasetError(
+            f"task {spec.name}: column(s) {', '.join(missing)} not in the data (found: {', '.join(sorted(columns))}); "
+            f"check --task and the dataset (the task file {spec.source_file or spec.name} says where each field is)"
+        )
+    optional = [spec.id, spec.explanation, spec.subject, spec.image]
+    absent = [path for path in optional if path and not _column_present(path, columns)]
+    if absent:
+        logger.info("task %s: optional column(s) %s absent, read as null", spec.name, ", ".join(absent))
+
+
+def _column_present(path: str, columns: set[str]) -> bool:
+    return path in columns or path.split(".")[0] in columns
+
+
+def conflicting_rows(rows: list[Mapping[str, Any]]) -> list[int]:
+    """Positions of canonical rows whose content recurs with a different answer: which answer is right cannot be
+    known, so none of the group is trained or scored on."""
+    groups: dict[str, list[int]] = {}
+    for position, row in enumerate(rows):
+        groups.setdefault(content_hash(row), []).append(position)
+    return sorted(
+        position
+        for positions in groups.values()
+        if len({rows[p]["answer"] for p in positions}) > 1
+        for position in positions
+    )
+
+
+def load_task(spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV) -> NormalisedRows:
+    """Load `split` of the task and normalise it; the report counts every row that was left out and why."""
+    normalised = normalise_dataset(spec, read_task_rows(spec, split, source, token_env))
+    if normalised.report.n_invalid:
+        logger.warning("%s", normalised.report.summary())
+    return normalised
+
+
+def lookup(row: Mapping[str, Any], path: str | None) -> Any:
+    """The value at a column name or dotted path; `_MISSING` when a step is absent (a null step gives None)."""
+    if path is None:
+        return None
+    if path in row:
+        return row[path]
+    value: Any = row
+    for part in path.split("."):
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def normalise_text(text: Any) -> str:
+    """Casefolded, whitespace-collapsed text (duplicate and answer-text matching)."""
+    return " ".join(str(text).casefold().split()) if text is not None else ""
+
+
+def has_duplicate_options(options: list[str]) -> bool:
+    texts = [normalise_text(option) for option in options]
+    return len(set(texts)) < len(texts)
+
+
+def content_hash(row: Mapping[str, Any]) -> str:
+    """Order-sensitive hash of a canonical row's casefolded, whitespace-collapsed question and options (and context
+    when it has one): for a 4-option row without context it equals `fine_tune.data.validation.content_hash`."""
+    parts = [row["question"], *row["options"]] + ([row["context"]] if row.get("context") else [])
+    text = "\x1f".join(normalise_text(part) for part in parts)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def row_label(spec: TaskSpec, row: Mapping[str, Any], index: int) -> str:
+    """The row's id when the task has one and the row sets it, else `row <index>`."""
+    value = lookup(row, spec.id) if spec.id else None
+    return str(value) if value not in (None, "", _MISSING) else f"row {index}"
+
+
+def _iter_rows(dataset: datasets.Dataset | Iterable[Mapping[str, Any]], batch_size: int = 1000) -> Iterator[dict]:
+    if not isinstance(dataset, datasets.Dataset):
+        yield from (dict(row) for row in dataset)
+        return
+    columns = dataset.column_names
+    for batch in dataset.iter(batch_size=batch_size):
+        yield from (
+            dict(zip(columns, values, strict=True)) for values in zip(*(batch[c] for c in columns), strict=True)
+        )
+
+
+def _required_text(value: Any, reason: str, problems: set[str]) -> str | None:
+    if _is_blank(value):
+        problems.add(reason)
+        return None
+    if not isinstance(value, str):
+        problems.add("wrong_type")
+        return None
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or value is _MISSING:
+        return None
+    if isinstance(value, list):
+        value = "\n".join(str(v) for v in value if v is not None)
+    text = str(value)
+    return text if text.strip() else None
+
+
+def _joined_text(value: Any, problems: set[str]) -> str | None:
+    """A string, or a list of strings joined with newlines (PubMedQA's abstract paragraphs); None when empty."""
+    if value is None or value is _MISSING:
+        return None
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            problems.add("wrong_type")
+            return None
+        value = "\n".join(v.strip() for v in value if v.strip())
+    if not isinstance(value, str):
+        problems.add("wrong_type")
+        return None
+    return value if value.strip() else None
+
+
+def _has_value(value: Any) -> bool:
+    if value is None or value is _MISSING:
+        return False
+    if isinstance(value, Mapping):  # an Image feature as {bytes, path}
+        return any(_has_value(v) for v in value.values())
+    return not (isinstance(value, str | bytes | list) and not value)
+
+
+def _options(spec: TaskSpec, row: Mapping[str, Any], problems: set[str]) -> list[str] | None:
+    layout = spec.options.layout
+    if layout == "fixed":
+        return list(spec.options.fixed)
+    if layout == "columns":
+        values = [lookup(row, column) for column in spec.options.columns]
+        while len(values) > spec.min_options and _is_blank(values[-1]):
+            values.pop()  # a task with min_options < len(letters): trailing empty columns are absent options
+    else:
+        raw = lookup(row, spec.options.field)
+        if raw is None or raw is _MISSING:
+            problems.add("missing_option")
+            return None
+        values = _option_values(spec, raw, problems)
+        if values is None:
+            return None
+    if not spec.min_options <= len(values) <= spec.max_options:
+        problems.add("option_count")
+        return None
+    options = []
+    for value in values:
+        text = _required_text(value, "missing_option", problems)
+        options.append(text)
+    return None if any(option is None for option in options) else options
+
+
+def _option_values(spec: TaskSpec, raw: Any, problems: set[str]) -> list[Any] | None:
+    layout = spec.options.layout
+    if layout == "list":
+        if not isinstance(raw, list):
+            problems.add("wrong_type")
+            return None
+        return list(raw)
+    if layout == "dict":
+        if not isinstance(raw, Mapping):
+            problems.add("wrong_type")
+            return None
+        present = {key: value for key, value in raw.items() if not _is_blank(value)}
+        if set(present) - set(spec.letters):
+            problems.add("option_count")
+            return None
+        count = len(present)
+        if set(present) != set(spec.letters[:count]):
+            problems.add("missing_option")  # a gap: e.g. A, B and D set but C null
+            return None
+        return [present[letter] for letter in spec.letters[:count]]
+    if not isinstance(raw, list) or not all(isinstance(item, Mapping) for item in raw):
+        problems.add("wrong_type")
+        return None
+    return [item.get(spec.options.value) for item in raw]
+
+
+def _is_blank(value: Any) -> bool:
+    """Null, absent, NaN (a missing number in pandas-written files) or whitespace-only text."""
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return value is None or value is _MISSING or (isinstance(value, str) and not value.strip())
+
+
+def _answer(spec: TaskSpec, row: Mapping[str, Any], options: list[str], problems: set[str]) -> int | None:
+    value = lookup(row, spec.answer.field)
+    if _is_blank(value):
+        problems.add("missing_answer")
+        return None
+    encoding = spec.answer.encoding
+    if encoding in ("index0", "index1"):
+        index = _integer(value)
+        if index is None:
+            problems.add("wrong_type")
+            return None
+        index -= encoding == "index1"
+        if not 0 <= index < len(options):
+            problems.add("answer_out_of_range")
+            return None
+        return index
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        problems.add("wrong_type")
+        return None
+    if encoding == "letter" or (encoding == "key" and spec.options.layout == "dict"):
+        letter = str(value).strip().upper() if str(value).strip().upper() in spec.letters else str(value).strip()
+        if letter not in spec.letters:
+            problems.add("answer_not_in_options")
+            return None
+        index = spec.letters.index(letter)
+        if index >= len(options):
+            problems.add("answer_out_of_range")
+            return None
+        return index
+    if encoding == "key":
+        keys = [str(item.get(spec.options.key)).strip() for item in lookup(row, spec.options.field)]
+        matches = [i for i, key in enumerate(keys) if key == str(value).strip()]
+    else:
+        matches = [i for i, option in enumerate(options) if normalise_text(option) == normalise_text(value)]
+    if not matches:
+        problems.add("answer_not_in_options")
+        return None
+    if len(matches) > 1:
+        problems.add("ambiguous_answer")
+        return None
+    return matches[0]
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():  # CSV columns with nulls are read as floats
+        return int(value)
+    return None
+
+
+def _subject(spec: TaskSpec, row: Mapping[str, Any]) -> str | None:
+    if spec.subject is not None:
+        subject = _optional_text(lookup(row, spec.subject))
+        if subject is not None:
+            return subject.strip()
+    config = row.get(CONFIG_COLUMN)
+    return str(config) if config else None
+
+
+def _empty() -> datasets.Dataset:
+    return datasets.Dataset.from_dict({name: [] for name in CANONICAL_COLUMNS}, features=CANONICAL_FEATURES)
