@@ -35,14 +35,23 @@ class DropMessages(logging.Filter):
         return not str(record.msg).startswith(self.prefix)
 
 
-def setup_logging() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+def quiet_unactionable() -> None:
+    """Drop the third-party log lines and warnings a user cannot act on. Runs when this module is imported: entry
+    scripts import it before the libraries (bitsandbytes logs at its own import)."""
     for name, prefix in UNACTIONABLE_LOG_LINES.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropMessages) and f.prefix == prefix for f in logger.filters):
             logger.addFilter(DropMessages(prefix))
     for message in UNACTIONABLE_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+
+
+quiet_unactionable()
+
+
+def setup_logging() -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    quiet_unactionable()
 
 
 def run_main(main: Callable[[], int | None]) -> None:

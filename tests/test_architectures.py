@@ -28,10 +28,10 @@ def test_three_phases_on_each_architecture(arch, tiny_arch_dirs, synthetic_jsonl
     model = tiny_arch_dirs[arch]
     data = ["--dataset_name", synthetic_jsonl]
     run("scripts/train_medmcqa_sft.py", "--config", "configs/demo/sft.yaml", *data, "--model_name_or_path", model,
-        "--output_dir", tmp_path / "sft", "--max_steps", 2, "--save_strategy", "no")  # fmt: skip
+        "--output_dir", tmp_path / "sft", "--max_steps", 2, "--save_strategy", "no", "--dev_size", 0)  # fmt: skip
     run("scripts/train_medmcqa_grpo.py", "--config", "configs/demo/grpo.yaml", *data,
         "--model_name_or_path", tmp_path / "sft" / "merged", "--output_dir", tmp_path / "grpo", "--max_steps", 2,
-        "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 16,
+        "--dev_size", 0, "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 16,
         "--reward_guard_action", "warn")  # fmt: skip
     models = f"base={model},sft={tmp_path / 'sft' / 'merged'},grpo={tmp_path / 'grpo' / 'merged'}"
     run("scripts/eval_medmcqa.py", "--config", "configs/demo/eval.yaml", *data, "--models", models, "--limit", 8,

@@ -135,6 +135,7 @@ def sft_command(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
         *("scripts/train_medmcqa_sft.py", "--config", "configs/demo/sft.yaml", "--model_name_or_path", str(model)),
         *("--dataset_name", str(data), "--output_dir", str(out), "--max_steps", "5", "--save_strategy", "no"),
         *("--sft_size", "40", "--grpo_size", "10", "--eval_size", "10", "--per_device_train_batch_size", "2"),
+        *("--dev_size", "0"),
         *("--logging_steps", "5", "--report_to", "none", "--precision", "fp32", *extra),
     ]
 

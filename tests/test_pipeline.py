@@ -91,7 +91,10 @@ def test_grpo_hands_on_new_weights_with_the_right_lineage(demo):
     grpo_lineage = json.loads((root / "grpo" / "merged" / "lineage.json").read_text())
     assert (sft_lineage["phase"], sft_lineage["base"]) == ("sft", str(root / "tiny-model"))
     assert (grpo_lineage["phase"], grpo_lineage["base"]) == ("grpo", str(root / "sft" / "merged"))
-    assert grpo_lineage["split_manifest_hash"] == sft_lineage["split_manifest_hash"]
+    assert grpo_lineage["splits_hash"] == sft_lineage["splits_hash"], "one split; each phase's own dev slice"
+    assert grpo_lineage["split_manifest_hash"] != sft_lineage["split_manifest_hash"]
+    selection = grpo_lineage["selection"]
+    assert selection["selected"]["step"] > 0 and selection["selected"]["accuracy"] > selection["start"]["accuracy"]
     grpo_adapter = json.loads((root / "grpo" / "adapter" / "adapter_config.json").read_text())
     assert grpo_adapter["base_model_name_or_path"] == str(root / "sft" / "merged")
     assert results["models"]["grpo"]["resolved"]["lineage"]["phase"] == "grpo"

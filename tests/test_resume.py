@@ -52,6 +52,7 @@ def sft_command(model: Path, data: Path, out: Path) -> list[str]:
         *("--model_name_or_path", str(model), "--dataset_name", str(data), "--output_dir", str(out)),
         *("--max_steps", str(MAX_STEPS), "--save_steps", str(SAVE_STEPS), "--save_total_limit", "1"),
         *("--sft_size", "100", "--grpo_size", "50", "--eval_size", "50", "--per_device_train_batch_size", "4"),
+        *("--dev_size", "0"),
         *("--max_length", "256", "--logging_steps", "1", "--report_to", "none", "--log_level", "info"),
         *("--warmup_steps", "0", "--save_strategy", "steps", "--precision", "fp32"),
     ]

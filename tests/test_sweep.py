@@ -22,7 +22,7 @@ def write_sweep(path, data, model, out, configurations):
         "output_dir": str(out),
         "flavor": "t4-small",
         "sft_overrides": {"model_name_or_path": str(model), "dataset_name": str(data), "max_steps": 3,
-                          "logging_steps": 1, "save_strategy": "no"},
+                          "logging_steps": 1, "save_strategy": "no", "dev_size": 0},
         "eval_overrides": {"dataset_name": str(data), "limit": 8, "max_new_tokens": 16, "bootstrap_resamples": 100},
         "configurations": configurations,
     }  # fmt: skip
