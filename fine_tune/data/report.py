@@ -85,13 +85,7 @@ def dataset_report(
     except DatasetError as error:
         result.update(usable=False, error=str(error), splits={}, skipped={}, contamination=None)
     else:
-        result.update(
-            usable=True,
-            splits={name: len(part) for name, part in split.splits.items()},
-            skipped=split.skipped,
-            contamination=contamination_count(split.manifest),
-            manifest_hash=manifest_hash(split.manifest),
-        )
+        result.update(split_summary(split))
     if tokenizer is not None and report.valid:
         result["token_lengths"] = token_length_stats(dataset, tokenizer, token_rows)
     return result
@@ -147,13 +141,7 @@ def task_dataset_report(
     except DatasetError as error:
         result.update(usable=False, error=str(error), splits={}, skipped={}, contamination=None)
     else:
-        result.update(
-            usable=True,
-            splits={name: len(part) for name, part in split.splits.items()},
-            skipped=split.skipped,
-            contamination=contamination_count(split.manifest),
-            manifest_hash=manifest_hash(split.manifest),
-        )
+        result.update(split_summary(split))
         if stratify_by is not None:
             result["strata"] = split.manifest["strata"]
     if tokenizer is not None and report.valid:
@@ -173,3 +161,14 @@ def task_dataset_report(
             "full": _length_stats(tokenizer, full),
         }
     return result
+
+
+def split_summary(split: Any) -> dict[str, Any]:
+    """The report's keys for a split that could be made: sizes, skipped rows, contamination and manifest hash."""
+    return {
+        "usable": True,
+        "splits": {name: len(part) for name, part in split.splits.items()},
+        "skipped": split.skipped,
+        "contamination": contamination_count(split.manifest),
+        "manifest_hash": manifest_hash(split.manifest),
+    }
