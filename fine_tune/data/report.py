@@ -103,7 +103,7 @@ def task_dataset_report(
     source: str | None = None,
 ) -> dict[str, Any]:
     """`dataset_report` for any task's normalised rows: the same keys, plus `task` and `letters`."""
-    from fine_tune.data.task_splits import first_reasons, split_task_rows
+    from fine_tune.data.task_splits import split_normalised
     from fine_tune.data.tasks import content_hash
 
     report, rows = normalised.report, normalised.dataset
@@ -125,19 +125,7 @@ def task_dataset_report(
         "requested_sizes": dict(sizes),
     }
     try:
-        split = split_task_rows(
-            rows,
-            normalised.source_indices,
-            first_reasons(report),
-            report.total,
-            sizes,
-            seed,
-            fingerprint=normalised.fingerprint,
-            source=source,
-            task=task.name,
-            letters=task.letters,
-            stratify_by=stratify_by,
-        )
+        split = split_normalised(task, normalised, sizes, seed, source=source, stratify_by=stratify_by)
     except DatasetError as error:
         result.update(usable=False, error=str(error), splits={}, skipped={}, contamination=None)
     else:

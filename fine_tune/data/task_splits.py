@@ -31,7 +31,7 @@ from fine_tune.data.splits import (
     write_manifest,
 )
 from fine_tune.data.stratify import stratified_assignment, stratum_counts
-from fine_tune.data.tasks import REASONS, TaskReport, content_hash, load_task, normalise_dataset
+from fine_tune.data.tasks import REASONS, NormalisedRows, TaskReport, content_hash, load_task, normalise_dataset
 from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
@@ -62,19 +62,7 @@ def load_task_split(
     source = source or spec.dataset_path
     normalised = load_task(spec, hub_split or spec.train_split, source, token_env)
     normalised.report.require_usable(sum(sizes.values()))
-    result = split_task_rows(
-        normalised.dataset,
-        normalised.source_indices,
-        first_reasons(normalised.report),
-        normalised.report.total,
-        sizes,
-        seed,
-        fingerprint=normalised.fingerprint,
-        source=source,
-        task=spec.name,
-        letters=spec.letters,
-        stratify_by=stratify_by,
-    )
+    result = split_normalised(spec, normalised, sizes, seed, source=source, stratify_by=stratify_by)
     logger.info(
         "%s split %s: skipped %s", spec.name, _format_sizes(sizes), _format_counts(result.skipped) or "nothing"
     )
@@ -101,6 +89,31 @@ def load_task_eval_rows(
     normalised = load_task(spec, split, source or spec.dataset_path, token_env)
     normalised.report.require_usable(1)
     return normalised.dataset, normalised.report
+
+
+def split_normalised(
+    spec: TaskSpec,
+    normalised: NormalisedRows,
+    sizes: Mapping[str, int],
+    seed: int,
+    *,
+    source: str | None,
+    stratify_by: str | None = None,
+) -> Any:
+    """`split_task_rows` over a task's normalised rows (`load_task`): what the phases and the validator split."""
+    return split_task_rows(
+        normalised.dataset,
+        normalised.source_indices,
+        first_reasons(normalised.report),
+        normalised.report.total,
+        sizes,
+        seed,
+        fingerprint=normalised.fingerprint,
+        source=source,
+        task=spec.name,
+        letters=spec.letters,
+        stratify_by=stratify_by,
+    )
 
 
 def first_reasons(report: TaskReport) -> dict[int, str]:
