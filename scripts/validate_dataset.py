@@ -24,9 +24,12 @@ def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(name)
+        tokenizer = AutoTokenizer.from_pretrained(name)
     except Exception as error:  # any failure to load is reported, not traced
         raise DatasetError(f"could not load tokenizer {name!r}: {type(error).__name__}: {error}") from error
+    if not tokenizer.chat_template:
+        raise DatasetError(f"tokenizer {name!r} has no chat template: lengths are measured on chat-rendered text")
+    return tokenizer
 
 
 def format_report(report: dict[str, Any]) -> str:

@@ -71,6 +71,9 @@ def test_bad_values_are_refused():
         MedSFTConfig(output_dir="/tmp/x", precision="fp8")
     with pytest.raises(ValueError, match="reward_guard_action"):
         MedGRPOConfig(output_dir="/tmp/x", reward_guard_action="ignore", num_generations=2)
+    with pytest.raises(ValueError, match="expected one of"):
+        MedGRPOConfig(output_dir="/tmp/x", vllm="maybe", num_generations=2)
+    assert MedGRPOConfig(output_dir="/tmp/x", vllm="server", num_generations=2).vllm == "server"
 
 
 def test_real_recipe_offline_fails_fast_with_the_fix():

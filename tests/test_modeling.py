@@ -164,6 +164,7 @@ def model_args(model_dir, **overrides):
     [
         ({"load_in_4bit": True, "use_peft": False}, "load_in_4bit needs use_peft"),
         ({"load_in_8bit": True, "use_peft": False}, "load_in_8bit needs use_peft"),
+        ({"use_peft": False}, "use_peft: false is not supported"),
         ({"bnb_4bit_quant_type": "fp4"}, "bnb_4bit_quant_type is set but load_in_4bit is not"),
         ({"use_bnb_nested_quant": True}, "use_bnb_nested_quant is set but load_in_4bit is not"),
         ({"bnb_4bit_quant_storage": "uint8"}, "bnb_4bit_quant_storage is set but load_in_4bit is not"),
@@ -290,3 +291,11 @@ def test_lineage_record_round_trips_and_reads_legacy_class_keys(tmp_path):
     assert list(roles) == ["script", "training", "model"]
     fresh = {"config": roles}
     assert (script_config(fresh), training_config(fresh), model_config(fresh)) == ({"a": 1}, {"a": 2}, {"a": 3})
+
+
+def test_a_missing_tokenizer_is_one_line(tmp_path):
+    from fine_tune.errors import ModelSourceError
+    from fine_tune.models.loading import load_tokenizer
+
+    with pytest.raises(ModelSourceError, match="cannot load the tokenizer of"):
+        load_tokenizer(str(tmp_path / "no" / "such_model"))

@@ -212,3 +212,9 @@ def test_dev_scoring_uses_the_strict_greedy_eval(tiny_model_dir):
 
 def test_selection_summary_without_a_start_or_best():
     assert selection_summary([], None) == {"metric": "eval_dev_score", "start": None, "selected": None, "history": []}
+
+
+def test_a_resumed_run_says_the_start_was_not_checked(caplog):
+    records = [{**record, "step": record["step"] + 100} for record in history(0.6, 0.4)]
+    check_improvement(selection_summary(records, best_step=100), records, "fail")
+    assert "NOT CHECKED" in caplog.text and "resumed at step 100" in caplog.text

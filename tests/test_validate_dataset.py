@@ -73,6 +73,7 @@ def test_unlabeled_rows_exit_2_with_the_reason(shared_dir):
         (["--dataset_name", "missing/file.jsonl"], "not found"),
         (["--dataset_name", "x.jsonl", "--sizes", "1,2"], "unknown key 'sizes'"),
         (["--dataset_name", "x.jsonl", "--split_sed", "1"], "did you mean 'split_seed'"),
+        (["--dataset_name", "x.jsonl", "--token_rows", "-3"], "token_rows must be >= 1"),
     ],
 )
 def test_bad_arguments_exit_2_without_traceback(args, message):
@@ -123,3 +124,18 @@ def test_help_is_fast():
     assert result.returncode == 0
     assert "--dataset_name" in result.stdout and "--sft_size" in result.stdout
     print(f"--help took {time.monotonic() - start:.2f} s")  # a figure, not a timed assertion
+
+
+def test_a_tokenizer_without_chat_template_is_one_line(synthetic_file, tmp_path):
+    from fine_tune.models.tiny import train_tiny_tokenizer
+
+    tokenizer = train_tiny_tokenizer(["a b c"] * 20, vocab_size=300)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(tmp_path / "tok")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--dataset_name", str(synthetic_file), "--tokenizer", str(tmp_path / "tok")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2 and "has no chat template" in done.stderr and "Traceback" not in done.stderr

@@ -199,7 +199,7 @@ MODES: dict[str, Settings] = {
         overhead_repeats=3,
     ),
     "full": FULL_SETTINGS,
-    # One GPU, the real recipe on Qwen3-0.6B's shape, within 8 minutes: the figures that drive job timeouts
+    # One GPU, the real recipe on Qwen3-0.6B's shape, within 420 s (7 minutes): the figures that drive job timeouts
     "gpu": dataclasses.replace(
         FULL_SETTINGS,
         mode="gpu",

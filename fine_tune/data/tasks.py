@@ -63,7 +63,6 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "duplicate_options": "two options are identical after case/whitespace normalisation (flag only, row kept)",
 }
 REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != "duplicate_options")
-FLAGS: tuple[str, ...] = ("duplicate_options",)
 EXAMPLES_PER_REASON = 5
 _MISSING = object()
 

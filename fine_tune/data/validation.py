@@ -30,7 +30,6 @@ REASONS: tuple[str, ...] = (
     "wrong_type",
     CONFLICTING_ANSWER,
 )
-FLAGS: tuple[str, ...] = ("duplicate_options",)
 DUPLICATE_CONTENT = "duplicate_content"
 EXAMPLES_PER_REASON = 5
 REASON_DESCRIPTIONS = {

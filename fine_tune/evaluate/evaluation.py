@@ -30,6 +30,7 @@ from fine_tune.evaluate.runs import run_models
 from fine_tune.evaluate.sources import model_lineages
 from fine_tune.evaluate.split_check import check_split
 from fine_tune.evaluate.summaries import identical_output_warnings
+from fine_tune.hub import access as hub
 from fine_tune.hub.access import hf_token
 from fine_tune.models.precision import resolve_precision
 from fine_tune.recipes.arguments import EvalConfig
@@ -69,6 +70,7 @@ def default_console() -> Console:
 def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOutcome:
     """The whole evaluation; DatasetError (bad data, contamination) propagates, model failures are recorded."""
     console = console or default_console()
+    hub.bound_hub_calls()  # lineage reads and model downloads cannot wait forever on a silent endpoint
     start = time.perf_counter()
     torch.manual_seed(config.seed)  # decoding is greedy; this only pins anything else that samples
     if config.torch_threads:

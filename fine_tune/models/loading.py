@@ -38,6 +38,8 @@ def check_model_args(model_args: Any, dtype: torch.dtype | str) -> None:
     if quantized and not model_args.use_peft:
         bits = 4 if model_args.load_in_4bit else 8
         raise RecipeError(f"load_in_{bits}bit needs use_peft: true (quantised weights are frozen; only LoRA trains)")
+    if not model_args.use_peft:
+        raise RecipeError("use_peft: false is not supported: a phase saves a LoRA adapter and the merged model")
     if not model_args.load_in_4bit:
         for key, default in BNB_4BIT_ONLY_DEFAULTS.items():
             if getattr(model_args, key, default) != default:
@@ -94,9 +96,14 @@ def load_tokenizer(
     revision: str | None = None,
     trust_remote_code: bool = False,
 ):
-    tokenizer = AutoTokenizer.from_pretrained(
-        source, token=token, revision=revision, trust_remote_code=trust_remote_code
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, token=token, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as error:  # a wrong path or repo, a gated repo, an unreadable tokenizer file
+        raise ModelSourceError(
+            f"cannot load the tokenizer of {source}: {' '.join(str(error).split())[:300]}"
+        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side

@@ -239,3 +239,8 @@ class ValidateArguments(SplitArguments):
     tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer ID or path, for token-length statistics"})
     token_rows: int | None = field(default=None, metadata={"help": "Measure token lengths on the first N valid rows"})
     json: bool = field(default=False, metadata={"help": "Print one JSON object (errors too)"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.token_rows is not None and self.token_rows < 1:
+            raise RecipeError(f"token_rows must be >= 1 (or unset for all valid rows), got {self.token_rows}")

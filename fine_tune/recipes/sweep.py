@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fine_tune.constants import MERGED_DIR, RESULTS_FILE, SPLIT_MANIFEST_FILE
 from fine_tune.errors import RecipeError
 from fine_tune.recipes.loader import load_recipe, read_yaml, schema_keys, schema_types
 
@@ -89,8 +90,8 @@ def eval_command(sweep: Sweep, name: str) -> list[str]:
     sft_dir = run_dir(sweep, name) / "sft"
     overrides = {
         **sweep.eval_overrides,
-        "models": f"{EVAL_LABEL}={sft_dir / 'merged'}",
-        "split_manifest": str(sft_dir / "split_manifest.json"),
+        "models": f"{EVAL_LABEL}={sft_dir / MERGED_DIR}",
+        "split_manifest": str(sft_dir / SPLIT_MANIFEST_FILE),
         "output_dir": str(run_dir(sweep, name)),
         "run_name": "eval",
     }
@@ -98,7 +99,7 @@ def eval_command(sweep: Sweep, name: str) -> list[str]:
 
 
 def eval_results_path(sweep: Sweep, name: str) -> Path:
-    return run_dir(sweep, name) / "eval" / "eval_results.json"
+    return run_dir(sweep, name) / "eval" / RESULTS_FILE
 
 
 def run_configuration(sweep: Sweep, name: str, python: str = sys.executable) -> dict[str, Any]:

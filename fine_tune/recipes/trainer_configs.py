@@ -14,6 +14,7 @@ from fine_tune.constants import (
 )
 from fine_tune.models.precision import resolve_precision
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS
+from fine_tune.train.acceleration import VLLM_SERVER, parse_switch
 
 # transformers 5.17, the newest release the [vllm] extra can install (vLLM 0.31 needs < 5.18), still calls
 # `activation_checkpointing` `gradient_checkpointing`: there the recipes' key is declared here and passed on.
@@ -147,5 +148,7 @@ class MedGRPOConfig(ProjectArguments, GRPOConfig):
     def __post_init__(self):
         if self.reward_guard_action not in ("stop", "warn"):
             raise ValueError(f"reward_guard_action must be 'stop' or 'warn', got {self.reward_guard_action!r}")
+        if str(self.vllm).strip().lower() != VLLM_SERVER:
+            parse_switch(self.vllm)  # a bad value is refused here, not after the data has loaded
         super().__post_init__()
         self.chat_template_kwargs = {**CHAT_TEMPLATE_KWARGS, **(self.chat_template_kwargs or {})}

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from fine_tune.errors import ModelSourceError
 from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
@@ -176,7 +177,7 @@ def chat_format(tokenizer: Any) -> ChatFormat:
     which of CHAT_TEMPLATE_KWARGS does the template read."""
     template = tokenizer.chat_template
     if not isinstance(template, str):
-        raise ValueError(f"{getattr(tokenizer, 'name_or_path', 'the tokenizer')} has no (single) chat template")
+        raise ModelSourceError(f"{getattr(tokenizer, 'name_or_path', 'the tokenizer')} has no (single) chat template")
     if template not in _FORMATS:
         probe = [
             {"role": "system", "content": _PROBE_SYSTEM},

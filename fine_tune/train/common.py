@@ -70,6 +70,7 @@ def finish(
     training_args,
     token,
     selection: dict | None = None,
+    revision: str | None = None,
 ) -> dict:
     """Save the log history (trainer_state.json), adapter + merged model with lineage; push when asked.
 
@@ -97,7 +98,16 @@ def finish(
             splits_hash=splits_hash(manifest),
             selection=selection,
         )
-        paths = save_adapter_and_merged(model, tokenizer, output_dir, base=base, lineage=lineage, token=token)
+        paths = save_adapter_and_merged(
+            model,
+            tokenizer,
+            output_dir,
+            base=base,
+            lineage=lineage,
+            token=token,
+            revision=revision,
+            trust_remote_code=training_args.trust_remote_code,
+        )
         if training_args.push_to_hub and training_args.hub_model_id:
             url = push_to_hub(
                 output_dir, training_args.hub_model_id, token=token, private=training_args.hub_private_repo

@@ -114,4 +114,5 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
         training_args=training_args,
         token=token,
         selection=selection,
+        revision=model_args.model_revision,
     )

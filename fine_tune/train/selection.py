@@ -187,6 +187,12 @@ def check_improvement(summary: Mapping[str, Any], history: Sequence[Mapping[str,
     start = next((r for r in history if r["step"] == 0), None)
     selected = summary["selected"]
     if start is None:
+        if history:  # a resumed run: eval_on_start scored the checkpoint, not the model the phase started from
+            logger.warning(
+                "NOT CHECKED: this run resumed at step %d, so the starting model's dev score is not known here and "
+                "no step could be compared with it; rerun from step 0 to check for an improvement",
+                history[0]["step"],
+            )
         return
     if selected is None:
         message = (

@@ -3,7 +3,6 @@ stream or wait, and continue a training job its timeout killed from the checkpoi
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from fine_tune.constants import EXIT_JOB_FAILED, HUB_CHECKPOINT_DIR, TOKEN_ENV, TRAINER_STATE_FILE
 from fine_tune.hub import access as hub
+from fine_tune.hub.access import hf_token
 from fine_tune.hub.estimate import format_duration
 from fine_tune.hub.jobs.shipping import CODE_BUCKET, CODE_MOUNT_PATH, PROJECT_NAME, ShippedTree
 from fine_tune.hub.jobs.spec import TOKEN_SECRET, JobSpec
@@ -24,7 +24,7 @@ TIMEOUT_RUN_FRACTION = 0.98  # a job that failed after running this share of its
 def preflight(token_env: str = TOKEN_ENV, timeout: float = hub.HUB_TIMEOUT_S) -> str:
     """The token, after checking (in seconds, before anything else) that there is one and the Hub is reachable;
     from here on every huggingface_hub call is bounded."""
-    token = os.environ.get(token_env) or None
+    token = hf_token(token_env)
     if token is None:
         raise JobsError(
             f"no Hub token: ${token_env} is not set. Create a token with write access at "
