@@ -27,7 +27,7 @@ from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.tasks import content_hash
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.evaluate import sources
-from fine_tune.evaluate.eval_set import load_eval_set
+from fine_tune.evaluate.eval_set import load_eval_sets
 from fine_tune.evaluate.evaluation import run_evaluation
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.split_check import NOT_FINE_TUNED, UNVERIFIED, VERIFIED, check_split
@@ -202,7 +202,7 @@ def test_repository_configs_parse():
 
 def test_eval_rows_are_the_training_eval_split(tmp_path, dataset_file):
     config = make_config(tmp_path, dataset_file, limit=5)
-    eval_set = load_eval_set(config)
+    eval_set = load_eval_sets(config)[0]
     expected, manifest = load_split(str(dataset_file), "eval", sizes=split_sizes(), seed=42)
     assert [row["id"] for row in eval_set.rows] == expected["id"][:5]
     assert eval_set.info["rows"] == 5 and eval_set.info["available_rows"] == 12
@@ -216,7 +216,7 @@ def test_split_check_verifies_the_models_training_split(tmp_path, dataset_file, 
     )
     trained_on = manifest_hash(read_manifest(training_run / "split_manifest.json"))
     lineages = {"base": None, "sft": {"split_manifest_hash": trained_on}, "other": {"split_manifest_hash": "f" * 64}}
-    eval_set, section, warnings = check_split(config, load_eval_set(config), lineages)
+    eval_set, section, warnings = check_split(config, load_eval_sets(config)[0], lineages)
     assert section["manifest_hash"] == trained_on
     (checked,) = section["manifests_checked"]  # the adapter's own manifest is the configured one: checked once
     assert checked["overlap"] == {"sft": 0, "grpo": 0} and checked["origin"] == "config"
@@ -232,7 +232,7 @@ def test_split_check_refuses_contaminated_eval_rows(tmp_path, dataset_file, trai
     path = tmp_path / "leaky_manifest.json"
     write_manifest(manifest, path)
     config = make_config(tmp_path, dataset_file, split_manifest=str(path))
-    eval_set = load_eval_set(config)
+    eval_set = load_eval_sets(config)[0]
     with pytest.raises(DatasetError, match=r"2 of 12 eval rows appear in a training split.*memorisation"):
         check_split(config, eval_set, {})
     config = make_config(tmp_path, dataset_file, split_manifest=str(path), drop_contaminated=True)
@@ -549,7 +549,7 @@ def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
         assert check["regressed"] and check["mcnemar_p"] == pytest.approx(2 / 2**8)
         assert results["regressions"] == [check]
         title, banner = report.split("\n\n")[:2]
-        assert title.startswith("# MedMCQA evaluation") and banner.startswith(
+        assert title.startswith("# medmcqa evaluation") and banner.startswith(
             "> **REGRESSION: grpo is significantly worse than its parent sft"
         )
         assert "REGRESSION: grpo" in " ".join(stdout.split())

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from fine_tune.data.synthetic import generate_rows, write_jsonl
-from fine_tune.evaluate.eval_set import load_eval_set
+from fine_tune.evaluate.eval_set import load_eval_sets
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.plots import PLOT_FILES
 from fine_tune.evaluate.report import print_summary, render_markdown, write_report
@@ -29,7 +29,7 @@ def eval_set(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "rows.jsonl"
     write_jsonl(generate_rows(40, seed=3), path)
     config = EvalConfig(models={"x": "x/y"}, dataset_name=str(path), eval_split="validation")
-    return config, load_eval_set(config)
+    return config, load_eval_sets(config)[0]
 
 
 def answer(letter: str, confidence: float) -> str:

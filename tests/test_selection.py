@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 from datasets import Dataset
@@ -7,10 +8,13 @@ from transformers import TrainerControl, TrainerState
 
 from fine_tune.data.splits import manifest_hash, split_dataset, splits_only
 from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.task_splits import phase_split
 from fine_tune.errors import NoImprovementError
+from fine_tune.evaluate.generation import GenerationResult
+from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.recipes.loader import load_recipe
 from fine_tune.recipes.trainer_configs import MedSFTConfig
-from fine_tune.train import sft
+from fine_tune.train import selection, sft
 from fine_tune.train.selection import (
     DevScorer,
     TargetAccuracyCallback,
@@ -38,7 +42,7 @@ def test_dev_slice_is_the_tail_of_the_phase_rows_and_recorded():
     result = split_dataset(Dataset.from_list(rows), {"sft": 40, "grpo": 10, "eval": 10}, seed=42)
     manifest = result.manifest
     before = manifest_hash(manifest)
-    train, dev = carve_dev(result.splits["sft"], manifest, "sft", 8)
+    [(train, dev)] = carve_dev([result.splits["sft"]], manifest, "sft", 8)
     assert len(train) == 32 and len(dev) == 8
     assert set(train["id"]).isdisjoint(dev["id"])
     assert manifest["dev"]["row_ids"] == dev["id"] and manifest["dev"]["phase"] == "sft"
@@ -49,7 +53,7 @@ def test_dev_slice_is_the_tail_of_the_phase_rows_and_recorded():
 def test_dev_slice_cannot_take_every_row():
     result = split_dataset(Dataset.from_list(generate_rows(30, seed=1)), {"sft": 10, "grpo": 10, "eval": 10}, seed=42)
     with pytest.raises(ValueError, match="dev_size 10 leaves no sft rows"):
-        carve_dev(result.splits["sft"], result.manifest, "sft", 10)
+        carve_dev([result.splits["sft"]], result.manifest, "sft", 10)
 
 
 def history(*accuracies, n=10):
@@ -124,8 +128,9 @@ class ScriptedScorer(DevScorer):
     script: dict[int, float] = {}
 
     @classmethod
-    def from_rows(cls, rows, batch_size, max_new_tokens, task=None):
-        return cls([[]] * len(rows), ["A"] * len(rows), batch_size, max_new_tokens)
+    def from_parts(cls, parts, batch_size, max_new_tokens):
+        n = sum(len(rows) for _, rows in parts)
+        return cls([[]] * n, ["A"] * n, batch_size, max_new_tokens)
 
     def score(self, model, tokenizer, step):
         n = len(self.golds)
@@ -218,3 +223,42 @@ def test_a_resumed_run_says_the_start_was_not_checked(caplog):
     records = [{**record, "step": record["step"] + 100} for record in history(0.6, 0.4)]
     check_improvement(selection_summary(records, best_step=100), records, "fail")
     assert "NOT CHECKED" in caplog.text and "resumed at step 100" in caplog.text
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tasks"
+
+
+def mixture_split(phase):
+    task = {name: {"weight": weight, "dataset_name": str(FIXTURES / f"{name}.jsonl")}
+            for name, weight in (("medqa", 2), ("pubmedqa", 1))}  # fmt: skip
+    return phase_split(SplitArguments(task=task, sft_size=9, grpo_size=2, eval_size=2, split_seed=1), phase)
+
+
+def test_a_mixtures_dev_slice_is_each_tasks_tail_in_proportion():
+    split = mixture_split("sft")
+    manifest = split.manifest
+    (medqa_train, medqa_dev), (pubmed_train, pubmed_dev) = carve_dev(
+        [part.rows for part in split.parts], manifest, "sft", 3
+    )
+    assert (len(medqa_train), len(medqa_dev), len(pubmed_train), len(pubmed_dev)) == (4, 2, 2, 1)
+    ids = manifest["splits"]["sft"]["row_ids"]
+    assert manifest["dev"]["row_ids"] == ids[4:6] + ids[8:9]
+    assert [i.split("/")[0] for i in manifest["dev"]["row_ids"]] == ["medqa", "medqa", "pubmedqa"]
+    assert medqa_dev["question"] == split.parts[0].rows["question"][4:6]
+
+
+def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypatch):
+    split = mixture_split("sft")
+    parts = [(part.task, part.rows) for part in split.parts]
+    scorer = DevScorer.from_parts(parts, batch_size=4, max_new_tokens=8)
+    answer = '{"predicted_category": "D", "confidence": 0.5, "reason": "r"}'
+    n = len(scorer.golds)
+    monkeypatch.setattr(
+        selection, "generate_responses", lambda *a, **k: GenerationResult([answer] * n, [1] * n, [True] * n, 1.0)
+    )
+    record = scorer.score(model=None, tokenizer=type("T", (), {"padding_side": "left"})(), step=0)
+    medqa_rows = len(split.parts[0].rows)
+    assert [len(letters) for letters in scorer.letters] == [4] * medqa_rows + [3] * (n - medqa_rows)
+    assert record["schema_pass_rate"] == medqa_rows / n, "D is no letter of PubMedQA's A-C"
+    medqa_golds = scorer.golds[:medqa_rows]
+    assert record["accuracy"] == medqa_golds.count("D") / n

@@ -99,3 +99,66 @@ def test_each_preset_trains_and_is_scored(task, tiny_model_dir, tmp_path):
     if task == "pubmedqa":
         record = json.loads((outcome.folder / "predictions.jsonl").read_text().splitlines()[0])
         assert record["gold"] in ("A", "B", "C")
+
+
+MIXTURE = ("medqa", "medqa5", "pubmedqa")  # 4, 5 and 3 letters; PubMedQA with its abstract as context
+
+
+def mixture_args(phase: str, **values) -> list[str]:
+    weights = {"medqa": 2, "medqa5": 1, "pubmedqa": 1}
+    task = "{" + ", ".join(f"{t}: {{weight: {weights[t]}, dataset_name: '{fixture(t)}'}}" for t in MIXTURE) + "}"
+    sizes = ["--sft_size", "8", "--grpo_size", "4", "--eval_size", "3", "--split_seed", "1"]
+    common = ["--config", f"configs/demo/{phase}.yaml", "--task", task, "--dataset_name", "null", *sizes]
+    return common + [item for key, value in values.items() for item in (f"--{key}", str(value))]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("single_torch_thread")
+def test_a_mixture_of_tasks_trains_once_and_is_scored_task_by_task(tiny_model_dir, tmp_path):
+    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.train.grpo import run_grpo
+    from fine_tune.train.sft import run_sft
+
+    sft, grpo = tmp_path / "sft", tmp_path / "grpo"
+    run_sft(*parse_recipe("sft", mixture_args(
+        "sft", model_name_or_path=tiny_model_dir, output_dir=sft, max_steps=2, per_device_train_batch_size=2,
+        save_strategy="no", logging_steps=1, max_length=512, dev_size=3, eval_steps=1, no_improvement_action="warn",
+    )))  # fmt: skip
+    run_grpo(*parse_recipe("grpo", mixture_args(
+        "grpo", model_name_or_path=sft / "merged", output_dir=grpo, max_steps=1, per_device_train_batch_size=4,
+        num_generations=4, max_completion_length=8, reward_guard_patience=100, dev_size=0,
+    )))  # fmt: skip
+    manifest = json.loads((sft / "split_manifest.json").read_text())
+    assert manifest["splits"]["sft"]["tasks"] == {"medqa": 4, "medqa5": 2, "pubmedqa": 2}
+    assert [row_id.split("/")[0] for row_id in manifest["dev"]["row_ids"]] == list(MIXTURE)  # 3 of 4/2/2 rows
+    lineage = json.loads((grpo / "merged" / "lineage.json").read_text())
+    assert lineage["config"]["script"]["task"] == json.loads(json.dumps(parse_recipe("grpo", mixture_args("grpo"))[0].task))
+
+    models = f"base={tiny_model_dir},sft={sft / 'merged'},grpo={grpo / 'merged'}"
+    (config,) = parse_recipe("eval", mixture_args(
+        "eval", models=models, output_dir=tmp_path / "eval", run_name="mix", max_new_tokens=8,
+        bootstrap_resamples=200, shots=2,
+    ))  # fmt: skip
+    outcome = run_evaluation(config)
+    summary = outcome.results
+    assert outcome.failed == [] and outcome.exit_code == 0
+    assert [entry["task"] for entry in summary["mixture"]] == list(MIXTURE)
+    assert set(summary["models"]) == {"base", "base-2shot", "sft", "grpo"}
+    for task in MIXTURE:
+        results = json.loads((outcome.folder / task / "eval_results.json").read_text())
+        letters = results["task"]["letters"]
+        assert results["dataset"]["rows"] == 3 and len(letters) == {"medqa": 4, "medqa5": 5, "pubmedqa": 3}[task]
+        assert results["split_check"]["models"]["grpo"] == "verified"  # the mixture manifest found beside the model
+        assert list(results["models"]["sft"]["confusion_matrix"]) == letters
+        task_hashes = set(manifest["tasks"][task]["splits"]["sft"]["content_hashes"])
+        assert set(results["shots"]["content_hashes"]) <= task_hashes, "exemplars come from the same task's SFT rows"
+        records = (outcome.folder / task / "predictions.jsonl").read_text().splitlines()
+        assert len(records) == 4 * 3 and all(json.loads(r)["gold"] in letters for r in records)
+        assert (outcome.folder / task / "report.md").read_text().startswith(f"# {task} evaluation")
+    base = summary["models"]["base"]
+    assert base["pooled"]["accuracy"]["total"] == 9
+    per_task = [base["per_task_accuracy"][task]["value"] for task in MIXTURE]
+    assert base["macro_accuracy"] == pytest.approx(sum(per_task) / 3)
+    report = (outcome.folder / "report.md").read_text()
+    assert "| model | medqa (n=3) | medqa5 (n=3) | pubmedqa (n=3) | macro mean |" in report
+    assert "[medqa5](medqa5/report.md)" in report

@@ -1,15 +1,18 @@
 import json
 from collections import Counter
+from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 
 from fine_tune.data import validation
 from fine_tune.data.splits import split_dataset
 from fine_tune.data.synthetic import generate_rows
-from fine_tune.data.task_splits import split_task_rows
+from fine_tune.data.task_splits import phase_split, split_task_rows
 from fine_tune.data.tasks import normalise_dataset
 from fine_tune.errors import DatasetError
+from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.task.spec import resolve_task
 
 MEDMCQA = resolve_task("medmcqa")
@@ -146,3 +149,61 @@ def test_recipes_take_task_and_stratify_by():
         parse_recipe("eval", ["--stratify_by", "topic"])
     with pytest.raises(RecipeError, match="shots must be >= 0"):
         parse_recipe("eval", ["--shots", "-1"])
+
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "tasks"
+
+
+def mixture_args(task, **sizes):
+    sizes = {"sft_size": 6, "grpo_size": 2, "eval_size": 3, "split_seed": 1, **sizes}
+    return SplitArguments(task=task, **sizes)
+
+
+def test_a_mixture_splits_each_task_by_its_weight_and_keeps_its_rows(tmp_path):
+    task = {
+        "medqa": {"weight": 2, "dataset_name": str(FIXTURES / "medqa.jsonl")},
+        "pubmedqa": {"dataset_name": str(FIXTURES / "pubmedqa.jsonl")},
+    }
+    split = phase_split(mixture_args(task), "sft", tmp_path / "manifest.json")
+    manifest = split.manifest
+    assert [(p.task.name, len(p.rows)) for p in split.parts] == [("medqa", 4), ("pubmedqa", 2)]
+    assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
+    assert manifest["splits"]["sft"]["tasks"] == {"medqa": 4, "pubmedqa": 2}
+    assert manifest["splits"]["grpo"]["tasks"] == {"medqa": 1, "pubmedqa": 1}  # 2 rows at 2:1: largest remainder
+    assert manifest["splits"]["eval"]["tasks"] == {"medqa": 3, "pubmedqa": 3}, "eval_size is per task"
+    assert [m["task"] for m in manifest["mixture"]] == ["medqa", "pubmedqa"]
+    assert manifest["splits"]["sft"]["row_ids"][0].startswith("medqa/")
+    for part in split.parts:  # each task's part is what a single-task run at the same sizes gives
+        single = mixture_args(
+            part.task.name,
+            dataset_name=str(FIXTURES / f"{part.task.name}.jsonl"),
+            **{f"{k}_size": v for k, v in manifest["tasks"][part.task.name]["sizes"].items()},
+        )
+        alone = phase_split(single, "sft")
+        assert manifest["tasks"][part.task.name] == alone.manifest
+        assert part.rows["question"] == alone.parts[0].rows["question"]
+    hashes = manifest["splits"]["sft"]["content_hashes"]
+    assert hashes == [
+        h for name in ("medqa", "pubmedqa") for h in manifest["tasks"][name]["splits"]["sft"]["content_hashes"]
+    ]
+    assert [p.task.letters for p in phase_split(mixture_args(task), "eval").parts] == [tuple("ABCD"), tuple("ABC")]
+
+
+def task_copy(tmp_path, name):
+    """The medqa preset under another name, reading the same fixture: every question is in both tasks."""
+    spec = yaml.safe_load((REPO / "configs/tasks/medqa.yaml").read_text())
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**spec, "name": name, "dataset_path": str(FIXTURES / "medqa.jsonl")}))
+    return str(path)
+
+
+def test_a_question_in_two_tasks_of_a_mixture_cannot_train_one_and_score_the_other(tmp_path):
+    task = {"medqa": {"weight": 2, "dataset_name": str(FIXTURES / "medqa.jsonl")}, task_copy(tmp_path, "copy"): 1}
+    with pytest.raises(DatasetError, match="splits share content"):
+        phase_split(mixture_args(task), "sft")
+
+
+def test_two_tasks_of_a_mixture_need_two_names(tmp_path):
+    with pytest.raises(DatasetError, match="two tasks of the mixture are named medqa"):
+        phase_split(mixture_args({"medqa": 1, task_copy(tmp_path, "medqa"): 1}), "sft")

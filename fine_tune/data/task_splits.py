@@ -35,6 +35,7 @@ from fine_tune.data.tasks import REASONS, NormalisedRows, TaskReport, content_ha
 from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
+from fine_tune.task.mixture import mixture_sizes
 from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
 
 logger = logging.getLogger(__name__)
@@ -229,45 +230,117 @@ def uses_medmcqa_reader(spec: TaskSpec, stratify_by: str | None) -> bool:
     return spec.name == DEFAULT_TASK and stratify_by is None
 
 
+@dataclass(frozen=True)
+class TaskSource:
+    """One task of a run and where its rows come from (the recipe's dataset keys, else the task file's)."""
+
+    spec: TaskSpec
+    source: str
+    hub_split: str
+    weight: float = 1.0
+
+
+def task_sources(args: Any) -> list[TaskSource]:
+    """The recipe's task, or each task of its mixture (`fine_tune.task.mixture`), with its data source."""
+    sources = []
+    for entry in args.task_entries:
+        spec = resolve_task(entry.task)
+        source = entry.dataset_name or args.dataset_name or spec.dataset_path
+        hub_split = entry.dataset_train_split or args.dataset_train_split or spec.train_split
+        sources.append(TaskSource(spec, source, hub_split, entry.weight))
+    names = [s.spec.name for s in sources]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"task: two tasks of the mixture are named {_repeated(names)}: give them distinct names")
+    return sources
+
+
+def _repeated(names: Sequence[str]) -> str:
+    return next(name for name in names if names.count(name) > 1)
+
+
 def phase_split(args: Any, split_name: str, manifest_path: str | os.PathLike | None = None) -> PhaseSplit:
-    """The canonical rows of one split for recipe `args` (SplitArguments: task, dataset_name, sizes, seed, ...)."""
-    spec = resolve_task(args.task)
-    source = args.dataset_name or spec.dataset_path
-    hub_split = args.dataset_train_split or spec.train_split
-    if uses_medmcqa_reader(spec, args.stratify_by):
+    """The canonical rows of one split for recipe `args` (SplitArguments: task, dataset_name, sizes, seed, ...), one
+    part per task; a mixture's manifest holds each task's manifest and the splits of all of them together."""
+    sources = task_sources(args)
+    if len(sources) == 1:
+        rows, manifest = source_split(sources[0], args, args.split_sizes, split_name)
+        parts = [TaskRows(sources[0].spec, rows)]
+    else:
+        sizes = mixture_sizes(args.split_sizes, args.task_entries)
+        splits = [source_split(s, args, size, split_name) for s, size in zip(sources, sizes, strict=True)]
+        parts = [TaskRows(s.spec, rows) for s, (rows, _) in zip(sources, splits, strict=True)]
+        manifest = mixture_manifest(sources, [m for _, m in splits], args.split_sizes, args.split_seed)
+    if manifest_path is not None:
+        write_manifest(manifest, manifest_path)
+        logger.info("wrote split manifest to %s", manifest_path)
+    return PhaseSplit(parts, manifest)
+
+
+def source_split(
+    task: TaskSource, args: Any, sizes: Mapping[str, int], split_name: str
+) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """One task's named split (canonical rows) and its manifest."""
+    if uses_medmcqa_reader(task.spec, args.stratify_by):
         rows, manifest = load_split(
-            source,
+            task.source,
             split_name,
-            hub_split=hub_split,
-            sizes=args.split_sizes,
+            hub_split=task.hub_split,
+            sizes=sizes,
             seed=args.split_seed,
-            manifest_path=manifest_path,
             token_env=args.hf_token_env,
         )
-        return PhaseSplit(canonical_rows(spec, rows), manifest, spec)
-    rows, manifest = load_task_split(
-        spec,
+        return canonical_rows(task.spec, rows), manifest
+    return load_task_split(
+        task.spec,
         split_name,
-        source=source,
-        hub_split=hub_split,
-        sizes=args.split_sizes,
+        source=task.source,
+        hub_split=task.hub_split,
+        sizes=sizes,
         seed=args.split_seed,
         stratify_by=args.stratify_by,
-        manifest_path=manifest_path,
         token_env=args.hf_token_env,
     )
-    return PhaseSplit(rows, manifest, spec)
 
 
-def official_rows(args: Any, split: str | None) -> tuple[datasets.Dataset, dict[str, int], TaskSpec]:
+def mixture_manifest(
+    sources: Sequence[TaskSource], manifests: Sequence[Mapping[str, Any]], sizes: Mapping[str, int], seed: int
+) -> dict[str, Any]:
+    """Each task's manifest under `tasks`, and under `splits` every split of all tasks together (row ids prefixed
+    with the task name), so the checks that read one manifest (disjoint splits, contamination, dev slice) see the
+    whole run; the splits must be disjoint across tasks too."""
+    names = [s.spec.name for s in sources]
+    splits = {}
+    for split in manifests[0]["splits"]:
+        parts = [(name, m["splits"][split]) for name, m in zip(names, manifests, strict=True)]
+        splits[split] = {
+            "size": sum(part["size"] for _, part in parts),
+            "tasks": {name: part["size"] for name, part in parts},
+            "row_ids": [f"{name}/{row_id}" for name, part in parts for row_id in part["row_ids"]],
+            "content_hashes": [digest for _, part in parts for digest in part["content_hashes"]],
+        }
+    manifest = {
+        "seed": seed,
+        "sizes": dict(sizes),
+        "mixture": [
+            {"task": name, "weight": s.weight, "source": s.source, "hub_split": s.hub_split, "sizes": m["sizes"]}
+            for name, s, m in zip(names, sources, manifests, strict=True)
+        ],
+        "splits": splits,
+        "skipped": {name: m["skipped"] for name, m in zip(names, manifests, strict=True)},
+        "tasks": dict(zip(names, manifests, strict=True)),
+    }
+    check_disjoint(manifest)
+    return manifest
+
+
+def official_rows(task: TaskSource, split: str | None, token_env: str) -> tuple[datasets.Dataset, dict[str, int]]:
     """A whole official split (default: the task's eval_split) as canonical rows, and the dropped rows by reason."""
-    spec = resolve_task(args.task)
-    source = args.dataset_name or spec.dataset_path
+    spec = task.spec
     if uses_medmcqa_reader(spec, None):
-        rows, report = load_eval_rows(source, split or spec.eval_split, args.hf_token_env)
-        return canonical_rows(spec, rows), report.invalid_counts(), spec
-    rows, report = load_task_eval_rows(spec, source=source, hub_split=split, token_env=args.hf_token_env)
-    return rows, {name: len(ix) for name, ix in report.invalid.items()}, spec
+        rows, report = load_eval_rows(task.source, split or spec.eval_split, token_env)
+        return canonical_rows(spec, rows), report.invalid_counts()
+    rows, report = load_task_eval_rows(spec, source=task.source, hub_split=split, token_env=token_env)
+    return rows, {name: len(ix) for name, ix in report.invalid.items()}
 
 
 def canonical_rows(spec: TaskSpec, rows: datasets.Dataset) -> datasets.Dataset:
@@ -279,7 +352,12 @@ def canonical_rows(spec: TaskSpec, rows: datasets.Dataset) -> datasets.Dataset:
 
 
 @dataclass
-class PhaseSplit:
-    rows: datasets.Dataset
-    manifest: dict[str, Any]
+class TaskRows:
     task: TaskSpec
+    rows: datasets.Dataset  # canonical rows
+
+
+@dataclass
+class PhaseSplit:
+    parts: list[TaskRows]  # one per task, in the recipe's order
+    manifest: dict[str, Any]

@@ -10,10 +10,10 @@ from typing import Any
 
 import datasets
 
-from fine_tune.data.task_splits import official_rows, phase_split
+from fine_tune.data.task_splits import official_rows, phase_split, task_sources
 from fine_tune.data.tasks import content_hash
 from fine_tune.data.validation import row_label
-from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
+from fine_tune.recipes.arguments import OFFICIAL_EVAL, SPLIT_EVAL, EvalConfig
 from fine_tune.task.prompts import select_exemplars
 from fine_tune.task.spec import TaskSpec, resolve_task
 
@@ -38,26 +38,44 @@ class EvalSet:
         return EvalSet(rows, info, self.manifest, self.task)
 
 
-def load_eval_set(config: EvalConfig) -> EvalSet:
-    """The rows to score (limit applied), with what was dropped; DatasetError when they cannot be had."""
+def load_eval_sets(config: EvalConfig) -> list[EvalSet]:
+    """The rows to score, one set per task of the recipe (limit applied to each), with what was dropped;
+    DatasetError when they cannot be had."""
     if config.eval_split == SPLIT_EVAL:
         split = phase_split(config, "eval")
-        rows, manifest, task = split.rows, split.manifest, split.task
-        dropped = dict(manifest["skipped"])
-        shuffled = config.dataset_train_split or task.train_split
-        description = f"EVAL split ({config.eval_size} rows, seed {config.split_seed}) of the shuffled "
-        description += f"'{shuffled}' split"
-    else:
-        rows, dropped, task = official_rows(config, config.eval_split)
-        manifest = None
-        description = f"official '{config.eval_split}' split"
+        sets = []
+        for part in split.parts:
+            manifest = split.manifest["tasks"][part.task.name] if config.is_mixture else split.manifest
+            shuffled = config.dataset_train_split or part.task.train_split
+            description = f"EVAL split ({len(part.rows)} rows, seed {config.split_seed}) of the shuffled '{shuffled}'"
+            description += " split"
+            sets.append(eval_set(config, part.task, part.rows, split.manifest, dict(manifest["skipped"]), description))
+        return sets
+    named = None if config.eval_split == OFFICIAL_EVAL else config.eval_split
+    sets = []
+    for task in task_sources(config):
+        rows, dropped = official_rows(task, named, config.hf_token_env)
+        description = f"official '{named or task.spec.eval_split}' split"
+        sets.append(eval_set(config, task.spec, rows, None, dropped, description, source=task.source))
+    return sets
+
+
+def eval_set(
+    config: EvalConfig,
+    task: TaskSpec,
+    rows: datasets.Dataset,
+    manifest: dict[str, Any] | None,
+    dropped: dict[str, Any],
+    description: str,
+    source: str | None = None,
+) -> EvalSet:
     available = len(rows)
     if config.limit is not None:
         rows = rows.select(range(min(config.limit, available)))
     info = {
         "task": task.name,
         "letters": list(task.letters),
-        "source": config.dataset_name or task.dataset_path,
+        "source": source or _task_source(config, task),
         "eval_split": config.eval_split,
         "description": description,
         "available_rows": available,
@@ -70,23 +88,32 @@ def load_eval_set(config: EvalConfig) -> EvalSet:
     return EvalSet(rows=rows, info=info, manifest=manifest, task=task)
 
 
-def fewshot_exemplars(config: EvalConfig, task: TaskSpec) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """`config.shots` exemplars drawn (seeded) from the SFT split of the same shuffle: training rows, never eval rows.
-    Returns them and what the results record about them."""
+def _task_source(config: EvalConfig, task: TaskSpec) -> str:
+    return next(s.source for s in task_sources(config) if s.spec.name == task.name)
+
+
+def fewshot_exemplars(config: EvalConfig) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
+    """Per task: `config.shots` exemplars drawn (seeded) from the task's rows of the SFT split of the same shuffle
+    (training rows, never eval rows), and what the results record about them."""
     if config.shots == 0:
-        return [], {"k": 0}
-    pool = phase_split(config, "sft").rows
-    picks = select_exemplars(len(pool), config.shots, config.seed)
-    exemplars = [pool[i] for i in picks]
-    record = {
-        "k": config.shots,
-        "drawn_from": "sft split",
-        "seed": config.seed,
-        "sft_positions": picks,
-        "ids": [row_label(row, i) for row, i in zip(exemplars, picks, strict=True)],
-        "content_hashes": [content_hash(row) for row in exemplars],
-    }
-    return exemplars, record
+        return {}
+    drawn = {}
+    for part in phase_split(config, "sft").parts:
+        pool = part.rows
+        picks = select_exemplars(len(pool), config.shots, config.seed)
+        exemplars = [pool[i] for i in picks]
+        drawn[part.task.name] = (
+            exemplars,
+            {
+                "k": config.shots,
+                "drawn_from": "sft split",
+                "seed": config.seed,
+                "sft_positions": picks,
+                "ids": [row_label(row, i) for row, i in zip(exemplars, picks, strict=True)],
+                "content_hashes": [content_hash(row) for row in exemplars],
+            },
+        )
+    return drawn
 
 
 def eval_rows_hash(rows: Iterable[Mapping[str, Any]]) -> str:

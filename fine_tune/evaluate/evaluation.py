@@ -23,7 +23,8 @@ from rich.console import Console
 from fine_tune.constants import EXIT_MODEL_FAILED, EXIT_REGRESSION, PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate import report
-from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_set
+from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_sets
+from fine_tune.evaluate.mixture import mixture_results, print_mixture_summary, write_mixture_outputs
 from fine_tune.evaluate.regressions import parent_checks
 from fine_tune.evaluate.results import build_results, write_outputs
 from fine_tune.evaluate.runs import run_models
@@ -68,7 +69,10 @@ def default_console() -> Console:
 
 
 def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOutcome:
-    """The whole evaluation; DatasetError (bad data, contamination) propagates, model failures are recorded."""
+    """The whole evaluation; DatasetError (bad data, contamination) propagates, model failures are recorded.
+
+    A mixture of tasks is scored task by task in one run (each model loaded once): each task's results are those of
+    a single-task run, written in their own folder, beside a summary (`fine_tune.evaluate.mixture`)."""
     console = console or default_console()
     hub.bound_hub_calls()  # lineage reads and model downloads cannot wait forever on a silent endpoint
     start = time.perf_counter()
@@ -77,28 +81,50 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         torch.set_num_threads(config.torch_threads)
     precision = resolve_precision(config.precision)
     logger.info("precision %s: %s", precision.name, precision.reason)
-    eval_set = load_eval_set(config)
     lineages = model_lineages(config.models, hf_token(config.hf_token_env))
-    eval_set, split_section, warnings = check_split(config, eval_set, lineages)
-    if not len(eval_set.rows):
-        raise DatasetError("no eval rows left to score")
-    console.print(
-        f"evaluating {len(config.models)} model(s) on {len(eval_set.rows)} rows: {eval_set.info['description']}",
-        markup=False,
+    eval_sets, split_sections, warnings = [], [], []
+    for eval_set in load_eval_sets(config):
+        eval_set, section, set_warnings = check_split(config, eval_set, lineages)
+        if not len(eval_set.rows):
+            raise DatasetError(f"{eval_set.task.name}: no eval rows left to score")
+        eval_sets.append(eval_set)
+        split_sections.append(section)
+        warnings.append(set_warnings)
+    described = "; ".join(f"{s.task.name}: {len(s.rows)} rows, {s.info['description']}" for s in eval_sets)
+    console.print(f"evaluating {len(config.models)} model(s) on {described}", markup=False)
+    exemplars = fewshot_exemplars(config)
+    runs_per_task = run_models(
+        config, eval_sets, precision, lineages, console, {name: rows for name, (rows, _) in exemplars.items()}
     )
-    exemplars, shots = fewshot_exemplars(config, eval_set.task)
-    runs = run_models(config, eval_set, precision, lineages, console, exemplars)
-    checks = parent_checks(runs, config.bootstrap_resamples, config.seed)
-    warnings += identical_output_warnings(runs)
-    for warning in warnings:
-        logger.warning(warning)
-    for check in checks:
-        if check["regressed"]:
-            logger.warning(report.regression_message(check))
     seconds = time.perf_counter() - start
-    results = build_results(config, eval_set, split_section, runs, precision, warnings, seconds, checks, shots)
-    records = [record for run in runs for record in run.records]
-    folder = write_outputs(results, records, Path(config.output_dir) / config.resolved_run_name)
-    report.print_summary(results, console)
-    console.print(f"wrote {folder / RESULTS_FILE}, {folder / PREDICTIONS_FILE}, {folder / REPORT_FILE}", markup=False)
+    task_results = []
+    for eval_set, section, set_warnings, runs in zip(eval_sets, split_sections, warnings, runs_per_task, strict=True):
+        checks = parent_checks(runs, config.bootstrap_resamples, config.seed)
+        set_warnings = set_warnings + identical_output_warnings(runs)
+        for warning in set_warnings:
+            logger.warning(warning)
+        for check in checks:
+            if check["regressed"]:
+                logger.warning(report.regression_message(check))
+        shots = exemplars.get(eval_set.task.name, (None, {"k": 0}))[1]
+        task_results.append(
+            build_results(config, eval_set, section, runs, precision, set_warnings, seconds, checks, shots)
+        )
+    task_records = [[record for run in runs for record in run.records] for runs in runs_per_task]
+    folder = Path(config.output_dir) / config.resolved_run_name
+    if not config.is_mixture:
+        results = task_results[0]
+        write_outputs(results, task_records[0], folder)
+        report.print_summary(results, console)
+        written = f"wrote {folder / RESULTS_FILE}, {folder / PREDICTIONS_FILE}, {folder / REPORT_FILE}"
+        console.print(written, markup=False)
+        return EvalOutcome(results, folder, config.fail_on_regression)
+    results = mixture_results(config, task_results, runs_per_task, precision, seconds)
+    write_mixture_outputs(results, task_results, task_records, folder)
+    for task_result in task_results:
+        console.rule(f"task {task_result['task']['name']}")
+        report.print_summary(task_result, console)
+    console.rule(f"{len(task_results)} tasks")
+    print_mixture_summary(results, console)
+    console.print(f"wrote {folder / RESULTS_FILE}, {folder / REPORT_FILE} and one folder per task", markup=False)
     return EvalOutcome(results, folder, config.fail_on_regression)

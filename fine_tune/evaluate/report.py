@@ -176,7 +176,7 @@ def diagnostics_table(results: Mapping[str, Any]) -> Table:
 def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str:
     """The whole report; `plots` maps PLOT_FILES keys to paths relative to the report."""
     sections = [
-        f"# MedMCQA evaluation: `{results['run_name']}`",
+        f"# {(results.get('task') or {}).get('name', 'medmcqa')} evaluation: `{results['run_name']}`",
         regressions_banner(results),
         header_section(results),
         models_section(results),

@@ -69,54 +69,60 @@ def inference_device() -> torch.device:
 def evaluate_model(
     label: str,
     source: str,
-    eval_set: EvalSet,
+    eval_sets: Sequence[EvalSet],
     config: EvalConfig,
     precision: Precision,
     *,
     token: str | None = None,
     lineage: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
-    exemplars: Sequence[Mapping[str, Any]] = (),
-) -> ModelRun:
-    """Load, generate and score one model (k-shot with `exemplars`); any exception is recorded on the run."""
-    run = ModelRun(label, source, resolved={"kind": None, "base": None, "lineage": lineage})
-    stage, start, model = "load", time.perf_counter(), None
+    exemplars: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> list[ModelRun]:
+    """Load one model once, then generate and score every eval set (one per task; k-shot with each task's
+    `exemplars`): one run per set. Any exception is recorded on the runs not finished, the others are kept."""
+    runs = [ModelRun(label, source, resolved={"kind": None, "base": None, "lineage": lineage}) for _ in eval_sets]
+    stage, start, model, done = "load", time.perf_counter(), None, 0
     try:
         path = resolve_source(source)
         check_source(path)
         model, tokenizer, resolved = load_for_inference(path, precision, token=token)
         model.to(inference_device())
-        run.resolved = {"path": path, **dataclasses.asdict(resolved)}
-        run.timings["load_seconds"] = time.perf_counter() - start
-        stage = "generate"
+        load_seconds = time.perf_counter() - start
+        for run in runs:
+            run.resolved = {"path": path, **dataclasses.asdict(resolved)}
+            run.timings["load_seconds"] = load_seconds
         if progress is not None:
             progress(0)  # loaded: generation starts
-        task = eval_set.task
-        messages = [prompt_messages(row, task=task, exemplars=exemplars) for row in eval_set.rows]
         generate = generator_for(resolve_backend(config.backend))
-        generation = generate(
-            model,
-            tokenizer,
-            messages,
-            batch_size=config.batch_size,
-            max_new_tokens=config.max_new_tokens,
-            progress=progress,
-        )
-        stage = "score"
-        pairs = zip(generation.texts, eval_set.rows, strict=True)
-        run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
-        run.records = prediction_records(label, eval_set.rows, generation, run.scores, task)
-        run.timings.update(generation_timings(generation))
+        for run, eval_set in zip(runs, eval_sets, strict=True):
+            stage, task = "generate", eval_set.task
+            shots = (exemplars or {}).get(task.name, ())
+            messages = [prompt_messages(row, task=task, exemplars=shots) for row in eval_set.rows]
+            generation = generate(
+                model,
+                tokenizer,
+                messages,
+                batch_size=config.batch_size,
+                max_new_tokens=config.max_new_tokens,
+                progress=progress,
+            )
+            stage = "score"
+            pairs = zip(generation.texts, eval_set.rows, strict=True)
+            run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
+            run.records = prediction_records(label, eval_set.rows, generation, run.scores, task)
+            run.timings.update(generation_timings(generation))
+            done += 1
     except Exception as error:  # one model's failure must not lose the others' results
         logger.error("%s (%s) failed at %s: %s", label, source, stage, error)
-        run.status, run.stage, run.error = "failed", stage, f"{type(error).__name__}: {error}"
-        run.traceback = traceback.format_exc()
-        run.records, run.scores = [], []
-        run.timings.setdefault("load_seconds", time.perf_counter() - start)
+        for run in runs[done:]:
+            run.status, run.stage, run.error = "failed", stage, f"{type(error).__name__}: {error}"
+            run.traceback = traceback.format_exc()
+            run.records, run.scores = [], []
+            run.timings.setdefault("load_seconds", time.perf_counter() - start)
     finally:
         del model
         release_memory()
-    return run
+    return runs
 
 
 def release_memory() -> None:
@@ -184,43 +190,51 @@ def progress_bar(console: Console) -> Progress:
 
 def run_models(
     config: EvalConfig,
-    eval_set: EvalSet,
+    eval_sets: Sequence[EvalSet],
     precision: Precision,
     lineages: Mapping[str, dict[str, Any] | None],
     console: Console,
-    exemplars: Sequence[Mapping[str, Any]] = (),
-) -> list[ModelRun]:
-    """Every configured model in order, each with a progress bar and a one-line speed (or failure) summary; with
-    `exemplars`, each model that has no training lineage is run again k-shot as `<label>-<k>shot`."""
+    exemplars: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> list[list[ModelRun]]:
+    """Every configured model in order over every eval set, each model with a progress bar and a one-line speed (or
+    failure) summary; with `exemplars` (per task), each model that has no training lineage is run again k-shot as
+    `<label>-<k>shot`. Returns the runs per eval set, in the sets' order."""
     token = hf_token(config.hf_token_env)
-    runs = []
-    for label, source, shots in planned_runs(config.models, lineages, exemplars):
+    per_set: list[list[ModelRun]] = [[] for _ in eval_sets]
+    total = sum(len(eval_set.rows) for eval_set in eval_sets)
+    for label, source, k_shot in planned_runs(config.models, lineages, config.shots if exemplars else 0):
         with progress_bar(console) as bar:
-            task = bar.add_task(f"{label}: loading", total=len(eval_set.rows))
-            run = evaluate_model(
+            task = bar.add_task(f"{label}: loading", total=total)
+            runs = evaluate_model(
                 label,
                 source,
-                eval_set,
+                eval_sets,
                 config,
                 precision,
                 token=token,
-                lineage=lineages.get(label.removesuffix(shot_suffix(len(exemplars)))),
+                lineage=lineages.get(label.removesuffix(shot_suffix(config.shots))),
                 progress=lambda k, task=task, bar=bar, label=label: bar.update(
                     task, advance=k, description=f"{label}: generating"
                 ),
-                exemplars=shots,
+                exemplars=exemplars if k_shot else None,
             )
-        runs.append(run)
-        if run.ok:
-            t = run.timings
-            console.print(
-                f"{label}: {len(run.records)} samples in {t['generation_seconds']:.1f} s, "
-                f"{t['samples_per_second']:.2f} samples/s, {t['tokens_per_second']:.1f} generated tokens/s",
-                highlight=False,
-            )
-        else:
-            console.print(Text(f"{label}: FAILED at {run.stage}: {run.error}", style="red"))
-    return runs
+        for runs_of_set, run in zip(per_set, runs, strict=True):
+            runs_of_set.append(run)
+        for run, eval_set in zip(runs, eval_sets, strict=True):
+            console.print(run_line(run, eval_set.task.name if len(eval_sets) > 1 else None))
+    return per_set
+
+
+def run_line(run: ModelRun, task: str | None = None) -> Text:
+    """The one-line speed (or failure) summary of a run; `task` names the eval set in a mixture."""
+    name = run.label if task is None else f"{run.label} [{task}]"
+    if not run.ok:
+        return Text(f"{name}: FAILED at {run.stage}: {run.error}", style="red")
+    t = run.timings
+    return Text(
+        f"{name}: {len(run.records)} samples in {t['generation_seconds']:.1f} s, "
+        f"{t['samples_per_second']:.2f} samples/s, {t['tokens_per_second']:.1f} generated tokens/s"
+    )
 
 
 def shot_suffix(k: int) -> str:
@@ -228,16 +242,14 @@ def shot_suffix(k: int) -> str:
 
 
 def planned_runs(
-    models: Mapping[str, str],
-    lineages: Mapping[str, dict[str, Any] | None],
-    exemplars: Sequence[Mapping[str, Any]],
-) -> list[tuple[str, str, Sequence[Mapping[str, Any]]]]:
-    """(label, source, exemplars) per run: every model 0-shot, then, with k exemplars, each base model (no training
+    models: Mapping[str, str], lineages: Mapping[str, dict[str, Any] | None], shots: int
+) -> list[tuple[str, str, bool]]:
+    """(label, source, k-shot?) per run: every model 0-shot, then, with `shots` > 0, each base model (no training
     lineage) k-shot, so the table shows base 0-shot, base k-shot, sft and grpo side by side."""
-    plan = [(label, source, ()) for label, source in models.items()]
-    if exemplars:
+    plan = [(label, source, False) for label, source in models.items()]
+    if shots:
         plan += [
-            (label + shot_suffix(len(exemplars)), source, exemplars)
+            (label + shot_suffix(shots), source, True)
             for label, source in models.items()
             if not (lineages.get(label) or {}).get("phase")
         ]

@@ -302,7 +302,13 @@ def eval_table_from_results(results: Mapping[str, Any], label: str | None = None
     """The eval section for a card, from an eval run's results (`eval_results.json`): every model of the run, so
     the card compares this model (`label`) with the others scored on the same rows."""
     from fine_tune.evaluate import report
+    from fine_tune.evaluate.mixture import summary_section
 
+    if "mixture" in results:  # several tasks: the summary table, each task a column
+        tasks = ", ".join(f"{e['task']} ({e['rows']} questions)" for e in results["mixture"])
+        intro = f"Eval run `{results.get('run_name')}` over {len(results['mixture'])} tasks: {tasks}."
+        intro += f" This model is **{label}**." if label else ""
+        return f"{intro}\n\n{summary_section(results).replace('## ', '### ', 1)}"
     dataset = results.get("dataset") or {}
     intro = (
         f"Eval run `{results.get('run_name')}`: {dataset.get('rows')} questions, {dataset.get('description')} of "

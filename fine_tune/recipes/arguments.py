@@ -26,10 +26,12 @@ from fine_tune.constants import (
     TOKEN_ENV,
 )
 from fine_tune.errors import RecipeError
+from fine_tune.task.mixture import MixtureEntry, mixture_sizes, parse_task_mixture
 from fine_tune.task.rewards import DEFAULT_REWARD_MODE, REWARD_FUNCS, REWARD_MODES
 from fine_tune.task.spec import DEFAULT_TASK
 
 SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
+OFFICIAL_EVAL = "official"  # eval_split value: each task's own official split (its task file's eval_split)
 # The target JSON is 58 tokens on average with the Qwen3 tokenizer over the 4,183 validation rows (p95 102, max 168).
 DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_BATCH_SIZE = 16
@@ -42,7 +44,11 @@ class SplitArguments:
 
     task: str = field(
         default=DEFAULT_TASK,
-        metadata={"help": "Task preset (configs/tasks/<name>.yaml: medmcqa, medqa, ...) or a task YAML file"},
+        metadata={
+            "help": "Task preset (configs/tasks/<name>.yaml: medmcqa, medqa, ...) or a task YAML file; several tasks "
+            "as a weighted mixture: 'medqa:2,headqa:1' (in YAML also a mapping task -> weight or {weight, "
+            "dataset_name, dataset_train_split})"
+        },
     )
     dataset_name: str | None = field(
         default=None,
@@ -72,12 +78,37 @@ class SplitArguments:
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # TRL's ScriptArguments has its own
             parent()
-        if self.stratify_by is not None and self.stratify_by.strip().lower() in NULL_WORDS:
-            self.stratify_by = None
+        for key in ("stratify_by", "dataset_name", "dataset_train_split"):
+            value = getattr(self, key)
+            if value is not None and value.strip().lower() in NULL_WORDS:
+                setattr(self, key, None)
         if self.stratify_by is not None and self.stratify_by not in STRATIFY_COLUMNS:
             raise RecipeError(
                 f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)} (or unset), got {self.stratify_by!r}"
             )
+        if self.is_mixture:
+            given = [key for key in ("dataset_name", "dataset_train_split") if getattr(self, key)]
+            if given:
+                raise RecipeError(
+                    f"{given[0]} names one task's data but task is a mixture of "
+                    f"{', '.join(e.task for e in self.task_entries)}: give each task its own "
+                    f"(task: {{NAME: {{weight: W, {given[0]}: ...}}}}) or leave it to the task files"
+                )
+            mixture_sizes(self.split_sizes, self.task_entries)  # every task gets rows of every split asked for
+
+    @property
+    def task_entries(self) -> tuple[MixtureEntry, ...]:
+        """The task(s) of the run: one entry, or a weighted mixture (`fine_tune.task.mixture`)."""
+        return parse_task_mixture(self.task)
+
+    @property
+    def is_mixture(self) -> bool:
+        return len(self.task_entries) > 1
+
+    @property
+    def task_label(self) -> str:
+        """The task name(s) as a file-name stem: `medqa`, `medqa+headqa` for a mixture."""
+        return "+".join(Path(entry.task).stem for entry in self.task_entries)
 
 
 @dataclass
@@ -110,8 +141,9 @@ class EvalConfig(SplitArguments):
     eval_split: str = field(
         default=SPLIT_EVAL,
         metadata={
-            "help": f"'{SPLIT_EVAL}': the EVAL split of the training shuffle; or an official split of dataset_name "
-            "(e.g. 'validation', the 4,183-row dev split comparable with published MedMCQA results)"
+            "help": f"'{SPLIT_EVAL}': the EVAL split of the training shuffle (per task); '{OFFICIAL_EVAL}': each "
+            "task's official eval split (its task file's eval_split); or a split name of dataset_name (e.g. "
+            "'validation', the 4,183-row dev split comparable with published MedMCQA results)"
         },
     )
     split_manifest: str | None = field(
@@ -190,7 +222,7 @@ class EvalConfig(SplitArguments):
     def resolved_run_name(self) -> str:
         if self.run_name:
             return self.run_name
-        return f"{Path(self.task).stem}-{self.eval_split}" + (f"-limit{self.limit}" if self.limit else "")
+        return f"{self.task_label}-{self.eval_split}" + (f"-limit{self.limit}" if self.limit else "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

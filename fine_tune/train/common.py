@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import datasets
 
 from fine_tune.constants import SPLIT_MANIFEST_FILE
 from fine_tune.data.splits import manifest_hash, splits_hash, write_manifest
@@ -28,23 +31,56 @@ def training_dtype(precision, use_peft: bool):
 
 
 @dataclasses.dataclass
-class PhaseRows:
+class TaskPart:
+    task: TaskSpec
     train: Any  # canonical rows (`fine_tune.data.tasks`)
     dev: Any | None
+
+
+@dataclasses.dataclass
+class PhaseRows:
+    parts: list[TaskPart]  # one per task of the recipe
     manifest: dict
-    task: TaskSpec
+
+    @property
+    def has_dev(self) -> bool:
+        return any(part.dev is not None for part in self.parts)
+
+    def examples(self, example: Callable[..., dict], chat_format, which: str = "train"):
+        """`example` (sft_example, grpo_example) over every task's train (or dev) rows, each with its own task, as
+        one dataset in task order (the trainers' samplers shuffle it); None when there are no such rows."""
+        mapped = []
+        for part in self.parts:
+            rows = getattr(part, which)
+            if rows is not None:
+                kwargs = {"chat_format": chat_format, "task": part.task}
+                mapped.append(rows.map(example, fn_kwargs=kwargs, remove_columns=rows.column_names))
+        if not mapped:
+            return None
+        return mapped[0] if len(mapped) == 1 else datasets.concatenate_datasets(mapped)
+
+    def dev_parts(self) -> list[tuple[TaskSpec, Any]]:
+        return [(part.task, part.dev) for part in self.parts if part.dev is not None]
 
 
 def load_phase_rows(script_args, training_args, phase: str) -> PhaseRows:
-    """The phase's split of the recipe's task, less its dev slice (recorded in the manifest beside the output)."""
+    """The phase's split of the recipe's task(s), less its dev slice (recorded in the manifest beside the output)."""
     split = phase_split(script_args, phase, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
     manifest = split.manifest
-    train, dev = carve_dev(split.rows, manifest, phase, training_args.dev_size)
-    if dev is not None:
+    carved = carve_dev([part.rows for part in split.parts], manifest, phase, training_args.dev_size)
+    parts = [TaskPart(p.task, train, dev) for p, (train, dev) in zip(split.parts, carved, strict=True)]
+    if training_args.dev_size > 0:
         write_manifest(manifest, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
-        logger.info("%s: %d rows train, %d rows dev (selection)", phase, len(train), len(dev))
-    logger.info("task %s (letters %s): %d %s rows", split.task.name, "".join(split.task.letters), len(train), phase)
-    return PhaseRows(train, dev, manifest, split.task)
+    for part in parts:
+        logger.info(
+            "task %s (letters %s): %d %s rows train, %d dev (selection)",
+            part.task.name,
+            "".join(part.task.letters),
+            len(part.train),
+            phase,
+            0 if part.dev is None else len(part.dev),
+        )
+    return PhaseRows(parts, manifest)
 
 
 def load_trainable_model(model_args, training_args, token: str | None):

@@ -66,13 +66,9 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
         revision=model_args.model_revision,
         trust_remote_code=training_args.trust_remote_code,
     )
-    fn_kwargs = {"chat_format": chat_format(tokenizer), "task": rows.task}
-    dataset = rows.train.map(grpo_example, fn_kwargs=fn_kwargs, remove_columns=rows.train.column_names)
-    dev = (
-        None
-        if rows.dev is None
-        else rows.dev.map(grpo_example, fn_kwargs=fn_kwargs, remove_columns=rows.dev.column_names)
-    )
+    template = chat_format(tokenizer)
+    dataset = rows.examples(grpo_example, template)
+    dev = rows.examples(grpo_example, template, "dev")
     training_args.chat_template_kwargs = usable_template_kwargs(tokenizer, training_args.chat_template_kwargs)
     reward_funcs = get_reward_funcs(script_args.reward_funcs)
     check_reward_columns(reward_funcs, dataset.column_names)
@@ -96,9 +92,9 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
         callbacks=[guard, NonFiniteGuard(), *selection_callbacks(training_args)],
     )
     full_precision_adapters(trainer.model)
-    if rows.dev is not None:
-        trainer.dev_scorer = DevScorer.from_rows(
-            rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens, task=rows.task
+    if rows.has_dev:
+        trainer.dev_scorer = DevScorer.from_parts(
+            rows.dev_parts(), training_args.dev_batch_size, training_args.dev_max_new_tokens
         )
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     if guard.message is not None and training_args.reward_guard_action == "stop":

@@ -20,6 +20,7 @@ from trl import GRPOTrainer, SFTTrainer
 from fine_tune.data.splits import DEV_KEY
 from fine_tune.errors import NoImprovementError, RecipeError
 from fine_tune.evaluate.generation import generate_responses
+from fine_tune.task.mixture import apportion
 from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
 from fine_tune.task.scoring import aggregate_metrics, score_sample
 from fine_tune.task.spec import TaskSpec
@@ -29,24 +30,34 @@ logger = logging.getLogger(__name__)
 SELECTION_METRIC = "dev_score"  # logged as eval_dev_score
 
 
-def carve_dev(rows, manifest: dict[str, Any], phase: str, dev_size: int):
-    """(train rows, dev rows): the last `dev_size` rows of the phase's split, recorded in `manifest["dev"]`.
+def carve_dev(parts: Sequence[Any], manifest: dict[str, Any], phase: str, dev_size: int) -> list[tuple[Any, Any]]:
+    """(train rows, dev rows) per task part: the last rows of each part of the phase's split, `dev_size` shared out
+    in proportion to the parts' sizes, recorded in `manifest["dev"]`.
 
-    The split is already a seeded shuffle, so its tail is a random sample; the eval split is never touched.
+    Each part is already a seeded shuffle, so its tail is a random sample; the eval split is never touched. The parts
+    lie in the manifest's split in order (a mixture's split lists its tasks' rows one task after another).
     """
     if dev_size <= 0:
-        return rows, None
-    if dev_size >= len(rows):
-        raise RecipeError(f"dev_size {dev_size} leaves no {phase} rows to train on ({len(rows)} in the split)")
-    cut = len(rows) - dev_size
-    split = manifest["splits"][phase]
+        return [(rows, None) for rows in parts]
+    total = sum(len(rows) for rows in parts)
+    if dev_size >= total:
+        raise RecipeError(f"dev_size {dev_size} leaves no {phase} rows to train on ({total} in the split)")
+    shares = apportion(dev_size, [len(rows) for rows in parts])
+    split, carved, positions, start = manifest["splits"][phase], [], [], 0
+    for rows, share in zip(parts, shares, strict=True):
+        if share >= len(rows):
+            raise RecipeError(f"dev_size {dev_size} leaves no {phase} rows of one task to train on ({len(rows)} rows)")
+        cut = len(rows) - share
+        carved.append((rows.select(range(cut)), rows.select(range(cut, len(rows))) if share else None))
+        positions += range(start + cut, start + len(rows))
+        start += len(rows)
     manifest[DEV_KEY] = {
         "phase": phase,
         "size": dev_size,
-        "row_ids": split["row_ids"][cut:],
-        "content_hashes": split["content_hashes"][cut:],
+        "row_ids": [split["row_ids"][i] for i in positions],
+        "content_hashes": [split["content_hashes"][i] for i in positions],
     }
-    return rows.select(range(cut)), rows.select(range(cut, len(rows)))
+    return carved
 
 
 def selection_score(metrics: Mapping[str, Any]) -> float:
@@ -62,13 +73,21 @@ class DevScorer:
     batch_size: int
     max_new_tokens: int
     history: list[dict[str, Any]] = field(default_factory=list)
-    letters: Sequence[str] = LETTERS
+    letters: Sequence[Sequence[str]] | None = None  # each row's task letters; None: A-D for every row
 
     @classmethod
     def from_rows(cls, rows, batch_size: int, max_new_tokens: int, task: TaskSpec | None = None) -> DevScorer:
-        messages = [prompt_messages(row, task=task) for row in rows]
-        golds = [gold_letter(row, task) for row in rows]
-        return cls(messages, golds, batch_size, max_new_tokens, letters=task.letters if task else LETTERS)
+        return cls.from_parts([(task, rows)], batch_size, max_new_tokens)
+
+    @classmethod
+    def from_parts(
+        cls, parts: Sequence[tuple[TaskSpec | None, Any]], batch_size: int, max_new_tokens: int
+    ) -> DevScorer:
+        """The dev rows of every task, each prompted and scored with its own task's letters."""
+        messages = [prompt_messages(row, task=task) for task, rows in parts for row in rows]
+        golds = [gold_letter(row, task) for task, rows in parts for row in rows]
+        letters = [task.letters if task else LETTERS for task, rows in parts for _ in range(len(rows))]
+        return cls(messages, golds, batch_size, max_new_tokens, letters=letters)
 
     def score(self, model, tokenizer, step: int) -> dict[str, Any]:
         padding_side = tokenizer.padding_side
@@ -78,7 +97,11 @@ class DevScorer:
             )
         finally:
             tokenizer.padding_side = padding_side
-        scores = [score_sample(t, gold, self.letters) for t, gold in zip(result.texts, self.golds, strict=True)]
+        letters = self.letters or [LETTERS] * len(self.golds)
+        scores = [
+            score_sample(text, gold, row_letters)
+            for text, gold, row_letters in zip(result.texts, self.golds, letters, strict=True)
+        ]
         metrics = aggregate_metrics(scores)
         record = {
             "step": step,

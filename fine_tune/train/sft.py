@@ -31,14 +31,9 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
         revision=model_args.model_revision,
         trust_remote_code=training_args.trust_remote_code,
     )
-    fn_kwargs = {"chat_format": chat_format(tokenizer), "task": rows.task}
-    dataset = rows.train.map(sft_example, fn_kwargs=fn_kwargs, remove_columns=rows.train.column_names)
-    dataset = enforce_max_length(dataset, tokenizer, training_args)
-    dev = (
-        None
-        if rows.dev is None
-        else rows.dev.map(sft_example, fn_kwargs=fn_kwargs, remove_columns=rows.dev.column_names)
-    )
+    template = chat_format(tokenizer)
+    dataset = enforce_max_length(rows.examples(sft_example, template), tokenizer, training_args)
+    dev = rows.examples(sft_example, template, "dev")
     model = load_trainable_model(model_args, training_args, token)
     trainer = SelectingSFTTrainer(
         model=model,
@@ -50,9 +45,9 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
         callbacks=[NonFiniteGuard(), *selection_callbacks(training_args)],
     )
     full_precision_adapters(trainer.model)
-    if rows.dev is not None:
-        trainer.dev_scorer = DevScorer.from_rows(
-            rows.dev, training_args.dev_batch_size, training_args.dev_max_new_tokens, task=rows.task
+    if rows.has_dev:
+        trainer.dev_scorer = DevScorer.from_parts(
+            rows.dev_parts(), training_args.dev_batch_size, training_args.dev_max_new_tokens
         )
     trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     selection = selection_outcome(trainer, training_args.no_improvement_action)
