@@ -455,3 +455,15 @@ def test_a_resumed_spec_keeps_its_launch_and_adds_resume_once(project, no_networ
     assert resumed.launch.run.endswith("--max_steps 5 --resume_from_checkpoint latest")
     assert resumed.resumed() is resumed and job.script_args[-2:] == ["--max_steps", "5"], "the original is unchanged"
     script_of(resumed.to_dict())
+
+
+def test_a_mixtures_tasks_must_reach_the_job(project, no_network, capsys, tmp_path):
+    job = dry_run(capsys, "sft", "--task", "medqa:2,headqa")
+    assert "medqa:2,headqa" in job["script_args"]
+    local = "{medqa: 2, headqa: {dataset_name: data/headqa.jsonl}}"
+    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--task", local]) == 2
+    assert "task headqa: its rows (data/headqa.jsonl) are at a local path" in capsys.readouterr().err
+    outside = tmp_path / "mine.yaml"
+    outside.write_text((REPO_ROOT / "configs/tasks/medqa.yaml").read_text().replace("name: medqa", "name: mine"))
+    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--task", f"medqa,{outside}"]) == 2
+    assert f"task file {outside} is not shipped with the project" in capsys.readouterr().err

@@ -141,6 +141,28 @@ class JobSpec:
         }
 
 
+def check_task_data(values: dict[str, Any], shipped: ShippedTree) -> None:
+    """Each task of the recipe (one, or a mixture's) must reach the job: its task file shipped with the project, its
+    rows on the Hub (a mixture entry's dataset_name, else the recipe's, else the task file's dataset_path)."""
+    from fine_tune.task.mixture import parse_task_mixture
+    from fine_tune.task.spec import resolve_task
+
+    for entry in parse_task_mixture(values.get("task")):
+        task_file = Path(entry.task)
+        if task_file.suffix in (".yaml", ".yml") or "/" in entry.task:
+            if task_file.is_absolute() or task_file.as_posix() not in shipped.files:
+                raise JobsError(
+                    f"task file {entry.task} is not shipped with the project: put it under configs/tasks/ and pass "
+                    "its path relative to the project"
+                )
+        data = entry.dataset_name or values.get("dataset_name") or resolve_task(entry.task).dataset_path
+        if looks_local(data):
+            raise JobsError(
+                f"task {entry.task}: its rows ({data}) are at a local path the job cannot see: push them to the Hub "
+                "and name the dataset ID"
+            )
+
+
 def check_shipped(phase: Phase, config: str, shipped: ShippedTree) -> str:
     """The config's path inside the project (resolved against the project first, then the working directory)."""
     config_path = Path(config).expanduser()
@@ -298,6 +320,7 @@ def build_spec(
             f"dataset_name {values.get('dataset_name')!r} is a local path the job cannot see: pass a Hub dataset ID "
             "(e.g. --dataset_name openlifescienceai/medmcqa) or push the data to the Hub first"
         )
+    check_task_data(values, shipped)
 
     if phase.trains:
         model, job_args = training_job_args(phase, options, values, given, handoff, notes)
