@@ -6,6 +6,7 @@ MEDMCQA_HUB_ID = "openlifescienceai/medmcqa"
 SPLIT_NAMES = ("sft", "grpo", "eval")
 DEFAULT_SPLIT_SIZES = {"sft": 1000, "grpo": 500, "eval": 200}
 DEFAULT_SPLIT_SEED = 42
+BENCHMARK_DIR = "eval_results/benchmarks"  # GPU/CPU benchmark results, under the project root
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 TRACKIO_PROJECT = "medmcqa-classifier"
 TOKEN_ENV = "HF_TOKEN"

@@ -379,7 +379,7 @@ def test_faster_flavor_gives_shorter_estimate_and_unknown_flavor_needs_a_timeout
 
 def test_benchmark_files_replace_the_table(project, no_network, capsys):
     """Only a GPU run of scripts/benchmark.py (job_figures) replaces the table, for the flavors of its GPU family."""
-    bench = project / estimate.BENCHMARK_DIR
+    bench = project / constants.BENCHMARK_DIR
     bench.mkdir(parents=True, exist_ok=True)
     for old in bench.glob("*.json"):
         old.unlink()

@@ -276,7 +276,8 @@ def test_lineage_record_round_trips_and_reads_legacy_class_keys(tmp_path):
         "future_key": [1, 2],
     }
     record = Lineage.from_dict(legacy)
-    assert (record.script, record.training, record.model) == ({"a": 1}, {"b": 2}, {"c": 3})
+    roles = (script_config(record.to_dict()), training_config(record.to_dict()), model_config(record.to_dict()))
+    assert roles == ({"a": 1}, {"b": 2}, {"c": 3})
     assert record.to_dict()["future_key"] == [1, 2] and record.quantization is None
     record.write(tmp_path)
     assert read_lineage(str(tmp_path))["config"] == legacy["config"]

@@ -8,11 +8,11 @@ from typing import Any
 
 from fine_tune.bench.hardware import GIB, gpu_family
 from fine_tune.bench.settings import default_mode
-from fine_tune.constants import PROJECT_ROOT
+from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
 from fine_tune.io import atomic_write_json, atomic_write_text
 from fine_tune.markdown import md_table
 
-DEFAULT_OUT_DIR = PROJECT_ROOT / "eval_results" / "benchmarks"
+DEFAULT_OUT_DIR = PROJECT_ROOT / BENCHMARK_DIR
 
 
 # Whether a batching strategy leaves training exactly as it was. padding_free: the loss and gradients of every batch

@@ -51,6 +51,15 @@ class GenerationResult:
     def tokens_per_second(self) -> float:
         return self.generated_tokens / self.seconds if self.seconds else 0.0
 
+    def part(self, start: int, stop: int) -> GenerationResult:
+        """Completions start..stop of one call (one task of a mixture), with the call's time shared out by
+        generated tokens (by completions when none were generated), so throughput is the whole call's."""
+        counts = self.token_counts[start:stop]
+        share = sum(counts) / self.generated_tokens if self.generated_tokens else (stop - start) / len(self.texts)
+        return GenerationResult(
+            self.texts[start:stop], counts, self.stopped[start:stop], self.seconds * share, self.batch_size
+        )
+
 
 @dataclass
 class BatchOutput:
@@ -114,10 +123,6 @@ def prompt_lengths(tokenizer, prompts: Sequence[str]) -> list[int]:
 def longest_first(lengths: Sequence[int]) -> list[int]:
     """Indices, longest first (stable), so each batch holds prompts of similar length and the first is the largest."""
     return sorted(range(len(lengths)), key=lambda index: -lengths[index])
-
-
-def length_order(tokenizer, prompts: Sequence[str]) -> list[int]:
-    return longest_first(prompt_lengths(tokenizer, prompts))
 
 
 def sequence_bytes(

@@ -4,7 +4,6 @@ fails at any stage is recorded with its stage and error, and the others still ru
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
 import time
 import traceback
@@ -14,6 +13,7 @@ from typing import Any
 
 import datasets
 import torch
+from accelerate.utils.memory import clear_device_cache
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -78,57 +78,57 @@ def evaluate_model(
     progress: Callable[[int], None] | None = None,
     exemplars: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[ModelRun]:
-    """Load one model once, then generate and score every eval set (one per task; k-shot with each task's
-    `exemplars`): one run per set. Any exception is recorded on the runs not finished, the others are kept."""
+    """Load one model, generate every eval set's prompts in one call (one set per task, each prompted with its task
+    and k-shot with that task's `exemplars`) and score each set: one run per set. An exception fails the model's
+    runs, recorded with the stage and error; the other models still run."""
     runs = [ModelRun(label, source, resolved={"kind": None, "base": None, "lineage": lineage}) for _ in eval_sets]
-    stage, start, model, done = "load", time.perf_counter(), None, 0
+    stage, start, model = "load", time.perf_counter(), None
     try:
+        backend = resolve_backend(config.backend)
         path = resolve_source(source)
         check_source(path)
         model, tokenizer, resolved = load_for_inference(path, precision, token=token)
-        model.to(inference_device())
+        if backend == "hf":  # vLLM serves its own copy of the saved weights: the HF one stays off the GPU
+            model.to(inference_device())
         load_seconds = time.perf_counter() - start
         for run in runs:
             run.resolved = {"path": path, **dataclasses.asdict(resolved)}
             run.timings["load_seconds"] = load_seconds
+        stage = "generate"
         if progress is not None:
             progress(0)  # loaded: generation starts
-        generate = generator_for(resolve_backend(config.backend))
+        messages = [
+            prompt_messages(row, task=eval_set.task, exemplars=(exemplars or {}).get(eval_set.task.name, ()))
+            for eval_set in eval_sets
+            for row in eval_set.rows
+        ]
+        generation = generator_for(backend)(
+            model,
+            tokenizer,
+            messages,
+            batch_size=config.batch_size,
+            max_new_tokens=config.max_new_tokens,
+            progress=progress,
+        )
+        stage, first = "score", 0
         for run, eval_set in zip(runs, eval_sets, strict=True):
-            stage, task = "generate", eval_set.task
-            shots = (exemplars or {}).get(task.name, ())
-            messages = [prompt_messages(row, task=task, exemplars=shots) for row in eval_set.rows]
-            generation = generate(
-                model,
-                tokenizer,
-                messages,
-                batch_size=config.batch_size,
-                max_new_tokens=config.max_new_tokens,
-                progress=progress,
-            )
-            stage = "score"
-            pairs = zip(generation.texts, eval_set.rows, strict=True)
+            task, part = eval_set.task, generation.part(first, first + len(eval_set.rows))
+            first += len(eval_set.rows)
+            pairs = zip(part.texts, eval_set.rows, strict=True)
             run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
-            run.records = prediction_records(label, eval_set.rows, generation, run.scores, task)
-            run.timings.update(generation_timings(generation))
-            done += 1
+            run.records = prediction_records(label, eval_set.rows, part, run.scores, task)
+            run.timings.update(generation_timings(part))
     except Exception as error:  # one model's failure must not lose the others' results
         logger.error("%s (%s) failed at %s: %s", label, source, stage, error)
-        for run in runs[done:]:
+        for run in runs:
             run.status, run.stage, run.error = "failed", stage, f"{type(error).__name__}: {error}"
             run.traceback = traceback.format_exc()
             run.records, run.scores = [], []
             run.timings.setdefault("load_seconds", time.perf_counter() - start)
     finally:
         del model
-        release_memory()
+        clear_device_cache(garbage_collection=True)
     return runs
-
-
-def release_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def generation_timings(generation: GenerationResult) -> dict[str, Any]:

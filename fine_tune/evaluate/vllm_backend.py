@@ -8,7 +8,6 @@ vLLM is imported only when it generates (it is the optional extra `medmcqa-ft[vl
 
 from __future__ import annotations
 
-import gc
 import logging
 import tempfile
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from accelerate.utils.memory import clear_device_cache
 
 from fine_tune.constants import AUTO_BATCH_SIZE, GENERATION_BACKENDS
 from fine_tune.evaluate.generation import (
@@ -100,12 +100,6 @@ def start_engine(model_path: str, dtype: torch.dtype, max_model_len: int, seed: 
     )
 
 
-def free_gpu_memory() -> None:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def generate_responses_vllm(
     model,
     tokenizer,
@@ -156,7 +150,7 @@ def generate_responses_vllm(
             seconds = time.perf_counter() - start
         finally:
             del engine  # the engine's finalizer stops vLLM's engine-core process and frees its KV cache
-            free_gpu_memory()
+            clear_device_cache(garbage_collection=True)
     return GenerationResult(texts, counts, stopped, seconds, chunk)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.bench.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavors_of_family, gpu_family
-from fine_tune.constants import PROJECT_ROOT
+from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
 from fine_tune.hub.phases import PHASES, JobsError
 from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
 
@@ -111,9 +111,6 @@ FINALIZE_SECONDS = 180.0
 # The default timeout is the estimate plus this fraction, rounded up to TIMEOUT_ROUNDING_S.
 TIMEOUT_MARGIN = 0.5
 TIMEOUT_ROUNDING_S = 300
-
-
-BENCHMARK_DIR = "eval_results/benchmarks"  # under the project root
 
 
 def benchmark_figures(directory: str | Path | None = None) -> dict[tuple[str, str], Figure]:

@@ -81,18 +81,6 @@ class Lineage:
     date: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def training(self) -> dict[str, Any]:
-        return _role(self.config, "training")
-
-    @property
-    def model(self) -> dict[str, Any]:
-        return _role(self.config, "model")
-
-    @property
-    def script(self) -> dict[str, Any]:
-        return _role(self.config, "script")
-
     def to_dict(self) -> dict[str, Any]:
         record = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         return {**record, **self.extra}

@@ -149,12 +149,12 @@ def check_task_data(values: dict[str, Any], shipped: ShippedTree) -> None:
 
     for entry in parse_task_mixture(values.get("task")):
         task_file = Path(entry.task)
-        if task_file.suffix in (".yaml", ".yml") or "/" in entry.task:
-            if task_file.is_absolute() or task_file.as_posix() not in shipped.files:
-                raise JobsError(
-                    f"task file {entry.task} is not shipped with the project: put it under configs/tasks/ and pass "
-                    "its path relative to the project"
-                )
+        is_file = task_file.suffix in (".yaml", ".yml") or "/" in entry.task
+        if is_file and (task_file.is_absolute() or task_file.as_posix() not in shipped.files):
+            raise JobsError(
+                f"task file {entry.task} is not shipped with the project: put it under configs/tasks/ and pass "
+                "its path relative to the project"
+            )
         data = entry.dataset_name or values.get("dataset_name") or resolve_task(entry.task).dataset_path
         if looks_local(data):
             raise JobsError(
