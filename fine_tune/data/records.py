@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import pyarrow as pa
 
 from fine_tune.errors import DatasetError
 
@@ -84,7 +85,7 @@ def judge_cop(value: Any, *, text: bool = False) -> tuple[int | None, str | None
 def judge_record(record: Any, where: str) -> tuple[dict[str, Any] | None, RefusedRecord | None]:
     """A parsed JSON record as a row of MEDMCQA_COLUMNS, or why it cannot be one (the row's own fields only)."""
     if not isinstance(record, dict):
-        return None, RefusedRecord(where, MALFORMED_LINE, f"a JSON {type(record).__name__}, not an object")
+        return None, not_an_object(where, record)
     where = f"{where}, id {record['id']}" if record.get("id") not in (None, "") else where
     for column in TEXT_COLUMNS:
         value = record.get(column)
@@ -99,19 +100,13 @@ def judge_record(record: Any, where: str) -> tuple[dict[str, Any] | None, Refuse
 
 
 def read_json_records(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
-    """A .jsonl file (one object per line) or a .json file (a JSON array of objects, or JSON lines)."""
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
-    if not data.strip():
-        raise DatasetError(f"{path}: empty file (no rows)")
-    records = _json_array(path, data) if data.lstrip()[:1] == b"[" else _json_lines(data)
+    """A MedMCQA .jsonl/.json file (see `json_records`) as rows of MEDMCQA_COLUMNS, each record judged alone."""
     rows: list[dict[str, Any]] = []
     refused: list[RefusedRecord] = []
     present: set[str] = set()
-    for where, record, problem in records:
-        if problem is not None:
-            refused.append(problem)
-            continue
-        row, problem = judge_record(record, where)
+    for where, record, problem in json_records(path):
+        if problem is None:
+            row, problem = judge_record(record, where)
         if problem is not None:
             refused.append(problem)
             continue
@@ -125,6 +120,99 @@ def read_json_records(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]
         logger.info("ignoring non-MedMCQA column(s): %s", ", ".join(extra))
     columns = {c: [row[c] for row in rows] for c in MEDMCQA_COLUMNS}
     return datasets.Dataset.from_dict(columns, features=MEDMCQA_FEATURES), refused
+
+
+def read_json_rows(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
+    """Any task's .jsonl/.json file (see `json_records`): every JSON object is a row with its own keys.
+
+    A record that is not one JSON object, or that cannot be read, is refused alone; so is one whose value in some
+    column has a type that clashes with that column's other rows (`type_clashes`). Refused records are in file order.
+    """
+    rows: list[dict[str, Any]] = []
+    wheres: list[str] = []
+    positions: list[int] = []  # each row's place among the file's records
+    refused: list[tuple[int, RefusedRecord]] = []
+    for position, (where, record, problem) in enumerate(json_records(path)):
+        if problem is None and not isinstance(record, dict):
+            problem = not_an_object(where, record)
+        if problem is not None:
+            refused.append((position, problem))
+            continue
+        rows.append(record)
+        wheres.append(where)
+        positions.append(position)
+    try:
+        return _rows_dataset(rows), [record for _, record in refused]
+    except (pa.ArrowException, OverflowError):
+        pass  # some column mixes types: find the records that clash
+    clashes: dict[int, RefusedRecord] = {}
+    for key in dict.fromkeys(key for row in rows for key in row):
+        for index, detail in type_clashes(key, [row.get(key) for row in rows]):
+            clashes.setdefault(index, RefusedRecord(wheres[index], WRONG_TYPE, detail))
+    refused += [(positions[index], record) for index, record in clashes.items()]
+    try:
+        dataset = _rows_dataset([row for index, row in enumerate(rows) if index not in clashes])
+    except (pa.ArrowException, OverflowError) as error:
+        raise DatasetError(f"{path}: the records do not share one schema ({type(error).__name__}: {error})") from None
+    return dataset, [record for _, record in sorted(refused, key=lambda item: item[0])]
+
+
+def type_clashes(column: str, values: list[Any]) -> list[tuple[int, str]]:
+    """(row index, why) for the values of `column` whose Arrow type clashes with the column's: the types are taken
+    most frequent first (ties: first seen), each kept when it fits with those kept so far; nulls fit every type."""
+    kinds: dict[str, list[int]] = {}
+    for index, value in enumerate(values):
+        if value is not None:
+            kinds.setdefault(_arrow_type(value), []).append(index)
+    kept: list[int] = []
+    kept_kinds: list[str] = []
+    clashing: list[tuple[int, str]] = []
+    for kind, indices in sorted(kinds.items(), key=lambda item: -len(item[1])):
+        try:
+            pa.array([values[i] for i in kept + indices])
+        except (pa.ArrowException, OverflowError):
+            clashing += [(i, kind) for i in indices]
+            continue
+        kept += indices
+        kept_kinds.append(kind)
+    column_type = " / ".join(kept_kinds) or "none"
+    return [(i, f"{column} is {kind}, but {column_type} in the column's other rows") for i, kind in clashing]
+
+
+def json_records(path: Path) -> Iterator[tuple[str, Any, RefusedRecord | None]]:
+    """Every record of a .jsonl/.json file, in order: (where, parsed value, None) or (where, None, why refused).
+
+    A file that parses whole as a JSON array is its elements (`record <i>`); a file whose first line opens an array
+    it does not close there is one JSON array, refused whole (one line naming the first bad byte or position) when
+    it does not parse. Anything else is JSON lines (`line <n>`, blank lines skipped), each judged alone: malformed
+    or truncated JSON and non-UTF-8 bytes refuse that line only. A JSON object spanning several lines is refused
+    whole: it is neither a record per line nor an array of records.
+    """
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    if not data.strip():
+        raise DatasetError(f"{path}: empty file (no rows)")
+    whole = _parse(data)
+    if whole == []:
+        raise DatasetError(f"{path}: an empty JSON array (no rows)")
+    if isinstance(whole, list):
+        return ((f"record {index}", record, None) for index, record in enumerate(whole))
+    lines = data.strip().split(b"\n")
+    if isinstance(whole, dict) and len(lines) > 1:
+        keys = ", ".join(list(whole)[:5])
+        raise DatasetError(
+            f"{path}: one JSON object spanning {len(lines)} lines (keys: {keys}); expected one object per line "
+            "(JSON lines) or a JSON array of objects"
+        )
+    if lines[0].lstrip()[:1] == b"[" and _parse(lines[0]) is None:
+        bad = first_non_utf8(data)
+        if bad:
+            raise DatasetError(f"{path}: {bad}; re-save the file as UTF-8")
+        raise DatasetError(f"{path}: not a valid JSON array ({_json_error(data)})")
+    return _json_lines(data)
+
+
+def not_an_object(where: str, record: Any) -> RefusedRecord:
+    return RefusedRecord(where, MALFORMED_LINE, f"a JSON {type(record).__name__}, not an object")
 
 
 def first_non_utf8(data: bytes) -> str | None:
@@ -155,16 +243,33 @@ def _json_lines(data: bytes) -> Iterator[tuple[str, Any, RefusedRecord | None]]:
             yield where, None, RefusedRecord(where, MALFORMED_LINE, f"not JSON: {str(error).split(':')[0]}")
 
 
-def _json_array(path: Path, data: bytes) -> Iterator[tuple[str, Any, RefusedRecord | None]]:
-    bad = first_non_utf8(data)
-    if bad:
-        raise DatasetError(f"{path}: {bad}; re-save the file as UTF-8")
+def _parse(data: bytes) -> Any:
+    """The JSON value of `data`, or None when it is not one JSON value (or not UTF-8)."""
     try:
-        records = json.loads(data)
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _json_error(data: bytes) -> str:
+    try:
+        json.loads(data)
     except (ValueError, RecursionError) as error:
-        raise DatasetError(f"{path}: not a valid JSON array ({error})") from None
-    for index, record in enumerate(records):
-        yield f"record {index}", record, None
+        return str(error)
+    return "valid JSON"
+
+
+def _arrow_type(value: Any) -> str:
+    try:
+        return str(pa.infer_type([value]))
+    except (pa.ArrowException, OverflowError):
+        return "a value Arrow cannot type (mixed types inside, or an integer beyond 64 bits)"
+
+
+def _rows_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
+    """Rows with any keys as a Dataset: every key of any row is a column (null where a row lacks it)."""
+    keys = dict.fromkeys(key for row in rows for key in row)
+    return datasets.Dataset.from_dict({key: [row.get(key) for row in rows] for key in keys})
 
 
 def _optional_text(value: Any) -> str | None:

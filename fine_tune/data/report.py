@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import datasets
@@ -16,12 +16,7 @@ from fine_tune.data.splits import contamination_count, manifest_hash, split_data
 from fine_tune.data.tasks import NormalisedRows
 from fine_tune.data.validation import duplicate_content, validate_rows
 from fine_tune.errors import DatasetError
-from fine_tune.task.prompts import (
-    CHAT_TEMPLATE_KWARGS,
-    prompt_messages,
-    render_prompt,
-    sft_example,
-)
+from fine_tune.task.prompts import prompt_messages, render_prompt, render_training_text
 from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -33,15 +28,16 @@ def token_length_stats(dataset: datasets.Dataset, tokenizer: Any, max_rows: int 
     indices = report.valid_indices[:max_rows] if max_rows is not None else report.valid_indices
     if not indices:
         raise DatasetError("no valid rows to measure token lengths on")
-    rows = dataset.select(indices)
-    prompts = [render_prompt(tokenizer, prompt_messages(row)) for row in rows]
-    full = [
-        tokenizer.apply_chat_template(
-            prompt_messages(row) + sft_example(row)["completion"], tokenize=False, **CHAT_TEMPLATE_KWARGS
-        )
-        for row in rows
-    ]
-    return {"rows": len(indices), "prompt": _length_stats(tokenizer, prompts), "full": _length_stats(tokenizer, full)}
+    return rendered_lengths(tokenizer, dataset.select(indices))
+
+
+def rendered_lengths(tokenizer: Any, rows: Iterable[Mapping[str, Any]], task: TaskSpec | None = None) -> dict:
+    """Length stats of each row's generation prompt and full SFT training text, rendered exactly as the phases do
+    (`render_prompt`, `render_training_text`: the system prompt folded where the template drops it)."""
+    rows = list(rows)
+    prompts = [render_prompt(tokenizer, prompt_messages(row, task=task)) for row in rows]
+    full = [render_training_text(tokenizer, row, task) for row in rows]
+    return {"rows": len(rows), "prompt": _length_stats(tokenizer, prompts), "full": _length_stats(tokenizer, full)}
 
 
 def _length_stats(tokenizer: Any, texts: list[str]) -> dict[str, float]:
@@ -119,7 +115,7 @@ def task_dataset_report(
         "invalid": {name: len(ix) for name, ix in report.invalid.items()},
         "flags": {name: len(ix) for name, ix in report.flags.items()},
         "examples": report.examples,
-        "conflicts": [],
+        "conflicts": report.conflicts,
         "duplicates": {"rows": sum(repeated), "groups": len(repeated)},
         "subjects": dict(subjects.most_common()),
         "requested_sizes": dict(sizes),
@@ -133,21 +129,9 @@ def task_dataset_report(
         if stratify_by is not None:
             result["strata"] = split.manifest["strata"]
     if tokenizer is not None and report.valid:
-        picked = rows.select(range(min(token_rows or len(rows), len(rows))))
-        prompts = [render_prompt(tokenizer, prompt_messages(row, task=task)) for row in picked]
-        full = [
-            tokenizer.apply_chat_template(
-                prompt_messages(row, task=task) + sft_example(row, task=task)["completion"],
-                tokenize=False,
-                **CHAT_TEMPLATE_KWARGS,
-            )
-            for row in picked
-        ]
-        result["token_lengths"] = {
-            "rows": len(picked),
-            "prompt": _length_stats(tokenizer, prompts),
-            "full": _length_stats(tokenizer, full),
-        }
+        result["token_lengths"] = rendered_lengths(
+            tokenizer, rows.select(range(min(token_rows or len(rows), len(rows)))), task
+        )
     return result
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
 
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
+from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.task.spec import TaskSpec
@@ -43,6 +44,10 @@ CANONICAL_FEATURES = datasets.Features(
     }
 )
 REASON_DESCRIPTIONS: dict[str, str] = {
+    MALFORMED_LINE: (
+        "the record is not one JSON object (truncated or malformed JSON, an array, a bare value); the rest are judged"
+    ),
+    NOT_UTF8: "the line holds a byte that is not UTF-8; re-save the file as UTF-8",
     "missing_question": "the question is null, empty or whitespace",
     "missing_option": "an option is null, empty or whitespace",
     "option_count": "the number of options is outside min_options..len(letters), or a dict key is not a task letter",
@@ -59,7 +64,10 @@ REASON_DESCRIPTIONS: dict[str, str] = {
         "the same question and options appear with different answers; every row of the group is kept out of "
         "training and scoring"
     ),
-    "wrong_type": "a field has the wrong type (question/options not strings, an index not an integer, ...)",
+    "wrong_type": (
+        "a field has the wrong type (question/options not strings, an index not an integer, ...), or a record's "
+        "value has a type that clashes with the rest of its column in the file"
+    ),
     "duplicate_options": "two options are identical after case/whitespace normalisation (flag only, row kept)",
 }
 REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != "duplicate_options")
@@ -78,6 +86,7 @@ class TaskReport:
     invalid: dict[str, list[int]]
     flags: dict[str, list[int]]
     examples: dict[str, list[str]] = field(default_factory=dict)
+    conflicts: list[dict[str, list[str]]] = field(default_factory=list)  # {"ids": [...], "answers": [letters]}
 
     @property
     def valid(self) -> int:
@@ -106,6 +115,7 @@ class TaskReport:
             "valid": self.valid,
             "invalid": counted(self.invalid),
             "flags": counted(self.flags),
+            "conflicts": self.conflicts,
         }
 
     def require_usable(self, needed: int) -> None:
@@ -159,9 +169,18 @@ def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any
     }, []
 
 
-def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mapping[str, Any]]) -> NormalisedRows:
-    """Every row checked and mapped; the valid ones as a canonical Dataset, the rest counted by reason."""
-    if isinstance(dataset, datasets.Dataset):
+def normalise_dataset(
+    spec: TaskSpec,
+    dataset: datasets.Dataset | Iterable[Mapping[str, Any]],
+    refused: Sequence[RefusedRecord] = (),
+) -> NormalisedRows:
+    """Every row checked and mapped; the valid ones as a canonical Dataset, the rest counted by reason.
+
+    `refused` are the source's records that the loader could not turn into rows: they are source rows too, numbered
+    after the dataset's (row n + k is the k-th refused record), each invalid under its own reason, so a split skips
+    and counts them like any other invalid row.
+    """
+    if isinstance(dataset, datasets.Dataset) and not (refused and len(dataset) == 0):
         check_columns(spec, dataset.column_names)
     rows: list[dict[str, Any]] = []
     valid_indices: list[int] = []
@@ -185,7 +204,20 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
         for name in names:
             if len(examples.setdefault(name, [])) < EXAMPLES_PER_REASON:
                 examples[name].append(labels[index])
-    conflicted = conflicting_rows(rows)
+    for index, record in enumerate(refused, start=total):
+        invalid.setdefault(record.reason, []).append(index)
+        if len(examples.setdefault(record.reason, [])) < EXAMPLES_PER_REASON:
+            examples[record.reason].append(record.label())
+    total += len(refused)
+    groups = conflict_groups(rows)
+    conflicts = [
+        {
+            "ids": [labels[valid_indices[p]] for p in group],
+            "answers": [spec.letters[rows[p]["answer"]] for p in group],
+        }
+        for group in groups
+    ]
+    conflicted = sorted(position for group in groups for position in group)
     if conflicted:
         invalid["conflicting_answer"] = [valid_indices[i] for i in conflicted]
         examples["conflicting_answer"] = [labels[valid_indices[i]] for i in conflicted[:EXAMPLES_PER_REASON]]
@@ -199,6 +231,7 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
         invalid={r: invalid[r] for r in REASONS if r in invalid},
         flags=flags,
         examples=examples,
+        conflicts=conflicts,
     )
     canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
     fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
@@ -237,23 +270,19 @@ def _column_present(path: str, columns: set[str]) -> bool:
     return path in columns or path.split(".")[0] in columns
 
 
-def conflicting_rows(rows: list[Mapping[str, Any]]) -> list[int]:
-    """Positions of canonical rows whose content recurs with a different answer: which answer is right cannot be
-    known, so none of the group is trained or scored on."""
+def conflict_groups(rows: list[Mapping[str, Any]]) -> list[list[int]]:
+    """Positions of canonical rows whose content recurs with a different answer, one group per content (in order of
+    first appearance): which answer is right cannot be known, so none of a group is trained or scored on."""
     groups: dict[str, list[int]] = {}
     for position, row in enumerate(rows):
         groups.setdefault(content_hash(row), []).append(position)
-    return sorted(
-        position
-        for positions in groups.values()
-        if len({rows[p]["answer"] for p in positions}) > 1
-        for position in positions
-    )
+    return [positions for positions in groups.values() if len({rows[p]["answer"] for p in positions}) > 1]
 
 
 def load_task(spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV) -> NormalisedRows:
     """Load `split` of the task and normalise it; the report counts every row that was left out and why."""
-    normalised = normalise_dataset(spec, read_task_rows(spec, split, source, token_env))
+    loaded = read_task_rows(spec, split, source, token_env)
+    normalised = normalise_dataset(spec, loaded.dataset, loaded.refused)
     if normalised.report.n_invalid:
         logger.warning("%s", normalised.report.summary())
     return normalised
