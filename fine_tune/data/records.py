@@ -15,6 +15,7 @@ import codecs
 import json
 import logging
 import math
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,10 +142,6 @@ def read_json_rows(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
         rows.append(record)
         wheres.append(where)
         positions.append(position)
-    try:
-        return _rows_dataset(rows), [record for _, record in refused]
-    except (pa.ArrowException, OverflowError):
-        pass  # some column mixes types: find the records that clash
     clashes: dict[int, RefusedRecord] = {}
     for key in dict.fromkeys(key for row in rows for key in row):
         for index, detail in type_clashes(key, [row.get(key) for row in rows]):
@@ -158,25 +155,32 @@ def read_json_rows(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
 
 
 def type_clashes(column: str, values: list[Any]) -> list[tuple[int, str]]:
-    """(row index, why) for the values of `column` whose Arrow type clashes with the column's: the types are taken
-    most frequent first (ties: first seen), each kept when it fits with those kept so far; nulls fit every type."""
-    kinds: dict[str, list[int]] = {}
+    """(row index, why) for the values of `column` whose JSON type clashes with the column's, at any depth.
+
+    A column's type at each place (`options.A`, `choices[]`, ...) is the most frequent one there (ties: first seen);
+    integers and floats are one type (number), nulls fit any, and a boolean is never a number (Arrow would silently
+    store `true` as 1.0 in a number column). A value mixing types inside itself (`[1, "a"]`) clashes too.
+    """
+    kinds: list[dict[str, str]] = []
+    clashes: dict[int, str] = {}
+    counts: dict[str, Counter[str]] = {}
     for index, value in enumerate(values):
-        if value is not None:
-            kinds.setdefault(_arrow_type(value), []).append(index)
-    kept: list[int] = []
-    kept_kinds: list[str] = []
-    clashing: list[tuple[int, str]] = []
-    for kind, indices in sorted(kinds.items(), key=lambda item: -len(item[1])):
-        try:
-            pa.array([values[i] for i in kept + indices])
-        except (pa.ArrowException, OverflowError):
-            clashing += [(i, kind) for i in indices]
-            continue
-        kept += indices
-        kept_kinds.append(kind)
-    column_type = " / ".join(kept_kinds) or "none"
-    return [(i, f"{column} is {kind}, but {column_type} in the column's other rows") for i, kind in clashing]
+        seen: dict[str, str] = {}
+        for place, kind in _json_kinds(value, column):
+            if seen.setdefault(place, kind) != kind:
+                clashes[index] = f"{place} mixes {seen[place]} and {kind}"
+                break
+        kinds.append(seen)
+        if index not in clashes:
+            for place, kind in seen.items():
+                counts.setdefault(place, Counter())[kind] += 1
+    column_kinds = {place: counter.most_common(1)[0][0] for place, counter in counts.items()}
+    for index, seen in enumerate(kinds):
+        wrong = [] if index in clashes else [(p, k) for p, k in seen.items() if k != column_kinds[p]]
+        if wrong:
+            place, kind = wrong[0]
+            clashes[index] = f"{place} is {kind}, but {column_kinds[place]} in the column's other rows"
+    return sorted(clashes.items())
 
 
 def json_records(path: Path) -> Iterator[tuple[str, Any, RefusedRecord | None]]:
@@ -259,11 +263,24 @@ def _json_error(data: bytes) -> str:
     return "valid JSON"
 
 
-def _arrow_type(value: Any) -> str:
-    try:
-        return str(pa.infer_type([value]))
-    except (pa.ArrowException, OverflowError):
-        return "a value Arrow cannot type (mixed types inside, or an integer beyond 64 bits)"
+def _json_kinds(value: Any, place: str) -> Iterator[tuple[str, str]]:
+    """(place, JSON type) of `value` and of everything inside it; nulls have none."""
+    if isinstance(value, dict):
+        yield place, "object"
+        for key, item in value.items():
+            yield from _json_kinds(item, f"{place}.{key}")
+    elif isinstance(value, list):
+        yield place, "list"
+        for item in value:
+            yield from _json_kinds(item, f"{place}[]")
+    elif isinstance(value, bool):
+        yield place, "boolean"
+    elif isinstance(value, int):
+        yield place, "number" if -(2**63) <= value < 2**63 else "an integer beyond 64 bits"
+    elif isinstance(value, float):
+        yield place, "number"
+    elif value is not None:
+        yield place, "string"
 
 
 def _rows_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
