@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_tasks import EXPECTED, spec
 
 from fine_tune.data.loading import read_medmcqa, read_task_rows
 from fine_tune.data.synthetic import generate_rows, write_jsonl
@@ -16,7 +17,7 @@ from fine_tune.task.spec import resolve_task
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 MEDQA = resolve_task("medqa")
 MEDQA_LINES = (FIXTURES / "medqa.jsonl").read_bytes().splitlines()
-MEDQA_VALID = 12  # of the fixture's 16 rows (tests/test_tasks.py EXPECTED)
+MEDQA_VALID = EXPECTED["medqa"][1]
 
 
 def write_lines(path: Path, lines: list[bytes]) -> Path:
@@ -86,25 +87,9 @@ def test_the_majority_type_wins_and_compatible_numbers_mix(tmp_path):
     rows[3]["y"] = True
     path = tmp_path / "toy.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    loaded = read_task_rows(toy_spec(), "train", str(path))
+    loaded = read_task_rows(spec(), "train", str(path))
     assert [(r.where, r.reason) for r in loaded.refused] == [("line 4", "wrong_type")]
     assert loaded.dataset["y"] == [1, 2, 1, 1]
-
-
-def toy_spec():
-    from fine_tune.task.spec import parse_task_spec
-
-    return parse_task_spec(
-        {
-            "name": "toy",
-            "dataset_path": "owner/toy",
-            "fields": {
-                "question": "q",
-                "options": {"columns": ["a", "b", "c"]},
-                "answer": {"field": "y", "encoding": "index0"},
-            },
-        }
-    )
 
 
 def test_a_bad_line_in_one_config_folder_is_named_with_its_file(tmp_path):
@@ -178,7 +163,7 @@ def test_a_file_that_cannot_be_read_at_all_is_one_line(tmp_path, name, content, 
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DatasetError, match=message):
-        load_task(toy_spec(), "train", str(path))
+        load_task(spec(), "train", str(path))
 
 
 def test_every_refusal_reason_is_described_and_ordered_first():
@@ -188,7 +173,7 @@ def test_every_refusal_reason_is_described_and_ordered_first():
 
 def test_a_file_of_only_bad_records_is_reported_not_raised(tmp_path):
     path = write_lines(tmp_path / "bad.jsonl", [b"{oops", b"[1]"])
-    normalised = load_task(toy_spec(), "train", str(path))
+    normalised = load_task(spec(), "train", str(path))
     assert (normalised.report.total, normalised.report.valid) == (2, 0)
     with pytest.raises(DatasetError, match=r"only 0 of 2 rows are usable.*malformed_line: 2 rows \(e\.g\. line 1"):
         normalised.report.require_usable(1)
@@ -202,7 +187,7 @@ def test_csv_and_parquet_task_files_are_read_by_the_same_reader(tmp_path):
     write_jsonl(rows, tmp_path / "rows.jsonl")
     (tmp_path / "rows.csv").write_text("q,a,b,c,y\n" + "".join(f"Q{i}?,x,y,z,{i % 3}\n" for i in range(6)))
     for source in (tmp_path, tmp_path / "rows.jsonl", tmp_path / "rows.csv"):
-        assert load_task(toy_spec(), "train", str(source)).report.valid == 6
+        assert load_task(spec(), "train", str(source)).report.valid == 6
 
 
 def test_type_clashes_are_found_at_any_depth():
