@@ -15,17 +15,28 @@ Bad rows are never dropped silently: each gets every reason (REASONS) that appli
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
 
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
+from fine_tune.data.rows import (
+    COMMON_DESCRIPTIONS,
+    CONFLICTING_ANSWER,
+    DUPLICATE_OPTIONS,
+    EXAMPLES_PER_REASON,
+    RowReport,
+    content_hash,
+    has_duplicate_options,
+    id_label,
+    iter_rows,
+    normalise_text,
+)
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.task.spec import TaskSpec
@@ -44,10 +55,8 @@ CANONICAL_FEATURES = datasets.Features(
     }
 )
 REASON_DESCRIPTIONS: dict[str, str] = {
-    MALFORMED_LINE: (
-        "the record is not one JSON object (truncated or malformed JSON, an array, a bare value); the rest are judged"
-    ),
-    NOT_UTF8: "the line holds a byte that is not UTF-8; re-save the file as UTF-8",
+    MALFORMED_LINE: COMMON_DESCRIPTIONS[MALFORMED_LINE],
+    NOT_UTF8: COMMON_DESCRIPTIONS[NOT_UTF8],
     "missing_question": "the question is null, empty or whitespace",
     "missing_option": "an option is null, empty or whitespace",
     "option_count": "the number of options is outside min_options..len(letters), or a dict key is not a task letter",
@@ -60,76 +69,32 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "ambiguous_answer": "the answer text matches more than one option",
     "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
     "needs_image": "the question refers to an image, which a text prompt cannot show",
-    "conflicting_answer": (
-        "the same question and options appear with different answers; every row of the group is kept out of "
-        "training and scoring"
-    ),
+    CONFLICTING_ANSWER: COMMON_DESCRIPTIONS[CONFLICTING_ANSWER],
     "wrong_type": (
         "a field has the wrong type (question/options not strings, an index not an integer, ...), or a record's "
         "value has a type that clashes with the rest of its column in the file"
     ),
-    "duplicate_options": "two options are identical after case/whitespace normalisation (flag only, row kept)",
+    DUPLICATE_OPTIONS: COMMON_DESCRIPTIONS[DUPLICATE_OPTIONS],
 }
-REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != "duplicate_options")
-EXAMPLES_PER_REASON = 5
+REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != DUPLICATE_OPTIONS)
 _MISSING = object()
 
 
-@dataclass
-class TaskReport:
-    """Row indices per reason (a row may fail several) and per flag (flagged rows stay valid)."""
+@dataclass(kw_only=True)
+class TaskReport(RowReport):
+    """A task's source rows judged by `normalise_dataset` (refused records included, numbered after the rows)."""
+
+    reasons = REASONS
+    descriptions = REASON_DESCRIPTIONS
 
     task: str
     letters: tuple[str, ...]
-    total: int
-    valid_indices: list[int]
-    invalid: dict[str, list[int]]
-    flags: dict[str, list[int]]
-    examples: dict[str, list[str]] = field(default_factory=dict)
-    conflicts: list[dict[str, list[str]]] = field(default_factory=list)  # {"ids": [...], "answers": [letters]}
-
-    @property
-    def valid(self) -> int:
-        return len(self.valid_indices)
-
-    @property
-    def n_invalid(self) -> int:
-        return self.total - self.valid
-
-    def summary(self) -> str:
-        lines = [f"{self.task}: {self.total} rows: {self.valid} valid, {self.n_invalid} invalid"]
-        for kind, groups in (("invalid", self.invalid), ("flag", self.flags)):
-            for name, indices in groups.items():
-                examples = ", ".join(self.examples.get(name, []))
-                lines.append(f"  {kind} {name}: {len(indices)} rows (e.g. {examples}): {REASON_DESCRIPTIONS[name]}")
-        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        def counted(groups: dict[str, list[int]]) -> dict[str, Any]:
-            return {name: {"count": len(ix), "examples": self.examples.get(name, [])} for name, ix in groups.items()}
+        return {"task": self.task, "letters": list(self.letters), **super().to_dict()}
 
-        return {
-            "task": self.task,
-            "letters": list(self.letters),
-            "total": self.total,
-            "valid": self.valid,
-            "invalid": counted(self.invalid),
-            "flags": counted(self.flags),
-            "conflicts": self.conflicts,
-        }
-
-    def require_usable(self, needed: int) -> None:
-        """DatasetError naming every reason and its count when fewer than `needed` rows are valid."""
-        if self.valid >= needed:
-            return
-        reasons = "; ".join(
-            f"{name}: {len(ix)} rows (e.g. {', '.join(self.examples.get(name, []))}) - {REASON_DESCRIPTIONS[name]}"
-            for name, ix in self.invalid.items()
-        )
-        raise DatasetError(
-            f"{self.task}: only {self.valid} of {self.total} rows are usable but {needed} are needed"
-            + (f"; invalid rows by reason: {reasons}" if reasons else "")
-        )
+    def _named(self) -> str:
+        return f"{self.task}: "
 
 
 @dataclass
@@ -189,18 +154,18 @@ def normalise_dataset(
     examples: dict[str, list[str]] = {}
     labels: dict[int, str] = {}
     total = 0
-    for index, row in enumerate(_iter_rows(dataset)):
+    for index, row in enumerate(iter_rows(dataset)):
         total += 1
         canonical, names = normalise_row(spec, row)
-        labels[index] = row_label(spec, row, index)
+        labels[index] = _label(spec, row, index)
         for name in names:
             invalid.setdefault(name, []).append(index)
         if canonical is not None:
             rows.append(canonical)
             valid_indices.append(index)
             if has_duplicate_options(canonical["options"]):
-                flags.setdefault("duplicate_options", []).append(index)
-                names = ["duplicate_options"]
+                flags.setdefault(DUPLICATE_OPTIONS, []).append(index)
+                names = [DUPLICATE_OPTIONS]
         for name in names:
             if len(examples.setdefault(name, [])) < EXAMPLES_PER_REASON:
                 examples[name].append(labels[index])
@@ -219,8 +184,8 @@ def normalise_dataset(
     ]
     conflicted = sorted(position for group in groups for position in group)
     if conflicted:
-        invalid["conflicting_answer"] = [valid_indices[i] for i in conflicted]
-        examples["conflicting_answer"] = [labels[valid_indices[i]] for i in conflicted[:EXAMPLES_PER_REASON]]
+        invalid[CONFLICTING_ANSWER] = [valid_indices[i] for i in conflicted]
+        examples[CONFLICTING_ANSWER] = [labels[valid_indices[i]] for i in conflicted[:EXAMPLES_PER_REASON]]
         keep = [i for i in range(len(rows)) if i not in set(conflicted)]
         rows, valid_indices = [rows[i] for i in keep], [valid_indices[i] for i in keep]
     report = TaskReport(
@@ -304,39 +269,10 @@ def lookup(row: Mapping[str, Any], path: str | None) -> Any:
     return value
 
 
-def normalise_text(text: Any) -> str:
-    """Casefolded, whitespace-collapsed text (duplicate and answer-text matching)."""
-    return " ".join(str(text).casefold().split()) if text is not None else ""
-
-
-def has_duplicate_options(options: list[str]) -> bool:
-    texts = [normalise_text(option) for option in options]
-    return len(set(texts)) < len(texts)
-
-
-def content_hash(row: Mapping[str, Any]) -> str:
-    """Order-sensitive hash of a canonical row's casefolded, whitespace-collapsed question and options (and context
-    when it has one): for a 4-option row without context it equals `fine_tune.data.validation.content_hash`."""
-    parts = [row["question"], *row["options"]] + ([row["context"]] if row.get("context") else [])
-    text = "\x1f".join(normalise_text(part) for part in parts)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def row_label(spec: TaskSpec, row: Mapping[str, Any], index: int) -> str:
+def _label(spec: TaskSpec, row: Mapping[str, Any], index: int) -> str:
     """The row's id when the task has one and the row sets it, else `row <index>`."""
-    value = lookup(row, spec.id) if spec.id else None
-    return str(value) if value not in (None, "", _MISSING) else f"row {index}"
-
-
-def _iter_rows(dataset: datasets.Dataset | Iterable[Mapping[str, Any]], batch_size: int = 1000) -> Iterator[dict]:
-    if not isinstance(dataset, datasets.Dataset):
-        yield from (dict(row) for row in dataset)
-        return
-    columns = dataset.column_names
-    for batch in dataset.iter(batch_size=batch_size):
-        yield from (
-            dict(zip(columns, values, strict=True)) for values in zip(*(batch[c] for c in columns), strict=True)
-        )
+    row_id = lookup(row, spec.id) if spec.id else None
+    return id_label(None if row_id is _MISSING else row_id, index)
 
 
 def _required_text(value: Any, reason: str, problems: set[str]) -> str | None:
