@@ -92,13 +92,18 @@ def test_the_majority_type_wins_and_compatible_numbers_mix(tmp_path):
     assert loaded.dataset["y"] == [1, 2, 1, 1]
 
 
-def test_a_bad_line_in_one_config_folder_is_named_with_its_file(tmp_path):
-    task = resolve_task("kormedmcqa")
+def copy_kormedmcqa(tmp_path: Path) -> Path:
     root = tmp_path / "kormedmcqa"
     for folder in (FIXTURES / "kormedmcqa").iterdir():
         (root / folder.name).mkdir(parents=True)
         for file in folder.iterdir():
             (root / folder.name / file.name).write_bytes(file.read_bytes())
+    return root
+
+
+def test_a_bad_line_in_one_config_folder_is_named_with_its_file(tmp_path):
+    task = resolve_task("kormedmcqa")
+    root = copy_kormedmcqa(tmp_path)
     nurse = root / "nurse" / "train.jsonl"
     lines = nurse.read_bytes().splitlines()
     write_lines(nurse, [lines[0], b"{oops", *lines[1:]])
@@ -202,4 +207,18 @@ def test_type_clashes_are_found_at_any_depth():
     assert type_clashes("y", [1, 2.5, 2**63, None, False]) == [
         (2, "y is an integer beyond 64 bits, but number in the column's other rows"),
         (4, "y is boolean, but number in the column's other rows"),
+    ]
+
+
+def test_a_config_of_only_bad_records_adds_none_and_is_counted(tmp_path):
+    task = resolve_task("kormedmcqa")
+    root = copy_kormedmcqa(tmp_path)
+    nurse = root / "nurse" / "train.jsonl"
+    n_nurse = len(nurse.read_bytes().splitlines())
+    nurse.write_bytes(b"{oops\n")
+    clean = load_task(task, "train", str(FIXTURES / "kormedmcqa")).report
+    report = load_task(task, "train", str(root)).report
+    assert report.total == clean.total - n_nurse + 1
+    assert report.examples["malformed_line"] == [
+        "nurse/train.jsonl line 1 (not JSON: Expecting property name enclosed in double quotes)"
     ]

@@ -147,6 +147,7 @@ def read_task_rows(
     else:
         raise DatasetError(f"{spec.name}: {source!r} is neither an existing path nor a Hub dataset ID (owner/name)")
     tagged = [part.dataset.add_column(CONFIG_COLUMN, [config] * len(part.dataset)) for config, part in parts]
+    tagged = [part for part in tagged if len(part)] or tagged[:1]  # a config of refused records only adds none
     try:
         dataset = tagged[0] if len(tagged) == 1 else datasets.concatenate_datasets(tagged)
     except ValueError as error:  # the configs' columns or types differ

@@ -195,19 +195,21 @@ def json_records(path: Path) -> Iterator[tuple[str, Any, RefusedRecord | None]]:
     data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         raise DatasetError(f"{path}: empty file (no rows)")
-    whole = _parse(data)
+    first_line = data.strip().split(b"\n", 1)[0]
+    first_parses = _parse(first_line) is not None
+    # JSON lines (the usual case) are never parsed whole: only an array, or a first line that is not JSON alone
+    whole = _parse(data) if first_line.lstrip()[:1] == b"[" or not first_parses else None
     if whole == []:
         raise DatasetError(f"{path}: an empty JSON array (no rows)")
     if isinstance(whole, list):
         return ((f"record {index}", record, None) for index, record in enumerate(whole))
-    lines = data.strip().split(b"\n")
-    if isinstance(whole, dict) and len(lines) > 1:
-        keys = ", ".join(list(whole)[:5])
+    if isinstance(whole, dict):
+        lines = len(data.strip().splitlines())
         raise DatasetError(
-            f"{path}: one JSON object spanning {len(lines)} lines (keys: {keys}); expected one object per line "
-            "(JSON lines) or a JSON array of objects"
+            f"{path}: one JSON object spanning {lines} lines (keys: {', '.join(list(whole)[:5])}); expected one "
+            "object per line (JSON lines) or a JSON array of objects"
         )
-    if lines[0].lstrip()[:1] == b"[" and _parse(lines[0]) is None:
+    if first_line.lstrip()[:1] == b"[" and not first_parses:
         bad = first_non_utf8(data)
         if bad:
             raise DatasetError(f"{path}: {bad}; re-save the file as UTF-8")
