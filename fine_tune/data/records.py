@@ -15,7 +15,7 @@ import codecs
 import json
 import logging
 import math
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,17 +163,15 @@ def type_clashes(column: str, values: list[Any]) -> list[tuple[int, str]]:
     """
     kinds: list[dict[str, str]] = []
     clashes: dict[int, str] = {}
-    counts: dict[str, Counter[str]] = {}
+    counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for index, value in enumerate(values):
-        seen: dict[str, str] = {}
-        for place, kind in _json_kinds(value, column):
-            if seen.setdefault(place, kind) != kind:
-                clashes[index] = f"{place} mixes {seen[place]} and {kind}"
-                break
+        seen, mixed = _value_kinds(value, column)
         kinds.append(seen)
-        if index not in clashes:
-            for place, kind in seen.items():
-                counts.setdefault(place, Counter())[kind] += 1
+        if mixed:
+            clashes[index] = mixed
+            continue
+        for place, kind in seen.items():
+            counts[place][kind] += 1
     column_kinds = {place: counter.most_common(1)[0][0] for place, counter in counts.items()}
     for index, seen in enumerate(kinds):
         wrong = [] if index in clashes else [(p, k) for p, k in seen.items() if k != column_kinds[p]]
@@ -265,24 +263,37 @@ def _json_error(data: bytes) -> str:
     return "valid JSON"
 
 
-def _json_kinds(value: Any, place: str) -> Iterator[tuple[str, str]]:
-    """(place, JSON type) of `value` and of everything inside it; nulls have none."""
-    if isinstance(value, dict):
-        yield place, "object"
-        for key, item in value.items():
-            yield from _json_kinds(item, f"{place}.{key}")
-    elif isinstance(value, list):
-        yield place, "list"
-        for item in value:
-            yield from _json_kinds(item, f"{place}[]")
-    elif isinstance(value, bool):
-        yield place, "boolean"
-    elif isinstance(value, int):
-        yield place, "number" if -(2**63) <= value < 2**63 else "an integer beyond 64 bits"
-    elif isinstance(value, float):
-        yield place, "number"
-    elif value is not None:
-        yield place, "string"
+def _value_kinds(value: Any, column: str) -> tuple[dict[str, str], str | None]:
+    """{place: JSON type} of `value` and of everything inside it (nulls have none), and why it mixes types inside
+    itself, if it does."""
+    if not isinstance(value, dict | list):  # the usual case, kept cheap
+        kind = _scalar_kind(value)
+        return ({column: kind} if kind else {}), None
+    seen: dict[str, str] = {}
+    queue = deque([(column, value)])
+    while queue:
+        place, item = queue.popleft()
+        if isinstance(item, dict):
+            kind = "object"
+            queue.extend((f"{place}.{key}", inner) for key, inner in item.items())
+        elif isinstance(item, list):
+            kind = "list"
+            queue.extend((f"{place}[]", inner) for inner in item)
+        else:
+            kind = _scalar_kind(item)
+        if kind and seen.setdefault(place, kind) != kind:
+            return seen, f"{place} mixes {seen[place]} and {kind}"
+    return seen, None
+
+
+def _scalar_kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "number" if -(2**63) <= value < 2**63 else "an integer beyond 64 bits"
+    return "number" if isinstance(value, float) else "string"
 
 
 def _rows_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
