@@ -9,7 +9,7 @@ from test_tasks import EXPECTED, spec
 
 from fine_tune.data.loading import read_medmcqa, read_task_rows
 from fine_tune.data.synthetic import generate_rows, write_jsonl
-from fine_tune.data.task_splits import split_normalised
+from fine_tune.data.task_splits import load_task_eval_rows, split_normalised
 from fine_tune.data.tasks import REASON_DESCRIPTIONS, REASONS, load_task
 from fine_tune.errors import DatasetError
 from fine_tune.task.spec import resolve_task
@@ -64,6 +64,12 @@ def test_refused_records_are_skipped_and_counted_by_the_split(tmp_path):
         "answer_not_in_options": 1,
     }
     assert sum(len(part) for part in split.splits.values()) == MEDQA_VALID
+
+
+def test_the_eval_rows_count_refused_records_as_dropped(tmp_path):
+    rows, report = load_task_eval_rows(MEDQA, source=str(damaged_medqa(tmp_path)), hub_split="train")
+    assert len(rows) == MEDQA_VALID
+    assert report.invalid_counts()["malformed_line"] == 3 and report.invalid_counts()["not_utf8"] == 1
 
 
 def test_a_record_whose_type_clashes_with_its_column_is_refused_alone(tmp_path):

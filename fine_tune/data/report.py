@@ -112,7 +112,7 @@ def task_dataset_report(
         "source": source,
         "rows": report.total,
         "valid": report.valid,
-        "invalid": {name: len(ix) for name, ix in report.invalid.items()},
+        "invalid": report.invalid_counts(),
         "flags": {name: len(ix) for name, ix in report.flags.items()},
         "examples": report.examples,
         "conflicts": report.conflicts,
