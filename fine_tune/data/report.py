@@ -12,6 +12,7 @@ import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
 from fine_tune.data.records import RefusedRecord
+from fine_tune.data.rows import RowReport
 from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
 from fine_tune.data.tasks import NormalisedRows
 from fine_tune.data.validation import duplicate_content, validate_rows
@@ -63,19 +64,7 @@ def dataset_report(
     """Everything `scripts/validate_dataset.py` reports, as one JSON-ready dict (`usable` False plus `error`);
     `refused` are the records the loader could not turn into rows (counted as invalid, with their lines)."""
     report = validate_rows(dataset, refused=refused)
-    subjects = Counter(s if s is not None else "(none)" for s in dataset["subject_name"])
-    result: dict[str, Any] = {
-        "source": source,
-        "rows": report.total,
-        "valid": report.valid,
-        "invalid": report.invalid_counts(),
-        "flags": {name: len(ix) for name, ix in report.flags.items()},
-        "examples": report.examples,
-        "conflicts": report.conflicts,
-        "duplicates": duplicate_content(dataset),
-        "subjects": dict(subjects.most_common()),
-        "requested_sizes": dict(sizes),
-    }
+    result = report_keys(report, source, sizes, duplicate_content(dataset), dataset["subject_name"])
     try:
         split = split_dataset(dataset, sizes, seed, source=source)
     except DatasetError as error:
@@ -105,20 +94,11 @@ def task_dataset_report(
     report, rows = normalised.report, normalised.dataset
     hashes = Counter(content_hash(row) for row in rows)
     repeated = [n for n in hashes.values() if n > 1]
-    subjects = Counter(s if s is not None else "(none)" for s in rows["subject"])
-    result: dict[str, Any] = {
+    duplicates = {"rows": sum(repeated), "groups": len(repeated)}
+    result = {
         "task": task.name,
         "letters": list(task.letters),
-        "source": source,
-        "rows": report.total,
-        "valid": report.valid,
-        "invalid": report.invalid_counts(),
-        "flags": {name: len(ix) for name, ix in report.flags.items()},
-        "examples": report.examples,
-        "conflicts": report.conflicts,
-        "duplicates": {"rows": sum(repeated), "groups": len(repeated)},
-        "subjects": dict(subjects.most_common()),
-        "requested_sizes": dict(sizes),
+        **report_keys(report, source, sizes, duplicates, rows["subject"]),
     }
     try:
         split = split_normalised(task, normalised, sizes, seed, source=source, stratify_by=stratify_by)
@@ -133,6 +113,29 @@ def task_dataset_report(
             tokenizer, rows.select(range(min(token_rows or len(rows), len(rows)))), task
         )
     return result
+
+
+def report_keys(
+    report: RowReport,
+    source: str | None,
+    sizes: Mapping[str, int],
+    duplicates: dict[str, int],
+    subjects: Iterable[str | None],
+) -> dict[str, Any]:
+    """The keys both paths report about their rows: counts by reason, examples, conflicts, duplicates, subjects."""
+    counted = Counter(subject if subject is not None else "(none)" for subject in subjects)
+    return {
+        "source": source,
+        "rows": report.total,
+        "valid": report.valid,
+        "invalid": report.invalid_counts(),
+        "flags": {name: len(ix) for name, ix in report.flags.items()},
+        "examples": report.examples,
+        "conflicts": report.conflicts,
+        "duplicates": duplicates,
+        "subjects": dict(counted.most_common()),
+        "requested_sizes": dict(sizes),
+    }
 
 
 def split_summary(split: Any) -> dict[str, Any]:
