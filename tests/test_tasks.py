@@ -105,7 +105,7 @@ def test_unlabeled_medmcqa_test_rows_are_refused_by_name(shared_dir):
 
 def test_kormedmcqa_reads_one_folder_per_config_and_keeps_answers_one_based():
     task = resolve_task("kormedmcqa")
-    raw = read_task_rows(task, "train", fixture("kormedmcqa"))
+    raw = read_task_rows(task, "train", fixture("kormedmcqa")).dataset
     assert set(raw["__config__"]) == {"doctor", "nurse", "pharm", "dentist"}
     normalised = load_task(task, "train", fixture("kormedmcqa"))
     source = raw[normalised.source_indices[0]]

@@ -4,9 +4,11 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import pytest
 
 from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.task.prompts import prompt_messages
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "validate_dataset.py"
@@ -139,3 +141,82 @@ def test_a_tokenizer_without_chat_template_is_one_line(synthetic_file, tmp_path)
         timeout=300,
     )
     assert done.returncode == 2 and "has no chat template" in done.stderr and "Traceback" not in done.stderr
+
+
+def conflicting_medqa_rows() -> list[dict]:
+    """Eight distinct MedQA rows, and the first one twice more: once with another answer, once with its own."""
+    rows = [
+        {
+            "question": f"Which of these is item {i}?",
+            "options": {"A": f"item {i}", "B": "none", "C": "both", "D": "neither"},
+            "answer_idx": "A",
+            "meta_info": "step1",
+        }
+        for i in range(8)
+    ]
+    return [*rows, {**rows[0], "answer_idx": "C"}, dict(rows[0])]
+
+
+def test_task_report_lists_conflicting_answers_with_their_rows(tmp_path):
+    path = tmp_path / "medqa.jsonl"
+    write_jsonl(conflicting_medqa_rows(), path)
+    result = run_script("--task", "medqa", "--dataset_name", str(path), *sizes(4, 2, 1), "--json")
+    report = json.loads(result.stdout)
+    assert report["invalid"] == {"conflicting_answer": 3}
+    assert report["conflicts"] == [{"ids": ["row 0", "row 8", "row 9"], "answers": ["A", "C", "A"]}]
+    assert result.returncode == 0 and report["splits"] == {"sft": 4, "grpo": 2, "eval": 1}
+    text = run_script("--task", "medqa", "--dataset_name", str(path), *sizes(4, 2, 1)).stdout
+    assert "conflicting answers: row 0 (A), row 8 (C), row 9 (A)" in text
+
+
+def test_task_report_counts_a_task_file_s_bad_lines(tmp_path):
+    path = tmp_path / "medqa.jsonl"
+    write_jsonl(conflicting_medqa_rows()[:8], path)
+    path.write_bytes(path.read_bytes() + b'{"question": "cut sh\n[1, 2]\n')
+    result = run_script("--task", "medqa", "--dataset_name", str(path), *sizes(4, 2, 2), "--json")
+    report = json.loads(result.stdout)
+    assert (result.returncode, report["rows"], report["valid"]) == (0, 10, 8)
+    assert report["invalid"] == {"malformed_line": 2}
+    assert report["examples"]["malformed_line"] == [
+        "line 9 (not JSON: Unterminated string starting at)",
+        "line 10 (a JSON list, not an object)",
+    ]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def mistral_tokenizer(shared_dir):
+    """A tiny tokenizer with Mistral v0.3's special tokens and its real chat template, which drops a system
+    message from a [system, user, assistant] conversation."""
+    from fine_tune.models.tiny import tokenizer_corpus, train_tiny_tokenizer
+
+    template = shared_dir / "tokenizers" / "templates" / "mistralai__Mistral-7B-Instruct-v0.3.jinja"
+    return train_tiny_tokenizer(tokenizer_corpus(n_rows=100), "mistral", vocab_size=400, chat_template=template)
+
+
+def token_count(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_token_lengths_are_those_of_the_text_sft_trains_on(mistral_tokenizer):
+    from fine_tune.data.report import dataset_report, task_dataset_report
+    from fine_tune.data.tasks import normalise_dataset
+    from fine_tune.task.prompts import SYSTEM_PROMPT, render_prompt, render_training_text
+    from fine_tune.task.spec import resolve_task
+
+    task = resolve_task("medqa")
+    normalised = normalise_dataset(task, conflicting_medqa_rows()[:8])
+    rows = list(normalised.dataset)
+    lengths = task_dataset_report(task, normalised, {"sft": 8}, tokenizer=mistral_tokenizer)["token_lengths"]
+    full = [render_training_text(mistral_tokenizer, row, task) for row in rows]
+    assert all(SYSTEM_PROMPT in text for text in full)  # folded into the user turn, as SFT trains on it
+    assert lengths["full"]["max"] == max(token_count(mistral_tokenizer, text) for text in full)
+    assert lengths["full"]["p50"] > lengths["prompt"]["p50"]  # prompt + target, never the prompt without its system
+
+    medmcqa_rows = datasets.Dataset.from_list(generate_rows(6, seed=4))
+    stats = dataset_report(medmcqa_rows, {"sft": 6}, tokenizer=mistral_tokenizer)["token_lengths"]
+    full = [render_training_text(mistral_tokenizer, row) for row in medmcqa_rows]
+    prompts = [render_prompt(mistral_tokenizer, prompt_messages(row)) for row in medmcqa_rows]
+    assert stats["full"]["max"] == max(token_count(mistral_tokenizer, text) for text in full)
+    assert stats["prompt"]["max"] == max(token_count(mistral_tokenizer, text) for text in prompts)
+    assert all(text.startswith(prompt) for text, prompt in zip(full, prompts, strict=True))

@@ -1,12 +1,14 @@
-"""Loading a MedMCQA-schema source by Hub dataset ID or local path (JSONL/JSON/Parquet/CSV/save_to_disk), with
-exactly the expected columns; offline or unreachable, a Hub ID fails in seconds with what to do."""
+"""Loading a source by Hub dataset ID or local path (JSONL/JSON/Parquet/CSV/save_to_disk): MedMCQA's with exactly
+its columns, any task's with its own; local JSON is read record by record (one bad record is refused alone, with its
+line). Offline or unreachable, a Hub ID fails in seconds with what to do."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
@@ -18,13 +20,12 @@ from fine_tune.data.records import (
     first_non_utf8,
     judge_cop,
     read_json_records,
+    read_json_rows,
 )
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.models.source import is_hub_id, is_local, written_as_path
-from fine_tune.task.prompts import (
-    OPTION_COLUMNS,
-)
+from fine_tune.task.prompts import OPTION_COLUMNS
 from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ CONFIG_COLUMN = "__config__"  # the Hub config (or config folder) a row of a mul
 REQUIRED_COLUMNS: tuple[str, ...] = ("question", *OPTION_COLUMNS, "cop")
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c for c in MEDMCQA_COLUMNS if c not in REQUIRED_COLUMNS)
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+JsonReader = Callable[[Path], tuple[datasets.Dataset, list[RefusedRecord]]]
 
 
 @dataclass
@@ -42,6 +44,7 @@ class LoadedRows:
     dataset: datasets.Dataset
     refused: list[RefusedRecord] = field(default_factory=list)
     untyped: bool = False  # CSV: every cell is text
+    path: Path | None = None  # the local file read, when one was
 
     def refused_counts(self) -> dict[str, int]:
         return dict(Counter(record.reason for record in self.refused))
@@ -61,7 +64,7 @@ def read_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_E
     `fine_tune.data.records`) is refused alone and returned with its line; the rest are judged as usual.
     """
     if is_local(source):
-        loaded = _load_local(Path(source).expanduser(), split)
+        loaded = read_local(Path(source).expanduser(), split, read_json_records)
     elif written_as_path(source):
         raise DatasetError(f"dataset path not found: {source}")
     elif is_hub_id(source, namespaced=False):
@@ -122,8 +125,9 @@ def _judge_cop_column(loaded: LoadedRows) -> LoadedRows:
 
 def read_task_rows(
     spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV
-) -> datasets.Dataset:
-    """The raw rows of `split` (all of the task's configs, concatenated) from `source` or the task's dataset_path.
+) -> LoadedRows:
+    """The raw rows of `split` (all of the task's configs, concatenated) from `source` or the task's dataset_path,
+    and the local records that could not be rows (`read_local`; a config's are labelled with its file).
 
     Hub configs are loaded one by one and their name kept in CONFIG_COLUMN (the subject when the task has none).
     A local folder with one sub-folder per config is read the same way; any other local path is one source.
@@ -133,68 +137,57 @@ def read_task_rows(
     if is_local(source):
         path = Path(source).expanduser()
         if configs and path.is_dir() and all((path / c).is_dir() for c in configs):
-            parts = [(c, _read_local_rows(path / c, split)) for c in configs]
+            parts = [(c, _labelled(read_local(path / c, split), path)) for c in configs]
         else:
-            parts = [(None, _read_local_rows(path, split))]
+            parts = [(None, read_local(path, split))]
     elif written_as_path(source):
         raise DatasetError(f"{spec.name}: dataset path not found: {source}")
     elif is_hub_id(source, namespaced=False):
-        parts = [(c, _load_hub(source, split, token_env, c)) for c in (configs or [None])]
+        parts = [(c, LoadedRows(_load_hub(source, split, token_env, c))) for c in (configs or [None])]
     else:
         raise DatasetError(f"{spec.name}: {source!r} is neither an existing path nor a Hub dataset ID (owner/name)")
-    tagged = [part.add_column(CONFIG_COLUMN, [config] * len(part)) for config, part in parts]
-    dataset = tagged[0] if len(tagged) == 1 else datasets.concatenate_datasets(tagged)
+    tagged = [part.dataset.add_column(CONFIG_COLUMN, [config] * len(part.dataset)) for config, part in parts]
+    tagged = [part for part in tagged if len(part)] or tagged[:1]  # a config of refused records only adds none
+    try:
+        dataset = tagged[0] if len(tagged) == 1 else datasets.concatenate_datasets(tagged)
+    except ValueError as error:  # the configs' columns or types differ
+        raise DatasetError(f"{spec.name}: the configs of {source} do not share one schema ({error})") from None
+    refused = [record for _, part in parts for record in part.refused]
     logger.info("%s: loaded %d rows of split %r from %s", spec.name, len(dataset), split, source)
-    return dataset
+    if refused:
+        first = "; ".join(record.label() for record in refused[:5])
+        logger.warning("%s: refused %d record(s) of %s (e.g. %s)", spec.name, len(refused), source, first)
+    return LoadedRows(dataset, refused)
 
 
-def _read_local_rows(path: Path, split: str) -> datasets.Dataset:
-    """A local file (any task's columns, as the `datasets` builders read them), a `save_to_disk` folder, or a folder
-    holding `<split>.<ext>`."""
+def read_local(path: Path, split: str, json_reader: JsonReader = read_json_rows) -> LoadedRows:
+    """The one local reader, for MedMCQA and every task: a .jsonl/.json/.parquet/.csv file (`split` is ignored), a
+    `save_to_disk` folder (a DatasetDict's `split` is picked), or a folder holding `<split>.<ext>` files.
+
+    JSON is read record by record by `json_reader` (MedMCQA's `read_json_records`, or any task's `read_json_rows`):
+    a bad record is refused alone with its line. An empty file, and a CSV holding a byte that is not UTF-8 (named),
+    are one line each.
+    """
     if path.is_file():
-        return _read_file_rows(path)
+        return _read_file(path, json_reader)
     if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-        return _load_saved(path, split).dataset
+        return _load_saved(path, split)
     found = [path / f"{split}{ext}" for ext in FILE_BUILDERS if (path / f"{split}{ext}").is_file()]
     if not found:
         raise DatasetError(
             f"{path} is neither a save_to_disk folder nor a folder with a {split}.jsonl/.json/.parquet/.csv file"
         )
-    return _read_file_rows(found[0])
+    return _read_file(found[0], json_reader)
 
 
-def _read_file_rows(path: Path) -> datasets.Dataset:
-    builder = FILE_BUILDERS.get(path.suffix.lower())
-    if builder is None:
-        raise DatasetError(f"unsupported file type {path.suffix!r} for {path}: use .jsonl, .json, .parquet or .csv")
-    try:
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
-    except Exception as error:  # the builders raise many types for malformed files
-        raise DatasetError(f"could not read {path}: {_cause(error)}") from error
-
-
-def _load_local(path: Path, split: str) -> LoadedRows:
-    if path.is_file():
-        return _load_file(path)
-    if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-        return _load_saved(path, split)
-    candidates = [path / f"{split}{ext}" for ext in FILE_BUILDERS]
-    found = [p for p in candidates if p.is_file()]
-    if not found:
-        raise DatasetError(
-            f"{path} is neither a save_to_disk folder nor a folder with a {split}.jsonl/.json/.parquet/.csv file"
-        )
-    return _load_file(found[0])
-
-
-def _load_file(path: Path) -> LoadedRows:
+def _read_file(path: Path, json_reader: JsonReader) -> LoadedRows:
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DatasetError(f"unsupported file type {path.suffix!r} for {path}: use .jsonl, .json, .parquet or .csv")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: empty file (no rows)")
     if builder == "json":
-        return LoadedRows(*read_json_records(path))
+        return LoadedRows(*json_reader(path), path=path)
     if builder == "csv":
         bad = first_non_utf8(path.read_bytes())
         if bad:
@@ -205,7 +198,15 @@ def _load_file(path: Path) -> LoadedRows:
         raise DatasetError(f"could not read {path}: {_cause(error)}") from error
     if len(dataset) == 0:
         raise DatasetError(f"{path}: empty file (no rows)")
-    return LoadedRows(dataset, untyped=builder == "csv")
+    return LoadedRows(dataset, untyped=builder == "csv", path=path)
+
+
+def _labelled(loaded: LoadedRows, root: Path) -> LoadedRows:
+    """`loaded` with each refused record's place prefixed by its file (relative to `root`)."""
+    if loaded.path is not None:
+        name = loaded.path.relative_to(root).as_posix()
+        loaded.refused = [replace(record, where=f"{name} {record.where}") for record in loaded.refused]
+    return loaded
 
 
 def _load_saved(path: Path, split: str) -> LoadedRows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import datasets
@@ -12,16 +12,12 @@ import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
 from fine_tune.data.records import RefusedRecord
+from fine_tune.data.rows import RowReport
 from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
 from fine_tune.data.tasks import NormalisedRows
 from fine_tune.data.validation import duplicate_content, validate_rows
 from fine_tune.errors import DatasetError
-from fine_tune.task.prompts import (
-    CHAT_TEMPLATE_KWARGS,
-    prompt_messages,
-    render_prompt,
-    sft_example,
-)
+from fine_tune.task.prompts import prompt_messages, render_prompt, render_training_text
 from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -33,15 +29,16 @@ def token_length_stats(dataset: datasets.Dataset, tokenizer: Any, max_rows: int 
     indices = report.valid_indices[:max_rows] if max_rows is not None else report.valid_indices
     if not indices:
         raise DatasetError("no valid rows to measure token lengths on")
-    rows = dataset.select(indices)
-    prompts = [render_prompt(tokenizer, prompt_messages(row)) for row in rows]
-    full = [
-        tokenizer.apply_chat_template(
-            prompt_messages(row) + sft_example(row)["completion"], tokenize=False, **CHAT_TEMPLATE_KWARGS
-        )
-        for row in rows
-    ]
-    return {"rows": len(indices), "prompt": _length_stats(tokenizer, prompts), "full": _length_stats(tokenizer, full)}
+    return rendered_lengths(tokenizer, dataset.select(indices))
+
+
+def rendered_lengths(tokenizer: Any, rows: Iterable[Mapping[str, Any]], task: TaskSpec | None = None) -> dict:
+    """Length stats of each row's generation prompt and full SFT training text, rendered exactly as the phases do
+    (`render_prompt`, `render_training_text`: the system prompt folded where the template drops it)."""
+    rows = list(rows)
+    prompts = [render_prompt(tokenizer, prompt_messages(row, task=task)) for row in rows]
+    full = [render_training_text(tokenizer, row, task) for row in rows]
+    return {"rows": len(rows), "prompt": _length_stats(tokenizer, prompts), "full": _length_stats(tokenizer, full)}
 
 
 def _length_stats(tokenizer: Any, texts: list[str]) -> dict[str, float]:
@@ -67,19 +64,7 @@ def dataset_report(
     """Everything `scripts/validate_dataset.py` reports, as one JSON-ready dict (`usable` False plus `error`);
     `refused` are the records the loader could not turn into rows (counted as invalid, with their lines)."""
     report = validate_rows(dataset, refused=refused)
-    subjects = Counter(s if s is not None else "(none)" for s in dataset["subject_name"])
-    result: dict[str, Any] = {
-        "source": source,
-        "rows": report.total,
-        "valid": report.valid,
-        "invalid": report.invalid_counts(),
-        "flags": {name: len(ix) for name, ix in report.flags.items()},
-        "examples": report.examples,
-        "conflicts": report.conflicts,
-        "duplicates": duplicate_content(dataset),
-        "subjects": dict(subjects.most_common()),
-        "requested_sizes": dict(sizes),
-    }
+    result = report_keys(report, source, sizes, duplicate_content(dataset), dataset["subject_name"])
     try:
         split = split_dataset(dataset, sizes, seed, source=source)
     except DatasetError as error:
@@ -109,20 +94,11 @@ def task_dataset_report(
     report, rows = normalised.report, normalised.dataset
     hashes = Counter(content_hash(row) for row in rows)
     repeated = [n for n in hashes.values() if n > 1]
-    subjects = Counter(s if s is not None else "(none)" for s in rows["subject"])
-    result: dict[str, Any] = {
+    duplicates = {"rows": sum(repeated), "groups": len(repeated)}
+    result = {
         "task": task.name,
         "letters": list(task.letters),
-        "source": source,
-        "rows": report.total,
-        "valid": report.valid,
-        "invalid": {name: len(ix) for name, ix in report.invalid.items()},
-        "flags": {name: len(ix) for name, ix in report.flags.items()},
-        "examples": report.examples,
-        "conflicts": [],
-        "duplicates": {"rows": sum(repeated), "groups": len(repeated)},
-        "subjects": dict(subjects.most_common()),
-        "requested_sizes": dict(sizes),
+        **report_keys(report, source, sizes, duplicates, rows["subject"]),
     }
     try:
         split = split_normalised(task, normalised, sizes, seed, source=source, stratify_by=stratify_by)
@@ -133,22 +109,33 @@ def task_dataset_report(
         if stratify_by is not None:
             result["strata"] = split.manifest["strata"]
     if tokenizer is not None and report.valid:
-        picked = rows.select(range(min(token_rows or len(rows), len(rows))))
-        prompts = [render_prompt(tokenizer, prompt_messages(row, task=task)) for row in picked]
-        full = [
-            tokenizer.apply_chat_template(
-                prompt_messages(row, task=task) + sft_example(row, task=task)["completion"],
-                tokenize=False,
-                **CHAT_TEMPLATE_KWARGS,
-            )
-            for row in picked
-        ]
-        result["token_lengths"] = {
-            "rows": len(picked),
-            "prompt": _length_stats(tokenizer, prompts),
-            "full": _length_stats(tokenizer, full),
-        }
+        result["token_lengths"] = rendered_lengths(
+            tokenizer, rows.select(range(min(token_rows or len(rows), len(rows)))), task
+        )
     return result
+
+
+def report_keys(
+    report: RowReport,
+    source: str | None,
+    sizes: Mapping[str, int],
+    duplicates: dict[str, int],
+    subjects: Iterable[str | None],
+) -> dict[str, Any]:
+    """The keys both paths report about their rows: counts by reason, examples, conflicts, duplicates, subjects."""
+    counted = Counter(subject if subject is not None else "(none)" for subject in subjects)
+    return {
+        "source": source,
+        "rows": report.total,
+        "valid": report.valid,
+        "invalid": report.invalid_counts(),
+        "flags": {name: len(ix) for name, ix in report.flags.items()},
+        "examples": report.examples,
+        "conflicts": report.conflicts,
+        "duplicates": duplicates,
+        "subjects": dict(counted.most_common()),
+        "requested_sizes": dict(sizes),
+    }
 
 
 def split_summary(split: Any) -> dict[str, Any]:

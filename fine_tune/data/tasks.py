@@ -15,16 +15,28 @@ Bad rows are never dropped silently: each gets every reason (REASONS) that appli
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
 
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
+from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
+from fine_tune.data.rows import (
+    COMMON_DESCRIPTIONS,
+    CONFLICTING_ANSWER,
+    DUPLICATE_OPTIONS,
+    EXAMPLES_PER_REASON,
+    RowReport,
+    content_hash,
+    has_duplicate_options,
+    id_label,
+    iter_rows,
+    normalise_text,
+)
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.task.spec import TaskSpec
@@ -43,6 +55,8 @@ CANONICAL_FEATURES = datasets.Features(
     }
 )
 REASON_DESCRIPTIONS: dict[str, str] = {
+    MALFORMED_LINE: COMMON_DESCRIPTIONS[MALFORMED_LINE],
+    NOT_UTF8: COMMON_DESCRIPTIONS[NOT_UTF8],
     "missing_question": "the question is null, empty or whitespace",
     "missing_option": "an option is null, empty or whitespace",
     "option_count": "the number of options is outside min_options..len(letters), or a dict key is not a task letter",
@@ -55,71 +69,32 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "ambiguous_answer": "the answer text matches more than one option",
     "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
     "needs_image": "the question refers to an image, which a text prompt cannot show",
-    "conflicting_answer": (
-        "the same question and options appear with different answers; every row of the group is kept out of "
-        "training and scoring"
+    CONFLICTING_ANSWER: COMMON_DESCRIPTIONS[CONFLICTING_ANSWER],
+    "wrong_type": (
+        "a field has the wrong type (question/options not strings, an index not an integer, ...), or a record's "
+        "value has a type that clashes with the rest of its column in the file"
     ),
-    "wrong_type": "a field has the wrong type (question/options not strings, an index not an integer, ...)",
-    "duplicate_options": "two options are identical after case/whitespace normalisation (flag only, row kept)",
+    DUPLICATE_OPTIONS: COMMON_DESCRIPTIONS[DUPLICATE_OPTIONS],
 }
-REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != "duplicate_options")
-EXAMPLES_PER_REASON = 5
+REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != DUPLICATE_OPTIONS)
 _MISSING = object()
 
 
-@dataclass
-class TaskReport:
-    """Row indices per reason (a row may fail several) and per flag (flagged rows stay valid)."""
+@dataclass(kw_only=True)
+class TaskReport(RowReport):
+    """A task's source rows judged by `normalise_dataset` (refused records included, numbered after the rows)."""
+
+    reasons = REASONS
+    descriptions = REASON_DESCRIPTIONS
 
     task: str
     letters: tuple[str, ...]
-    total: int
-    valid_indices: list[int]
-    invalid: dict[str, list[int]]
-    flags: dict[str, list[int]]
-    examples: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def valid(self) -> int:
-        return len(self.valid_indices)
-
-    @property
-    def n_invalid(self) -> int:
-        return self.total - self.valid
-
-    def summary(self) -> str:
-        lines = [f"{self.task}: {self.total} rows: {self.valid} valid, {self.n_invalid} invalid"]
-        for kind, groups in (("invalid", self.invalid), ("flag", self.flags)):
-            for name, indices in groups.items():
-                examples = ", ".join(self.examples.get(name, []))
-                lines.append(f"  {kind} {name}: {len(indices)} rows (e.g. {examples}): {REASON_DESCRIPTIONS[name]}")
-        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        def counted(groups: dict[str, list[int]]) -> dict[str, Any]:
-            return {name: {"count": len(ix), "examples": self.examples.get(name, [])} for name, ix in groups.items()}
+        return {"task": self.task, "letters": list(self.letters), **super().to_dict()}
 
-        return {
-            "task": self.task,
-            "letters": list(self.letters),
-            "total": self.total,
-            "valid": self.valid,
-            "invalid": counted(self.invalid),
-            "flags": counted(self.flags),
-        }
-
-    def require_usable(self, needed: int) -> None:
-        """DatasetError naming every reason and its count when fewer than `needed` rows are valid."""
-        if self.valid >= needed:
-            return
-        reasons = "; ".join(
-            f"{name}: {len(ix)} rows (e.g. {', '.join(self.examples.get(name, []))}) - {REASON_DESCRIPTIONS[name]}"
-            for name, ix in self.invalid.items()
-        )
-        raise DatasetError(
-            f"{self.task}: only {self.valid} of {self.total} rows are usable but {needed} are needed"
-            + (f"; invalid rows by reason: {reasons}" if reasons else "")
-        )
+    def _named(self) -> str:
+        return f"{self.task}: "
 
 
 @dataclass
@@ -159,9 +134,18 @@ def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any
     }, []
 
 
-def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mapping[str, Any]]) -> NormalisedRows:
-    """Every row checked and mapped; the valid ones as a canonical Dataset, the rest counted by reason."""
-    if isinstance(dataset, datasets.Dataset):
+def normalise_dataset(
+    spec: TaskSpec,
+    dataset: datasets.Dataset | Iterable[Mapping[str, Any]],
+    refused: Sequence[RefusedRecord] = (),
+) -> NormalisedRows:
+    """Every row checked and mapped; the valid ones as a canonical Dataset, the rest counted by reason.
+
+    `refused` are the source's records that the loader could not turn into rows: they are source rows too, numbered
+    after the dataset's (row n + k is the k-th refused record), each invalid under its own reason, so a split skips
+    and counts them like any other invalid row.
+    """
+    if isinstance(dataset, datasets.Dataset) and not (refused and len(dataset) == 0):
         check_columns(spec, dataset.column_names)
     rows: list[dict[str, Any]] = []
     valid_indices: list[int] = []
@@ -170,25 +154,38 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
     examples: dict[str, list[str]] = {}
     labels: dict[int, str] = {}
     total = 0
-    for index, row in enumerate(_iter_rows(dataset)):
+    for index, row in enumerate(iter_rows(dataset)):
         total += 1
         canonical, names = normalise_row(spec, row)
-        labels[index] = row_label(spec, row, index)
+        labels[index] = _label(spec, row, index)
         for name in names:
             invalid.setdefault(name, []).append(index)
         if canonical is not None:
             rows.append(canonical)
             valid_indices.append(index)
             if has_duplicate_options(canonical["options"]):
-                flags.setdefault("duplicate_options", []).append(index)
-                names = ["duplicate_options"]
+                flags.setdefault(DUPLICATE_OPTIONS, []).append(index)
+                names = [DUPLICATE_OPTIONS]
         for name in names:
             if len(examples.setdefault(name, [])) < EXAMPLES_PER_REASON:
                 examples[name].append(labels[index])
-    conflicted = conflicting_rows(rows)
+    for index, record in enumerate(refused, start=total):
+        invalid.setdefault(record.reason, []).append(index)
+        if len(examples.setdefault(record.reason, [])) < EXAMPLES_PER_REASON:
+            examples[record.reason].append(record.label())
+    total += len(refused)
+    groups = conflict_groups(rows)
+    conflicts = [
+        {
+            "ids": [labels[valid_indices[p]] for p in group],
+            "answers": [spec.letters[rows[p]["answer"]] for p in group],
+        }
+        for group in groups
+    ]
+    conflicted = sorted(position for group in groups for position in group)
     if conflicted:
-        invalid["conflicting_answer"] = [valid_indices[i] for i in conflicted]
-        examples["conflicting_answer"] = [labels[valid_indices[i]] for i in conflicted[:EXAMPLES_PER_REASON]]
+        invalid[CONFLICTING_ANSWER] = [valid_indices[i] for i in conflicted]
+        examples[CONFLICTING_ANSWER] = [labels[valid_indices[i]] for i in conflicted[:EXAMPLES_PER_REASON]]
         keep = [i for i in range(len(rows)) if i not in set(conflicted)]
         rows, valid_indices = [rows[i] for i in keep], [valid_indices[i] for i in keep]
     report = TaskReport(
@@ -199,6 +196,7 @@ def normalise_dataset(spec: TaskSpec, dataset: datasets.Dataset | Iterable[Mappi
         invalid={r: invalid[r] for r in REASONS if r in invalid},
         flags=flags,
         examples=examples,
+        conflicts=conflicts,
     )
     canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
     fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
@@ -237,23 +235,19 @@ def _column_present(path: str, columns: set[str]) -> bool:
     return path in columns or path.split(".")[0] in columns
 
 
-def conflicting_rows(rows: list[Mapping[str, Any]]) -> list[int]:
-    """Positions of canonical rows whose content recurs with a different answer: which answer is right cannot be
-    known, so none of the group is trained or scored on."""
+def conflict_groups(rows: list[Mapping[str, Any]]) -> list[list[int]]:
+    """Positions of canonical rows whose content recurs with a different answer, one group per content (in order of
+    first appearance): which answer is right cannot be known, so none of a group is trained or scored on."""
     groups: dict[str, list[int]] = {}
     for position, row in enumerate(rows):
         groups.setdefault(content_hash(row), []).append(position)
-    return sorted(
-        position
-        for positions in groups.values()
-        if len({rows[p]["answer"] for p in positions}) > 1
-        for position in positions
-    )
+    return [positions for positions in groups.values() if len({rows[p]["answer"] for p in positions}) > 1]
 
 
 def load_task(spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV) -> NormalisedRows:
     """Load `split` of the task and normalise it; the report counts every row that was left out and why."""
-    normalised = normalise_dataset(spec, read_task_rows(spec, split, source, token_env))
+    loaded = read_task_rows(spec, split, source, token_env)
+    normalised = normalise_dataset(spec, loaded.dataset, loaded.refused)
     if normalised.report.n_invalid:
         logger.warning("%s", normalised.report.summary())
     return normalised
@@ -275,39 +269,10 @@ def lookup(row: Mapping[str, Any], path: str | None) -> Any:
     return value
 
 
-def normalise_text(text: Any) -> str:
-    """Casefolded, whitespace-collapsed text (duplicate and answer-text matching)."""
-    return " ".join(str(text).casefold().split()) if text is not None else ""
-
-
-def has_duplicate_options(options: list[str]) -> bool:
-    texts = [normalise_text(option) for option in options]
-    return len(set(texts)) < len(texts)
-
-
-def content_hash(row: Mapping[str, Any]) -> str:
-    """Order-sensitive hash of a canonical row's casefolded, whitespace-collapsed question and options (and context
-    when it has one): for a 4-option row without context it equals `fine_tune.data.validation.content_hash`."""
-    parts = [row["question"], *row["options"]] + ([row["context"]] if row.get("context") else [])
-    text = "\x1f".join(normalise_text(part) for part in parts)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def row_label(spec: TaskSpec, row: Mapping[str, Any], index: int) -> str:
+def _label(spec: TaskSpec, row: Mapping[str, Any], index: int) -> str:
     """The row's id when the task has one and the row sets it, else `row <index>`."""
-    value = lookup(row, spec.id) if spec.id else None
-    return str(value) if value not in (None, "", _MISSING) else f"row {index}"
-
-
-def _iter_rows(dataset: datasets.Dataset | Iterable[Mapping[str, Any]], batch_size: int = 1000) -> Iterator[dict]:
-    if not isinstance(dataset, datasets.Dataset):
-        yield from (dict(row) for row in dataset)
-        return
-    columns = dataset.column_names
-    for batch in dataset.iter(batch_size=batch_size):
-        yield from (
-            dict(zip(columns, values, strict=True)) for values in zip(*(batch[c] for c in columns), strict=True)
-        )
+    row_id = lookup(row, spec.id) if spec.id else None
+    return id_label(None if row_id is _MISSING else row_id, index)
 
 
 def _required_text(value: Any, reason: str, problems: set[str]) -> str | None:

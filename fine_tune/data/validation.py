@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
 
+from fine_tune.data import rows as shared
 from fine_tune.data.loading import REQUIRED_COLUMNS
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
-from fine_tune.errors import DatasetError
-from fine_tune.task.prompts import (
-    LETTERS,
-    OPTION_COLUMNS,
+from fine_tune.data.rows import (
+    COMMON_DESCRIPTIONS,
+    CONFLICTING_ANSWER,
+    DUPLICATE_OPTIONS,
+    EXAMPLES_PER_REASON,
+    RowReport,
+    iter_rows,
+    row_label,
 )
+from fine_tune.data.rows import first_reasons as first_reasons  # re-exported: `splits` imports it from here
+from fine_tune.errors import DatasetError
+from fine_tune.task.prompts import LETTERS, OPTION_COLUMNS
 
 logger = logging.getLogger(__name__)
-CONFLICTING_ANSWER = "conflicting_answer"
 REASONS: tuple[str, ...] = (
     MALFORMED_LINE,
     NOT_UTF8,
@@ -31,10 +37,8 @@ REASONS: tuple[str, ...] = (
     CONFLICTING_ANSWER,
 )
 DUPLICATE_CONTENT = "duplicate_content"
-EXAMPLES_PER_REASON = 5
 REASON_DESCRIPTIONS = {
-    MALFORMED_LINE: "the line is not one JSON object (truncated JSON, an array, a bare value); the rest are judged",
-    NOT_UTF8: "the line holds a byte that is not UTF-8; re-save the file as UTF-8",
+    **COMMON_DESCRIPTIONS,
     "missing_question": "question is null, empty or whitespace",
     "missing_option": "one of opa..opd is null, empty or whitespace",
     "cop_out_of_range": (
@@ -45,60 +49,23 @@ REASON_DESCRIPTIONS = {
         'question or an option is not a string, or cop is not an integer (2.0 counts as 2; a string such as "2" '
         "is refused, not guessed)"
     ),
-    CONFLICTING_ANSWER: (
-        "the same question and options appear with different answers; every row of the group is kept out of "
-        "training and scoring"
-    ),
-    "duplicate_options": "two options are identical after case/whitespace normalisation (flag only, row kept)",
     DUPLICATE_CONTENT: "same question and options as a row already assigned to a split",
 }
 
 
-@dataclass
-class ValidationReport:
-    """Row indices per reason (a row may fail several) and per flag (flagged rows stay valid)."""
+@dataclass(kw_only=True)
+class ValidationReport(RowReport):
+    """A MedMCQA source's rows judged by `validate_rows`, and the records the loader refused (labels by reason)."""
 
-    total: int
-    valid_indices: list[int]
-    invalid: dict[str, list[int]]
-    flags: dict[str, list[int]]
-    examples: dict[str, list[str]] = field(default_factory=dict)
+    reasons = REASONS
+    descriptions = REASON_DESCRIPTIONS
+
     refused: dict[str, list[str]] = field(default_factory=dict)  # reason -> records that never became rows
-    conflicts: list[dict[str, list[str]]] = field(default_factory=list)  # {"ids": [...], "answers": [...]}
-
-    @property
-    def valid(self) -> int:
-        return len(self.valid_indices)
-
-    @property
-    def n_invalid(self) -> int:
-        return self.total - self.valid
 
     def invalid_counts(self) -> dict[str, int]:
         """Rows and refused records per reason, in REASONS order."""
         counts = {name: len(self.invalid.get(name, [])) + len(self.refused.get(name, [])) for name in REASONS}
         return {name: count for name, count in counts.items() if count}
-
-    def summary(self) -> str:
-        lines = [f"{self.total} rows: {self.valid} valid, {self.n_invalid} invalid"]
-        groups = [("invalid", self.invalid_counts()), ("flag", {n: len(ix) for n, ix in self.flags.items()})]
-        for kind, counts in groups:
-            for name, count in counts.items():
-                examples = ", ".join(self.examples.get(name, []))
-                lines.append(f"  {kind} {name}: {count} rows (e.g. {examples}): {REASON_DESCRIPTIONS[name]}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        def counted(counts: dict[str, int]) -> dict[str, Any]:
-            return {name: {"count": count, "examples": self.examples.get(name, [])} for name, count in counts.items()}
-
-        return {
-            "total": self.total,
-            "valid": self.valid,
-            "invalid": counted(self.invalid_counts()),
-            "flags": counted({n: len(ix) for n, ix in self.flags.items()}),
-            "conflicts": self.conflicts,
-        }
 
 
 def validate_rows(
@@ -119,7 +86,7 @@ def validate_rows(
         refused_labels.setdefault(record.reason, []).append(record.label())
         if len(examples.setdefault(record.reason, [])) < EXAMPLES_PER_REASON:
             examples[record.reason].append(record.label())
-    rows = list(_iter_rows(dataset))
+    rows = list(iter_rows(dataset, _columns(dataset)))
     conflicted, conflicts = _conflicting_rows(rows) if require_labels else ({}, [])
     valid_indices: list[int] = []
     for index, row in enumerate(rows):
@@ -130,9 +97,9 @@ def validate_rows(
             invalid.setdefault(name, []).append(index)
         if not names:
             valid_indices.append(index)
-        if has_duplicate_options(row):
-            flags.setdefault("duplicate_options", []).append(index)
-            names = [*names, "duplicate_options"]
+        if shared.has_duplicate_options(row[c] for c in OPTION_COLUMNS):
+            flags.setdefault(DUPLICATE_OPTIONS, []).append(index)
+            names = [*names, DUPLICATE_OPTIONS]
         for name in names:
             if len(examples.setdefault(name, [])) < EXAMPLES_PER_REASON:
                 examples[name].append(row_label(row, index))
@@ -181,66 +148,29 @@ def row_problems(row: Mapping[str, Any], require_labels: bool = True) -> list[st
     return [r for r in REASONS if r in problems]
 
 
-def first_reasons(report: ValidationReport) -> dict[int, str]:
-    """Each invalid row's first reason in REASONS order (the one a split counts it under)."""
-    first: dict[int, str] = {}
-    for name in REASONS:
-        for index in report.invalid.get(name, []):
-            first.setdefault(index, name)
-    return first
-
-
-def has_duplicate_options(row: Mapping[str, Any]) -> bool:
-    options = [_normalise(row[c]) for c in OPTION_COLUMNS if isinstance(row[c], str) and row[c].strip()]
-    return len(set(options)) < len(options)
-
-
-def row_label(row: Mapping[str, Any], index: int) -> str:
-    """The row's `id` when it has one, else `row <index>`."""
-    row_id = row.get("id")
-    return str(row_id) if row_id not in (None, "") else f"row {index}"
-
-
-def require_usable(report: ValidationReport, needed: int) -> None:
-    """Raise DatasetError, naming every reason and its count, when fewer than `needed` rows are valid."""
-    if report.valid >= needed:
-        return
-    reasons = "; ".join(
-        f"{name}: {count} rows (e.g. {', '.join(report.examples.get(name, []))}) - {REASON_DESCRIPTIONS[name]}"
-        for name, count in report.invalid_counts().items()
-    )
-    raise DatasetError(
-        f"only {report.valid} of {report.total} rows are usable but {needed} are needed"
-        + (f"; invalid rows by reason: {reasons}" if reasons else "")
-    )
-
-
 def _require_columns(dataset: datasets.Dataset) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in dataset.column_names]
     if missing:
         raise DatasetError(f"missing MedMCQA column(s): {', '.join(missing)}")
 
 
-def _iter_rows(dataset: datasets.Dataset, batch_size: int = 1000) -> Iterator[dict[str, Any]]:
-    columns = [c for c in ("id", *REQUIRED_COLUMNS) if c in dataset.column_names]
-    for batch in dataset.select_columns(columns).iter(batch_size=batch_size):
-        yield from (
-            dict(zip(columns, values, strict=True)) for values in zip(*(batch[c] for c in columns), strict=True)
-        )
-
-
-def _normalise(text: Any) -> str:
-    return " ".join(str(text).casefold().split()) if text is not None else ""
-
-
 def content_hash(row: Mapping[str, Any]) -> str:
-    """Order-sensitive hash of the casefolded, whitespace-collapsed question and four options."""
-    text = "\x1f".join(_normalise(row[c]) for c in ("question", *OPTION_COLUMNS))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    """Order-sensitive hash of the casefolded, whitespace-collapsed question and four options: the canonical row's
+    `fine_tune.data.rows.content_hash`, so a MedMCQA row and its canonical form hash the same."""
+    return shared.content_hash({"question": row["question"], "options": [row[c] for c in OPTION_COLUMNS]})
+
+
+def require_usable(report: ValidationReport, needed: int) -> None:
+    """`report.require_usable(needed)`."""
+    report.require_usable(needed)
 
 
 def duplicate_content(dataset: datasets.Dataset) -> dict[str, int]:
     """Rows whose content hash occurs more than once, and the number of such groups."""
-    counts = Counter(content_hash(row) for row in _iter_rows(dataset))
+    counts = Counter(content_hash(row) for row in iter_rows(dataset, _columns(dataset)))
     repeated = [n for n in counts.values() if n > 1]
     return {"rows": sum(repeated), "groups": len(repeated)}
+
+
+def _columns(dataset: datasets.Dataset) -> list[str]:
+    return [c for c in ("id", *REQUIRED_COLUMNS) if c in dataset.column_names]

@@ -209,9 +209,9 @@ def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
     )
 
 
-def render_training_text(tokenizer: Any, row: Mapping[str, Any]) -> str:
+def render_training_text(tokenizer: Any, row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
     """The full SFT training sequence (prompt + target) for `row`, as the SFT trainer renders it."""
-    example = sft_example(row, chat_format(tokenizer))
+    example = sft_example(row, chat_format(tokenizer), task=task)
     return tokenizer.apply_chat_template(
         example["prompt"] + example["completion"], tokenize=False, **example["chat_template_kwargs"]
     )
