@@ -1,6 +1,7 @@
 """Check a task's source before spending GPU money: row validity, duplicates, splits, token lengths.
 
-python scripts/validate_dataset.py [--config configs/validate.yaml] [--task medqa] [--dataset_name PATH_OR_HUB_ID]
+python scripts/validate_dataset.py [--config configs/validate.yaml] [--task medqa | --task medqa:2,headqa:1]
+    [--dataset_name PATH_OR_HUB_ID]
     [--sft_size 1000 --grpo_size 500 --eval_size 200 --split_seed 42] [--tokenizer ID_OR_PATH] [--json]
 
 The data keys are the training recipes' (`SplitArguments`), read through the one recipe loader. Exit status 0 when
@@ -65,43 +66,87 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_any(report: dict[str, Any]) -> str:
+    """One task's report, or each task's of a mixture then the mixture's verdict."""
+    if "tasks" not in report:
+        return format_report(report)
+    parts = [f"== {name} ==\n{format_report(task)}" for name, task in report["tasks"].items()]
+    weights = ", ".join(f"{e['task']} (weight {e['weight']:g}: {e['sizes']})" for e in report["mixture"])
+    verdict = "USABLE" if report["usable"] else f"NOT USABLE: {report['error']}"
+    return "\n\n".join([*parts, f"mixture: {weights}\n{verdict}"])
+
+
 def validate(args) -> dict[str, Any]:
+    """The report of the recipe's task; for a mixture, each task's report (at its share of the sizes) under `tasks`,
+    the counts summed, and the check that no question sits in two tasks' different splits."""
     import datasets
 
+    from fine_tune.data.task_splits import phase_split, task_sources
+    from fine_tune.task.mixture import mixture_sizes
+
+    datasets.disable_progress_bars()
+    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
+    sources = task_sources(args)
+    if len(sources) == 1:
+        return validate_task(sources[0], args, args.split_sizes, tokenizer)
+    sizes = mixture_sizes(args.split_sizes, args.task_entries)
+    reports = {s.spec.name: validate_task(s, args, size, tokenizer) for s, size in zip(sources, sizes, strict=True)}
+    invalid: dict[str, int] = {}
+    for report in reports.values():
+        for name, count in report["invalid"].items():
+            invalid[name] = invalid.get(name, 0) + count
+    unusable = [f"{name}: {report['error']}" for name, report in reports.items() if not report["usable"]]
+    if not unusable:
+        try:
+            phase_split(args, "sft")  # the mixture manifest: splits disjoint across tasks
+        except DatasetError as error:
+            unusable.append(str(error))
+    mixture = {
+        "task": args.task_label,
+        "letters": sorted({letter for report in reports.values() for letter in report["letters"]}),
+        "mixture": [
+            {"task": s.spec.name, "weight": s.weight, "sizes": size} for s, size in zip(sources, sizes, strict=True)
+        ],
+        "rows": sum(report["rows"] for report in reports.values()),
+        "valid": sum(report["valid"] for report in reports.values()),
+        "invalid": invalid,
+        "tasks": reports,
+        "usable": not unusable,
+    }
+    return mixture if not unusable else {**mixture, "error": "; ".join(unusable)}
+
+
+def validate_task(task, args, sizes, tokenizer) -> dict[str, Any]:
+    """One task's report (`task`: a `TaskSource`) for splits of `sizes`."""
     from fine_tune.data.loading import read_medmcqa
     from fine_tune.data.report import dataset_report, task_dataset_report
     from fine_tune.data.task_splits import uses_medmcqa_reader
     from fine_tune.data.tasks import load_task
-    from fine_tune.task.spec import resolve_task
 
-    datasets.disable_progress_bars()
-    task = resolve_task(args.task)
-    source = args.dataset_name or task.dataset_path
-    split = args.dataset_train_split or task.train_split
-    tokenizer = load_tokenizer(args.tokenizer) if args.tokenizer else None
-    if not uses_medmcqa_reader(task, args.stratify_by):
-        normalised = load_task(task, split, source, args.hf_token_env)
+    spec = task.spec
+    if not uses_medmcqa_reader(spec, args.stratify_by):
+        normalised = load_task(spec, task.hub_split, task.source, args.hf_token_env)
         return task_dataset_report(
-            task,
+            spec,
             normalised,
-            args.split_sizes,
+            sizes,
             args.split_seed,
             stratify_by=args.stratify_by,
             tokenizer=tokenizer,
             token_rows=args.token_rows,
-            source=source,
+            source=task.source,
         )
-    loaded = read_medmcqa(source, split, args.hf_token_env)
+    loaded = read_medmcqa(task.source, task.hub_split, args.hf_token_env)
     report = dataset_report(
         loaded.dataset,
-        args.split_sizes,
+        sizes,
         args.split_seed,
         tokenizer=tokenizer,
         token_rows=args.token_rows,
-        source=source,
+        source=task.source,
         refused=loaded.refused,
     )
-    return {"task": task.name, "letters": list(task.letters), **report}
+    return {"task": spec.name, "letters": list(spec.letters), **report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else format_report(report))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else format_any(report))
     return 0 if report["usable"] else EXIT_BAD_INPUT
 
 

@@ -220,3 +220,40 @@ def test_token_lengths_are_those_of_the_text_sft_trains_on(mistral_tokenizer):
     assert stats["full"]["max"] == max(token_count(mistral_tokenizer, text) for text in full)
     assert stats["prompt"]["max"] == max(token_count(mistral_tokenizer, text) for text in prompts)
     assert all(text.startswith(prompt) for text, prompt in zip(full, prompts, strict=True))
+
+
+FIXTURES = REPO_ROOT / "tests" / "fixtures" / "tasks"
+
+
+def mixture(**datasets_by_task) -> str:
+    return "{" + ", ".join(f"{task}: {{weight: {w}, dataset_name: '{path}'}}" for task, (w, path) in
+                           datasets_by_task.items()) + "}"  # fmt: skip
+
+
+def test_a_mixture_reports_each_task_at_its_share_and_the_sums():
+    task = mixture(medqa=(2, FIXTURES / "medqa.jsonl"), pubmedqa=(1, FIXTURES / "pubmedqa.jsonl"))
+    result = run_script("--task", task, *sizes(6, 2, 3), "--split_seed", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["usable"] and report["task"] == "medqa+pubmedqa" and report["letters"] == list("ABCD")
+    assert [(e["task"], e["sizes"]) for e in report["mixture"]] == [
+        ("medqa", {"sft": 4, "grpo": 1, "eval": 3}), ("pubmedqa", {"sft": 2, "grpo": 1, "eval": 3})
+    ]  # fmt: skip
+    tasks = report["tasks"]
+    assert tasks["medqa"]["splits"] == {"sft": 4, "grpo": 1, "eval": 3} and tasks["pubmedqa"]["letters"] == list("ABC")
+    assert report["rows"] == tasks["medqa"]["rows"] + tasks["pubmedqa"]["rows"] == 31
+    assert report["invalid"]["missing_answer"] == 2  # one per task
+
+
+def test_a_mixture_is_unusable_when_one_task_is_or_two_tasks_share_a_question(tmp_path):
+    task = mixture(medqa=(1, FIXTURES / "medqa.jsonl"), pubmedqa=(1, FIXTURES / "pubmedqa.jsonl"))
+    result = run_script("--task", task, *sizes(6, 2, 10), "--json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert not report["usable"] and report["error"].startswith("medqa: ")  # 3 + 1 + 10 > 12 valid rows
+    copy = tmp_path / "copy.yaml"
+    copy.write_text((REPO_ROOT / "configs/tasks/medqa.yaml").read_text().replace("name: medqa", "name: copy"))
+    task = mixture(medqa=(2, FIXTURES / "medqa.jsonl"), **{str(copy): (1, FIXTURES / "medqa.jsonl")})
+    result = run_script("--task", task, *sizes(6, 2, 3), "--split_seed", "1")
+    assert result.returncode == 2 and "NOT USABLE: splits share content" in result.stdout
+    assert "== copy ==" in result.stdout

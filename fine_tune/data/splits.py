@@ -17,11 +17,11 @@ import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, SPLIT_NAMES
 from fine_tune.data.loading import read_medmcqa
+from fine_tune.data.rows import first_reasons
 from fine_tune.data.validation import (
     DUPLICATE_CONTENT,
     ValidationReport,
     content_hash,
-    first_reasons,
     require_usable,
     row_label,
     validate_rows,

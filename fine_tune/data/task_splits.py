@@ -19,6 +19,7 @@ from typing import Any
 import datasets
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, STRATIFY_COLUMNS
+from fine_tune.data.rows import first_reasons
 from fine_tune.data.splits import (
     SplitResult,
     _check_sizes,
@@ -31,7 +32,7 @@ from fine_tune.data.splits import (
     write_manifest,
 )
 from fine_tune.data.stratify import stratified_assignment, stratum_counts
-from fine_tune.data.tasks import REASONS, NormalisedRows, TaskReport, content_hash, load_task, normalise_dataset
+from fine_tune.data.tasks import NormalisedRows, TaskReport, content_hash, load_task, normalise_dataset
 from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
@@ -115,15 +116,6 @@ def split_normalised(
         letters=spec.letters,
         stratify_by=stratify_by,
     )
-
-
-def first_reasons(report: TaskReport) -> dict[int, str]:
-    """Each invalid source row's first reason in REASONS order (the one a split counts it under)."""
-    first: dict[int, str] = {}
-    for name in REASONS:
-        for index in report.invalid.get(name, []):
-            first.setdefault(index, name)
-    return first
 
 
 def split_task_rows(

@@ -22,7 +22,6 @@ from fine_tune.data.rows import (
     iter_rows,
     row_label,
 )
-from fine_tune.data.rows import first_reasons as first_reasons  # re-exported: `splits` imports it from here
 from fine_tune.errors import DatasetError
 from fine_tune.task.prompts import LETTERS, OPTION_COLUMNS
 
