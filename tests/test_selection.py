@@ -202,6 +202,21 @@ def test_nothing_is_handed_on_when_no_step_beats_the_start(monkeypatch, tiny_mod
     assert not (tmp_path / "merged").exists()
 
 
+def test_a_resumed_run_still_compares_with_the_start_it_logged(monkeypatch, tiny_model_dir, small_file, tmp_path):
+    script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
+    with pytest.raises(NoImprovementError):
+        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script)
+    with pytest.raises(NoImprovementError, match=r"step 0: 0\.500.*step 6: 0\.300"):  # step 0 from checkpoint-4's log
+        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script,
+                         "--resume_from_checkpoint", str(tmp_path / "checkpoint-4"))  # fmt: skip
+    script = script | {8: 0.9}
+    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script,
+                     "--resume_from_checkpoint", str(tmp_path / "checkpoint-4"))  # fmt: skip
+    selection = json.loads((tmp_path / "merged" / "lineage.json").read_text())["selection"]
+    assert selection["start"]["accuracy"] == 0.5 and selection["selected"]["step"] == 8
+    assert [record["step"] for record in selection["history"]] == [0, 2, 4, 6, 8, 10]
+
+
 def test_dev_scoring_uses_the_strict_greedy_eval(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -28,6 +28,13 @@ from fine_tune.task.spec import TaskSpec
 logger = logging.getLogger(__name__)
 
 SELECTION_METRIC = "dev_score"  # logged as eval_dev_score
+# a dev record's field -> the metric it is logged as (with the "eval_" prefix)
+DEV_METRICS = {
+    "accuracy": "dev_accuracy",
+    "valid_json_rate": "dev_valid_json",
+    "schema_pass_rate": "dev_schema_pass",
+    "score": SELECTION_METRIC,
+}
 
 
 def carve_dev(parts: Sequence[Any], manifest: dict[str, Any], phase: str, dev_size: int) -> list[tuple[Any, Any]]:
@@ -129,12 +136,7 @@ class DevSelectionMixin:
         model.eval()
         try:
             record = self.dev_scorer.score(model, self.processing_class, self.state.global_step)
-            metrics = {
-                f"{metric_key_prefix}_dev_accuracy": record["accuracy"],
-                f"{metric_key_prefix}_dev_valid_json": record["valid_json_rate"],
-                f"{metric_key_prefix}_dev_schema_pass": record["schema_pass_rate"],
-                f"{metric_key_prefix}_{SELECTION_METRIC}": record["score"],
-            }
+            metrics = {f"{metric_key_prefix}_{name}": record[field] for field, name in DEV_METRICS.items()}
             self.log(metrics)  # in eval mode, so TRL's log adds no training metrics to these
         finally:
             model.train(was_training)
@@ -195,11 +197,25 @@ def selection_summary(history: Sequence[Mapping[str, Any]], best_step: int | Non
     }
 
 
+def logged_history(log_history: Sequence[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The dev evaluations in the Trainer's log: a resumed run restores it from the checkpoint, so the starting
+    model's step-0 score survives a resume."""
+    return [
+        {"step": entry["step"], "n": n, **{field: entry[f"eval_{name}"] for field, name in DEV_METRICS.items()},
+         "examples": []}
+        for entry in log_history
+        if f"eval_{SELECTION_METRIC}" in entry
+    ]  # fmt: skip
+
+
 def selection_outcome(trainer, action: str) -> dict[str, Any] | None:
-    """After training: the lineage record of the selection, or NoImprovementError when nothing beat the start."""
+    """After training: the lineage record of the selection, or NoImprovementError when nothing beat the start.
+    Evaluations of this process win over those restored from a checkpoint's log at the same step."""
     if trainer.dev_scorer is None:
         return None
-    history = trainer.dev_scorer.history
+    scored = {r["step"]: r for r in logged_history(trainer.state.log_history, len(trainer.dev_scorer.golds))}
+    scored.update({record["step"]: record for record in trainer.dev_scorer.history})
+    history = [scored[step] for step in sorted(scored)]
     summary = selection_summary(history, trainer.state.best_global_step)
     check_improvement(summary, history, action)
     return summary
@@ -210,7 +226,7 @@ def check_improvement(summary: Mapping[str, Any], history: Sequence[Mapping[str,
     start = next((r for r in history if r["step"] == 0), None)
     selected = summary["selected"]
     if start is None:
-        if history:  # a resumed run: eval_on_start scored the checkpoint, not the model the phase started from
+        if history:  # resumed from a checkpoint whose log lacks step 0 (eval_on_start was off when it was written)
             logger.warning(
                 "NOT CHECKED: this run resumed at step %d, so the starting model's dev score is not known here and "
                 "no step could be compared with it; rerun from step 0 to check for an improvement",
