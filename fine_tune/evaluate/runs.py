@@ -78,10 +78,18 @@ def evaluate_model(
     progress: Callable[[int], None] | None = None,
     exemplars: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[ModelRun]:
-    """Load one model, generate every eval set's prompts in one call (one set per task, each prompted with its task
-    and k-shot with that task's `exemplars`) and score each set: one run per set. An exception fails the model's
-    runs, recorded with the stage and error; the other models still run."""
-    runs = [ModelRun(label, source, resolved={"kind": None, "base": None, "lineage": lineage}) for _ in eval_sets]
+    """Load one model, generate every eval set's prompts in one call (one set per task, each prompted with its task)
+    and score each set: one run per set; with `exemplars` (per task), the same load also runs every set k-shot as
+    `<label>-<k>shot` (its runs follow). An exception fails all the model's runs, recorded with the stage and error;
+    the other models still run."""
+    variants = [(label, {})]
+    if exemplars:
+        variants.append((label + shot_suffix(len(next(iter(exemplars.values())))), exemplars))
+    runs = [
+        ModelRun(name, source, resolved={"kind": None, "base": None, "lineage": lineage})
+        for name, _ in variants
+        for _ in eval_sets
+    ]
     stage, start, model = "load", time.perf_counter(), None
     try:
         backend = resolve_backend(config.backend)
@@ -98,7 +106,8 @@ def evaluate_model(
         if progress is not None:
             progress(0)  # loaded: generation starts
         messages = [
-            prompt_messages(row, task=eval_set.task, exemplars=(exemplars or {}).get(eval_set.task.name, ()))
+            prompt_messages(row, task=eval_set.task, exemplars=shots.get(eval_set.task.name, ()))
+            for _, shots in variants
             for eval_set in eval_sets
             for row in eval_set.rows
         ]
@@ -111,12 +120,12 @@ def evaluate_model(
             progress=progress,
         )
         stage, first = "score", 0
-        for run, eval_set in zip(runs, eval_sets, strict=True):
+        for run, eval_set in zip(runs, list(eval_sets) * len(variants), strict=True):
             task, part = eval_set.task, generation.part(first, first + len(eval_set.rows))
             first += len(eval_set.rows)
             pairs = zip(part.texts, eval_set.rows, strict=True)
             run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
-            run.records = prediction_records(label, eval_set.rows, part, run.scores, task)
+            run.records = prediction_records(run.label, eval_set.rows, part, run.scores, task)
             run.timings.update(generation_timings(part))
     except Exception as error:  # one model's failure must not lose the others' results
         logger.error("%s (%s) failed at %s: %s", label, source, stage, error)
@@ -196,15 +205,18 @@ def run_models(
     console: Console,
     exemplars: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> list[list[ModelRun]]:
-    """Every configured model in order over every eval set, each model with a progress bar and a one-line speed (or
-    failure) summary; with `exemplars` (per task), each model that has no training lineage is run again k-shot as
-    `<label>-<k>shot`. Returns the runs per eval set, in the sets' order."""
+    """Every configured model in order over every eval set, each loaded once, with a progress bar and a one-line
+    speed (or failure) summary per run; with `exemplars` (per task), each model without a training lineage is also
+    run k-shot as `<label>-<k>shot` (right after its 0-shot run: base, base-kshot, sft, grpo). Returns the runs per
+    eval set, in the sets' order."""
     token = hf_token(config.hf_token_env)
     per_set: list[list[ModelRun]] = [[] for _ in eval_sets]
-    total = sum(len(eval_set.rows) for eval_set in eval_sets)
-    for label, source, k_shot in planned_runs(config.models, lineages, config.shots if exemplars else 0):
+    rows = sum(len(eval_set.rows) for eval_set in eval_sets)
+    for label, source in config.models.items():
+        lineage = lineages.get(label)
+        shots = exemplars if exemplars and not (lineage or {}).get("phase") else None
         with progress_bar(console) as bar:
-            task = bar.add_task(f"{label}: loading", total=total)
+            task = bar.add_task(f"{label}: loading", total=rows * (2 if shots else 1))
             runs = evaluate_model(
                 label,
                 source,
@@ -212,15 +224,15 @@ def run_models(
                 config,
                 precision,
                 token=token,
-                lineage=lineages.get(label.removesuffix(shot_suffix(config.shots))),
+                lineage=lineage,
                 progress=lambda k, task=task, bar=bar, label=label: bar.update(
                     task, advance=k, description=f"{label}: generating"
                 ),
-                exemplars=exemplars if k_shot else None,
+                exemplars=shots,
             )
-        for runs_of_set, run in zip(per_set, runs, strict=True):
-            runs_of_set.append(run)
-        for run, eval_set in zip(runs, eval_sets, strict=True):
+        for index, run in enumerate(runs):
+            eval_set = eval_sets[index % len(eval_sets)]
+            per_set[index % len(eval_sets)].append(run)
             console.print(run_line(run, eval_set.task.name if len(eval_sets) > 1 else None))
     return per_set
 
@@ -239,18 +251,3 @@ def run_line(run: ModelRun, task: str | None = None) -> Text:
 
 def shot_suffix(k: int) -> str:
     return f"-{k}shot"
-
-
-def planned_runs(
-    models: Mapping[str, str], lineages: Mapping[str, dict[str, Any] | None], shots: int
-) -> list[tuple[str, str, bool]]:
-    """(label, source, k-shot?) per run: every model 0-shot, then, with `shots` > 0, each base model (no training
-    lineage) k-shot, so the table shows base 0-shot, base k-shot, sft and grpo side by side."""
-    plan = [(label, source, False) for label, source in models.items()]
-    if shots:
-        plan += [
-            (label + shot_suffix(shots), source, True)
-            for label, source in models.items()
-            if not (lineages.get(label) or {}).get("phase")
-        ]
-    return plan
