@@ -567,3 +567,33 @@ def test_a_regression_fails_the_exit_status_only_when_asked(tmp_path):
     assert EvalOutcome(results, tmp_path).exit_code == EXIT_MODEL_FAILED
     assert EvalOutcome({**results, "failed": []}, tmp_path).exit_code == 0
     assert EvalOutcome({"failed": [], "regressions": []}, tmp_path, fail_on_regression=True).exit_code == 0
+
+
+def test_one_load_and_one_generate_call_per_model_and_vllm_gets_the_gpu(monkeypatch, dataset_file, tiny_model_dir):
+    """A base model's 0-shot and k-shot prompts go through one generate call; under vLLM the transformers copy is
+    never moved to the GPU (vLLM loads its own from the saved weights)."""
+    import torch
+
+    from fine_tune.evaluate import runs
+    from fine_tune.evaluate.generation import GenerationResult
+    from fine_tune.evaluate.runs import run_models
+    from fine_tune.models.precision import resolve_precision
+
+    calls = []
+
+    def fake_vllm(model, tokenizer, messages, **options):
+        calls.append(len(messages))
+        assert all(p.device.type == "cpu" for p in model.parameters()), "the HF copy was moved to the GPU"
+        return GenerationResult(["x"] * len(messages), [1] * len(messages), [True] * len(messages), 1.0)
+
+    monkeypatch.setattr(runs, "resolve_backend", lambda setting: "vllm")
+    monkeypatch.setattr(runs, "generator_for", lambda backend: fake_vllm)
+    monkeypatch.setattr(runs, "inference_device", lambda: torch.device("meta"))
+    config = EvalConfig(
+        models={"base": str(tiny_model_dir)}, dataset_name=str(dataset_file), sft_size=20, grpo_size=0, eval_size=6
+    )
+    eval_set = load_eval_sets(config)[0]
+    exemplars = {"medmcqa": [eval_set.rows[0], eval_set.rows[1]]}
+    [per_set] = run_models(config, [eval_set], resolve_precision("fp32"), {}, Console(file=io.StringIO()), exemplars)
+    assert calls == [12] and [run.label for run in per_set] == ["base", "base-2shot"]
+    assert all(run.ok and len(run.records) == 6 for run in per_set)
