@@ -63,3 +63,15 @@ def test_sweep_runs_two_tiny_configurations_and_prints_one_table(tmp_path, synth
         lineage = json.loads((tmp_path / "out" / name / "sft" / "merged" / "lineage.json").read_text())
         assert lineage["config"]["model"]["lora_r"] == configurations[name]["lora_r"]
     assert (tmp_path / "out" / "sweep_table.md").read_text().count("\n| r") == 2
+
+
+def test_the_table_reads_a_single_task_run_and_the_pooled_rates_of_a_mixture(tmp_path):
+    from fine_tune.recipes.sweep import EVAL_LABEL, read_metrics
+
+    single = tmp_path / "single.json"
+    single.write_text(json.dumps({"models": {EVAL_LABEL: {"metrics": {"accuracy": 0.5, "valid_json_rate": 0.9}}}}))
+    mixture = tmp_path / "mixture.json"
+    pooled = {"accuracy": {"value": 0.6}, "valid_json_rate": {"value": 0.95}}
+    mixture.write_text(json.dumps({"mixture": [], "models": {EVAL_LABEL: {"pooled": pooled, "macro_accuracy": 0.7}}}))
+    assert read_metrics(single) == {"accuracy": 0.5, "valid_json_rate": 0.9}
+    assert read_metrics(mixture) == {"accuracy": 0.6, "valid_json_rate": 0.95}

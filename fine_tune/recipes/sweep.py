@@ -115,7 +115,10 @@ def run_configuration(sweep: Sweep, name: str, python: str = sys.executable) -> 
 
 
 def read_metrics(path: Path) -> dict[str, Any]:
+    """Strict accuracy and valid-JSON rate of the scored model; pooled over the tasks for a mixture."""
     model = json.loads(path.read_text())["models"][EVAL_LABEL]
+    if "pooled" in model:
+        return {name: model["pooled"][name]["value"] for name in ("accuracy", "valid_json_rate")}
     metrics = model.get("metrics") or {}
     return {"accuracy": metrics.get("accuracy"), "valid_json_rate": metrics.get("valid_json_rate")}
 
