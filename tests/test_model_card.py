@@ -87,6 +87,17 @@ def front(card: str) -> dict:
     return yaml.safe_load(card.split("---\n")[1])
 
 
+def test_a_mixture_card_names_each_tasks_dataset_and_share():
+    mixture = [
+        {"task": "medqa", "weight": 2.0, "source": "GBaker/MedQA-USMLE-4-options", "sizes": {"sft": 4}},
+        {"task": "mine", "weight": 1.0, "source": "data/mine.jsonl", "sizes": {"sft": 2}},
+    ]
+    card = render_model_card(lineage(), manifest={"seed": 1, "mixture": mixture, "splits": {"sft": {"size": 6}}})
+    assert front(card)["datasets"] == ["GBaker/MedQA-USMLE-4-options"], "a local file is no Hub dataset"
+    assert "| task medqa (weight 2) | GBaker/MedQA-USMLE-4-options: {'sft': 4} |" in card
+    assert "| source |" not in card
+
+
 def test_card_has_front_matter_and_every_section():
     card = render_model_card(lineage(), manifest=MANIFEST, repo_id="alice/medmcqa-sft")
     meta = front(card)

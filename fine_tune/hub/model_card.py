@@ -101,8 +101,14 @@ def hyperparameters(lineage: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dataset_ids(lineage: Mapping[str, Any], manifest: Mapping[str, Any] | None) -> list[str]:
-    source = (manifest or {}).get("source") or script_config(lineage).get("dataset_name")
-    return [source] if is_hub_id(source) else []
+    """The Hub datasets the model trained on: each task's of a mixture, else the manifest's (or recipe's) source."""
+    mixture = (manifest or {}).get("mixture")
+    sources = (
+        [entry["source"] for entry in mixture]
+        if mixture
+        else [(manifest or {}).get("source") or script_config(lineage).get("dataset_name")]
+    )
+    return [source for source in sources if is_hub_id(source)]
 
 
 def front_matter(
@@ -143,8 +149,10 @@ def manifest_section(lineage: Mapping[str, Any], manifest: Mapping[str, Any] | N
     if not manifest:
         return f"Split manifest hash: `{manifest_hash}` (manifest not available)."
     splits = manifest.get("splits") or {}
+    mixture = manifest.get("mixture") or []
+    sources = [(f"task {e['task']} (weight {e['weight']:g})", f"{e['source']}: {e['sizes']}") for e in mixture]
     rows: list[tuple[str, Any]] = [
-        ("source", manifest.get("source")),
+        *(sources or [("source", manifest.get("source"))]),
         ("split seed", manifest.get("seed")),
         ("requested sizes", manifest.get("sizes")),
         ("dataset fingerprint", manifest.get("dataset_fingerprint")),
