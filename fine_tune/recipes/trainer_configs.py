@@ -9,7 +9,6 @@ from transformers import TrainingArguments
 from trl import GRPOConfig, SFTConfig
 
 from fine_tune.constants import (
-    PRECISIONS,
     TRACKIO_PROJECT,
 )
 from fine_tune.models.precision import resolve_precision
@@ -30,9 +29,7 @@ def _apply_checkpointing_name(config) -> None:
 def _apply_hardware(config) -> None:
     """Precision from the hardware, and `use_cpu` without CUDA: accelerate only treats a torchrun launch on CPU as
     data-parallel (MULTI_CPU, gloo) when told it runs on the CPU; otherwise each process trains alone, unsynced."""
-    if config.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {config.precision!r}")
-    precision = resolve_precision(config.precision)
+    precision = resolve_precision(config.precision)  # ValueError naming the choices for an unknown one
     config.bf16, config.fp16 = precision.bf16, precision.fp16
     if not torch.cuda.is_available():
         config.use_cpu = True
