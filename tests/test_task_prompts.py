@@ -1,16 +1,20 @@
 """The task format for any task (`fine_tune.task.prompts` with a TaskSpec): MedMCQA stays byte-identical."""
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 
 from fine_tune.data.synthetic import generate_rows
 from fine_tune.data.tasks import normalise_dataset
+from fine_tune.errors import RecipeError
 from fine_tune.task import prompts
 from fine_tune.task.parsing import parse_response
 from fine_tune.task.spec import resolve_task
 
 MEDMCQA = resolve_task("medmcqa")
+REPO = Path(__file__).resolve().parent.parent
 OLD_SYSTEM = (
     "You are a medical expert answering a multiple-choice exam question. Reply with exactly one JSON object and "
     'nothing else, with these keys: "predicted_category" (one of "A", "B", "C", "D"), "confidence" (a number between '
@@ -73,6 +77,42 @@ def test_context_precedes_the_question_under_the_task_label():
     row = {"question": "Does X help?", "options": ["yes", "no", "maybe"], "answer": 2, "context": "P1.\nP2.",
            "exp": None, "subject": None}  # fmt: skip
     assert prompts.format_question(row, spec) == "Abstract: P1.\nP2.\nQuestion: Does X help?\nA) yes\nB) no\nC) maybe"
+
+
+KOREAN_SYSTEM = (
+    "당신은 객관식 의학 시험 문제에 답하는 의학 전문가입니다. 다른 말 없이 JSON 객체 하나로만 답하십시오. 키: "
+    '"predicted_category" ({choices} 중 하나), "confidence" (0과 1 사이의 숫자), "reason" (짧은 한 문장).'
+)
+
+
+def korean_task(tmp_path, system=KOREAN_SYSTEM):
+    spec = yaml.safe_load((REPO / "configs/tasks/kormedmcqa.yaml").read_text(encoding="utf-8"))
+    spec["prompt"] = {"question_label": "문제", "system": system}
+    path = tmp_path / "kormedmcqa_ko.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_a_task_can_give_its_instructions_in_its_own_language(tmp_path):
+    spec = resolve_task(str(korean_task(tmp_path)))
+    row = {"question": "Q?", "options": list("vwxyz"), "answer": 4, "context": None, "exp": None, "subject": None}
+    system, user = prompts.prompt_messages(row, task=spec)
+    assert system["content"].startswith("당신은") and '("A", "B", "C", "D", "E" 중 하나)' in system["content"]
+    assert user["content"].startswith("문제: Q?")
+    assert spec.to_dict()["own_system_prompt"] and not MEDMCQA.to_dict()["own_system_prompt"]
+    assert parse_response(prompts.target_response(row, spec), letters=spec.letters).schema_valid, "keys stay English"
+
+
+@pytest.mark.parametrize(
+    ("system", "message"),
+    [
+        ("Answer with one of the letters.", "system must name the letters once, at {choices}"),
+        (KOREAN_SYSTEM.replace('"confidence"', '"확신도"'), 'must name the JSON keys "predicted_category"'),
+    ],
+)
+def test_a_task_system_prompt_must_keep_the_contract(tmp_path, system, message):
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace("{", r"\{").replace("}", r"\}")):
+        resolve_task(str(korean_task(tmp_path, system)))
 
 
 def test_k_shot_prompt_repeats_the_contract_before_the_question():

@@ -85,7 +85,10 @@ def build_results(
         "shots": dict(shots or {"k": 0}),
         "dataset": eval_set.info,
         "split_check": split_section,
-        "prompt": {"system_prompt": system_prompt(letters), "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
+        "prompt": {
+            "system_prompt": system_prompt(letters, eval_set.task.system),
+            "chat_template_kwargs": CHAT_TEMPLATE_KWARGS,
+        },
         "generation": {
             "decoding": "greedy",
             "batch_size": config.batch_size,

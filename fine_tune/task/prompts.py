@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fine_tune.errors import ModelSourceError
-from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
+from fine_tune.task.spec import CHOICES_FIELD, DEFAULT_TASK, TaskSpec, resolve_task
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 OPTION_COLUMNS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
@@ -29,9 +29,12 @@ SYSTEM_FOLD_SEPARATOR = "\n\n"
 _PROBE_SYSTEM = "PROBE-SYSTEM-7f3a"
 
 
-def system_prompt(letters: Sequence[str] = LETTERS) -> str:
-    """The instructions, naming the task's letters (for A-D exactly the MedMCQA prompt every model was trained on)."""
+def system_prompt(letters: Sequence[str] = LETTERS, template: str | None = None) -> str:
+    """The instructions, naming the task's letters (for A-D exactly the MedMCQA prompt every model was trained on);
+    `template`: a task's own instructions (`prompt: {system: ...}` in its file), the letters at `{choices}`."""
     choices = ", ".join(f'"{letter}"' for letter in letters)
+    if template is not None:
+        return template.replace(CHOICES_FIELD, choices)
     return (
         "You are a medical expert answering a multiple-choice exam question. "
         "Reply with exactly one JSON object and nothing else, with these keys: "
@@ -79,7 +82,7 @@ def prompt_messages(
     exemplars: Sequence[Mapping[str, Any]] = (),
 ) -> list[dict[str, str]]:
     """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question."""
-    messages = [{"role": "system", "content": system_prompt(_letters(task))}]
+    messages = [{"role": "system", "content": system_prompt(_letters(task), task.system if task else None)}]
     for exemplar in exemplars:
         messages.append({"role": "user", "content": format_question(exemplar, task)})
         messages.append({"role": "assistant", "content": target_response(exemplar, task)})

@@ -58,7 +58,8 @@ TOP_KEYS: tuple[str, ...] = (
     "prompt",
 )
 FIELD_KEYS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "explanation", "subject", "image")
-PROMPT_KEYS: tuple[str, ...] = ("question_label", "context_label")
+PROMPT_KEYS: tuple[str, ...] = ("question_label", "context_label", "system")
+CHOICES_FIELD = "{choices}"  # where a task's own system prompt names its letters
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ class TaskSpec:
     image: str | None = None
     question_label: str = "Question"
     context_label: str = "Context"
+    system: str | None = None  # the instructions in the task's language, naming the letters at {choices}
     source_file: str | None = field(default=None, compare=False)
 
     @property
@@ -121,6 +123,7 @@ class TaskSpec:
             "min_options": self.min_options,
             "language": self.language,
             "has_context": self.context is not None,
+            "own_system_prompt": self.system is not None,
         }
 
 
@@ -206,8 +209,21 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
         image=_field_path(fields, "image", where),
         question_label=_text(prompt, "question_label", f"{where}: prompt", default="Question"),
         context_label=_text(prompt, "context_label", f"{where}: prompt", default="Context"),
+        system=_system(prompt, f"{where}: prompt"),
         source_file=str(source) if source is not None else None,
     )
+
+
+def _system(prompt: Mapping[str, Any], where: str) -> str | None:
+    system = _optional_text(prompt, "system", where)
+    if system is not None and system.count(CHOICES_FIELD) != 1:
+        raise RecipeError(f"{where}: system must name the letters once, at {CHOICES_FIELD}, got {system!r}")
+    if system is not None and any(key not in system for key in ('"predicted_category"', '"confidence"', '"reason"')):
+        raise RecipeError(
+            f'{where}: system must name the JSON keys "predicted_category", "confidence" and "reason" as they are '
+            "(the contract's keys are not translated)"
+        )
+    return system
 
 
 def _check_keys(values: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
