@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from vllm_fakes import FakeLLM
 
 from fine_tune.bench.device import PeakMemory, TimeCapReached, time_cap
 from fine_tune.bench.lengths import Lengths
@@ -14,6 +15,9 @@ from fine_tune.bench.models import ModelSource
 
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "targets": ("q_proj", "k_proj", "v_proj", "o_proj")}
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+pytest_plugins = ["vllm_fakes"]  # fixture: fake_vllm
 
 
 def tiny_source(tiny_model_dir) -> ModelSource:
@@ -121,51 +125,32 @@ def test_time_cap_interrupts_a_block_and_leaves_no_alarm_behind():
         pass
 
 
-class FakeLLM:
-    """Stands in for vllm.LLM: records how it was built and answers every prompt with `max_tokens` token ids."""
-
-    built: dict = {}
-
-    def __init__(self, model, **kwargs):
-        from pathlib import Path
-
-        FakeLLM.built = {"files": sorted(p.name for p in Path(model).iterdir()), **kwargs}
-
-    def generate(self, prompts, params, use_tqdm=False):
-        from types import SimpleNamespace
-
-        return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=[7] * params.max_tokens)]) for _ in prompts]
-
-
-def fake_vllm(monkeypatch, llm):
-    import sys
-    from types import SimpleNamespace
-
+@pytest.fixture
+def vllm_bench(fake_vllm, monkeypatch):
+    """measure_eval with the stand-in vllm module, told vLLM can run."""
     from fine_tune.bench import measure_eval
 
-    params = lambda **kwargs: SimpleNamespace(**kwargs)  # noqa: E731
-    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=llm, SamplingParams=params))
     monkeypatch.setattr(measure_eval, "vllm_unavailable", lambda device: None)
     return measure_eval
 
 
-def test_vllm_eval_wiring_saves_the_model_and_renders_the_same_prompts(monkeypatch, tiny_model_dir):
-    measure_eval = fake_vllm(monkeypatch, FakeLLM)
+def test_the_benchmark_times_the_evals_own_vllm_path(vllm_bench, tiny_model_dir):
+    """`vllm_generation` runs `generate_responses_vllm` (stand-in engine): the saved weights and tokenizer in the
+    model's dtype, every prompt rendered and generated once."""
     messages = [[{"role": "user", "content": f"question {i}"}] for i in range(3)]
-    out = measure_eval.vllm_generation(
-        tiny_source(tiny_model_dir), messages, (2,), 5, torch.device("cpu"), torch.float32
-    )
-    assert out["available"] is True and out["generated_tokens"] == 15 and out["prompts_per_s"] > 0
-    assert "config.json" in FakeLLM.built["files"] and "tokenizer_config.json" in FakeLLM.built["files"]
-    assert FakeLLM.built["dtype"] == "float32"
+    out = vllm_bench.vllm_generation(tiny_source(tiny_model_dir), messages, 5, torch.device("cpu"), torch.float32)
+    assert out["available"] is True and out["prompts_per_s"] > 0 and 3 <= out["generated_tokens"] <= 15
+    [engine] = FakeLLM.instances
+    assert "config.json" in engine.files and "tokenizer_config.json" in engine.files
+    assert engine.kwargs["dtype"] == "float32" and len(engine.calls[0][0]) == 3
 
 
-def test_a_vllm_engine_that_fails_is_recorded_with_its_reason(monkeypatch, tiny_model_dir):
-    def broken(model, **kwargs):
+def test_a_vllm_engine_that_fails_is_recorded_with_its_reason(vllm_bench, fake_vllm, monkeypatch, tiny_model_dir):
+    def broken(**kwargs):
         raise RuntimeError("no GPU memory left")
 
-    measure_eval = fake_vllm(monkeypatch, broken)
-    out = measure_eval.vllm_generation(
-        tiny_source(tiny_model_dir), [[{"role": "user", "content": "q"}]], (1,), 4, torch.device("cpu"), torch.float32
+    monkeypatch.setattr(fake_vllm, "LLM", broken)
+    out = vllm_bench.vllm_generation(
+        tiny_source(tiny_model_dir), [[{"role": "user", "content": "q"}]], 4, torch.device("cpu"), torch.float32
     )
     assert out == {"available": False, "reason": "vLLM failed: RuntimeError: no GPU memory left"}

@@ -5,13 +5,10 @@ vLLM-shaped outputs; so these tests check what the backend controls: the model f
 prompt token ids, the sampling parameters, the stop-token bookkeeping, decoding and input order.
 """
 
-import sys
-import types
-from dataclasses import dataclass, field
-
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
+from vllm_fakes import CompletionOutput, FakeLLM
 
 from fine_tune.data.synthetic import generate_rows
 from fine_tune.evaluate.generation import generate_responses, stop_token_ids
@@ -29,67 +26,7 @@ from fine_tune.train.acceleration import AccelerationError
 
 MAX_NEW_TOKENS = 12
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-@dataclass
-class SamplingParams:
-    n: int = 1
-    temperature: float = 1.0
-    max_tokens: int = 16
-    stop_token_ids: list[int] = field(default_factory=list)
-    skip_special_tokens: bool = True
-
-
-@dataclass
-class CompletionOutput:
-    token_ids: list[int]
-    finish_reason: str
-
-
-@dataclass
-class RequestOutput:
-    outputs: list[CompletionOutput]
-
-
-class FakeLLM:
-    """vllm.LLM stand-in: greedy transformers decoding of token-id prompts from the folder it was given."""
-
-    instances: list["FakeLLM"] = []
-    keep_stop_token = True
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-        self.model = AutoModelForCausalLM.from_pretrained(kwargs["model"], dtype=getattr(torch, kwargs["dtype"]))
-        self.calls: list[tuple[list[dict], SamplingParams]] = []
-        FakeLLM.instances.append(self)
-
-    def generate(self, prompts, params, use_tqdm=True):
-        self.calls.append((prompts, params))
-        results = []
-        for prompt in prompts:
-            ids = torch.tensor([prompt["prompt_token_ids"]])
-            output = self.model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=params.max_tokens,
-                do_sample=False,
-                eos_token_id=params.stop_token_ids,
-                pad_token_id=params.stop_token_ids[0],
-            )[0, ids.shape[1] :].tolist()
-            stopped = bool(output) and output[-1] in params.stop_token_ids
-            if stopped and not self.keep_stop_token:
-                output = output[:-1]
-            results.append(RequestOutput([CompletionOutput(output, "stop" if stopped else "length")]))
-        return results
-
-
-@pytest.fixture
-def fake_vllm(monkeypatch):
-    module = types.ModuleType("vllm")
-    module.LLM, module.SamplingParams = FakeLLM, SamplingParams
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    FakeLLM.instances, FakeLLM.keep_stop_token = [], True
-    return module
+pytest_plugins = ["vllm_fakes"]  # fixture: fake_vllm
 
 
 @pytest.fixture(scope="module")

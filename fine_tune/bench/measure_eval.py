@@ -4,8 +4,6 @@ it is importable."""
 from __future__ import annotations
 
 import logging
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +119,7 @@ def benchmark_eval(
         "vllm": (
             {"available": False, "reason": f"not run: {stopped}"}
             if stopped
-            else vllm_generation(source, messages, batch_sizes, max_new_tokens, device, dtype)
+            else vllm_generation(source, messages, max_new_tokens, device, dtype)
         ),
     }
 
@@ -129,42 +127,30 @@ def benchmark_eval(
 def vllm_generation(
     source: ModelSource,
     messages: list[list[dict[str, str]]],
-    batch_sizes: tuple[int, ...],
     max_new_tokens: int,
     device: torch.device,
     dtype: torch.dtype,
 ) -> dict[str, Any]:
-    """Greedy generation of the same prompts through vLLM (the saved random-init model), or why it did not run."""
+    """The eval's own vLLM path (`generate_responses_vllm`: the weights saved from memory, an engine built on them,
+    every prompt scheduled at once) on the same prompts, or why it did not run. Engine start-up is not timed; the
+    first requests are, as in an eval run."""
     unavailable = vllm_unavailable(device)
     if unavailable:
         return {"available": False, "reason": unavailable}
     try:
-        from vllm import LLM, SamplingParams
-
+        from fine_tune.evaluate.vllm_backend import generate_responses_vllm
         from fine_tune.models.loading import load_tokenizer
-        from fine_tune.task.prompts import render_prompt
 
-        tokenizer = load_tokenizer(source.tokenizer_dir)
-        prompts = [render_prompt(tokenizer, conversation) for conversation in messages]
-        with tempfile.TemporaryDirectory() as tmp:
-            source.build(dtype).save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            llm = LLM(model=tmp, dtype=str(dtype).removeprefix("torch."), gpu_memory_utilization=0.3, seed=0)
-            params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, ignore_eos=False)
-            llm.generate(prompts[: max(batch_sizes)], params, use_tqdm=False)  # warm-up
-            synchronize(device)
-            start = time.perf_counter()
-            outputs = llm.generate(prompts, params, use_tqdm=False)
-            seconds = time.perf_counter() - start
-            del llm
-        generated = sum(len(output.outputs[0].token_ids) for output in outputs)
+        tokenizer = load_tokenizer(source.tokenizer_dir, padding_side="left")
+        result = generate_responses_vllm(source.build(dtype), tokenizer, messages, max_new_tokens=max_new_tokens)
+        synchronize(device)
         return {
             "available": True,
-            "seconds": seconds,
-            "prompts_per_s": len(prompts) / seconds,
-            "tokens_per_s": generated / seconds,
-            "generated_tokens": generated,
-            "note": "vLLM schedules all prompts at once (continuous batching); greedy, same rendered prompts",
+            "seconds": result.seconds,
+            "prompts_per_s": result.samples_per_second,
+            "tokens_per_s": result.tokens_per_second,
+            "generated_tokens": result.generated_tokens,
+            "note": "the eval's vLLM backend (generate_responses_vllm): continuous batching, greedy, same prompts",
         }
     except TimeCapReached as reached:
         return {"available": False, "reason": str(reached)}
