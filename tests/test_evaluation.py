@@ -597,3 +597,11 @@ def test_one_load_and_one_generate_call_per_model_and_vllm_gets_the_gpu(monkeypa
     [per_set] = run_models(config, [eval_set], resolve_precision("fp32"), {}, Console(file=io.StringIO()), exemplars)
     assert calls == [12] and [run.label for run in per_set] == ["base", "base-2shot"]
     assert all(run.ok and len(run.records) == 6 for run in per_set)
+
+
+def test_more_shots_than_sft_rows_is_one_line_naming_the_task(dataset_file):
+    from fine_tune.evaluate.eval_set import fewshot_exemplars
+
+    config = EvalConfig(models="b=x", dataset_name=str(dataset_file), sft_size=4, grpo_size=0, eval_size=4, shots=5)
+    with pytest.raises(RecipeError, match="medmcqa: shots 5 but its SFT split has 4 rows to draw exemplars from"):
+        fewshot_exemplars(config)

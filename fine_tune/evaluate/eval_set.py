@@ -13,6 +13,7 @@ import datasets
 from fine_tune.data.task_splits import official_rows, phase_split, task_sources
 from fine_tune.data.tasks import content_hash
 from fine_tune.data.validation import row_label
+from fine_tune.errors import RecipeError
 from fine_tune.recipes.arguments import OFFICIAL_EVAL, SPLIT_EVAL, EvalConfig
 from fine_tune.task.prompts import select_exemplars
 from fine_tune.task.spec import TaskSpec, resolve_task
@@ -100,6 +101,11 @@ def fewshot_exemplars(config: EvalConfig) -> dict[str, tuple[list[dict[str, Any]
     drawn = {}
     for part in phase_split(config, "sft").parts:
         pool = part.rows
+        if config.shots > len(pool):
+            raise RecipeError(
+                f"{part.task.name}: shots {config.shots} but its SFT split has {len(pool)} rows to draw exemplars "
+                "from: lower shots or raise sft_size" + (" (or the task's weight)" if config.is_mixture else "")
+            )
         picks = select_exemplars(len(pool), config.shots, config.seed)
         exemplars = [pool[i] for i in picks]
         drawn[part.task.name] = (
