@@ -139,7 +139,7 @@ def test_a_mixture_of_tasks_trains_once_and_is_scored_task_by_task(tiny_model_di
     models = f"base={tiny_model_dir},sft={sft / 'merged'},grpo={grpo / 'merged'}"
     (config,) = parse_recipe("eval", mixture_args(
         "eval", models=models, output_dir=tmp_path / "eval", run_name="mix", max_new_tokens=8,
-        bootstrap_resamples=200, shots=2,
+        bootstrap_resamples=200, shots=2, split_manifest=sft / "split_manifest.json",
     ))  # fmt: skip
     outcome = run_evaluation(config)
     summary = outcome.results
