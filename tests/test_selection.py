@@ -277,3 +277,33 @@ def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypat
     assert record["schema_pass_rate"] == medqa_rows / n, "D is no letter of PubMedQA's A-C"
     medqa_golds = scorer.golds[:medqa_rows]
     assert record["accuracy"] == medqa_golds.count("D") / n
+
+
+def scored(step, correct, tasks):
+    """A dev record as DevScorer writes it, from per-row correctness."""
+    n, k = len(correct), sum(correct)
+    return {"step": step, "n": n, "accuracy": k / n, "valid_json_rate": 1.0, "schema_pass_rate": 1.0,
+            "score": selection_score(metrics(k, n, n)), "examples": [], "correct": correct,
+            "per_task": selection.per_task_accuracy(tasks, correct)}  # fmt: skip
+
+
+TASKS = ["medqa"] * 40 + ["pubmedqa"] * 12
+
+
+def test_a_mixture_step_that_wins_overall_but_loses_one_task_is_not_handed_on(caplog):
+    start = scored(0, [True] * 10 + [False] * 30 + [True] * 12, TASKS)  # 22/52: medqa 10/40, pubmedqa 12/12
+    chosen = scored(10, [True] * 40 + [False] * 12, TASKS)  # 40/52: medqa 40/40, pubmedqa 0/12
+    history = [start, chosen]
+    summary = selection_summary(history, best_step=10)
+    assert summary["selected"]["per_task"] == {"medqa": 1.0, "pubmedqa": 0.0}
+    with pytest.raises(NoImprovementError, match=r"TASK REGRESSION: step 10 .* pubmedqa \(0/12 vs 12/12 at the start"):
+        check_improvement(summary, history, "fail", TASKS)
+    check_improvement(summary, history, "warn", TASKS)
+    assert "handing on step 10" in caplog.text
+    check_improvement(summary, history, "fail", None)  # one task: the whole dev slice decides
+
+
+def test_a_small_drop_on_one_task_is_within_noise():
+    start = scored(0, [True] * 10 + [False] * 30 + [True] * 12, TASKS)
+    chosen = scored(10, [True] * 40 + [True] * 10 + [False] * 2, TASKS)  # pubmedqa 10/12: McNemar p = 0.5
+    check_improvement(selection_summary([start, chosen], best_step=10), [start, chosen], "fail", TASKS)

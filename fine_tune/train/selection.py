@@ -20,10 +20,12 @@ from trl import GRPOTrainer, SFTTrainer
 from fine_tune.data.splits import DEV_KEY
 from fine_tune.errors import NoImprovementError, RecipeError
 from fine_tune.evaluate.generation import generate_responses
+from fine_tune.evaluate.regressions import REGRESSION_ALPHA
+from fine_tune.evaluate.stats import mcnemar_exact
 from fine_tune.task.mixture import apportion
 from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
 from fine_tune.task.scoring import aggregate_metrics, score_sample
-from fine_tune.task.spec import TaskSpec
+from fine_tune.task.spec import DEFAULT_TASK, TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ class DevScorer:
     max_new_tokens: int
     history: list[dict[str, Any]] = field(default_factory=list)
     letters: Sequence[Sequence[str]] | None = None  # each row's task letters; None: A-D for every row
+    tasks: Sequence[str] | None = None  # each row's task name (a mixture's dev rows are scored per task too)
 
     @classmethod
     def from_rows(cls, rows, batch_size: int, max_new_tokens: int, task: TaskSpec | None = None) -> DevScorer:
@@ -94,7 +97,8 @@ class DevScorer:
         messages = [prompt_messages(row, task=task) for task, rows in parts for row in rows]
         golds = [gold_letter(row, task) for task, rows in parts for row in rows]
         letters = [task.letters if task else LETTERS for task, rows in parts for _ in range(len(rows))]
-        return cls(messages, golds, batch_size, max_new_tokens, letters=letters)
+        tasks = [task.name if task else DEFAULT_TASK for task, rows in parts for _ in range(len(rows))]
+        return cls(messages, golds, batch_size, max_new_tokens, letters=letters, tasks=tasks)
 
     def score(self, model, tokenizer, step: int) -> dict[str, Any]:
         padding_side = tokenizer.padding_side
@@ -118,9 +122,19 @@ class DevScorer:
             "schema_pass_rate": metrics["schema_pass_rate"],
             "score": selection_score(metrics),
             "examples": result.texts[:3],
+            "correct": [score.correct for score in scores],
         }
+        if self.tasks and len(set(self.tasks)) > 1:
+            record["per_task"] = per_task_accuracy(self.tasks, record["correct"])
         self.history.append(record)
         return record
+
+
+def per_task_accuracy(tasks: Sequence[str], correct: Sequence[bool]) -> dict[str, float]:
+    return {
+        name: sum(c for t, c in zip(tasks, correct, strict=True) if t == name) / tasks.count(name)
+        for name in dict.fromkeys(tasks)
+    }
 
 
 class DevSelectionMixin:
@@ -137,6 +151,8 @@ class DevSelectionMixin:
         try:
             record = self.dev_scorer.score(model, self.processing_class, self.state.global_step)
             metrics = {f"{metric_key_prefix}_{name}": record[field] for field, name in DEV_METRICS.items()}
+            for task, accuracy in record.get("per_task", {}).items():
+                metrics[f"{metric_key_prefix}_dev_accuracy/{task}"] = accuracy
             self.log(metrics)  # in eval mode, so TRL's log adds no training metrics to these
         finally:
             model.train(was_training)
@@ -188,12 +204,12 @@ def selection_summary(history: Sequence[Mapping[str, Any]], best_step: int | Non
     by_step = {record["step"]: record for record in history}
     start = by_step.get(0)
     best = by_step.get(best_step) if best_step is not None else None
-    strip = ("step", "n", "accuracy", "valid_json_rate", "schema_pass_rate")
+    strip = ("step", "n", "accuracy", "valid_json_rate", "schema_pass_rate", "per_task")
     return {
         "metric": f"eval_{SELECTION_METRIC}",
-        "start": {k: start[k] for k in strip} if start else None,
-        "selected": {k: best[k] for k in strip} if best else None,
-        "history": [{k: r[k] for k in strip} for r in history],
+        "start": {k: start[k] for k in strip if k in start} if start else None,
+        "selected": {k: best[k] for k in strip if k in best} if best else None,
+        "history": [{k: r[k] for k in strip if k in r} for r in history],
     }
 
 
@@ -217,12 +233,54 @@ def selection_outcome(trainer, action: str) -> dict[str, Any] | None:
     scored.update({record["step"]: record for record in trainer.dev_scorer.history})
     history = [scored[step] for step in sorted(scored)]
     summary = selection_summary(history, trainer.state.best_global_step)
-    check_improvement(summary, history, action)
+    check_improvement(summary, history, action, trainer.dev_scorer.tasks)
     return summary
 
 
-def check_improvement(summary: Mapping[str, Any], history: Sequence[Mapping[str, Any]], action: str) -> None:
-    """Refuse (action 'fail') or warn when no trained step scored above the starting model on the dev slice."""
+def task_regressions(
+    start: Mapping[str, Any], chosen: Mapping[str, Any], tasks: Sequence[str], alpha: float = REGRESSION_ALPHA
+) -> list[str]:
+    """The tasks on whose dev rows `chosen` is worse than `start` with exact McNemar p < alpha, described."""
+    found = []
+    for name in dict.fromkeys(tasks):
+        rows = [i for i, task in enumerate(tasks) if task == name]
+        now, before = [chosen["correct"][i] for i in rows], [start["correct"][i] for i in rows]
+        p_value = mcnemar_exact(now, before)["mcnemar_p"]
+        if sum(now) < sum(before) and p_value < alpha:
+            found.append(f"{name} ({sum(now)}/{len(rows)} vs {sum(before)}/{len(rows)} at the start, p={p_value:.3g})")
+    return found
+
+
+def check_tasks(start: Mapping[str, Any], chosen: Mapping[str, Any], tasks: Sequence[str] | None, action: str) -> None:
+    """A mixture's selected step must not be significantly worse than the start on any one task's dev rows."""
+    if not tasks or len(set(tasks)) < 2:
+        return
+    if "correct" not in start or "correct" not in chosen:  # restored from a checkpoint's log after a resume
+        logger.warning(
+            "NOT CHECKED per task: the dev answers of step 0 or step %d came from a checkpoint's log (resumed run)",
+            chosen["step"],
+        )
+        return
+    found = task_regressions(start, chosen, tasks)
+    if not found:
+        return
+    message = (
+        f"TASK REGRESSION: step {chosen['step']} beats the start on the whole dev slice but is significantly worse "
+        f"(exact McNemar) on {'; '.join(found)}"
+    )
+    if action == "fail":
+        raise NoImprovementError(message + ". Nothing is handed on (no_improvement_action: warn keeps it anyway).")
+    logger.warning("%s. no_improvement_action is 'warn': handing on step %d.", message, chosen["step"])
+
+
+def check_improvement(
+    summary: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]],
+    action: str,
+    tasks: Sequence[str] | None = None,
+) -> None:
+    """Refuse (action 'fail') or warn when no trained step scored above the starting model on the dev slice, or, in
+    a mixture (`tasks`: each dev row's task), when the selected step is significantly worse on one task's rows."""
     start = next((r for r in history if r["step"] == 0), None)
     selected = summary["selected"]
     if start is None:
@@ -242,14 +300,15 @@ def check_improvement(summary: Mapping[str, Any], history: Sequence[Mapping[str,
             raise NoImprovementError(message + ". Nothing is handed on.")
         logger.warning("%s. no_improvement_action is 'warn': handing on the last step.", message)
         return
-    selected_score = next(r["score"] for r in history if r["step"] == selected["step"])
-    if selected_score > start["score"]:
+    chosen = next(r for r in history if r["step"] == selected["step"])
+    if chosen["score"] > start["score"]:
         logger.info(
             "selected step %d: dev accuracy %.3f (start %.3f)",
             selected["step"],
             selected["accuracy"],
             start["accuracy"],
         )
+        check_tasks(start, chosen, tasks, action)
         return
     trajectory = ", ".join(f"step {r['step']}: {r['accuracy']:.3f}" for r in history)
     examples = "; ".join(repr(text[:120]) for text in history[-1]["examples"])
