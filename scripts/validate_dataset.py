@@ -98,7 +98,7 @@ def validate(args) -> dict[str, Any]:
     unusable = [f"{name}: {report['error']}" for name, report in reports.items() if not report["usable"]]
     if not unusable:
         try:
-            phase_split(args, "sft")  # the mixture manifest: splits disjoint across tasks
+            phase_split(args)  # the mixture manifest: splits disjoint across tasks
         except DatasetError as error:
             unusable.append(str(error))
     mixture = {

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from transformers import Qwen3Config
 
+from fine_tune.bench.cost import QWEN3_0_6B_SHAPE
 from fine_tune.data.splits import load_eval_rows
 from fine_tune.data.synthetic import generate_rows
 from fine_tune.evaluate.generation import (
@@ -127,17 +127,9 @@ def test_auto_batch_size_equals_sequential(tiny):
     assert generate_responses(model, tokenizer, messages[:2], batch_size=None, max_new_tokens=2).batch_size == 2
 
 
-def qwen3_0_6b_config(attention: str) -> Qwen3Config:
+def qwen3_0_6b_config(attention: str):
     """Qwen/Qwen3-0.6B's config.json shape (no weights are built)."""
-    config = Qwen3Config(
-        vocab_size=151936,
-        hidden_size=1024,
-        intermediate_size=3072,
-        num_hidden_layers=28,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        head_dim=128,
-    )
+    config = QWEN3_0_6B_SHAPE.qwen3_config()
     config._attn_implementation = attention
     return config
 

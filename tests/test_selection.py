@@ -243,28 +243,28 @@ def test_a_resumed_run_says_the_start_was_not_checked(caplog):
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tasks"
 
 
-def mixture_split(phase):
+def mixture_split():
     task = {name: {"weight": weight, "dataset_name": str(FIXTURES / f"{name}.jsonl")}
             for name, weight in (("medqa", 2), ("pubmedqa", 1))}  # fmt: skip
-    return phase_split(SplitArguments(task=task, sft_size=9, grpo_size=2, eval_size=2, split_seed=1), phase)
+    return phase_split(SplitArguments(task=task, sft_size=9, grpo_size=2, eval_size=2, split_seed=1))
 
 
 def test_a_mixtures_dev_slice_is_each_tasks_tail_in_proportion():
-    split = mixture_split("sft")
+    split = mixture_split()
     manifest = split.manifest
     (medqa_train, medqa_dev), (pubmed_train, pubmed_dev) = carve_dev(
-        [part.rows for part in split.parts], manifest, "sft", 3
+        [part.splits["sft"] for part in split.parts], manifest, "sft", 3
     )
     assert (len(medqa_train), len(medqa_dev), len(pubmed_train), len(pubmed_dev)) == (4, 2, 2, 1)
     ids = manifest["splits"]["sft"]["row_ids"]
     assert manifest["dev"]["row_ids"] == ids[4:6] + ids[8:9]
     assert [i.split("/")[0] for i in manifest["dev"]["row_ids"]] == ["medqa", "medqa", "pubmedqa"]
-    assert medqa_dev["question"] == split.parts[0].rows["question"][4:6]
+    assert medqa_dev["question"] == split.parts[0].splits["sft"]["question"][4:6]
 
 
 def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypatch):
-    split = mixture_split("sft")
-    parts = [(part.task, part.rows) for part in split.parts]
+    split = mixture_split()
+    parts = [(part.task, part.splits["sft"]) for part in split.parts]
     scorer = DevScorer.from_parts(parts, batch_size=4, max_new_tokens=8)
     answer = '{"predicted_category": "D", "confidence": 0.5, "reason": "r"}'
     n = len(scorer.golds)
@@ -272,7 +272,7 @@ def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypat
         selection, "generate_responses", lambda *a, **k: GenerationResult([answer] * n, [1] * n, [True] * n, 1.0)
     )
     record = scorer.score(model=None, tokenizer=type("T", (), {"padding_side": "left"})(), step=0)
-    medqa_rows = len(split.parts[0].rows)
+    medqa_rows = len(split.parts[0].splits["sft"])
     assert [len(letters) for letters in scorer.letters] == [4] * medqa_rows + [3] * (n - medqa_rows)
     assert record["schema_pass_rate"] == medqa_rows / n, "D is no letter of PubMedQA's A-C"
     medqa_golds = scorer.golds[:medqa_rows]

@@ -165,9 +165,9 @@ def test_a_mixture_splits_each_task_by_its_weight_and_keeps_its_rows(tmp_path):
         "medqa": {"weight": 2, "dataset_name": str(FIXTURES / "medqa.jsonl")},
         "pubmedqa": {"dataset_name": str(FIXTURES / "pubmedqa.jsonl")},
     }
-    split = phase_split(mixture_args(task), "sft", tmp_path / "manifest.json")
+    split = phase_split(mixture_args(task), tmp_path / "manifest.json")
     manifest = split.manifest
-    assert [(p.task.name, len(p.rows)) for p in split.parts] == [("medqa", 4), ("pubmedqa", 2)]
+    assert [(p.task.name, len(p.splits["sft"])) for p in split.parts] == [("medqa", 4), ("pubmedqa", 2)]
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     assert manifest["splits"]["sft"]["tasks"] == {"medqa": 4, "pubmedqa": 2}
     assert manifest["splits"]["grpo"]["tasks"] == {"medqa": 1, "pubmedqa": 1}  # 2 rows at 2:1: largest remainder
@@ -180,14 +180,14 @@ def test_a_mixture_splits_each_task_by_its_weight_and_keeps_its_rows(tmp_path):
             dataset_name=str(FIXTURES / f"{part.task.name}.jsonl"),
             **{f"{k}_size": v for k, v in manifest["tasks"][part.task.name]["sizes"].items()},
         )
-        alone = phase_split(single, "sft")
+        alone = phase_split(single)
         assert manifest["tasks"][part.task.name] == alone.manifest
-        assert part.rows["question"] == alone.parts[0].rows["question"]
+        assert part.splits["sft"]["question"] == alone.parts[0].splits["sft"]["question"]
     hashes = manifest["splits"]["sft"]["content_hashes"]
     assert hashes == [
         h for name in ("medqa", "pubmedqa") for h in manifest["tasks"][name]["splits"]["sft"]["content_hashes"]
     ]
-    assert [p.task.letters for p in phase_split(mixture_args(task), "eval").parts] == [tuple("ABCD"), tuple("ABC")]
+    assert [p.task.letters for p in split.parts] == [tuple("ABCD"), tuple("ABC")]
 
 
 def task_copy(tmp_path, name):
@@ -201,9 +201,9 @@ def task_copy(tmp_path, name):
 def test_a_question_in_two_tasks_of_a_mixture_cannot_train_one_and_score_the_other(tmp_path):
     task = {"medqa": {"weight": 2, "dataset_name": str(FIXTURES / "medqa.jsonl")}, task_copy(tmp_path, "copy"): 1}
     with pytest.raises(DatasetError, match="splits share content"):
-        phase_split(mixture_args(task), "sft")
+        phase_split(mixture_args(task))
 
 
 def test_two_tasks_of_a_mixture_need_two_names(tmp_path):
     with pytest.raises(DatasetError, match="two tasks of the mixture are named medqa"):
-        phase_split(mixture_args({"medqa": 1, task_copy(tmp_path, "medqa"): 1}), "sft")
+        phase_split(mixture_args({"medqa": 1, task_copy(tmp_path, "medqa"): 1}))

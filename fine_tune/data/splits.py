@@ -186,6 +186,22 @@ def load_split(
     """Load -> validate -> split -> (write the manifest) -> the named split and the manifest."""
     if split_name not in sizes:
         raise DatasetError(f"unknown split {split_name!r}; expected one of {', '.join(sizes)}")
+    result = load_splits(source, hub_split=hub_split, sizes=sizes, seed=seed, token_env=token_env)
+    if manifest_path is not None:
+        write_manifest(result.manifest, manifest_path)
+        logger.info("wrote split manifest to %s", manifest_path)
+    return result.splits[split_name], result.manifest
+
+
+def load_splits(
+    source: str,
+    *,
+    hub_split: str = "train",
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    token_env: str = hub.TOKEN_ENV,
+) -> SplitResult:
+    """Load -> validate -> split: every split of a MedMCQA source and the manifest."""
     loaded = read_medmcqa(source, hub_split, token_env)
     dataset = loaded.dataset
     report = validate_rows(dataset, refused=loaded.refused)
@@ -200,10 +216,7 @@ def load_split(
         logger.warning("%s: same question, different answers, kept out: %s", source, _format_conflict(conflict))
     result = split_dataset(dataset, sizes, seed, source=source)
     logger.info("split %s: skipped %s", _format_sizes(sizes), _format_counts(result.skipped) or "nothing")
-    if manifest_path is not None:
-        write_manifest(result.manifest, manifest_path)
-        logger.info("wrote split manifest to %s", manifest_path)
-    return result.splits[split_name], result.manifest
+    return result
 
 
 def load_eval_rows(

@@ -27,7 +27,7 @@ from fine_tune.data.splits import (
     _format_sizes,
     check_disjoint,
     load_eval_rows,
-    load_split,
+    load_splits,
     shuffle_order,
     write_manifest,
 )
@@ -60,6 +60,26 @@ def load_task_split(
     """
     if split_name not in sizes:
         raise DatasetError(f"unknown split {split_name!r}; expected one of {', '.join(sizes)}")
+    result = load_task_splits(
+        task, source=source, hub_split=hub_split, sizes=sizes, seed=seed, stratify_by=stratify_by, token_env=token_env
+    )
+    if manifest_path is not None:
+        write_manifest(result.manifest, manifest_path)
+        logger.info("wrote split manifest to %s", manifest_path)
+    return result.splits[split_name], result.manifest
+
+
+def load_task_splits(
+    task: str | TaskSpec | None,
+    *,
+    source: str | None = None,
+    hub_split: str | None = None,
+    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
+    seed: int = DEFAULT_SPLIT_SEED,
+    stratify_by: str | None = None,
+    token_env: str = hub.TOKEN_ENV,
+) -> SplitResult:
+    """Load -> normalise -> split: every split of a task's canonical rows and the manifest."""
     spec = resolve_task(task)
     source = source or spec.dataset_path
     normalised = load_task(spec, hub_split or spec.train_split, source, token_env)
@@ -68,10 +88,7 @@ def load_task_split(
     logger.info(
         "%s split %s: skipped %s", spec.name, _format_sizes(sizes), _format_counts(result.skipped) or "nothing"
     )
-    if manifest_path is not None:
-        write_manifest(result.manifest, manifest_path)
-        logger.info("wrote split manifest to %s", manifest_path)
-    return result.splits[split_name], result.manifest
+    return result
 
 
 def load_task_eval_rows(
@@ -250,41 +267,34 @@ def _repeated(names: Sequence[str]) -> str:
     return next(name for name in names if names.count(name) > 1)
 
 
-def phase_split(args: Any, split_name: str, manifest_path: str | os.PathLike | None = None) -> PhaseSplit:
-    """The canonical rows of one split for recipe `args` (SplitArguments: task, dataset_name, sizes, seed, ...), one
+def phase_split(args: Any, manifest_path: str | os.PathLike | None = None) -> PhaseSplit:
+    """Every split of recipe `args` (SplitArguments: task, dataset_name, sizes, seed, ...) as canonical rows, one
     part per task; a mixture's manifest holds each task's manifest and the splits of all of them together."""
     sources = task_sources(args)
     if len(sources) == 1:
-        rows, manifest = source_split(sources[0], args, args.split_sizes, split_name)
-        parts = [TaskRows(sources[0].spec, rows)]
+        result = source_splits(sources[0], args, args.split_sizes)
+        parts, manifest = [TaskRows(sources[0].spec, result.splits)], result.manifest
     else:
         sizes = mixture_sizes(args.split_sizes, args.task_entries)
-        splits = [source_split(s, args, size, split_name) for s, size in zip(sources, sizes, strict=True)]
-        parts = [TaskRows(s.spec, rows) for s, (rows, _) in zip(sources, splits, strict=True)]
-        manifest = mixture_manifest(sources, [m for _, m in splits], args.split_sizes, args.split_seed)
+        results = [source_splits(s, args, size) for s, size in zip(sources, sizes, strict=True)]
+        parts = [TaskRows(s.spec, r.splits) for s, r in zip(sources, results, strict=True)]
+        manifest = mixture_manifest(sources, [r.manifest for r in results], args.split_sizes, args.split_seed)
     if manifest_path is not None:
         write_manifest(manifest, manifest_path)
         logger.info("wrote split manifest to %s", manifest_path)
-    return PhaseSplit(parts, manifest)
+    return PhaseSplit(parts, manifest, sources)
 
 
-def source_split(
-    task: TaskSource, args: Any, sizes: Mapping[str, int], split_name: str
-) -> tuple[datasets.Dataset, dict[str, Any]]:
-    """One task's named split (canonical rows) and its manifest."""
+def source_splits(task: TaskSource, args: Any, sizes: Mapping[str, int]) -> SplitResult:
+    """Every split of one task (canonical rows) and its manifest."""
     if uses_medmcqa_reader(task.spec, args.stratify_by):
-        rows, manifest = load_split(
-            task.source,
-            split_name,
-            hub_split=task.hub_split,
-            sizes=sizes,
-            seed=args.split_seed,
-            token_env=args.hf_token_env,
+        result = load_splits(
+            task.source, hub_split=task.hub_split, sizes=sizes, seed=args.split_seed, token_env=args.hf_token_env
         )
-        return canonical_rows(task.spec, rows), manifest
-    return load_task_split(
+        splits = {name: canonical_rows(task.spec, rows) for name, rows in result.splits.items()}
+        return SplitResult(splits=splits, manifest=result.manifest, skipped=result.skipped)
+    return load_task_splits(
         task.spec,
-        split_name,
         source=task.source,
         hub_split=task.hub_split,
         sizes=sizes,
@@ -346,10 +356,11 @@ def canonical_rows(spec: TaskSpec, rows: datasets.Dataset) -> datasets.Dataset:
 @dataclass
 class TaskRows:
     task: TaskSpec
-    rows: datasets.Dataset  # canonical rows
+    splits: dict[str, datasets.Dataset]  # canonical rows of each split (sft, grpo, eval)
 
 
 @dataclass
 class PhaseSplit:
     parts: list[TaskRows]  # one per task, in the recipe's order
     manifest: dict[str, Any]
+    sources: list[TaskSource]  # where each part's rows came from

@@ -10,7 +10,7 @@ from typing import Any
 
 import datasets
 
-from fine_tune.data.task_splits import official_rows, phase_split, task_sources
+from fine_tune.data.task_splits import PhaseSplit, official_rows, phase_split, task_sources
 from fine_tune.data.tasks import content_hash
 from fine_tune.data.validation import row_label
 from fine_tune.errors import RecipeError
@@ -39,25 +39,29 @@ class EvalSet:
         return EvalSet(rows, info, self.manifest, self.task)
 
 
-def load_eval_sets(config: EvalConfig) -> list[EvalSet]:
+def load_eval_sets(config: EvalConfig, split: PhaseSplit | None = None) -> list[EvalSet]:
     """The rows to score, one set per task of the recipe (limit applied to each), with what was dropped;
-    DatasetError when they cannot be had."""
+    DatasetError when they cannot be had. `split`: the recipe's splits when already computed (`phase_split`)."""
     if config.eval_split == SPLIT_EVAL:
-        split = phase_split(config, "eval")
+        split = split or phase_split(config)
         sets = []
-        for part in split.parts:
+        for part, source in zip(split.parts, split.sources, strict=True):
             manifest = split.manifest["tasks"][part.task.name] if config.is_mixture else split.manifest
-            shuffled = config.dataset_train_split or part.task.train_split
-            description = f"EVAL split ({len(part.rows)} rows, seed {config.split_seed}) of the shuffled '{shuffled}'"
-            description += " split"
-            sets.append(eval_set(config, part.task, part.rows, split.manifest, dict(manifest["skipped"]), description))
+            rows = part.splits["eval"]
+            description = f"EVAL split ({len(rows)} rows, seed {config.split_seed}) of the shuffled "
+            description += f"'{source.hub_split}' split"
+            sets.append(
+                eval_set(
+                    config, part.task, rows, split.manifest, dict(manifest["skipped"]), description, source.source
+                )
+            )
         return sets
     named = None if config.eval_split == OFFICIAL_EVAL else config.eval_split
     sets = []
     for task in task_sources(config):
         rows, dropped = official_rows(task, named, config.hf_token_env)
         description = f"official '{named or task.spec.eval_split}' split"
-        sets.append(eval_set(config, task.spec, rows, None, dropped, description, source=task.source))
+        sets.append(eval_set(config, task.spec, rows, None, dropped, description, task.source))
     return sets
 
 
@@ -68,7 +72,7 @@ def eval_set(
     manifest: dict[str, Any] | None,
     dropped: dict[str, Any],
     description: str,
-    source: str | None = None,
+    source: str,
 ) -> EvalSet:
     available = len(rows)
     if config.limit is not None:
@@ -76,7 +80,7 @@ def eval_set(
     info = {
         "task": task.name,
         "letters": list(task.letters),
-        "source": source or _task_source(config, task),
+        "source": source,
         "eval_split": config.eval_split,
         "description": description,
         "available_rows": available,
@@ -89,18 +93,16 @@ def eval_set(
     return EvalSet(rows=rows, info=info, manifest=manifest, task=task)
 
 
-def _task_source(config: EvalConfig, task: TaskSpec) -> str:
-    return next(s.source for s in task_sources(config) if s.spec.name == task.name)
-
-
-def fewshot_exemplars(config: EvalConfig) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
+def fewshot_exemplars(
+    config: EvalConfig, split: PhaseSplit | None = None
+) -> dict[str, tuple[list[dict[str, Any]], dict[str, Any]]]:
     """Per task: `config.shots` exemplars drawn (seeded) from the task's rows of the SFT split of the same shuffle
-    (training rows, never eval rows), and what the results record about them."""
+    (training rows, never eval rows), and what the results record about them. `split`: as in `load_eval_sets`."""
     if config.shots == 0:
         return {}
     drawn = {}
-    for part in phase_split(config, "sft").parts:
-        pool = part.rows
+    for part in (split or phase_split(config)).parts:
+        pool = part.splits["sft"]
         if config.shots > len(pool):
             raise RecipeError(
                 f"{part.task.name}: shots {config.shots} but its SFT split has {len(pool)} rows to draw exemplars "

@@ -21,6 +21,7 @@ import torch
 from rich.console import Console
 
 from fine_tune.constants import EXIT_MODEL_FAILED, EXIT_REGRESSION, PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
+from fine_tune.data.task_splits import phase_split
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate import report
 from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_sets
@@ -34,7 +35,7 @@ from fine_tune.evaluate.summaries import identical_output_warnings
 from fine_tune.hub import access as hub
 from fine_tune.hub.access import hf_token
 from fine_tune.models.precision import resolve_precision
-from fine_tune.recipes.arguments import EvalConfig
+from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,8 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     logger.info("precision %s: %s", precision.name, precision.reason)
     lineages = model_lineages(config.models, hf_token(config.hf_token_env))
     eval_sets, split_sections, warnings = [], [], []
-    for eval_set in load_eval_sets(config):
+    split = phase_split(config) if config.eval_split == SPLIT_EVAL or config.shots else None  # computed once
+    for eval_set in load_eval_sets(config, split):
         eval_set, section, set_warnings = check_split(config, eval_set, lineages)
         if not len(eval_set.rows):
             raise DatasetError(f"{eval_set.task.name}: no eval rows left to score")
@@ -92,7 +94,7 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         warnings.append(set_warnings)
     described = "; ".join(f"{s.task.name}: {len(s.rows)} rows, {s.info['description']}" for s in eval_sets)
     console.print(f"evaluating {len(config.models)} model(s) on {described}", markup=False)
-    exemplars = fewshot_exemplars(config)
+    exemplars = fewshot_exemplars(config, split)
     runs_per_task = run_models(
         config, eval_sets, precision, lineages, console, {name: rows for name, (rows, _) in exemplars.items()}
     )

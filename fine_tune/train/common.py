@@ -65,9 +65,9 @@ class PhaseRows:
 
 def load_phase_rows(script_args, training_args, phase: str) -> PhaseRows:
     """The phase's split of the recipe's task(s), less its dev slice (recorded in the manifest beside the output)."""
-    split = phase_split(script_args, phase, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
+    split = phase_split(script_args, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
     manifest = split.manifest
-    carved = carve_dev([part.rows for part in split.parts], manifest, phase, training_args.dev_size)
+    carved = carve_dev([part.splits[phase] for part in split.parts], manifest, phase, training_args.dev_size)
     parts = [TaskPart(p.task, train, dev) for p, (train, dev) in zip(split.parts, carved, strict=True)]
     if training_args.dev_size > 0:
         write_manifest(manifest, Path(training_args.output_dir) / SPLIT_MANIFEST_FILE)
