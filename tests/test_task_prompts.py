@@ -107,7 +107,10 @@ def test_a_task_can_give_its_instructions_in_its_own_language(tmp_path):
     ("system", "message"),
     [
         ("Answer with one of the letters.", "system must name the letters once, at {choices}"),
-        (KOREAN_SYSTEM.replace('"confidence"', '"확신도"'), 'must name the JSON keys "predicted_category"'),
+        (
+            KOREAN_SYSTEM.replace('"confidence"', '"확신도"'),
+            "must name the JSON keys 'predicted_category', 'confidence', 'reason' as they are",
+        ),
     ],
 )
 def test_a_task_system_prompt_must_keep_the_contract(tmp_path, system, message):

@@ -215,13 +215,15 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
 
 
 def _system(prompt: Mapping[str, Any], where: str) -> str | None:
+    from fine_tune.task.prompts import RESPONSE_KEYS  # prompts reads specs: imported here, not at the top
+
     system = _optional_text(prompt, "system", where)
     if system is not None and system.count(CHOICES_FIELD) != 1:
         raise RecipeError(f"{where}: system must name the letters once, at {CHOICES_FIELD}, got {system!r}")
-    if system is not None and any(key not in system for key in ('"predicted_category"', '"confidence"', '"reason"')):
+    if system is not None and any(f'"{key}"' not in system for key in RESPONSE_KEYS):
         raise RecipeError(
-            f'{where}: system must name the JSON keys "predicted_category", "confidence" and "reason" as they are '
-            "(the contract's keys are not translated)"
+            f"{where}: system must name the JSON keys {', '.join(repr(k) for k in RESPONSE_KEYS)} as they are, in "
+            "double quotes (the contract's keys are not translated)"
         )
     return system
 
