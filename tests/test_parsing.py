@@ -318,26 +318,96 @@ def test_strip_think_matches_the_regular_expressions_on_random_tag_soup():
         assert strip_think(text) == reference_strip_think(text), text
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "<think> a " * 5600 + VALID,  # unclosed tags: the old regex rescanned to the end from each one
-        "{ " * 28000,  # a failed decode at each brace counted the lines up to it
-        '{"a": "' * 8000,
-        "<think>" + "x" * 56000 + "</think>" + VALID,
-    ],
-)
-def test_lenient_parse_of_56kb_decodes_a_bounded_window_per_candidate(monkeypatch, text):
-    spans = []
+def object_starts(text: str) -> list[int]:
+    """Where a JSON object can begin, found without the parser's regex: "{", optional whitespace, then '"' or '}'."""
+    starts = []
+    for i, char in enumerate(text):
+        if char == "{":
+            rest = text[i + 1 :].lstrip()
+            if rest[:1] in ('"', "}"):
+                starts.append(i)
+    return starts
+
+
+def recorded_decodes(monkeypatch) -> list[tuple[str, int]]:
+    calls = []
     original = parsing._decode_at
 
     def recording(window, start):
-        spans.append(len(window) - start)
+        calls.append((window, start))
         return original(window, start)
 
     monkeypatch.setattr(parsing, "_decode_at", recording)
-    parse_response_lenient(text)
-    assert all(span <= parsing.MAX_OBJECT_CHARS for span in spans[1:]), "only the strict parse sees the whole text"
+    return calls
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "' * 8000,  # 8,000 candidates, each followed by 56 KB: every window is cut at MAX_OBJECT_CHARS
+        "{ " * 1500 + '{"a": "' * 3000 + "prose " + VALID,  # non-candidates, 3,000 failed windows, the answer
+        "{ " * 28000,  # a failed decode at each brace counted the lines up to it: now no brace is a candidate
+    ],
+)
+def test_lenient_parse_decodes_one_bounded_window_per_place_an_object_can_begin(monkeypatch, text):
+    calls = recorded_decodes(monkeypatch)
+    parsed = parse_response_lenient(text)
+    assert calls[0] == (text.strip(), 0), "the strict parse reads the whole text once"
+    starts = object_starts(text)
+    assert len(calls) - 1 == len(starts), "one decode per candidate, none at a brace that cannot begin an object"
+    for (window, start), position in zip(calls[1:], starts, strict=True):
+        assert start == 0 and window == text[position : position + parsing.MAX_OBJECT_CHARS]
+    assert sum(len(window) == parsing.MAX_OBJECT_CHARS for window, _ in calls[1:]) >= min(len(starts), 1000)
+    assert parsed.schema_valid == text.endswith(VALID)
+
+
+class RecordingPattern:
+    """A compiled pattern that records each call (method, text length) and forwards it."""
+
+    def __init__(self, pattern, calls):
+        self.pattern, self.calls = pattern, calls
+
+    def __getattr__(self, name):
+        method = getattr(self.pattern, name)
+
+        def recorded(text, *args, **kwargs):
+            self.calls.append((self.pattern.pattern, name, len(text)))
+            return method(text, *args, **kwargs)
+
+        return recorded
+
+
+class RecordingRe:
+    """The `re` module, its pattern functions recording each call (pattern, function, text length)."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __getattr__(self, name):
+        function = getattr(re, name)
+        if not callable(function) or name == "compile":
+            return function
+
+        def recorded(pattern, text, *args, **kwargs):
+            self.calls.append((getattr(pattern, "pattern", pattern), name, len(text)))
+            return function(pattern, text, *args, **kwargs)
+
+        return recorded
+
+
+def test_unclosed_think_tags_are_scanned_once(monkeypatch):
+    """The regexes this replaced rescanned to the end of the text from each of 5,600 unclosed <think> tags."""
+    text = "<think> a " * 5600 + VALID
+    calls = []
+    recorder = RecordingPattern(parsing._THINK_TAG, calls)
+    monkeypatch.setattr(parsing, "_THINK_TAG", recorder)
+    monkeypatch.setattr(parsing, "re", RecordingRe(calls))
+    assert parse_response_lenient(text).failure == "empty", "an unclosed <think> runs to the end: nothing is left"
+    tag_scans = [call for call in calls if call[:2] == (r"</?think>", "finditer")]
+    assert tag_scans == [(r"</?think>", "finditer", len(text))], "one pass over the tags"
+    others = [call for call in calls if call[1] != "finditer"]
+    assert all(name == "search" and ".*" not in pattern for pattern, name, _ in others), others
+    assert len(others) <= 3, "a bounded number of searches, none of which runs to the end from each tag"
 
 
 def test_lenient_parse_finds_the_answer_after_long_reasoning_and_prose():
