@@ -205,6 +205,24 @@ def test_model_config_options_reach_from_pretrained(tiny_model_dir):
     assert eight.load_in_8bit and not eight.load_in_4bit
 
 
+@pytest.mark.parametrize("nested", [True, False])
+def test_a_bf16_4bit_load_is_prepared_for_kbit_training_and_nested_quant_reaches_the_weights(tiny_model_dir, nested):
+    """On a bf16 load only k-bit preparation puts the norms in fp32; nested (double) quantisation is read from the
+    loaded weights' bitsandbytes quant state, not the recorded config."""
+    from fine_tune.models.loading import load_model_for_training
+
+    args = model_args(tiny_model_dir, load_in_4bit=True, use_bnb_nested_quant=nested, dtype="bfloat16")
+    model = load_model_for_training(args, torch.bfloat16)
+    layer = model.model.layers[0]
+    assert layer.input_layernorm.weight.dtype == torch.float32, "k-bit prep casts the bf16 norms to fp32"
+    assert model.model.norm.weight.dtype == torch.float32
+    assert model.get_input_embeddings().weight.dtype == torch.float32
+    assert all(not p.requires_grad for p in model.parameters()), "k-bit prep freezes the base"
+    quantised = [module.weight for module in model.modules() if type(module).__name__ == "Linear4bit"]
+    assert quantised and all(weight.quant_state.nested is nested for weight in quantised)
+    assert all(weight.quant_state.quant_type == "nf4" for weight in quantised)
+
+
 def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_precision_base(tiny_model_dir, tmp_path):
     """The whole QLoRA path on CPU (bitsandbytes 0.50 runs 4-bit NF4 matmuls and their backward on CPU)."""
     import bitsandbytes as bnb
