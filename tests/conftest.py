@@ -1,8 +1,42 @@
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURE = "shared_dir"
+_uses_shared: set[str] = set()
+
+
+def pytest_collection_modifyitems(items):
+    """Remember the tests that need ../shared (directly or through a fixture that does)."""
+    _uses_shared.update(item.nodeid for item in items if SHARED_FIXTURE in getattr(item, "fixturenames", ()))
+
+
+def skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def shared_summary(stats: dict, uses_shared: set[str]) -> list[str]:
+    """What the run says about ../shared: how many tests ran with the real templates and data, how many skipped,
+    and every skip grouped by its reason."""
+    ran = {r.nodeid for key in ("passed", "failed") for r in stats.get(key, []) if r.when == "call"}
+    skipped = [r for r in stats.get("skipped", []) if r.skipped]
+    lines = [
+        f"../shared (real templates and data): {len(ran & uses_shared)} tests ran with it, "
+        f"{len({r.nodeid for r in skipped} & uses_shared)} skipped; {len(skipped)} skipped in all"
+    ]
+    for reason, count in Counter(skip_reason(r) for r in skipped).most_common():
+        lines.append(f"  {count} skipped: {reason}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_sep("-", "tests needing ../shared")
+    for line in shared_summary(terminalreporter.stats, _uses_shared):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
