@@ -1,7 +1,13 @@
+import os
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# `make mutation` runs each mutant against the tests covering it: fewer examples per property keep that affordable
+settings.register_profile("mutation", max_examples=25, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURE = "shared_dir"

@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import torch
+from hub_fakes import fake_hub_pushes
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -127,29 +128,16 @@ def test_push_uploads_merged_at_root_and_adapter_in_subfolder(saved_run, monkeyp
     out, _ = saved_run
     calls = []
 
-    class FakeApi:
-        def __init__(self, token=None):
-            calls.append(("init", token))
-
-        def create_repo(self, repo_id, **kwargs):
-            calls.append(("create_repo", repo_id))
-            return f"https://hub.example/{repo_id}"
-
-        def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, **kwargs):
-            calls.append(("upload_folder", repo_id, str(folder_path), path_in_repo, kwargs.get("delete_patterns")))
-
-        def __getattr__(self, name):
-            return lambda *a, **k: calls.append((name, a, k))
-
-    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    fake_hub_pushes(monkeypatch, calls)  # every HfApi method the push calls, bound to the real signature
     url = saving.push_to_hub(out, "user/medmcqa-sft", token="hf_secret", private=True)
     assert url == "https://hub.example/user/medmcqa-sft"
-    uploads = [c for c in calls if c[0] == "upload_folder"]
-    merged_upload = next(c for c in uploads if c[2] == str(out / MERGED_DIR))
-    adapter_upload = next(c for c in uploads if c[2] == str(out / ADAPTER_DIR))
-    assert merged_upload[3] in (None, "", ".")
-    assert "adapter_config.json" in merged_upload[4], "a stale root adapter would shadow the merged model"
-    assert adapter_upload[3] == ADAPTER_DIR
+    assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_folder", "create_commit"]
+    uploads = [c[1] for c in calls if c[0] == "upload_folder"]
+    merged_upload = next(c for c in uploads if str(c["folder_path"]) == str(out / MERGED_DIR))
+    adapter_upload = next(c for c in uploads if str(c["folder_path"]) == str(out / ADAPTER_DIR))
+    assert merged_upload["path_in_repo"] in (None, "", ".")
+    assert "adapter_config.json" in merged_upload["delete_patterns"], "a stale root adapter would shadow the merged"
+    assert adapter_upload["path_in_repo"] == ADAPTER_DIR
 
 
 def model_args(model_dir, **overrides):

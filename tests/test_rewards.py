@@ -1,8 +1,11 @@
 import json
+from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from signatures import bound_to
+from trl import GRPOTrainer
 
 from fine_tune.errors import RecipeError
 from fine_tune.task.prompts import grpo_example, target_response
@@ -35,8 +38,8 @@ def trl_call(reward_func, contents, ground_truth):
         completion_ids=[[1, 2, 3]] * len(contents),
         ground_truth=ground_truth,
         trainer_state=object(),
-        log_extra=lambda *args, **kwargs: None,
-        log_metric=lambda *args, **kwargs: None,
+        log_extra=bound_to(partial(GRPOTrainer._log_completion_extra, None), lambda column, values: None),
+        log_metric=bound_to(partial(GRPOTrainer._log_metric, None), lambda name, value: None),
     )
 
 
