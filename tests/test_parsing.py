@@ -414,3 +414,61 @@ def test_lenient_parse_finds_the_answer_after_long_reasoning_and_prose():
     text = "<think>" + "step {x} " * 6000 + "</think>Sure. { not json } " * 3 + VALID + " bye"
     parsed = parse_response_lenient(text)
     assert parsed.schema_valid and parsed.category == "B"
+
+
+@pytest.mark.parametrize(
+    ("text", "failure"),
+    [
+        ('{"reason": "x\\"}', "truncated"),  # an escaped quote does not close the string
+        ('{"a": "\\\\" x}', "not_json"),  # an escaped backslash does not escape the quote after it
+        ('{"a": "}', "truncated"),  # a brace inside a string does not close the object
+        ('{"": 1]', "not_json"),  # an empty string closes at its second quote
+        ('{"a": 1, X}', "not_json"),  # balanced: not cut off
+        ('{"a": X', "truncated"),
+        ('{"a": [1, [2]', "truncated"),  # nested: two brackets still open
+        ('{"a": [1]', "truncated"),
+    ],
+)
+def test_a_text_is_truncated_only_when_it_ends_inside_a_string_or_an_open_brace(text, failure):
+    assert parse_response(text).failure == failure
+    assert parse_response_lenient(text).failure == failure
+
+
+@pytest.mark.parametrize(
+    ("text", "failure"),
+    [
+        ("a { z }", "not_json"),  # braces, but nothing cut off
+        ('a { "{" z }', "not_json"),  # the truncation check starts at the first brace, not one inside a string
+        ('a {"x": "cut', "truncated"),
+    ],
+)
+def test_lenient_failure_when_no_object_is_found(text, failure):
+    assert parse_response_lenient(text).failure == failure
+
+
+def test_bytes_that_are_not_utf8_are_replaced_never_raised():
+    assert completion_text(b"caf\xe9 " + VALID.encode()) == "caf\ufffd " + VALID
+    assert parse_response_lenient(b"\xff\xfe" + VALID.encode()).category == "B"
+
+
+def test_reasoning_split_off_as_thinking_is_put_back_and_text_parts_are_joined():
+    message = {"role": "assistant", "thinking": "hmm", "content": [{"type": "text", "text": "a"}, {"text": "b"}]}
+    assert completion_text([message]) == "<think>hmm</think>ab"
+    assert parse_response([message]).failure == "think_block"
+
+
+@pytest.mark.parametrize("parse", [parse_response, parse_response_lenient])
+def test_the_tasks_letters_decide_the_category(parse):
+    five = json.dumps({"predicted_category": "E", "confidence": 0.5, "reason": "r"})
+    three = VALID.replace('"B"', '"D"')
+    assert parse(five, letters="ABCDE").category == "E" and parse(five).failure == "bad_category"
+    assert parse(three, letters="ABC").failure == "bad_category" and parse(three).category == "D"
+    assert parse(" " + five + " ", letters="ABCDE").category == "E"
+
+
+def test_lenient_keeps_a_strictly_valid_response_as_it_is():
+    """Think tags inside a strictly valid object's reason are the model's text, not reasoning to strip."""
+    text = json.dumps({"predicted_category": "A", "confidence": 0.5, "reason": "<think>x</think> y"})
+    assert parse_response_lenient(text) == parse_response(text)
+    assert parse_response_lenient(text).reason == "<think>x</think> y"
+    assert parse_response_lenient("Sure: " + text.replace('"A"', '"E"'), letters="ABCDE").category == "E"
