@@ -28,8 +28,7 @@ clean:
 	rm -rf $(DEMO) outputs
 
 # Mutation testing of the core (docs/mutation.md): out of CI, about an hour on 2 busy cores. One module:
-# make mutation MUTANTS="fine_tune.task.scoring.*"
-MUTANTS ?=
+# make mutation MODULES=fine_tune.task.scoring
+MODULES ?=
 mutation: setup
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 HYPOTHESIS_PROFILE=mutation $(PY) -m mutmut run --max-children 1 $(MUTANTS)
-	$(PY) scripts/mutation_report.py
+	$(PY) scripts/mutation.py $(MODULES)

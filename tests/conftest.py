@@ -14,9 +14,28 @@ SHARED_FIXTURE = "shared_dir"
 _uses_shared: set[str] = set()
 
 
-def pytest_collection_modifyitems(items):
-    """Remember the tests that need ../shared (directly or through a fixture that does)."""
+def _mutation_tests() -> set[str]:
+    return {name for name in os.environ.get("MUTATION_TESTS", "").split(",") if name}
+
+
+def pytest_ignore_collect(collection_path):
+    """Under `make mutation`, test files other than the mutated module's own are not even imported."""
+    wanted = _mutation_tests()
+    if wanted and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return collection_path.name not in wanted or None
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Remember the tests that need ../shared (directly or through a fixture that does). Under `make mutation`,
+    MUTATION_TESTS (test file names, comma-separated) keeps only the mutated module's own test files."""
     _uses_shared.update(item.nodeid for item in items if SHARED_FIXTURE in getattr(item, "fixturenames", ()))
+    wanted = _mutation_tests()
+    if wanted:
+        dropped = [item for item in items if item.path.name not in wanted]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item.path.name in wanted]
 
 
 def skip_reason(report) -> str:
