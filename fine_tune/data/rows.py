@@ -1,5 +1,5 @@
-"""What the MedMCQA validator (`validation`) and any task's normaliser (`tasks`) share: text normalisation, content
-hashes, duplicate options, row labels, row iteration, and the report of invalid rows both return."""
+"""Row helpers of the normaliser (`tasks`) and the splitter (`task_splits`): text normalisation, content hashes,
+duplicate options, row labels, row iteration, and the report of invalid rows."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from fine_tune.errors import DatasetError
 EXAMPLES_PER_REASON = 5
 CONFLICTING_ANSWER = "conflicting_answer"
 DUPLICATE_OPTIONS = "duplicate_options"
+DUPLICATE_CONTENT = "duplicate_content"  # a split skips a row whose content an earlier row already brought
 COMMON_DESCRIPTIONS: dict[str, str] = {
     MALFORMED_LINE: (
         "the record is not one JSON object (truncated or malformed JSON, an array, a bare value); the rest are judged"
