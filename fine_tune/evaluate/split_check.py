@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import SPLIT_MANIFEST_FILE
+from fine_tune.data.rows import row_label
 from fine_tune.data.splits import manifest_hash, read_manifest, splits_hash
 from fine_tune.data.tasks import content_hash
-from fine_tune.data.rows import row_label
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.sources import resolve_source
