@@ -6,6 +6,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+from fine_tune.data.validation import content_hash, require_usable, row_problems, validate_rows
 
 from fine_tune.constants import DEFAULT_SPLIT_SIZES, MEDMCQA_HUB_ID
 from fine_tune.data.loading import MEDMCQA_COLUMNS, load_medmcqa
@@ -21,7 +22,6 @@ from fine_tune.data.splits import (
     split_dataset,
     write_manifest,
 )
-from fine_tune.data.validation import content_hash, require_usable, row_problems, validate_rows
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 

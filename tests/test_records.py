@@ -8,11 +8,11 @@ from pathlib import Path
 import datasets
 import pandas as pd
 import pytest
+from fine_tune.data.validation import validate_rows
 
 from fine_tune.data.loading import read_medmcqa
 from fine_tune.data.records import judge_cop
 from fine_tune.data.splits import load_split, split_dataset
-from fine_tune.data.validation import validate_rows
 from fine_tune.errors import DatasetError
 
 
