@@ -455,7 +455,10 @@ def _integer(value: Any, untyped: bool = False) -> int | None:
     if isinstance(value, bool):
         return None
     if untyped and isinstance(value, str):  # a CSV column pandas could not read as numbers (another cell is text)
-        return int(value.strip()) if value.strip().lstrip("-").isdigit() else None
+        try:
+            return int(value)
+        except ValueError:
+            return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():  # CSV columns with nulls are read as floats
