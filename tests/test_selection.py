@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 from transformers import TrainerControl, TrainerState
 
 from fine_tune.data.splits import manifest_hash, splits_only
-from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
 from fine_tune.data.task_splits import phase_split, split_normalised
 from fine_tune.data.tasks import normalise_dataset
 from fine_tune.errors import NoImprovementError
@@ -225,7 +225,7 @@ def test_a_resumed_run_still_compares_with_the_start_it_logged(monkeypatch, tiny
 def test_dev_scoring_uses_the_strict_greedy_eval(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    rows = generate_rows(4, seed=2)
+    rows = generate_canonical_rows(4, seed=2)
     scorer = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=8)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.padding_side = "right"

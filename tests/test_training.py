@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, Tr
 from trl import SFTTrainer
 
 from fine_tune.data.splits import manifest_hash, write_manifest
-from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
 from fine_tune.data.task_splits import load_task_splits
 from fine_tune.errors import LineageError
 from fine_tune.io import atomic_write_json
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_sft_collator_masks_the_prompt(tiny_model_dir, tmp_path):
     """Loss falls on the completion only: every label before the assistant's JSON is -100."""
-    rows = generate_rows(4, seed=3)
+    rows = generate_canonical_rows(4, seed=3)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
