@@ -34,7 +34,7 @@ def load_tokenizer(name: str) -> Any:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    from fine_tune.data.tasks import REASON_DESCRIPTIONS as descriptions
+    from fine_tune.data.normalise import REASON_DESCRIPTIONS as descriptions
 
     lines = [
         f"task: {report['task']} (letters {', '.join(report['letters'])})",
@@ -114,8 +114,8 @@ def validate(args) -> dict[str, Any]:
 
 def validate_task(task, args, sizes, tokenizer) -> dict[str, Any]:
     """One task's report (`task`: a `TaskSource`) for splits of `sizes`."""
+    from fine_tune.data.normalise import load_task
     from fine_tune.data.report import task_dataset_report
-    from fine_tune.data.tasks import load_task
 
     normalised = load_task(task.spec, task.hub_split, task.source, args.hf_token_env)
     return task_dataset_report(

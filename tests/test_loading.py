@@ -6,11 +6,11 @@ import time
 import datasets
 import pytest
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import MEDMCQA_HUB_ID
 from fine_tune.data.loading import read_task_rows
-from fine_tune.data.tasks import load_task
+from fine_tune.data.normalise import load_task
 from fine_tune.errors import DatasetError
-from fine_tune.hub import access as hub
 from fine_tune.task.spec import resolve_task
 
 MEDMCQA = resolve_task("medmcqa")

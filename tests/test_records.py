@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fine_tune.data.tasks import load_task
+from fine_tune.data.normalise import load_task
 from fine_tune.errors import DatasetError
 from fine_tune.task.spec import resolve_task
 

@@ -5,10 +5,10 @@ import pytest
 from safetensors.torch import load_file
 from transformers import TrainerControl, TrainerState
 
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.splits import manifest_hash, splits_only
 from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
 from fine_tune.data.task_splits import phase_split, split_normalised
-from fine_tune.data.tasks import normalise_dataset
 from fine_tune.errors import NoImprovementError
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.recipes.arguments import SplitArguments

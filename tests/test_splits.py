@@ -5,6 +5,7 @@ import os
 import datasets
 import pytest
 
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.splits import (
     check_disjoint,
     contamination_count,
@@ -15,7 +16,6 @@ from fine_tune.data.splits import (
 )
 from fine_tune.data.synthetic import generate_rows
 from fine_tune.data.task_splits import split_normalised
-from fine_tune.data.tasks import normalise_dataset
 from fine_tune.errors import DatasetError
 from fine_tune.task.spec import resolve_task
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from fine_tune.data.normalise import load_task, normalise_dataset
 from fine_tune.data.rows import content_hash
 from fine_tune.data.synthetic import ANSWER_POSITION, CATEGORIES, FAMILIES, generate_rows, main, write_jsonl
 from fine_tune.data.task_splits import split_normalised
-from fine_tune.data.tasks import load_task, normalise_dataset
 from fine_tune.task.prompts import OPTION_COLUMNS
 from fine_tune.task.spec import resolve_task
 

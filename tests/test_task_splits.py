@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from fine_tune.constants import DEFAULT_SPLIT_SIZES
+from fine_tune.data.normalise import load_task, normalise_dataset
 from fine_tune.data.splits import contamination_count, manifest_hash, read_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.task_splits import (
@@ -20,7 +21,6 @@ from fine_tune.data.task_splits import (
     split_normalised,
     split_task_rows,
 )
-from fine_tune.data.tasks import load_task, normalise_dataset
 from fine_tune.errors import DatasetError
 from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.task.spec import resolve_task

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.synthetic import generate_rows, write_jsonl
-from fine_tune.data.tasks import normalise_dataset
 from fine_tune.task.prompts import prompt_messages
 from fine_tune.task.spec import resolve_task
 
@@ -70,8 +70,8 @@ def test_json_keys_on_a_fixture_with_invalid_rows():
 def test_real_token_lengths(shared_dir):
     from transformers import AutoTokenizer
 
+    from fine_tune.data.normalise import load_task
     from fine_tune.data.report import task_dataset_report
-    from fine_tune.data.tasks import load_task
 
     task = resolve_task("medmcqa")
     normalised = load_task(task, "validation", str(shared_dir / "data/medmcqa/validation.jsonl"))

@@ -2,7 +2,7 @@
 
 A record that is not one JSON object, or whose bytes are not UTF-8, is refused (`malformed_line`, `not_utf8`); so is
 one whose value in a column has a JSON type that clashes with the column's other rows (`wrong_type`: a `"2"` among
-integers is a schema mix-up that is not guessed). The rows that remain are judged by `fine_tune.data.tasks`.
+integers is a schema mix-up that is not guessed). The rows that remain are judged by `fine_tune.data.normalise`.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
+from fine_tune.data.normalise import NormalisedRows
 from fine_tune.data.rows import RowReport, content_hash
 from fine_tune.data.splits import contamination_count, manifest_hash
 from fine_tune.data.task_splits import split_normalised
-from fine_tune.data.tasks import NormalisedRows
 from fine_tune.errors import DatasetError
 from fine_tune.task.prompts import prompt_messages, render_prompt, render_training_text
 from fine_tune.task.spec import TaskSpec

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fine_tune.data.tasks import normalise_dataset
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.io import atomic_write_jsonl
 from fine_tune.task.prompts import OPTION_COLUMNS
 from fine_tune.task.spec import DEFAULT_TASK, resolve_task

@@ -4,7 +4,7 @@ Every phase (SFT, GRPO, eval) renders prompts through this module, so the text t
 the prefix it was trained on. What a base's chat template does is probed once per template (`chat_format`): a template
 without a system role gets the system prompt folded into the first user turn (Mistral v0.3 silently drops a system
 message from a [system, user, assistant] conversation), and `enable_thinking=False` goes only to templates that read
-it (Qwen3). Rows are canonical (`fine_tune.data.tasks`: question, options, answer, context, exp).
+it (Qwen3). Rows are canonical (`fine_tune.data.normalise`: question, options, answer, context, exp).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from fine_tune.task.spec import CHOICES_FIELD, DEFAULT_TASK, TaskSpec, resolve_t
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 OPTION_COLUMNS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
-RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")
 TARGET_CONFIDENCE = 0.95
 REASON_MAX_CHARS = 250
 CHAT_TEMPLATE_KWARGS: dict[str, Any] = {"enable_thinking": False}

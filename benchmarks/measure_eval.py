@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from fine_tune.bench.device import TimeCapReached, median, synchronize
-from fine_tune.bench.models import ModelSource
-from fine_tune.bench.settings import Recipe, Settings
+from benchmarks.device import TimeCapReached, median, synchronize
+from benchmarks.models import ModelSource
+from benchmarks.settings import Recipe, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def eval_messages(shared_dir: Path | None, n: int) -> tuple[list[list[dict[str, 
 
 def validation_rows(shared_dir: Path) -> Any:
     """The valid rows of the real MedMCQA validation file, canonical (the medmcqa task's reader and normaliser)."""
-    from fine_tune.data.tasks import load_task
+    from fine_tune.data.normalise import load_task
     from fine_tune.task.spec import resolve_task
 
     return load_task(
@@ -166,7 +166,7 @@ def vllm_generation(
 
 def vllm_unavailable(device: torch.device) -> str | None:
     """Why vLLM cannot run in this benchmark (None: it can)."""
-    from fine_tune.train.acceleration import VLLM_EXTRA_HINT, installed_version
+    from fine_tune.models.acceleration import VLLM_EXTRA_HINT, installed_version
 
     if device.type != "cuda":
         return "vLLM needs a CUDA device"

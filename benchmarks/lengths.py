@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fine_tune.bench.cost import TrainingCost
+from benchmarks.cost import TrainingCost
 from fine_tune.models.shape import ModelShape
 
 # Real MedMCQA length statistics, used to draw synthetic lengths when ../shared is absent. Token counts of the full
@@ -80,7 +80,7 @@ def real_lengths(shared_dir: Path, max_rows: int | None = None) -> Lengths:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from fine_tune.bench.measure_eval import validation_rows
+    from benchmarks.measure_eval import validation_rows
     from fine_tune.task.prompts import sft_example
 
     tokenizer = AutoTokenizer.from_pretrained(str(shared_dir / "tokenizers" / "qwen3"))
