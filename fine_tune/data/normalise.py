@@ -27,7 +27,6 @@ from fine_tune import hub_access as hub
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.data.rows import (
-    COMMON_DESCRIPTIONS,
     CONFLICTING_ANSWER,
     DUPLICATE_OPTIONS,
     EXAMPLES_PER_REASON,
@@ -55,8 +54,10 @@ CANONICAL_FEATURES = datasets.Features(
     }
 )
 REASON_DESCRIPTIONS: dict[str, str] = {
-    MALFORMED_LINE: COMMON_DESCRIPTIONS[MALFORMED_LINE],
-    NOT_UTF8: COMMON_DESCRIPTIONS[NOT_UTF8],
+    MALFORMED_LINE: (
+        "the record is not one JSON object (truncated or malformed JSON, an array, a bare value); the rest are judged"
+    ),
+    NOT_UTF8: "the line holds a byte that is not UTF-8; re-save the file as UTF-8",
     "missing_question": "the question is null, empty or whitespace",
     "missing_option": "an option is null, empty or whitespace",
     "option_count": "the number of options is outside min_options..len(letters), or a dict key is not a task letter",
@@ -69,13 +70,16 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "ambiguous_answer": "the answer text matches more than one option",
     "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
     "needs_image": "the question refers to an image, which a text prompt cannot show",
-    CONFLICTING_ANSWER: COMMON_DESCRIPTIONS[CONFLICTING_ANSWER],
+    CONFLICTING_ANSWER: (
+        "the same question and options appear with different answers; every row of the group is kept out of "
+        "training and scoring"
+    ),
     "wrong_type": (
         "a field has the wrong type (question/options not strings, an index not an integer: 2.0 counts as 2, but a "
         'string such as "2" is refused, not guessed, except in a CSV, whose cells are all text), or a record\'s value '
         "has a type that clashes with the rest of its column in the file"
     ),
-    DUPLICATE_OPTIONS: COMMON_DESCRIPTIONS[DUPLICATE_OPTIONS],
+    DUPLICATE_OPTIONS: "two options are identical after case/whitespace normalisation (flag only, row kept)",
 }
 REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != DUPLICATE_OPTIONS)
 _MISSING = object()
