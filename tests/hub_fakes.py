@@ -7,11 +7,13 @@ from signatures import patch_bound
 def fake_hub_pushes(monkeypatch, calls: list) -> None:
     """`HfApi.create_repo`, `upload_folder` and `create_commit` recording their calls, bound to the real signatures."""
 
-    def create_repo(api, repo_id, *, private=None, exist_ok=False):
+    def create_repo(api, repo_id, *, private=None, exist_ok=False, repo_type=None):
         calls.append(("create_repo", repo_id, {"private": private, "exist_ok": exist_ok}))
         return f"https://hub.example/{repo_id}"
 
-    def upload_folder(api, *, repo_id, folder_path, path_in_repo=None, commit_message=None, delete_patterns=None):
+    def upload_folder(
+        api, *, repo_id, folder_path, path_in_repo=None, commit_message=None, delete_patterns=None, repo_type=None
+    ):
         calls.append(("upload_folder", {"repo_id": repo_id, "folder_path": folder_path, "path_in_repo": path_in_repo,
                                         "delete_patterns": delete_patterns}))  # fmt: skip
 

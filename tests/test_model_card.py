@@ -269,7 +269,7 @@ def test_eval_results_update_the_cards_of_scored_models_but_not_the_base(tmp_pat
 
 
 def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
-    from fine_tune.models import saving
+    from fine_tune.hub import publish
 
     out = tmp_path / "out"
     for sub in ("merged", "adapter"):
@@ -278,7 +278,7 @@ def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
     (out / "split_manifest.json").write_text(json.dumps(MANIFEST))
     calls = []
     fake_hub_pushes(monkeypatch, calls)
-    saving.push_to_hub(out, "alice/medmcqa-sft", token=SECRET, private=True)
+    publish.push_to_hub(out, "alice/medmcqa-sft", token=SECRET, private=True)
     assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_folder", "create_commit"]
     commit = calls[-1][1]
     files = {op.path_in_repo: op.path_or_fileobj for op in commit["operations"]}

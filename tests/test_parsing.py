@@ -16,7 +16,8 @@ from fine_tune.task.parsing import (
     parse_response_lenient,
     strip_think,
 )
-from fine_tune.task.prompts import LETTERS, RESPONSE_KEYS, target_response
+from fine_tune.task.prompts import LETTERS, target_response
+from fine_tune.task.spec import RESPONSE_KEYS
 
 VALID = '{"predicted_category": "B", "confidence": 0.8, "reason": "Because."}'
 
@@ -49,7 +50,7 @@ def conversational(text):
 
 
 def test_target_response_from_prompts_meets_the_contract():
-    row = {"question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 3, "exp": "Since d."}
+    row = {"question": "Q?", "options": ["a", "b", "c", "d"], "answer": 3, "exp": "Since d."}
     parsed = parse_response(target_response(row))
     assert parsed == ParsedResponse(True, True, "D", 0.95, "Since d.", None)
 

@@ -39,7 +39,7 @@ def test_validator_json_keeps_todays_keys_and_adds_task_and_letters():
     for report in (medmcqa, kor):
         assert today <= set(report)
     assert (medmcqa["task"], medmcqa["letters"]) == ("medmcqa", list("ABCD"))
-    assert medmcqa["invalid"] == {"missing_question": 1, "missing_option": 1, "cop_out_of_range": 2}  # today's names
+    assert medmcqa["invalid"] == {"missing_question": 1, "missing_option": 1, "answer_out_of_range": 2}
     assert (kor["task"], kor["letters"], kor["valid"]) == ("kormedmcqa", list("ABCDE"), 16)
     assert kor["invalid"] == {"missing_option": 1, "missing_answer": 1, "answer_out_of_range": 2}
     assert set(kor["strata"]["sft"]) == {"doctor", "nurse", "pharm", "dentist"}
@@ -54,7 +54,7 @@ def phase_args(phase: str, task: str, **values) -> list[str]:
 @pytest.mark.usefixtures("single_torch_thread")
 @pytest.mark.parametrize("task", PRESETS)
 def test_each_preset_trains_and_is_scored(task, tiny_model_dir, tmp_path):
-    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.train.grpo import run_grpo
     from fine_tune.train.sft import run_sft
 
@@ -116,7 +116,7 @@ def mixture_args(phase: str, **values) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.usefixtures("single_torch_thread")
 def test_a_mixture_of_tasks_trains_once_and_is_scored_task_by_task(tiny_model_dir, tmp_path):
-    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.train.grpo import run_grpo
     from fine_tune.train.sft import run_sft
 

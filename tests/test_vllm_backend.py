@@ -11,7 +11,7 @@ from signatures import bound_to
 from transformers import AutoModelForCausalLM
 from vllm_fakes import CompletionOutput, FakeLLM
 
-from fine_tune.data.synthetic import generate_rows
+from fine_tune.data.synthetic import generate_canonical_rows
 from fine_tune.evaluate.generation import generate_responses, stop_token_ids
 from fine_tune.evaluate.vllm_backend import (
     compare_backends,
@@ -20,10 +20,10 @@ from fine_tune.evaluate.vllm_backend import (
     resolve_backend,
     vllm_completion,
 )
+from fine_tune.models.acceleration import AccelerationError
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import resolve_precision
 from fine_tune.task.prompts import prompt_messages
-from fine_tune.train.acceleration import AccelerationError
 
 MAX_NEW_TOKENS = 12
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -38,7 +38,7 @@ def tiny(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def messages():
-    return [prompt_messages(row) for row in generate_rows(6, seed=11)]
+    return [prompt_messages(row) for row in generate_canonical_rows(6, seed=11)]
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from fine_tune.data.validation import row_label
+from fine_tune.data.rows import row_label
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
 from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
-from fine_tune.hub.access import hf_token
+from fine_tune.hub_access import hf_token
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision
 from fine_tune.recipes.arguments import EvalConfig
