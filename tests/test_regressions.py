@@ -133,6 +133,7 @@ def test_the_check_records_the_comparison_and_is_reproducible_by_seed():
         "parent_accuracy": (N - 1) / N,
     }
     assert check["ci_low"] < check["diff"] < check["ci_high"] < 0
+    assert (check["parent_source"], check["alpha"]) == ("out/sft/merged", REGRESSION_ALPHA)
     again = parent_checks([parent, child], resamples=200, seed=0)[1]
     assert (again["ci_low"], again["ci_high"]) == (check["ci_low"], check["ci_high"]), "the seed fixes the bootstrap"
 
