@@ -161,3 +161,22 @@ def test_a_reward_whose_column_is_missing_is_refused_before_training():
     with pytest.raises(RecipeError, match="accuracy_reward needs ground_truth") as error:
         check_reward_columns(funcs, ["prompt"])
     assert error.value.exit_code == 2 and "json_validity_reward" not in str(error.value)
+
+
+def test_the_missing_columns_message_names_every_reward_and_column():
+    def by_subject(completions, subject_name, topic_name, **kwargs):
+        return [0.0] * len(completions)
+
+    class Scorer:  # a callable without __name__ is named by its repr
+        def __call__(self, completions, ground_truth, **kwargs):
+            return [0.0] * len(completions)
+
+        def __repr__(self):
+            return "Scorer()"
+
+    with pytest.raises(RecipeError) as error:
+        check_reward_columns([by_subject, Scorer()], ["prompt", "solution"])
+    assert str(error.value) == (
+        "the GRPO dataset lacks reward input column(s): by_subject needs subject_name, topic_name; "
+        "Scorer() needs ground_truth (columns: prompt, solution)"
+    )
