@@ -98,6 +98,7 @@ def test_unknown_reward_name_is_named_with_the_known_ones():
     with pytest.raises(ValueError, match="format_reward") as error:
         get_reward_funcs(["accuracy_reward", "format_reward"])
     assert all(name in str(error.value) for name in REWARD_FUNCS)
+    assert f"known: {', '.join(REWARD_FUNCS)} (or a dotted import path)" in str(error.value)
 
 
 def test_reward_by_dotted_import_path():
@@ -180,3 +181,12 @@ def test_the_missing_columns_message_names_every_reward_and_column():
         "the GRPO dataset lacks reward input column(s): by_subject needs subject_name, topic_name; "
         "Scorer() needs ground_truth (columns: prompt, solution)"
     )
+
+
+def test_gated_accuracy_pays_for_a_letter_of_the_rows_own_task():
+    """A five-option row's E is a real answer; on a three-option row a D is no answer at all."""
+    answer = json.dumps({"predicted_category": "E", "confidence": 0.9, "reason": "r"})
+    five, three = ["A", "B", "C", "D", "E"], ["A", "B", "C"]
+    assert gated_accuracy_reward([answer], ground_truth=["E"], letters=[five]) == [1.0]
+    d_answer = answer.replace('"E"', '"D"')
+    assert gated_accuracy_reward([d_answer, d_answer], ground_truth=["D", "D"], letters=[three, None]) == [0.0, 1.0]
