@@ -1,15 +1,19 @@
 """Mutation testing of the core with mutmut, module by module, each against its own fast test files only.
 
 python scripts/mutation.py [MODULE ...]      # default: every module below, smallest first; then the report
+python scripts/mutation.py --survivors [MODULE ...]   # recheck only the last run's survivors (after adding tests)
 
 A module's mutants run only the tests (of its own files) that cover the mutated function. Results are cached in
 mutants/ (git-ignored): a rerun checks only new or changed mutants. Kill rates: scripts/mutation_report.py.
 """
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from mutation_report import MUTANTS, module_statuses
 
 # module -> its own fast test files (tests mirror modules)
 MODULES = {
@@ -24,7 +28,13 @@ MODULES = {
 STATS = Path("mutants/mutmut-stats.json")  # which tests cover which function: recomputed for each module's tests
 
 
-def run_module(module: str) -> int:
+def survivors(module: str) -> list[str]:
+    meta = MUTANTS / (module.replace(".", "/") + ".py.meta")
+    statuses = module_statuses(meta) if meta.is_file() else {}
+    return [name for name, status in statuses.items() if status in ("survived", "no tests")]
+
+
+def run_module(module: str, names: list[str]) -> int:
     env = os.environ | {
         "MUTATION_TESTS": ",".join(MODULES[module]),
         "HYPOTHESIS_PROFILE": "mutation",
@@ -32,18 +42,21 @@ def run_module(module: str) -> int:
         "OMP_NUM_THREADS": "1",
     }
     STATS.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", f"{module}.*"]
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
     return subprocess.run(command, env=env, check=False).returncode
 
 
 def main(argv=None) -> None:
-    modules = (argv if argv is not None else sys.argv[1:]) or list(MODULES)
-    unknown = [module for module in modules if module not in MODULES]
-    if unknown:
-        sys.exit(f"unknown module {unknown[0]}: expected one of {', '.join(MODULES)}")
-    for module in modules:
-        print(f"== {module} against {', '.join(MODULES[module])}", flush=True)
-        run_module(module)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", choices=[[], *MODULES], metavar="MODULE", help=", ".join(MODULES))
+    parser.add_argument("--survivors", action="store_true", help="recheck only the surviving mutants")
+    args = parser.parse_args(argv)
+    for module in args.modules or list(MODULES):
+        names = survivors(module) if args.survivors else [f"{module}.*"]
+        print(f"== {module}: {len(names) if args.survivors else 'all'} mutants, {', '.join(MODULES[module])}")
+        if names:
+            sys.stdout.flush()
+            run_module(module, names)
     subprocess.run([sys.executable, "scripts/mutation_report.py"], check=True)
 
 
