@@ -190,3 +190,19 @@ def test_gated_accuracy_pays_for_a_letter_of_the_rows_own_task():
     assert gated_accuracy_reward([answer], ground_truth=["E"], letters=[five]) == [1.0]
     d_answer = answer.replace('"E"', '"D"')
     assert gated_accuracy_reward([d_answer, d_answer], ground_truth=["D", "D"], letters=[three, None]) == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("reward", [accuracy_reward, gated_accuracy_reward, calibration_reward])
+def test_every_reward_reads_the_rows_own_letters(reward):
+    answer = json.dumps({"predicted_category": "E", "confidence": 1.0, "reason": "r"})
+    five = ["A", "B", "C", "D", "E"]
+    assert reward([answer], ground_truth=["E"], letters=[five]) == [1.0]
+    assert reward([answer], ground_truth=["E"]) == [0.0], "no letters column: A-D"
+    a_answer = answer.replace('"E"', '"A"')
+    assert reward([a_answer], ground_truth=["A"], letters=[[]]) == [1.0], "an empty letters cell means A-D"
+
+
+def test_a_single_completion_and_gold_are_a_batch_of_one():
+    answer = json.dumps({"predicted_category": "B", "confidence": 1.0, "reason": "r"})
+    assert accuracy_reward(answer, ground_truth="B") == [1.0]
+    assert json_validity_reward(answer) == [1.0]
