@@ -473,3 +473,11 @@ def test_lenient_keeps_a_strictly_valid_response_as_it_is():
     assert parse_response_lenient(text) == parse_response(text)
     assert parse_response_lenient(text).reason == "<think>x</think> y"
     assert parse_response_lenient("Sure: " + text.replace('"A"', '"E"'), letters="ABCDE").category == "E"
+
+
+@pytest.mark.parametrize(
+    ("text", "failure"),
+    [("1 2", "not_json"), ('"a" ```', "code_fence"), ("[1] </think>", "think_block"), ("{} x", "trailing_text")],
+)
+def test_a_json_value_followed_by_text_is_trailing_text_only_for_an_object(text, failure):
+    assert parse_response(text).failure == failure
