@@ -32,4 +32,5 @@ clean:
 # make mutation MODULES=fine_tune.task.scoring
 MODULES ?=
 mutation: setup
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet -e ".[mutation]"
 	$(PY) scripts/mutation.py $(MODULES)
