@@ -87,3 +87,42 @@ def test_recorder_keeps_name_signature_and_the_last_batch():
     assert wrapped.__name__ == "accuracy_reward" and required_columns(wrapped) == ["ground_truth"]
     assert inspect.signature(wrapped) == inspect.signature(accuracy_reward)
     assert recorder.completions == ['{"predicted_category": "A"}'] and len(recorder.prompts) == 1
+
+
+def test_dead_signal_names_zero_variance_or_zero_reward():
+    from fine_tune.train.guards import dead_signal
+
+    assert dead_signal({"frac_reward_zero_std": 1.0, "reward": 0.5}) == "frac_reward_zero_std = 1.0 (reward 0.5)"
+    assert dead_signal({"frac_reward_zero_std": 0.5, "reward": 0.0}) == "mean reward = 0.0"
+    assert dead_signal({"frac_reward_zero_std": 0.99, "reward": 0.3}) is None
+    assert dead_signal({}) is None
+
+
+def test_a_trajectory_samples_about_eight_points_and_always_the_last():
+    from fine_tune.train.guards import _sampled
+
+    steps, values = list(range(100, 116)), [i / 10 for i in range(16)]
+    assert [step for step, _ in _sampled(steps, values)] == [100, 102, 104, 106, 108, 110, 112, 114, 115]
+    assert _sampled(steps[:3], values[:3]) == [(100, 0.0), (101, 0.1), (102, 0.2)]
+    assert [step for step, _ in _sampled(list(range(17)), [0.0] * 17)] == [0, 2, 4, 6, 8, 10, 12, 14, 16]
+
+
+def test_thresholds_come_from_the_recipe_options():
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(
+        reward_guard_patience=7,
+        hacking_peak_min=0.3,
+        hacking_floor_ratio=0.2,
+        collapse_distinct_ratio=0.4,
+        collapse_length_ratio=0.1,
+    )
+    assert GuardThresholds.from_args(args) == GuardThresholds(7, 0.3, 0.2, 0.4, 0.1)
+
+
+def test_the_recorder_wraps_only_the_first_reward():
+    def second(completions, **kwargs):
+        return [0.0] * len(completions)
+
+    first, other = CompletionRecorder().wrap([accuracy_reward, second])
+    assert other is second and first is not accuracy_reward
