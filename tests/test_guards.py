@@ -126,3 +126,10 @@ def test_the_recorder_wraps_only_the_first_reward():
 
     first, other = CompletionRecorder().wrap([accuracy_reward, second])
     assert other is second and first is not accuracy_reward
+
+
+def test_windowed_means_trail_over_the_window():
+    from fine_tune.train.guards import windowed
+
+    assert windowed([1.0, 2.0, 3.0, 4.0], 2) == [1.0, 1.5, 2.5, 3.5]
+    assert windowed([3.0, 0.0, 0.0, 6.0], 3) == [3.0, 1.5, 1.0, 2.0]
