@@ -133,3 +133,70 @@ def test_windowed_means_trail_over_the_window():
 
     assert windowed([1.0, 2.0, 3.0, 4.0], 2) == [1.0, 1.5, 2.5, 3.5]
     assert windowed([3.0, 0.0, 0.0, 6.0], 3) == [3.0, 1.5, 1.0, 2.0]
+
+
+def log(guard, step, logs):
+    control = TrainerControl()
+    guard.on_log(None, TrainerState(global_step=step), control, logs=logs)
+    return control.should_training_stop
+
+
+def test_a_dead_signal_alone_trips_after_patience_and_other_logs_are_ignored():
+    guard = make_guard(patience=2)
+    assert not log(guard, 1, {"frac_reward_zero_std": 1.0})  # no "reward" key: still a reward log
+    assert not log(guard, 2, {"loss": 0.5})  # not a reward log: ignored, the count holds
+    assert log(guard, 3, {"reward": 0.0})  # no zero-std key: still a reward log
+    assert guard.message.startswith(
+        "REWARD HEALTH GUARD: unhealthy rewards for 2 consecutive logging steps (step 1: frac_reward_zero_std = 1.0 "
+        "(reward None); step 3: mean reward = 0.0). Zero reward variance gives zero advantages (GRPO learns nothing)"
+    )
+    assert guard.message.endswith("Last completions:\n  (none captured)")
+
+
+def test_a_healthy_log_resets_the_count_and_the_message_shows_the_last_four_completions():
+    guard = make_guard(patience=2, completions=[f"c{i}" for i in range(6)], prompts=[f"p{i}" for i in range(6)])
+    assert not log(guard, 1, {"reward": 0.0})
+    assert not log(guard, 2, {"reward": 0.5, "frac_reward_zero_std": 0.1})
+    assert not log(guard, 3, {"reward": 0.0})
+    assert log(guard, 4, {"reward": 0.0})
+    assert guard.message.endswith("Last completions:\n  'c2'\n  'c3'\n  'c4'\n  'c5'")
+    assert guard.recent.maxlen == 2
+
+
+def test_only_reward_component_means_are_components():
+    guard = make_guard()
+    guard.observe(1, {"reward": 1.0, JSON: 0.5, "rewards/json_validity_reward/std": 0.1, "other/mean": 0.2,
+                      SCHEMA: None})  # fmt: skip
+    assert guard.components == {"json_validity_reward": [0.5]}
+
+
+def test_the_gamed_component_thresholds_at_their_edges():
+    from fine_tune.train.guards import gamed_component
+
+    thresholds = GuardThresholds(patience=1, hacking_peak_min=0.5, hacking_floor_ratio=0.25)
+    steps = [1, 2]
+    found = gamed_component({"x": [0.5, 0.125]}, [1.0, 1.0], steps, thresholds)  # peak == min, now == floor * peak
+    assert found.startswith("reward component x fell from 0.500 (mean of 1 logs to step 1) to 0.125 while the total")
+    assert "held or rose (1.000 -> 1.000); trajectory: step 1: 0.500, step 2: 0.125" in found
+    assert gamed_component({"x": [0.5, 0.13]}, [1.0, 1.0], steps, thresholds) is None
+    assert gamed_component({"x": [0.49, 0.0]}, [1.0, 1.0], steps, thresholds) is None
+    assert gamed_component({"x": [0.5]}, [1.0], [1], thresholds) is None, "the peak must be a full window back"
+    assert "total reward fell (1.000 -> 0.940)" in gamed_component({"x": [0.5, 0.1]}, [1.0, 0.94], steps, thresholds)
+    assert "held or rose (1.000 -> 0.950)" in gamed_component({"x": [0.5, 0.1]}, [1.0, 0.95], steps, thresholds)
+    two = GuardThresholds(patience=2, hacking_peak_min=0.5, hacking_floor_ratio=0.25)
+    assert gamed_component({"x": [1.0, 0.0]}, [1.0, 1.0], steps, two) is None, "the window's mean 0.5 is the peak"
+
+
+def test_collapse_thresholds_at_their_edges():
+    from fine_tune.train.guards import collapsed
+
+    thresholds = GuardThresholds(patience=2, collapse_distinct_ratio=0.5, collapse_length_ratio=0.25)
+    assert collapsed(["a", "b", "c", "d"], ["x", "x", "y", "y"], [], thresholds) == (
+        "2 distinct completions for 4 distinct prompts"
+    )
+    assert collapsed(["a", "a"], ["x", "x"], [], thresholds) is None, "one prompt says nothing about collapse"
+    assert collapsed(["a", "b"], [], [], thresholds) is None
+    lengths = [40.0, 40.0, 10.0, 10.0]  # exactly 2 windows; now == 0.25 * first
+    assert collapsed([], [], lengths, thresholds) == "mean completion length fell from 40.0 to 10.0 tokens"
+    assert collapsed([], [], lengths[1:], thresholds) is None
+    assert collapsed([], [], [40.0, 40.0, 10.5, 10.5], thresholds) is None
