@@ -200,3 +200,26 @@ def test_collapse_thresholds_at_their_edges():
     assert collapsed([], [], lengths, thresholds) == "mean completion length fell from 40.0 to 10.0 tokens"
     assert collapsed([], [], lengths[1:], thresholds) is None
     assert collapsed([], [], [40.0, 40.0, 10.5, 10.5], thresholds) is None
+
+
+def test_a_fresh_guard_logs_its_whole_message(caplog):
+    guard = RewardHealthGuard(GuardThresholds(patience=1), "stop")  # its own recorder: nothing captured yet
+    assert log(guard, 5, {"reward": 0.0})
+    assert guard.message == (
+        "REWARD HEALTH GUARD: unhealthy rewards for 1 consecutive logging steps (step 5: mean reward = 0.0). Zero "
+        "reward variance gives zero advantages (GRPO learns nothing); a reward component earned early and then lost, "
+        "or prompt-independent completions, mean the policy is gaming the rewards. Check that the reward functions "
+        "parse TRL's conversational completions, that Qwen3 runs with enable_thinking=False, and lower the learning "
+        "rate. Last completions:\n  (none captured)"
+    )
+    assert guard.message in caplog.text
+
+
+def test_the_gamed_verdict_and_window_edges():
+    from fine_tune.train.guards import collapsed, gamed_component
+
+    half = GuardThresholds(patience=2, hacking_peak_min=0.5, hacking_floor_ratio=0.5)
+    assert gamed_component({"x": [1.0, 0.0]}, [1.0, 1.0], [1, 2], half) is not None, "as many logs as the window"
+    one = GuardThresholds(patience=1, hacking_peak_min=0.5, hacking_floor_ratio=0.25)
+    assert "held or rose (2.000 -> 1.920)" in gamed_component({"x": [0.5, 0.1]}, [2.0, 1.92], [1, 2], one)
+    assert collapsed([], [], [100.0, 0.0, 0.0], GuardThresholds(patience=2)) is None, "two full windows needed"
