@@ -245,6 +245,9 @@ def test_per_group_accuracy():
         ),
         (lambda: confusion_matrix(["A"], ["A", "B"]), "length mismatch: 1 gold vs 2 predicted"),
         (lambda: paired_bootstrap_diff([], []), "need at least one paired sample"),
+        (lambda: reliability_bins([0.5], [1], n_bins=0), "n_bins must be >= 1, got 0"),
+        (lambda: wilson_interval(3, 2), "need 0 <= successes <= n, got successes=3, n=2"),
+        (lambda: per_group_accuracy(["a"], [1, 0]), "length mismatch: 1 groups vs 2 outcomes"),
     ],
 )
 def test_bad_inputs_are_named(call, message):
@@ -265,3 +268,4 @@ def test_one_paired_sample_is_enough_and_the_defaults_are_fixed():
     assert paired_bootstrap_diff(a, b) == paired_bootstrap_diff(a, b, n_resamples=10000, seed=0)
     confidences, correct = [0.05 * i for i in range(20)], [i % 3 == 0 for i in range(20)]
     assert expected_calibration_error(confidences, correct) == expected_calibration_error(confidences, correct, 10)
+    assert len(reliability_bins(confidences, correct)) == 10
