@@ -20,6 +20,7 @@ PLOT_FILES = {
     "per_subject": "per_subject.png",
     "letters": "letters.png",
     "confusion": "confusion.png",
+    "errors": "errors.png",
 }
 DPI = 110
 
@@ -115,11 +116,31 @@ def plot_confusion(results: Mapping[str, Any], path: Path) -> None:
     save(figure, path)
 
 
+def plot_errors(results: Mapping[str, Any], path: Path) -> None:
+    """One stacked bar per model: its wrong or unusable answers by error category."""
+    models = {label: model for label, model in ok_models(results).items() if "error_taxonomy" in model}
+    categories = list(next(iter(models.values()))["error_taxonomy"]) if models else []
+    figure = Figure(figsize=(7, 0.6 * len(models) + 1.6))
+    axes = figure.subplots()
+    left = [0] * len(models)
+    for category in categories:
+        counts = [model["error_taxonomy"][category] for model in models.values()]
+        if any(counts):
+            axes.barh(list(models), counts, left=left, label=category)
+            left = [a + b for a, b in zip(left, counts, strict=True)]
+    axes.invert_yaxis()
+    axes.set(xlabel="wrong or unusable answers", title="Error taxonomy")
+    if any(left):
+        axes.legend(fontsize="small", loc="lower right")
+    save(figure, path)
+
+
 PLOTTERS = {
     "reliability": plot_reliability,
     "per_subject": plot_per_subject,
     "letters": plot_letters,
     "confusion": plot_confusion,
+    "errors": plot_errors,
 }
 
 

@@ -185,6 +185,8 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         subject_section(results, plots.get("per_subject")),
         letters_section(results, plots.get("letters")),
         confusion_section(results, plots.get("confusion")),
+        per_letter_section(results),
+        errors_section(results, plots.get("errors")),
         failures_section(results),
         speed_section(results),
         warnings_section(results),
@@ -367,6 +369,39 @@ def confusion_section(results: Mapping[str, Any], plot: str | None) -> str:
     if plot:
         parts.append(f"![confusion matrices]({plot})")
     return "\n\n".join(parts)
+
+
+def per_letter_section(results: Mapping[str, Any]) -> str:
+    models = {label: model for label, model in ok_models(results).items() if "per_letter" in model}
+    if not models:
+        return ""
+    letters = task_letters(results)
+    rows = []
+    for label, model in models.items():
+        cells = [
+            f"{num(s['precision'], 2)} / {num(s['recall'], 2)} / {num(s['f1'], 2)}"
+            for s in model["per_letter"].values()
+        ]
+        rows.append([label, num(model["metrics"].get("macro_f1")), *cells])
+    return (
+        "## Per-letter precision / recall / F1\n\nscikit-learn's per-class scores over the task's letters; an invalid "
+        "answer is a miss of its gold letter. Macro-F1 is their unweighted mean.\n\n"
+        + md_table(["", "macro-F1", *letters], rows)
+    )
+
+
+def errors_section(results: Mapping[str, Any], plot: str | None) -> str:
+    models = {label: model for label, model in ok_models(results).items() if "error_taxonomy" in model}
+    if not models:
+        return ""
+    categories = list(next(iter(models.values()))["error_taxonomy"])
+    rows = [[category, *(model["error_taxonomy"][category] for model in models.values())] for category in categories]
+    rows.append(["total", *(sum(model["error_taxonomy"].values()) for model in models.values())])
+    text = (
+        "## Error taxonomy\n\nEvery wrong or unusable answer in exactly one category (docs/analyses.md); "
+        "examples: `error_category` in predictions.jsonl.\n\n" + md_table(["category", *models], rows)
+    )
+    return text + (f"\n\n![error taxonomy]({plot})" if plot else "")
 
 
 def failures_section(results: Mapping[str, Any]) -> str:

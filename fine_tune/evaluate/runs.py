@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from fine_tune.data.validation import row_label
+from fine_tune.evaluate.error_taxonomy import error_category
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
@@ -27,7 +28,7 @@ from fine_tune.hub_access import hf_token
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision
 from fine_tune.recipes.arguments import EvalConfig
-from fine_tune.task.prompts import gold_letter, prompt_messages
+from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
 from fine_tune.task.scoring import SampleScore, score_sample
 from fine_tune.task.spec import TaskSpec
 
@@ -184,6 +185,7 @@ def prediction_records(
                 "stopped": generation.stopped[index],
             }
         )
+        records[-1]["error_category"] = error_category(records[-1], task.letters if task is not None else LETTERS)
     return records
 
 
