@@ -36,6 +36,7 @@ from fine_tune.evaluate.summaries import identical_output_warnings
 from fine_tune.hub_access import hf_token
 from fine_tune.models.precision import resolve_precision
 from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
+from fine_tune.task.variants import load_variants
 
 logger = logging.getLogger(__name__)
 
@@ -95,9 +96,9 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     described = "; ".join(f"{s.task.name}: {len(s.rows)} rows, {s.info['description']}" for s in eval_sets)
     console.print(f"evaluating {len(config.models)} model(s) on {described}", markup=False)
     exemplars = fewshot_exemplars(config, split)
-    runs_per_task = run_models(
-        config, eval_sets, precision, lineages, console, {name: rows for name, (rows, _) in exemplars.items()}
-    )
+    shots = {name: rows for name, (rows, _) in exemplars.items()}
+    variants = load_variants(config.prompt_variants) if config.prompt_variants else ()
+    runs_per_task = run_models(config, eval_sets, precision, lineages, console, shots, variants)
     seconds = time.perf_counter() - start
     task_results = []
     for eval_set, section, set_warnings, runs in zip(eval_sets, split_sections, warnings, runs_per_task, strict=True):

@@ -21,6 +21,7 @@ PLOT_FILES = {
     "letters": "letters.png",
     "confusion": "confusion.png",
     "errors": "errors.png",
+    "variants": "prompt_variants.png",
 }
 DPI = 110
 
@@ -135,12 +136,37 @@ def plot_errors(results: Mapping[str, Any], path: Path) -> None:
     save(figure, path)
 
 
+def plot_variants(results: Mapping[str, Any], path: Path) -> bool:
+    """Strict accuracy per prompt variant, one group of bars per variant, one bar per model, with intervals."""
+    models = {label: model for label, model in ok_models(results).items() if model.get("prompt_variants")}
+    if not models:
+        return False
+    names = list(next(iter(models.values()))["prompt_variants"])
+    figure = Figure(figsize=(max(6, 1.1 * len(names)), 4))
+    axes = figure.subplots()
+    width = 0.8 / len(models)
+    for offset, (label, model) in enumerate(models.items()):
+        entries = [model["prompt_variants"][name] for name in names]
+        values = [entry["accuracy"] or 0.0 for entry in entries]
+        errors = [
+            [v - (e["ci_low"] or v) for v, e in zip(values, entries, strict=True)],
+            [(e["ci_high"] or v) - v for v, e in zip(values, entries, strict=True)],
+        ]
+        axes.bar([i + offset * width for i in range(len(names))], values, width=width, yerr=errors, label=label)
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=30, ha="right")
+    axes.set(ylabel="strict accuracy", ylim=(0, 1), title="Prompt sensitivity")
+    axes.legend(fontsize="small")
+    save(figure, path)
+    return True
+
+
 PLOTTERS = {
     "reliability": plot_reliability,
     "per_subject": plot_per_subject,
     "letters": plot_letters,
     "confusion": plot_confusion,
     "errors": plot_errors,
+    "variants": plot_variants,
 }
 
 
@@ -152,6 +178,6 @@ def write_plots(results: Mapping[str, Any], folder: Path) -> dict[str, str]:
     written = {}
     for name, plotter in PLOTTERS.items():
         relative = f"{PLOTS_DIR}/{PLOT_FILES[name]}"
-        plotter(results, folder / relative)
-        written[name] = relative
+        if plotter(results, folder / relative) is not False:  # a plot with nothing to show is not drawn
+            written[name] = relative
     return written

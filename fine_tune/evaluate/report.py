@@ -186,6 +186,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         letters_section(results, plots.get("letters")),
         confusion_section(results, plots.get("confusion")),
         per_letter_section(results),
+        variants_section(results, plots.get("variants")),
         errors_section(results, plots.get("errors")),
         failures_section(results),
         speed_section(results),
@@ -388,6 +389,31 @@ def per_letter_section(results: Mapping[str, Any]) -> str:
         "answer is a miss of its gold letter. Macro-F1 is their unweighted mean.\n\n"
         + md_table(["", "macro-F1", *letters], rows)
     )
+
+
+def variants_section(results: Mapping[str, Any], plot: str | None) -> str:
+    """Strict accuracy per prompt variant and model, and each model's spread (max - min) over the variants."""
+    models = {label: model for label, model in ok_models(results).items() if model.get("prompt_variants")}
+    if not models:
+        return ""
+    names = list(next(iter(models.values()))["prompt_variants"])
+    rows = [[name, *(variant_cell(model["prompt_variants"][name]) for model in models.values())] for name in names]
+    spreads = []
+    for model in models.values():
+        values = [entry["accuracy"] for entry in model["prompt_variants"].values() if entry["accuracy"] is not None]
+        spreads.append(f"{100 * (max(values) - min(values)):.1f} pp" if values else "n/a")
+    rows.append(["spread (max - min)", *spreads])
+    text = (
+        "## Prompt sensitivity\n\nStrict accuracy of each model under each prompt variant (`--prompt_variants`), "
+        "95% Wilson intervals; the headline numbers above use the project's own prompt (`project`).\n\n"
+        + md_table(["variant", *models], rows)
+    )
+    return text + (f"\n\n![prompt sensitivity]({plot})" if plot else "")
+
+
+def variant_cell(entry: Mapping[str, Any]) -> str:
+    interval = {"value": entry["accuracy"], "count": entry["correct"], "total": entry["n"]}
+    return rate_with_ci({**interval, "ci_low": entry["ci_low"], "ci_high": entry["ci_high"]})
 
 
 def errors_section(results: Mapping[str, Any], plot: str | None) -> str:

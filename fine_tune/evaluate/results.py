@@ -48,7 +48,8 @@ def model_section(run: ModelRun, verdict: str | None, letters: Sequence[str] = L
     }
     if not run.ok:
         return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
-    return {**section, **model_summary(run.records, run.scores, letters)}
+    summary = {**section, **model_summary(run.records, run.scores, letters)}
+    return {**summary, "prompt_variants": run.prompt_variants} if run.prompt_variants else summary
 
 
 def environment(precision: Precision) -> dict[str, Any]:
