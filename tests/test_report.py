@@ -118,7 +118,9 @@ def test_console_summary(results):
 def test_no_schema_valid_answers(eval_set, tmp_path):
     rows = eval_set[1].rows
     garbage = fake_run("garbage", rows, 0.5, 4)
-    garbage.records = [{**r, "schema_valid": False, "confidence": None, "failure": "not_json"} for r in garbage.records]
+    garbage.records = [
+        {**r, "schema_valid": False, "confidence": None, "failure": "not_json"} for r in garbage.records
+    ]
     garbage.scores = [score_sample("not json", gold_letter(row)) for row in rows]
     results = results_for(eval_set, [garbage])
     calibration = results["models"]["garbage"]["calibration"]

@@ -56,7 +56,9 @@ def test_only_a_set_without_a_subject_column_is_tagged_and_says_so():
     assert resolve_task("medmcqa").subject_source == SUBJECT_FIELD
     mmlu = resolve_task("mmlu_medical")
     assert mmlu.subject_source == SUBJECT_FIELD
-    assert dataclasses.replace(mmlu, subject=None).subject_source == SUBJECT_CONFIG  # several Hub configs, one a subject
+    assert (
+        dataclasses.replace(mmlu, subject=None).subject_source == SUBJECT_CONFIG
+    )  # several Hub configs, one a subject
     assert dataclasses.replace(mmlu, subject=None, dataset_configs=("one",)).subject_source == SUBJECT_TAGGED
     medmcqa = json.loads((FIXTURES / "medmcqa.jsonl").read_text().splitlines()[0])
     row, _ = normalise_row(resolve_task("medmcqa"), medmcqa)
