@@ -12,7 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from fine_tune.evaluate.report import matrix_columns, num, ok_models, task_letters
+from fine_tune.evaluate.formatting import matrix_columns, num, ok_models, task_letters
 
 PLOTS_DIR = "plots"
 PLOT_FILES = {

@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fine_tune.evaluate.formatting import format_p, matrix_columns, num, ok_models, pct, rate_with_ci, task_letters
+from fine_tune.evaluate.report_analyses import errors_section, per_letter_section, protocols_section, variants_section
 from fine_tune.evaluate.stats import INVALID
 from fine_tune.markdown import md_table
-from fine_tune.task.prompts import LETTERS
 
+FAILED = "FAILED"
 HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "valid_json_rate", "schema_pass_rate", "accuracy_on_schema")
 LENIENT_METRICS: tuple[str, ...] = ("lenient_accuracy", "lenient_schema_pass_rate")
 METRIC_TITLES = {
@@ -28,45 +30,6 @@ METRIC_TITLES = {
     "lenient_accuracy": "lenient accuracy",
     "lenient_schema_pass_rate": "lenient schema pass",
 }
-
-
-def task_letters(results: Mapping[str, Any]) -> tuple[str, ...]:
-    """The letters of the task the results are about (A-D for results written before tasks existed)."""
-    return tuple((results.get("task") or {}).get("letters") or LETTERS)
-
-
-def matrix_columns(results: Mapping[str, Any]) -> tuple[str, ...]:
-    """Confusion-matrix columns: the task's letters, then INVALID."""
-    return (*task_letters(results), INVALID)
-
-
-FAILED = "FAILED"
-
-
-def ok_models(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {label: model for label, model in results["models"].items() if model["status"] == "ok"}
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def num(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def format_p(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def rate_with_ci(entry: Mapping[str, Any], counts: bool = True) -> str:
-    """`34.0% [27.8, 40.8] 68/200`: the rate, its 95% Wilson interval (percent) and the counts."""
-    if entry["value"] is None:
-        return f"n/a (0/{entry['total']})" if counts else "n/a"
-    text = f"{pct(entry['value'])} [{100 * entry['ci_low']:.1f}, {100 * entry['ci_high']:.1f}]"
-    return f"{text} {entry['count']}/{entry['total']}" if counts else text
 
 
 def failure_text(model: Mapping[str, Any]) -> str:
@@ -187,6 +150,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         confusion_section(results, plots.get("confusion")),
         per_letter_section(results),
         variants_section(results, plots.get("variants")),
+        protocols_section(results),
         errors_section(results, plots.get("errors")),
         failures_section(results),
         speed_section(results),
@@ -370,64 +334,6 @@ def confusion_section(results: Mapping[str, Any], plot: str | None) -> str:
     if plot:
         parts.append(f"![confusion matrices]({plot})")
     return "\n\n".join(parts)
-
-
-def per_letter_section(results: Mapping[str, Any]) -> str:
-    models = {label: model for label, model in ok_models(results).items() if "per_letter" in model}
-    if not models:
-        return ""
-    letters = task_letters(results)
-    rows = []
-    for label, model in models.items():
-        cells = [
-            f"{num(s['precision'], 2)} / {num(s['recall'], 2)} / {num(s['f1'], 2)}"
-            for s in model["per_letter"].values()
-        ]
-        rows.append([label, num(model["metrics"].get("macro_f1")), *cells])
-    return (
-        "## Per-letter precision / recall / F1\n\nscikit-learn's per-class scores over the task's letters; an invalid "
-        "answer is a miss of its gold letter. Macro-F1 is their unweighted mean.\n\n"
-        + md_table(["", "macro-F1", *letters], rows)
-    )
-
-
-def variants_section(results: Mapping[str, Any], plot: str | None) -> str:
-    """Strict accuracy per prompt variant and model, and each model's spread (max - min) over the variants."""
-    models = {label: model for label, model in ok_models(results).items() if model.get("prompt_variants")}
-    if not models:
-        return ""
-    names = list(next(iter(models.values()))["prompt_variants"])
-    rows = [[name, *(variant_cell(model["prompt_variants"][name]) for model in models.values())] for name in names]
-    spreads = []
-    for model in models.values():
-        values = [entry["accuracy"] for entry in model["prompt_variants"].values() if entry["accuracy"] is not None]
-        spreads.append(f"{100 * (max(values) - min(values)):.1f} pp" if values else "n/a")
-    rows.append(["spread (max - min)", *spreads])
-    text = (
-        "## Prompt sensitivity\n\nStrict accuracy of each model under each prompt variant (`--prompt_variants`), "
-        "95% Wilson intervals; the headline numbers above use the project's own prompt (`project`).\n\n"
-        + md_table(["variant", *models], rows)
-    )
-    return text + (f"\n\n![prompt sensitivity]({plot})" if plot else "")
-
-
-def variant_cell(entry: Mapping[str, Any]) -> str:
-    interval = {"value": entry["accuracy"], "count": entry["correct"], "total": entry["n"]}
-    return rate_with_ci({**interval, "ci_low": entry["ci_low"], "ci_high": entry["ci_high"]})
-
-
-def errors_section(results: Mapping[str, Any], plot: str | None) -> str:
-    models = {label: model for label, model in ok_models(results).items() if "error_taxonomy" in model}
-    if not models:
-        return ""
-    categories = list(next(iter(models.values()))["error_taxonomy"])
-    rows = [[category, *(model["error_taxonomy"][category] for model in models.values())] for category in categories]
-    rows.append(["total", *(sum(model["error_taxonomy"].values()) for model in models.values())])
-    text = (
-        "## Error taxonomy\n\nEvery wrong or unusable answer in exactly one category (docs/analyses.md); "
-        "examples: `error_category` in predictions.jsonl.\n\n" + md_table(["category", *models], rows)
-    )
-    return text + (f"\n\n![error taxonomy]({plot})" if plot else "")
 
 
 def failures_section(results: Mapping[str, Any]) -> str:

@@ -50,6 +50,9 @@ class ModelRun:
     scores: list[SampleScore] = field(default_factory=list)
     timings: dict[str, Any] = field(default_factory=dict)
     prompt_variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> strict accuracy
+    harness: dict[str, Any] | None = (
+        None  # lm-evaluation-harness's log-likelihood accuracy (fine_tune.evaluate.harness)
+    )
 
     @property
     def ok(self) -> bool:

@@ -172,6 +172,13 @@ class EvalConfig(SplitArguments):
             "the headline stays the project's own prompt"
         },
     )
+    harness: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also score each model with lm-evaluation-harness's log-likelihood multiple-choice protocol (the "
+            "Open Medical-LLM Leaderboard's) on the same rows: 'lm_eval' (needs the [harness] extra)"
+        },
+    )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N eval rows"})
     batch_size: int | str = field(
         default=DEFAULT_BATCH_SIZE,
@@ -214,6 +221,8 @@ class EvalConfig(SplitArguments):
             self.prompt_variants = None
         if self.prompt_variants is not None:
             load_variants(self.prompt_variants)  # a bad variants file is refused before any model loads
+        if self.harness is not None and self.harness.strip().lower() in NULL_WORDS:
+            self.harness = None
         if self.precision not in PRECISIONS:
             raise RecipeError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.torch_threads is not None and self.torch_threads < 1:
