@@ -88,3 +88,15 @@ def test_on_real_medmcqa_rows_the_tag_agrees_with_the_given_subject_where_both_n
             if r["subject_name"] == subject
         ]
         assert max(set(tags) - {OTHER}, key=tags.count) == specialty, subject
+
+
+def test_a_tagged_set_splits_stratified_by_its_tagged_subjects():
+    from fine_tune.data.normalise import load_task
+    from fine_tune.data.task_splits import split_normalised
+
+    spec = resolve_task("medqa")
+    normalised = load_task(spec, "train", str(FIXTURES / "medqa.jsonl"))
+    split = split_normalised(spec, normalised, {"sft": 6, "grpo": 2, "eval": 2}, 7, source="f", stratify_by="subject")
+    assert split.manifest["stratify_by"] == "subject"
+    for rows in split.splits.values():
+        assert set(rows["subject"]) <= {*specialties(), OTHER}
