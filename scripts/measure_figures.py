@@ -130,11 +130,11 @@ def parser(_: Path) -> None:
 MEASUREMENTS = {"lengths": lengths, "kshot": kshot, "bootstrap": bootstrap, "loader": loader, "parser": parser}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("measurement", choices=sorted(MEASUREMENTS))
     cli.add_argument("--shared-dir", type=Path, default=Path("../shared"), help="../shared (real data, tokenizer)")
-    args = cli.parse_args()
+    args = cli.parse_args(argv)
     MEASUREMENTS[args.measurement](args.shared_dir)
 
 
