@@ -66,6 +66,14 @@ class SplitArguments:
         metadata={"help": "Keep each value's share equal across the sft/grpo/eval splits: subject or answer"},
     )
     split_seed: int = field(default=DEFAULT_SPLIT_SEED, metadata={"help": "Seed of the upstream shuffle"})
+    curriculum: str | None = field(
+        default=None,
+        metadata={
+            "help": "A specialty curriculum or training_recommendations.json (docs/rounds.md): a holdout of N rows "
+            "per subject is the EVAL split, each subject trains its recommended share of the rest, the remainder is "
+            "a pool; replaces the split sizes and stratify_by"
+        },
+    )
     sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
     grpo_size: int = field(default=DEFAULT_SPLIT_SIZES["grpo"])
     eval_size: int = field(default=DEFAULT_SPLIT_SIZES["eval"])
@@ -79,7 +87,7 @@ class SplitArguments:
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # TRL's ScriptArguments has its own
             parent()
-        for key in ("stratify_by", "dataset_name", "dataset_train_split"):
+        for key in ("stratify_by", "dataset_name", "dataset_train_split", "curriculum"):
             value = getattr(self, key)
             if value is not None and value.strip().lower() in NULL_WORDS:
                 setattr(self, key, None)
