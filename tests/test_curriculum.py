@@ -59,7 +59,9 @@ def test_tagged_subjects_are_the_strata_of_a_set_without_a_subject_column(tmp_pa
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     result = split(path, Curriculum(holdout_per_subject=2, start_share=0.5), task=MEDQA)
     subjects = result.manifest["curriculum"]["subjects"]
-    assert len(subjects) == 2 and all(e["holdout"] == 2 and e["sft"] == 2 and e["pool"] == 2 for e in subjects.values())
+    assert len(subjects) == 2 and all(
+        e["holdout"] == 2 and e["sft"] == 2 and e["pool"] == 2 for e in subjects.values()
+    )
     assert set(result.splits["eval"]["subject"]) == set(subjects)
 
 

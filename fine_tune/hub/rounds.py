@@ -32,6 +32,7 @@ from fine_tune.recipes.loader import load_recipe, schema_keys, schema_types
 
 ROUNDS_KEYS = (
     "tracks",
+    "start_model",
     "eval_config",
     "eval_overrides",
     "target_metric",
@@ -81,6 +82,7 @@ class Rounds:
     minimize: bool = False
     eval_overrides: dict[str, Any] = field(default_factory=dict)
     curriculum: CurriculumPlan | None = None
+    start_model: str | None = None  # default: the first track's recipe model
 
 
 def _whole(values: Mapping[str, Any], key: str, default: int | None, where: str) -> int:
@@ -145,6 +147,7 @@ def load_rounds(path: str | Path, output_dir: str | None = None) -> Rounds:
         minimize=bool(values.get("minimize", False)),
         eval_overrides=dict(values.get("eval_overrides") or {}),
         curriculum=_curriculum(values.get("curriculum"), names, str(path)),
+        start_model=values.get("start_model"),
     )
     for track in tracks:  # each track must parse as the SFT script would read it
         load_recipe("sft", track.sft_config, sft_command(rounds, 1, track, "start", None)[3:])
@@ -161,14 +164,20 @@ def merged_model(rounds: Rounds, number: int, track: Track) -> str:
 
 
 def start_model(rounds: Rounds) -> str:
-    """The model round 1 starts from: the first track's recipe model, after its overrides."""
+    """The model round 1 starts from: `start_model`, else the first track's recipe model after its overrides."""
+    if rounds.start_model:
+        return rounds.start_model
     track = rounds.tracks[0]
     script_args, training_args, model_args = load_recipe("sft", track.sft_config, as_flags(track.overrides))
     return model_args.model_name_or_path
 
 
 def sft_command(rounds: Rounds, number: int, track: Track, model: str, curriculum: str | None) -> list[str]:
-    overrides = {**track.overrides, "model_name_or_path": model, "output_dir": str(round_dir(rounds, number) / track.name)}
+    overrides = {
+        **track.overrides,
+        "model_name_or_path": model,
+        "output_dir": str(round_dir(rounds, number) / track.name),
+    }
     if curriculum and rounds.curriculum and track.name in rounds.curriculum.tracks:
         overrides["curriculum"] = curriculum
     return [SFT_SCRIPT, "--config", track.sft_config, *as_flags(overrides)]
