@@ -28,9 +28,9 @@ ADAPTER_BYTES = 16  # fp32 weight + fp32 grad + AdamW's two fp32 moments (full_p
 # trl/kernels/chunked_logprob.py: TOKEN_CHUNK_SIZE tokens x _CHUNKED_LOGPROB_CHUNK_SIZE (trl/trainer/utils.py) columns
 FUSED_TOKEN_TILE = 4096
 FUSED_VOCAB_TILE = 32768
-# Fp32 tile-sized temporaries of the torch fold that replaces the Triton kernel off CUDA (`_forward_tile`,
-# `_backward_tile`: tile.float(), the transformed logits, exp(z - max), the gradient): measured on CPU, see docs.
-TORCH_FOLD_FP32_TILES = 4
+# Fp32 tile-sized tensors alive at once in `_backward_tile`, the torch fold that replaces the Triton kernel off CUDA:
+# y = tile.float(), z, log_p, p, grad, and the two temporaries of `grad_logprobs * (is_target.float() - p)`.
+TORCH_FOLD_FP32_TILES = 7
 WIDTHS = {"fp16": 2, "bf16": 2, "fp32": 4}
 
 
@@ -40,6 +40,7 @@ class MemoryPlan:
     parts: dict[str, int]  # bytes of each term at the peak
     notes: list[str] = field(default_factory=list)
     precision: str = "bf16"
+    off_peak: dict[str, int] = field(default_factory=dict)  # terms of the stage that is not the peak (not summed)
 
     @property
     def peak_bytes(self) -> int:
@@ -162,17 +163,21 @@ def backward_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, wi
     return tokens * (2 * residual_width(values, width) * shape.hidden_size + 3 * width * shape.intermediate_size)
 
 
-def fused_lm_head_bytes(shape: ModelShape, scored_tokens: int, width: int, *, triton: bool = True) -> int:
+def fused_lm_head_bytes(
+    shape: ModelShape, values: Mapping[str, Any], tokens: int, scored_tokens: int, width: int, *, triton: bool = True
+) -> int:
     """TRL's fused LM head (`add_fused_lm_head`, trl/trainer/utils.py, applied by `SFTTrainer.__init__` and
     `GRPOTrainer`; the kernel `ChunkedLogProbFunction`, trl/kernels/chunked_logprob.py). It never holds
-    tokens x vocabulary logits: the projection runs on a `[min(N, 4096), 32768]` tile buffer at w, the LM head's
-    32768-row weight slice cast to w, the final hidden states it saves (N x h, fp32 after k-bit prep) and the fp32
-    `grad_hidden` of the backward. N is the number of scored tokens: on CUDA (Triton) only labelled positions
-    (`hidden_states[mask]`); elsewhere every position, with the torch fold's fp32 temporaries of tile size."""
+    tokens x vocabulary logits: the projection runs on a `[min(N, 4096), 32768]` tile buffer at w, with the LM
+    head's 32768-row weight slice cast to w; it saves the final hidden states (N x h, fp32 after k-bit prep: the
+    final norm's weight is fp32) and its backward returns an fp32 `grad_hidden` (N x h). The final norm keeps its
+    input (tokens x h at the residual width). N is the number of scored tokens: on CUDA (Triton) only labelled
+    positions (`hidden_states[mask]`); elsewhere every position, plus the torch fold's fp32 temporaries of tile size
+    (TORCH_FOLD_FP32_TILES)."""
     n = scored_tokens
     tile = min(n, FUSED_TOKEN_TILE) * min(FUSED_VOCAB_TILE, shape.vocab_size)
     weight_slice = min(FUSED_VOCAB_TILE, shape.vocab_size) * shape.hidden_size * width
-    hidden_and_grad = 2 * n * shape.hidden_size * FP32
+    hidden_and_grad = 2 * n * shape.hidden_size * FP32 + tokens * shape.hidden_size * residual_width(values, width)
     fold = 0 if triton else TORCH_FOLD_FP32_TILES * tile * FP32
     return tile * width + weight_slice + hidden_and_grad + fold
 
@@ -219,10 +224,21 @@ def prompt_length(values: Mapping[str, Any]) -> int:
 
 
 def plan_memory(
-    values: Mapping[str, Any], model_config: Mapping[str, Any], phase: str, *, precision: str = "bf16"
+    values: Mapping[str, Any],
+    model_config: Mapping[str, Any],
+    phase: str,
+    *,
+    precision: str = "bf16",
+    triton: bool = True,
+    length: int | None = None,
 ) -> MemoryPlan:
     """The peak GPU memory of `phase` ("sft", "grpo", "eval") for a recipe (`recipe_values(load_recipe(...))`) run
-    at `precision` (what the flavor's GPU resolves `precision: auto` to; fp32 where fp16 is unsafe)."""
+    at `precision` (what the flavor's GPU resolves `precision: auto` to; fp32 where fp16 is unsafe).
+
+    Training: weights, adapters and the checkpointed layer inputs are held throughout; on top of them the peak is
+    the larger of two stages of the backward, the fused LM head (`lm_head`) and one decoder layer's recompute and
+    backward (`layer` + `backward`); the other stage is kept in `off_peak`. `triton=False` plans the fused head's
+    torch fold (CPU); `length` replaces the rows' length (a measurement's fixed-length rows)."""
     if precision not in WIDTHS:
         raise ValueError(f"precision must be one of {tuple(WIDTHS)}, got {precision!r}")
     shape = ModelShape.from_config(model_config)
@@ -234,10 +250,12 @@ def plan_memory(
     micro_batch = int(values.get("per_device_train_batch_size") or 8)
     parts = {"weights": weight_bytes(shape, values, width), "adapters": adapter_bytes(shape, values, width)}
     if phase == "sft":
-        length, note = sft_length(values)
-        tokens = micro_batch * length
+        row_length, note = sft_length(values)
+        if length is not None:
+            row_length, note = length, "fixed-length rows"
+        tokens = micro_batch * row_length
         scored = tokens  # conservative: every position labelled (completion-only loss scores fewer)
-        notes = [f"{micro_batch} x {length} tokens per micro-batch: {note}"]
+        notes = [f"{micro_batch} x {row_length} tokens per micro-batch: {note}"]
     else:
         completion = int(values.get("max_completion_length") or 256)
         prompt = prompt_length(values)
@@ -246,15 +264,19 @@ def plan_memory(
         notes = [f"{micro_batch} x ({prompt} prompt + {completion} completion) tokens per micro-batch"]
     if checkpointed(values):
         parts["checkpoints"] = checkpoint_bytes(shape, values, tokens, width)
-    parts["layer"] = layer_bytes(shape, values, tokens, width)
-    parts["backward"] = backward_bytes(shape, values, tokens, width)
-    parts["lm_head"] = fused_lm_head_bytes(shape, scored, width)
+    head = {"lm_head": fused_lm_head_bytes(shape, values, tokens, scored, width, triton=triton)}
+    layer = {
+        "layer": layer_bytes(shape, values, tokens, width),
+        "backward": backward_bytes(shape, values, tokens, width),
+    }
+    peak, off_peak = (head, layer) if sum(head.values()) >= sum(layer.values()) else (layer, head)
+    parts.update(peak)
     if phase == "grpo":
-        parts, notes = with_generation(shape, values, parts, notes, width, micro_batch)
-    return MemoryPlan(phase, parts, notes, precision)
+        parts, off_peak, notes = with_generation(shape, values, parts, off_peak, notes, width, micro_batch)
+    return MemoryPlan(phase, parts, notes, precision, off_peak)
 
 
-def with_generation(shape, values, parts, notes, width, micro_batch) -> tuple[dict[str, int], list[str]]:
+def with_generation(shape, values, parts, off_peak, notes, width, micro_batch):
     """GRPO alternates generation (no autograd: weights + adapters + KV cache of the generation batch) and the
     training step; the peak is the larger. TRL: generation_batch_size = per_device_train_batch_size x
     steps_per_generation (default: gradient_accumulation_steps). With beta > 0 and peft the reference is the same
@@ -264,11 +286,12 @@ def with_generation(shape, values, parts, notes, width, micro_batch) -> tuple[di
     prompt, completion = prompt_length(values), int(values.get("max_completion_length") or 256)
     generating = kv_cache_bytes(shape, sequences, prompt + completion, width)
     generating += generation_step_bytes(shape, sequences, prompt, width)
-    training = sum(v for k, v in parts.items() if k not in ("weights", "adapters"))
-    if generating > training:
+    training = {k: v for k, v in parts.items() if k not in ("weights", "adapters")}
+    if generating > sum(training.values()):
         parts = {"weights": parts["weights"], "adapters": parts["adapters"], "generation": generating}
-        return parts, [*notes, f"peak in generation ({sequences} sequences at once)"]
-    return parts, [*notes, f"peak in the training step (generation of {sequences} sequences is smaller)"]
+        return parts, training, [*notes, f"peak in generation ({sequences} sequences at once)"]
+    note = f"peak in the training step (generation of {sequences} sequences is smaller)"
+    return parts, {**off_peak, "generation": generating}, [*notes, note]
 
 
 def plan_eval(shape: ModelShape, values: Mapping[str, Any], width: int, precision: str) -> MemoryPlan:
