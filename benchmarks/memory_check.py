@@ -1,7 +1,7 @@
 """Planned vs measured peak memory of an SFT training step on CPU, through the code paths a QLoRA job runs.
 
     PYTHONPATH=$PWD python benchmarks/memory_check.py            # every case, ~2-4 min on 2 cores, exit 1 if off
-    PYTHONPATH=$PWD python benchmarks/memory_check.py --cases 2  # the first two
+    PYTHONPATH=$PWD python benchmarks/memory_check.py --cases 0 2  # the first and the third
 
 Each case is a random-weight Qwen3 model with the real Qwen3 vocabulary (151,936 rows), saved in bf16 and loaded by
 `fine_tune.models.loading.load_model_for_training` (bitsandbytes NF4 with nested quantisation, which bitsandbytes 0.50
@@ -10,8 +10,9 @@ runs on CPU, then peft's `prepare_model_for_kbit_training`), wrapped by the proj
 (`precision: bf16`) and TRL's fused LM head, for two optimizer steps on fixed-length random rows.
 
 How memory is measured (torch's CPU allocator keeps no statistics; tracemalloc does not see torch): every case runs
-in a fresh subprocess with `MALLOC_MMAP_THRESHOLD_=65536`, so every tensor over 64 KiB is its own mmap, returned to
-the kernel when freed, and the resident set follows torch's live tensors. Peaks are the kernel's high-water mark
+in a fresh subprocess with `MALLOC_MMAP_THRESHOLD_=4096`, so every tensor over 4 KiB is its own mmap, returned to
+the kernel when freed (a small case's LoRA gradients are tens of KiB: the glibc heap would reuse step 1's), and
+the resident set follows torch's live tensors. Peaks are the kernel's high-water mark
 (VmHWM), reset through /proc/self/clear_refs at each stage boundary, minus the resident set at that boundary. Terms:
 - weights, adapters: the bytes of the tensors themselves (parameters, quantisation state, gradients, AdamW state);
 - forward: resident growth from the start of step 2 to the final norm's forward (the checkpointed layer inputs);
@@ -19,8 +20,8 @@ the kernel when freed, and the resident set follows torch's live tensors. Peaks 
 - layers: high-water mark from there to the end of the backward (recompute + backward of the layers, the adapter
   gradients as they appear);
 - total: weights + adapters + the high-water mark of the whole step above its start.
-The plan is `plan_memory(..., triton=False)`: off CUDA the fused head scores every position and folds each tile with
-torch ops, whose fp32 temporaries it counts.
+The plan is `plan_memory(..., device="cpu")`: off CUDA the fused head scores every position and folds each tile with
+torch ops, whose fp32 temporaries it counts, and dropout saves fp32 noise instead of a bool mask.
 """
 
 from __future__ import annotations
@@ -96,13 +97,13 @@ CASES = (
 
 def planned_terms(case: Case) -> dict[str, int]:
     """The plan's terms grouped as the measurement separates them."""
-    plan = plan_memory(case.recipe(), case.config(), "sft", precision="bf16", triton=False, length=case.length)
+    plan = plan_memory(case.recipe(), case.config(), "sft", precision="bf16", device="cpu", length=case.length)
     terms = {**plan.parts, **plan.off_peak}
     grads = ModelShape.from_config(case.config()).lora_params(16, LINEAR_NAMES) * 4
     return {
         "weights": terms["weights"],
         "adapters": terms["adapters"],
-        "forward": terms.get("checkpoints", 0) + (0 if case.checkpointing else terms["layer"]),
+        "forward": terms["checkpoints"] if case.checkpointing else terms["layer"],
         "lm_head": terms["lm_head"],
         "layers": (terms["layer"] if case.checkpointing else 0) + terms["backward"] + grads,
         "total": plan.peak_bytes,
@@ -259,7 +260,7 @@ def measure(case: Case) -> dict[str, int]:
 def run_case(case: Case) -> dict[str, int]:
     env = {
         **os.environ,
-        "MALLOC_MMAP_THRESHOLD_": "65536",
+        "MALLOC_MMAP_THRESHOLD_": "4096",
         "OMP_NUM_THREADS": "1",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_VERBOSITY": "error",
@@ -297,7 +298,7 @@ def report(cases: tuple[Case, ...]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=len(CASES), help="run the first N cases")
+    parser.add_argument("--cases", type=int, nargs="*", help="run these cases (0-based; default all)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # one case, in a fresh process: JSON of Case
     args = parser.parse_args(argv)
     if args.measure:
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
         print(json.dumps(measure(Case(**json.loads(args.measure)))))
         return 0
-    return report(CASES[: args.cases])
+    return report(tuple(CASES[index] for index in args.cases) if args.cases else CASES)
 
 
 if __name__ == "__main__":

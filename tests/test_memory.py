@@ -37,9 +37,9 @@ QLORA = {
     "activation_checkpointing": True,
 }
 # Qwen3-8B by hand: h 4096, i 12288, 36 layers, 32 x 128 query heads, 8 x 128 KV heads, 151,936 tokens, untied
-H, I, L, Q, KV, V = 4096, 12288, 36, 32 * 128, 8 * 128, 151936
-LINEARS = L * (H * Q + 2 * H * KV + Q * H + 3 * H * I)  # q, k, v, o, gate, up, down
-LORA = L * 16 * ((H + Q) + 2 * (H + KV) + (Q + H) + 2 * (H + I) + (I + H))
+H, INTER, L, Q, KV, V = 4096, 12288, 36, 32 * 128, 8 * 128, 151936
+LINEARS = L * (H * Q + 2 * H * KV + Q * H + 3 * H * INTER)  # q, k, v, o, gate, up, down
+LORA = L * 16 * ((H + Q) + 2 * (H + KV) + (Q + H) + 2 * (H + INTER) + (INTER + H))
 
 
 @pytest.mark.parametrize(
@@ -95,19 +95,25 @@ def test_adapters_are_fp32_weight_grad_and_adam_moments():
 
 
 def test_checkpoints_layer_and_backward_terms_by_hand():
-    """Checkpointed inputs are fp32 (the k-bit residual stream); the recomputed layer's saved tensors per token:
-    LoRA (mask + bf16 cast) per target input, the fp32 residual, q/k norms, SDPA's q, k, v, out, the MLP."""
+    """Checkpointed inputs are fp32 (the k-bit residual stream). The recomputed layer's saved tensors per token, as
+    saved_tensors_hooks lists them: per LoRA target its input's dropout mask (bool on CUDA) and bf16 cast plus
+    lora_B's input; the fp32 post-attention residual; q/k norm inputs and the MLP's SiLU input, output and up output
+    in fp32 (bnb's Linear4bit answers in its input's dtype); SDPA's q, k, v, out at w, k and v repeated."""
     tokens = 4 * 1024
     plan = plan_memory({**QLORA, "task": None}, QWEN3_8B, "sft", precision="fp16")
     terms = {**plan.parts, **plan.off_peak}
     assert terms["checkpoints"] == L * tokens * H * 4
-    lora = (5 * H + Q + I) * (1 + 2)
-    per_token = lora + 4 * H + 4 * (Q + KV) + 2 * 4 * Q + 3 * 2 * I
-    assert per_token == 253_952
-    assert terms["layer"] == tokens * per_token
-    assert terms["backward"] == tokens * (2 * 4 * H + 3 * 2 * I)
+    lora = (5 * H + Q + INTER) * (1 + 2) + 7 * 16 * 2
+    per_token = lora + 4 * H + 4 * (Q + KV) + 2 * 4 * Q + 3 * 4 * INTER
+    assert per_token == 327_904
+    assert terms["layer"] == tokens * per_token + LORA // L * 2
+    assert terms["backward"] == tokens * (4 * H + 2 * 4 * INTER) + H * INTER * 2
     no_dropout = plan_memory({**QLORA, "task": None, "lora_dropout": 0}, QWEN3_8B, "sft", precision="fp16")
-    assert {**no_dropout.parts, **no_dropout.off_peak}["layer"] == tokens * (per_token - (5 * H + Q + I))
+    assert {**no_dropout.parts, **no_dropout.off_peak}["layer"] == terms["layer"] - tokens * (5 * H + Q + INTER)
+    on_cpu = plan_memory({**QLORA, "task": None}, QWEN3_8B, "sft", precision="fp16", device="cpu")
+    assert {**on_cpu.parts, **on_cpu.off_peak}["layer"] == terms["layer"] + tokens * (5 * H + Q + INTER) * 3
+    unchecked = plan_memory({**QLORA, "task": None, "activation_checkpointing": False}, QWEN3_8B, "sft")
+    assert unchecked.parts["layer"] == L * (terms["layer"] + tokens * H * 4) and "checkpoints" not in unchecked.parts
 
 
 def test_the_lm_head_is_fused_never_tokens_by_vocabulary():
@@ -177,7 +183,9 @@ def test_fit_keeps_the_effective_batch_then_caps_the_length():
     assert odd.overrides["per_device_train_batch_size"] * odd.overrides["gradient_accumulation_steps"] == 24
     long_rows = {**QLORA, "task": None, "max_length": 16384, "per_device_train_batch_size": 2}
     capped = fit_on_flavor(long_rows, QWEN3_8B, "sft", "t4-small")
-    assert capped.overrides["per_device_train_batch_size"] == 1 and capped.overrides["gradient_accumulation_steps"] == 8
+    assert (
+        capped.overrides["per_device_train_batch_size"] == 1 and capped.overrides["gradient_accumulation_steps"] == 8
+    )
     assert capped.overrides["max_length"] == 1024
     assert fit_on_flavor({"batch_size": 1, "task": "medmcqa"}, QWEN3_8B, "eval", "t4-small") is None
 

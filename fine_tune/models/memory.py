@@ -32,6 +32,9 @@ FUSED_VOCAB_TILE = 32768
 # y = tile.float(), z, log_p, p, grad, and the two temporaries of `grad_logprobs * (is_target.float() - p)`.
 TORCH_FOLD_FP32_TILES = 7
 WIDTHS = {"fp16": 2, "bf16": 2, "fp32": 4}
+# What dropout saves per element: CUDA's fused `native_dropout` a bool mask; elsewhere `_dropout_impl` an fp32 noise
+# tensor (checked with saved_tensors_hooks on CPU).
+DROPOUT_MASK_BYTES = {"cuda": 1, "cpu": 4}
 
 
 @dataclass(frozen=True)
@@ -123,44 +126,65 @@ def checkpoint_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, 
     return shape.num_layers * tokens * shape.hidden_size * residual_width(values, width)
 
 
-def layer_saved_bytes_per_token(shape: ModelShape, values: Mapping[str, Any], width: int) -> int:
-    """Bytes autograd saves per token in one decoder layer under autocast (Qwen3/Llama/Mistral/Gemma blocks).
+def linear_output_width(values: Mapping[str, Any], width: int) -> int:
+    """bnb `Linear4bit.forward` returns `matmul_4bit(...).to(inp_dtype)`: a linear fed the fp32 residual stream
+    (q, k, v, gate, up) or the fp32 MLP product (down) answers in fp32 on a k-bit base; a plain frozen nn.Linear
+    under autocast answers at w."""
+    return FP32 if values.get("load_in_4bit") else width
+
+
+def layer_saved_bytes_per_token(shape: ModelShape, values: Mapping[str, Any], width: int, device: str = "cuda") -> int:
+    """Bytes autograd saves per token in one decoder layer under autocast (Qwen3/Llama/Mistral/Gemma blocks), as
+    `torch.autograd.graph.saved_tensors_hooks` lists them for an NF4 + LoRA layer (docs/memory.md).
 
     - Frozen base linears save nothing of their input: bnb `MatMul4Bit.forward` keeps `(None, B)`, and a frozen
       nn.Linear needs only its weight for the input's gradient.
-    - RMSNorm (`hidden.to(float32)`, `pow`, `* rsqrt`): the post-attention norm keeps the fp32 residual sum, res x h
-      (the input norm's input is the layer input, counted by `checkpoint_bytes` or below).
-    - LoRA per target (peft `lora.Linear.forward`: `lora_B(lora_A(dropout(x)))`): dropout keeps its mask (1 B per
-      input feature, only when lora_dropout > 0) and autocast's cast of lora_A's input (w per input feature).
-    - Attention: Qwen3's q_norm/k_norm keep fp32 copies of q and k (4 x (q + kv)); SDPA keeps q, k, v and its output
-      at w, with k and v repeated to every head (`repeat_kv`, as a padded batch's mask forces).
-    - MLP: SiLU's input, its output and up's output at w (the product is saved only by a LoRA on down_proj).
+    - LoRA per target (peft `lora.Linear.forward`: `lora_B(lora_A(dropout(x)))`, the input first cast to the fp32
+      adapter's dtype): dropout's saved mask (lora_dropout > 0: a bool per element on CUDA, `native_dropout`; an fp32
+      noise tensor elsewhere, `_dropout_impl`) and autocast's cast of lora_A's input (w per input feature).
+    - RMSNorm (`hidden.to(float32)`, `pow`, `* rsqrt`) keeps its input: the post-attention norm the fp32 residual
+      sum (res x h); Qwen3's/Gemma 3's q_norm and k_norm the q and k projections, at the linears' output width.
+    - SDPA keeps q and its output at w, and k and v repeated to every head (`repeat_kv`, as a padded batch's mask
+      forces; an unpadded batch keeps them at kv width, which this over-counts by 2 x w x (q - kv)).
+    - MLP: SiLU's input, its output and up's output, at the linears' output width.
     """
     h, i = shape.hidden_size, shape.intermediate_size
     q = shape.num_heads * shape.head_dim
     kv = shape.num_kv_heads * shape.head_dim
-    in_features = {name: shape.linear_shapes()[name][0] for name in LINEAR_NAMES}
-    per_target = (1 if float(values.get("lora_dropout") or 0) > 0 else 0) + width
-    lora = sum(in_features[name] for name in lora_targets(values)) * per_target if values.get("use_peft", True) else 0
-    norms = residual_width(values, width) * h + (FP32 * (q + kv) if shape.qk_norm else 0)
-    attention = width * (4 * q)
-    mlp = 3 * width * i
+    out = linear_output_width(values, width)
+    lora = 0
+    if values.get("use_peft", True):
+        mask = (DROPOUT_MASK_BYTES[device] if float(values.get("lora_dropout") or 0) > 0 else 0) + width
+        rank = int(values.get("lora_r") or 16)
+        lora = sum((shape.linear_shapes()[name][0] * mask + rank * width) for name in lora_targets(values))
+    norms = residual_width(values, width) * h + (out * (q + kv) if shape.qk_norm else 0)
+    attention = width * 4 * q
+    mlp = 3 * out * i
     return lora + norms + attention + mlp
 
 
-def layer_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int) -> int:
+def layer_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int, device: str = "cuda") -> int:
     """What the layers' autograd graph holds at the start of the backward: with checkpointing one layer recomputed
-    (`layer_saved_bytes_per_token`); without, every layer's saved tensors plus its fp32 input."""
-    per_layer = tokens * layer_saved_bytes_per_token(shape, values, width)
+    (`layer_saved_bytes_per_token`); without, every layer's saved tensors plus its input (saved by its input norm).
+    Each layer also keeps autocast's w-wide copies of its LoRA weights (the autocast weight cache)."""
+    per_layer = tokens * layer_saved_bytes_per_token(shape, values, width, device)
+    if values.get("use_peft", True):
+        adapter = shape.lora_params(int(values.get("lora_r") or 16), lora_targets(values))
+        per_layer += adapter // shape.num_layers * width
     if checkpointed(values):
         return per_layer
     return shape.num_layers * (per_layer + tokens * shape.hidden_size * residual_width(values, width))
 
 
 def backward_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int) -> int:
-    """Gradients alive inside one layer's backward: the fp32 gradient of the residual stream arriving and leaving
-    (2 x res x h) and the MLP's gradients at w (gate, up, their product: 3 x w x i)."""
-    return tokens * (2 * residual_width(values, width) * shape.hidden_size + 3 * width * shape.intermediate_size)
+    """Alive on top of the recomputed layer's saved tensors early in its backward: the gradient of the residual
+    stream arriving (res x h), the MLP's gradients once down_proj's saved tensors are freed (the product's, SiLU's
+    and up's gradients less down_proj's input: a net 2 x i at the linears' output width), and the dequantised weight
+    of the largest linear (bnb `MatMul4Bit.backward`: `dequantize_4bit(B)`, at w)."""
+    per_token = residual_width(values, width) * shape.hidden_size
+    per_token += 2 * linear_output_width(values, width) * shape.intermediate_size
+    largest = max(a * b for a, b in shape.linear_shapes().values()) * width if values.get("load_in_4bit") else 0
+    return tokens * per_token + largest
 
 
 def fused_lm_head_bytes(
@@ -229,16 +253,18 @@ def plan_memory(
     phase: str,
     *,
     precision: str = "bf16",
-    triton: bool = True,
+    device: str = "cuda",
     length: int | None = None,
 ) -> MemoryPlan:
     """The peak GPU memory of `phase` ("sft", "grpo", "eval") for a recipe (`recipe_values(load_recipe(...))`) run
     at `precision` (what the flavor's GPU resolves `precision: auto` to; fp32 where fp16 is unsafe).
 
-    Training: weights, adapters and the checkpointed layer inputs are held throughout; on top of them the peak is
-    the larger of two stages of the backward, the fused LM head (`lm_head`) and one decoder layer's recompute and
-    backward (`layer` + `backward`); the other stage is kept in `off_peak`. `triton=False` plans the fused head's
-    torch fold (CPU); `length` replaces the rows' length (a measurement's fixed-length rows)."""
+    Training: weights, adapters and the checkpointed layer inputs (without checkpointing: every layer's saved
+    tensors) are held throughout; on top of them the peak is the larger of two stages of the backward, the fused LM
+    head (`lm_head`) and a decoder layer's backward (`backward`, with the recomputed `layer` under checkpointing);
+    the other stage is kept in `off_peak`. `device="cpu"` plans what differs off
+    CUDA (the fused head's torch fold, dropout's fp32 noise); `length` replaces the rows' length (a measurement's
+    fixed-length rows)."""
     if precision not in WIDTHS:
         raise ValueError(f"precision must be one of {tuple(WIDTHS)}, got {precision!r}")
     shape = ModelShape.from_config(model_config)
@@ -262,13 +288,13 @@ def plan_memory(
         tokens = micro_batch * (prompt + completion)
         scored = micro_batch * completion  # GRPOTrainer labels only the completion (`labels[:, :-logits_to_keep]`)
         notes = [f"{micro_batch} x ({prompt} prompt + {completion} completion) tokens per micro-batch"]
-    if checkpointed(values):
+    head = {"lm_head": fused_lm_head_bytes(shape, values, tokens, scored, width, triton=device == "cuda")}
+    layer = {"backward": backward_bytes(shape, values, tokens, width)}
+    if checkpointed(values):  # the layer inputs are held; one layer's saved tensors exist only in its backward
         parts["checkpoints"] = checkpoint_bytes(shape, values, tokens, width)
-    head = {"lm_head": fused_lm_head_bytes(shape, values, tokens, scored, width, triton=triton)}
-    layer = {
-        "layer": layer_bytes(shape, values, tokens, width),
-        "backward": backward_bytes(shape, values, tokens, width),
-    }
+        layer = {"layer": layer_bytes(shape, values, tokens, width, device), **layer}
+    else:  # every layer's saved tensors are held until the backward reaches it
+        parts["layer"] = layer_bytes(shape, values, tokens, width, device)
     peak, off_peak = (head, layer) if sum(head.values()) >= sum(layer.values()) else (layer, head)
     parts.update(peak)
     if phase == "grpo":
