@@ -15,7 +15,8 @@ the kernel when freed (a small case's LoRA gradients are tens of KiB: the glibc 
 the resident set follows torch's live tensors. Peaks are the kernel's high-water mark
 (VmHWM), reset through /proc/self/clear_refs at each stage boundary, minus the resident set at that boundary. Terms:
 - weights, adapters: the bytes of the tensors themselves (parameters, quantisation state, gradients, AdamW state);
-- forward: resident growth from the start of step 2 to the final norm's forward (the checkpointed layer inputs);
+- forward: resident growth from the start of step 2 to the final norm's forward (the checkpointed layer inputs, or
+  every layer's saved tensors, and the final norm's input and output);
 - lm_head: high-water mark from the final norm's forward to its backward (the fused head's forward and backward);
 - layers: high-water mark from there to the end of the backward (recompute + backward of the layers, the adapter
   gradients as they appear);
@@ -100,11 +101,14 @@ def planned_terms(case: Case) -> dict[str, int]:
     plan = plan_memory(case.recipe(), case.config(), "sft", precision="bf16", device="cpu", length=case.length)
     terms = {**plan.parts, **plan.off_peak}
     grads = ModelShape.from_config(case.config()).lora_params(16, LINEAR_NAMES) * 4
+    # the final norm's fp32 input (in the plan's lm_head term) and output (gone by the backward) exist at the forward
+    # hook, so the measurement books them to the forward
+    final_norm = case.batch * case.length * case.hidden * 4
     return {
         "weights": terms["weights"],
         "adapters": terms["adapters"],
-        "forward": terms["checkpoints"] if case.checkpointing else terms["layer"],
-        "lm_head": terms["lm_head"],
+        "forward": (terms["checkpoints"] if case.checkpointing else terms["layer"]) + 2 * final_norm,
+        "lm_head": terms["lm_head"] - 2 * final_norm,
         "layers": (terms["layer"] if case.checkpointing else 0) + terms["backward"] + grads,
         "total": plan.peak_bytes,
     }
