@@ -37,7 +37,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fine_tune.models.memory import GIB, LINEAR_NAMES, ModelShape, plan_memory
+from fine_tune.hub.jobs.memory import GIB, LINEAR_NAMES, ModelShape, plan_memory
 
 VOCAB = 151936  # Qwen3's config vocab_size
 TOLERANCE = 0.20

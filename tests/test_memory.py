@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.bench.hardware import JOBS_FLAVORS
-from fine_tune.models.known_shapes import KNOWN_MODEL_CONFIGS, read_model_config
-from fine_tune.models.memory import (
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS
+from fine_tune.hub.jobs.memory import (
     GIB,
     ModelShape,
     cheapest_fitting_flavor,
@@ -17,6 +16,7 @@ from fine_tune.models.memory import (
     plan_on_flavor,
     planned_precision,
 )
+from fine_tune.models.known_shapes import KNOWN_MODEL_CONFIGS, read_model_config
 from fine_tune.recipes.loader import load_recipe, recipe_values
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

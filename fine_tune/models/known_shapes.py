@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.errors import ModelSourceError
+from fine_tune.hub_access import is_hub_id
 from fine_tune.models.shape import LINEAR_NAMES, ModelShape
-from fine_tune.models.source import is_hub_id
 
 __all__ = ["KNOWN_MODEL_CONFIGS", "LINEAR_NAMES", "ModelShape", "offline_model_config", "read_model_config"]
 

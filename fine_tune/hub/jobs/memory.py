@@ -7,8 +7,8 @@ embeddings to fp32, so every decoder layer's input and output is fp32 under auto
 `benchmarks/memory_check.py` measures the same terms on CPU through the same code paths (docs/measurements.md).
 
 The model's shape comes from config.json (`fine_tune.models.known_shapes` for the recipe bases, offline); token
-lengths from the task's measured figures (`fine_tune.models.known_shapes.TASK_TOKEN_LENGTHS`) capped by the recipe's
-`max_length`; the device's usable memory from the hardware table (what torch reports as total_memory).
+lengths from the task's measured figures (`known_shapes.MEASURED_TOKEN_LENGTHS`) capped by the recipe's `max_length`;
+the device's usable memory from the hardware table (what torch reports as total_memory).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fine_tune.bench.hardware import JOBS_FLAVORS, DeviceSpec, flavor_memory_gib
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, DeviceSpec, flavor_memory_gib
 from fine_tune.models.known_shapes import LINEAR_NAMES, ModelShape, task_token_lengths
 
 GIB = 1024**3
@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def print_plan(argv: list[str] | None = None) -> int | None:
-    """`python -m fine_tune.models.memory sft --config configs/qwen3-8b/sft.yaml`: the plan on every listed flavor,
+    """`python -m fine_tune.hub.jobs.memory sft --config configs/qwen3-8b/sft.yaml`: the plan on every listed flavor,
     with the micro-batch x accumulation that fits where the recipe's does not."""
     import argparse
 
