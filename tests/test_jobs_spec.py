@@ -368,6 +368,7 @@ def test_fit_keeps_the_effective_batch_and_is_logged(project, no_network, capsys
     fitted = dry_run(capsys, *recipe, "--fit")
     assert fitted["flavor"] == "t4-small" and fitted["memory"]["peak_gib"] + 0.75 <= 14.74
     assert fitted["memory"]["fit"] is None, "4 x 4 already fits: nothing to change"
+    assert any("the recipe's micro-batch fits" in note for note in fitted["notes"])
     wide = ["--per_device_train_batch_size", "16", "--gradient_accumulation_steps", "1"]
     assert cli.main([*recipe, *wide, "--namespace", NAMESPACE, "--dry-run"]) == 2
     err = capsys.readouterr().err

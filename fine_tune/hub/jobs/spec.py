@@ -297,6 +297,8 @@ def choose_flavor(
     plan = plan_on_flavor(values, config, phase, requested)
     usable = JOBS_FLAVORS[requested].device.usable_memory_gib
     if fits(plan, usable):
+        if fit:
+            notes.append(f"--fit on {requested}: the recipe's micro-batch fits ({plan.describe()}); nothing changed")
         return requested, {}, memory_record(plan)
     fitted = fit_on_flavor(values, config, phase, requested)
     too_small = (
