@@ -30,9 +30,10 @@ class TokenLengths:
     source: str
 
 
-# `fine_tune.data.report.rendered_lengths` with the Qwen3 tokenizer (../shared/tokenizers/qwen3) over the real rows of
-# ../shared/data/medmcqa: validation (4,183 rows: prompt max 311, full max 412) and train_subset1000_partial (1,000
-# rows: prompt max 463, full max 496); the larger of each. Other tasks: none yet (max_length applies).
+# `scripts/validate_dataset.py --dataset_name ../shared/data/medmcqa/FILE --tokenizer ../shared/tokenizers/qwen3`
+# (`--json`, its `token_lengths`): validation.jsonl (4,183 rows: prompt max 311, full max 412) and
+# train_subset1000_partial.jsonl (1,000 rows: prompt max 463, full max 496); the larger of each. Other tasks: none yet
+# (max_length applies).
 MEASURED_TOKEN_LENGTHS: dict[str, TokenLengths] = {
     "medmcqa": TokenLengths(463, 496, "5,183 real MedMCQA rows, Qwen3 tokenizer"),
 }
