@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hardware; default: the cheapest flavor whose GPU fits the phase's planned peak memory "
         f"({options.DEFAULT_FLAVOR} when the model's shape is unknown offline); a flavor too small is refused",
     )
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="when --flavor is too small for the recipe's micro-batch: lower it and raise "
+        "gradient_accumulation_steps to keep the effective batch (then cap max_length if needed); logged in the notes",
+    )
     parser.add_argument("--timeout", help="e.g. 2h, 90m (default: the estimate + margin; never the 30 min default)")
     parser.add_argument("--namespace", help=f"Hub user or org for jobs and repos (or ${NAMESPACE_ENV})")
     parser.add_argument("--dry-run", action="store_true", help="print the job specification as JSON; no network")
@@ -116,6 +122,7 @@ def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: s
         resume=args.resume,
         vllm_server=args.vllm_server,
         max_resumes=args.max_resumes,
+        fit=args.fit,
     )
     shipped = ShippedTree.from_project()
     benchmarks = benchmark_figures()
