@@ -11,7 +11,7 @@ from trl import GRPOConfig, SFTConfig
 from fine_tune.constants import (
     TRACKIO_PROJECT,
 )
-from fine_tune.models.precision import resolve_precision
+from fine_tune.models.precision import MODEL_TYPE_HELP, resolve_precision
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS
 from fine_tune.train.acceleration import VLLM_SERVER, parse_switch
 
@@ -29,7 +29,8 @@ def _apply_checkpointing_name(config) -> None:
 def _apply_hardware(config) -> None:
     """Precision from the hardware, and `use_cpu` without CUDA: accelerate only treats a torchrun launch on CPU as
     data-parallel (MULTI_CPU, gloo) when told it runs on the CPU; otherwise each process trains alone, unsynced."""
-    precision = resolve_precision(config.precision)  # ValueError naming the choices for an unknown one
+    # ValueError naming the choices for an unknown one, or for fp16 on an architecture that overflows in it
+    precision = resolve_precision(config.precision, model_type=config.model_type)
     config.bf16, config.fp16 = precision.bf16, precision.fp16
     if not torch.cuda.is_available():
         config.use_cpu = True
@@ -91,8 +92,10 @@ class ProjectArguments(SelectionArguments):
     defaults (precision, the trackio project) win over TrainingArguments' own."""
 
     precision: str = field(
-        default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs, fp32 on CPU), fp32, fp16, bf16"}
+        default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs unless the architecture overflows in it, fp32 on CPU), fp32, "
+        "fp16, bf16"}
     )
+    model_type: str | None = field(default=None, metadata={"help": MODEL_TYPE_HELP})
     project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
     if LEGACY_CHECKPOINTING_NAME:
         activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})

@@ -15,7 +15,7 @@ from fine_tune.data.splits import manifest_hash, splits_hash, write_manifest
 from fine_tune.data.task_splits import phase_split
 from fine_tune.models.lineage import Lineage
 from fine_tune.models.loading import load_model_for_training
-from fine_tune.models.precision import resolve_precision
+from fine_tune.models.precision import check_model_precision, resolve_precision
 from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
 from fine_tune.task.spec import TaskSpec
 from fine_tune.train.selection import carve_dev
@@ -84,15 +84,17 @@ def load_phase_rows(script_args, training_args, phase: str) -> PhaseRows:
 
 
 def load_trainable_model(model_args, training_args, token: str | None):
-    precision = resolve_precision(training_args.precision)
+    precision = resolve_precision(training_args.precision, model_type=training_args.model_type)
     logger.info("precision %s: %s", precision.name, precision.reason)
-    return load_model_for_training(
+    model = load_model_for_training(
         model_args,
         training_dtype(precision, model_args.use_peft),
         token=token,
         trust_remote_code=training_args.trust_remote_code,
         activation_checkpointing=training_args.activation_checkpointing,
     )
+    check_model_precision(precision, getattr(model.config, "model_type", None), model_args.model_name_or_path)
+    return model
 
 
 def finish(
