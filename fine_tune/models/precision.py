@@ -3,15 +3,15 @@
 `precision: auto` is bf16 where the GPU runs it natively (compute capability >= 8), fp16 on older GPUs (T4), fp32 on
 CPU; except that an architecture with documented fp16 overflow (FP16_OVERFLOW) never runs in fp16: it runs in bf16
 where the GPU has it, otherwise in fp32. The memory planner and the Jobs flavor choice call the same function with a
-`Device` that describes a flavor's GPU instead of the local one (docs/bases.md, "Precision").
+`Device` that describes a flavor's GPU instead of the local one (docs/bases.md, "Precision"). Torch-free at import
+(the Jobs dry run and the hardware table use it); torch is read only for the local device and the dtype object.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-import torch
+from typing import Any
 
 from fine_tune.constants import PRECISIONS
 from fine_tune.errors import RecipeError
@@ -38,7 +38,7 @@ MODEL_TYPE_HELP = (
     "(fp16 is never picked for one that overflows in it); unset: the hardware rule, and a loaded model whose "
     "architecture overflows in fp16 is refused"
 )
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,30 @@ class Device:
 
     @classmethod
     def local(cls) -> Device:
+        import torch
+
         if not torch.cuda.is_available():
             return cls("CPU", cuda=False, bf16=False)
         major, minor = torch.cuda.get_device_capability()
         return cls(f"{torch.cuda.get_device_name()} (sm_{major}{minor})", cuda=True, bf16=major >= 8)
 
 
-
 @dataclass(frozen=True)
 class Precision:
     name: str
-    torch_dtype: torch.dtype
     bf16: bool
     fp16: bool
     reason: str
 
+    @property
+    def torch_dtype(self) -> Any:
+        import torch
+
+        return getattr(torch, DTYPE_NAMES[self.name])
+
 
 def _precision(name: str, reason: str) -> Precision:
-    return Precision(name, DTYPES[name], bf16=name == "bf16", fp16=name == "fp16", reason=reason)
+    return Precision(name, bf16=name == "bf16", fp16=name == "fp16", reason=reason)
 
 
 def resolve_precision(

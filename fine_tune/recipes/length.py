@@ -49,7 +49,9 @@ def training_length(
     `rows`: the rows actually left (default: the split size less dev_size)."""
     rows = training_rows(values, phase) if rows is None else rows
     if rows < 1:
-        raise ValueError(f"{phase}: no training rows ({values[f'{phase}_size']} in the split, dev_size {values.get('dev_size')})")
+        raise ValueError(
+            f"{phase}: no training rows ({values[f'{phase}_size']} in the split, dev_size {values.get('dev_size')})"
+        )
     micro = int(values["per_device_train_batch_size"]) * world_size
     accumulation = int(values["gradient_accumulation_steps"])
     completions = int(values.get("num_generations") or 1) if phase == "grpo" else 1

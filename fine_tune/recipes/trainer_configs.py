@@ -37,6 +37,10 @@ def _apply_hardware(config) -> None:
 
 
 NO_IMPROVEMENT_ACTIONS = ("fail", "warn")
+PRECISION_HELP = (
+    "auto (bf16 on sm>=8, fp16 on older GPUs unless model_type overflows in it, then fp32; fp32 on CPU), fp32, "
+    "fp16, bf16"
+)
 
 
 @dataclass
@@ -91,10 +95,7 @@ class ProjectArguments(SelectionArguments):
     """The fields both trainer configs add to TRL's, and their checks. A base listed before TRL's config, so that its
     defaults (precision, the trackio project) win over TrainingArguments' own."""
 
-    precision: str = field(
-        default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs unless the architecture overflows in it, fp32 on CPU), fp32, "
-        "fp16, bf16"}
-    )
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
     model_type: str | None = field(default=None, metadata={"help": MODEL_TYPE_HELP})
     project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
     if LEGACY_CHECKPOINTING_NAME:

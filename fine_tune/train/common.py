@@ -17,6 +17,7 @@ from fine_tune.models.lineage import Lineage
 from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import check_model_precision, resolve_precision
 from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
+from fine_tune.recipes.length import training_length
 from fine_tune.task.spec import TaskSpec
 from fine_tune.train.selection import carve_dev
 
@@ -81,6 +82,17 @@ def load_phase_rows(script_args, training_args, phase: str) -> PhaseRows:
             0 if part.dev is None else len(part.dev),
         )
     return PhaseRows(parts, manifest)
+
+
+LENGTH_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs")
+
+
+def log_training_length(training_args, phase: str, rows: int) -> None:
+    """One line with both units of the run's length (fine_tune.recipes.length): steps and epochs over its rows."""
+    values = {key: getattr(training_args, key) for key in LENGTH_KEYS}
+    values["num_generations"] = getattr(training_args, "num_generations", None)
+    length = training_length(values, phase, world_size=training_args.world_size, rows=rows)
+    logger.info("training length: %s", length.describe())
 
 
 def load_trainable_model(model_args, training_args, token: str | None):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fine_tune.bench.hardware import flavor_memory_gib
+from fine_tune.bench.hardware import flavor_device, flavor_memory_gib
 from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE, TOKEN_ENV
 from fine_tune.hub.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
 from fine_tune.hub.jobs.launch import VLLM_SERVER_ARGS, Launch, plan_launch
@@ -25,11 +26,15 @@ from fine_tune.models.memory import (
     plan_memory,
     smallest_fitting_flavor,
 )
+from fine_tune.models.precision import Precision, resolve_precision
 from fine_tune.models.source import is_hub_id, is_local, written_as_path
+from fine_tune.recipes.length import TrainingLength, training_length
 
 TOKEN_SECRET = TOKEN_ENV  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts a scored model's split manifest
 RESUME_ARGS = ("--resume_from_checkpoint", "latest")
+JOB_ORIGIN = "submit_job"  # a recipe key the job's command line sets (push, trackio, the handed-on model)
+HARDWARE_KEYS = ("bf16", "fp16", "use_cpu")  # resolved on the job's GPU, not on the machine that builds the spec
 
 
 def looks_local(value: Any) -> bool:
@@ -51,6 +56,9 @@ class JobSpec:
     timeout_source: str
     estimate: Estimate | None
     memory: dict[str, Any] | None  # the planned peak GPU memory (fine_tune.models.memory), when the shape is known
+    precision: Precision  # what the job's script resolves on the flavor's GPU, and why
+    length: TrainingLength | None  # a training phase's steps and epochs
+    recipe: Any  # fine_tune.recipes.loader.ResolvedRecipe: every key the job's script reads, with its origin
     namespace: str
     script: str
     config: str
@@ -108,6 +116,9 @@ class JobSpec:
             "estimate": self.estimate.to_dict() if self.estimate else None,
             "max_cost_usd": self.estimate.cost_usd(self.timeout_seconds) if self.estimate else None,
             "memory": self.memory,
+            "precision": {"name": self.precision.name, "reason": self.precision.reason},
+            "training_length": self.length.to_dict() if self.length else None,
+            "recipe": self.recipe.to_dict(),
             "script": self.script,
             "config": self.config,
             "script_args": self.script_args,
@@ -179,12 +190,60 @@ def check_shipped(phase: Phase, config: str, shipped: ShippedTree) -> str:
     return config_rel
 
 
-def read_recipe(phase: str, config: Path, overrides: list[str]) -> tuple[dict[str, Any], set[str]]:
-    """The recipe's values as the entry script parses them (schema, defaults, overrides) and the keys the override
-    tokens set. The loader imports the trainer configs (torch), so only when a spec is built."""
-    from fine_tune.recipes.loader import load_recipe, override_keys, recipe_values
+def read_recipe(phase: str, config: Path, overrides: list[str]):
+    """The recipe as the entry script resolves it (`fine_tune.recipes.loader.ResolvedRecipe`: composed files,
+    schema defaults, overrides, each key's origin). The loader imports the trainer configs (torch), so only when a
+    spec is built."""
+    from fine_tune.recipes.loader import resolve_recipe
 
-    return recipe_values(load_recipe(phase, config, overrides)), set(override_keys(overrides))
+    return resolve_recipe(phase, config, overrides)
+
+
+def given_keys(recipe) -> set[str]:
+    from fine_tune.recipes.loader import COMMAND_LINE
+
+    return {key for key, origin in recipe.origins.items() if origin == COMMAND_LINE}
+
+
+def check_recipe_files(recipe, shipped: ShippedTree) -> None:
+    """Every file the recipe extends must ship with the project: the job resolves the same chain."""
+    for file in recipe.files:
+        try:
+            rel = (shipped.root / file).resolve().relative_to(shipped.root.resolve()).as_posix()
+        except ValueError:
+            rel = None
+        if rel not in shipped.files:
+            raise JobsError(f"the recipe extends {file}, which is not shipped with the project (configs/**/*.yaml)")
+
+
+def job_recipe(phase: Phase, config_rel: str, script_args: list[str], overrides: list[str], shipped, precision):
+    """The recipe exactly as the job's script will read it (its command line included): keys the job adds are
+    labelled submit_job, and the hardware keys show what the precision rule picks on the flavor's GPU."""
+    recipe = read_recipe(phase.name, shipped.root / config_rel, script_args[2:])
+    user = set(given_keys(read_recipe(phase.name, shipped.root / config_rel, overrides))) if overrides else set()
+    job_keys = given_keys(recipe) - user
+    files = {file: os.path.relpath(file, shipped.root) for file in recipe.files}  # as the job names them
+    origins = {key: JOB_ORIGIN if key in job_keys else files.get(o, o) for key, o in recipe.origins.items()}
+    values = dict(recipe.values)
+    if phase.trains:
+        hardware = {"bf16": precision.bf16, "fp16": precision.fp16, "use_cpu": False}
+        values.update(hardware)
+        origins.update(dict.fromkeys(hardware, f"precision rule: {precision.reason}"))
+    return dataclasses.replace(recipe, values=values, origins=origins, files=tuple(files.values()))
+
+
+def job_precision(phase: Phase, values: dict[str, Any], flavor: str, notes: list[str]) -> Precision:
+    """The precision rule (`fine_tune.models.precision`) on the flavor's GPU, for the recipe's architecture."""
+    try:
+        precision = resolve_precision(
+            str(values.get("precision", "auto")), model_type=values.get("model_type"), device=flavor_device(flavor)
+        )
+    except ValueError as error:
+        raise JobsError(str(error)) from None
+    notes.append(f"precision {precision.name}: {precision.reason}")
+    if not values.get("model_type"):
+        notes.append("model_type unset: the hardware rule alone (a loaded model that overflows fp16 is refused)")
+    return precision
 
 
 def training_job_args(
@@ -305,7 +364,9 @@ def build_spec(
     handoff = dict(handoff or {})
     shipped = shipped or ShippedTree.from_project()
     config_rel = check_shipped(phase, config or phase.default_config, shipped)
-    values, given = read_recipe(phase.name, shipped.root / config_rel, overrides)
+    recipe = read_recipe(phase.name, shipped.root / config_rel, overrides)
+    check_recipe_files(recipe, shipped)
+    values, given = recipe.values, given_keys(recipe)
     notes: list[str] = []
     job_args: list[str] = []
     hub_model_id = trackio_space_id = model = models = results_repo = None
@@ -367,9 +428,17 @@ def build_spec(
             )
         )
     script_args = ["--config", config_rel, *job_args, *overrides]  # the user's overrides come last and win
-    memory = memory_plan(phase, values, model if phase.trains else models, notes)
+    planned = values
+    if options.flavor:  # the plan counts the width the precision rule picks on that GPU (fp32 for some on a T4)
+        planned = {**values, "precision": job_precision(phase, values, options.flavor, []).name}
+    memory = memory_plan(phase, planned, model if phase.trains else models, notes)
     flavor = choose_flavor(options.flavor, memory, notes)
+    precision = job_precision(phase, values, flavor, notes)
     launch = plan_launch(phase, flavor, script_args, shipped.files, model=model, vllm_server=options.vllm_server)
+    length = None
+    if phase.trains:
+        length = training_length(values, phase.name, world_size=launch.processes)
+        notes.append(f"training length: {length.describe()}")
 
     est = estimate(phase.name, flavor, values, benchmarks)
     if est is None:
@@ -391,6 +460,9 @@ def build_spec(
         secrets=[TOKEN_SECRET],
         flavor=flavor,
         memory=None if memory is None else {"peak_gib": round(memory.peak_gib, 2), "plan": memory.describe()},
+        precision=precision,
+        length=length,
+        recipe=job_recipe(phase, config_rel, script_args, overrides, shipped, precision),
         timeout_seconds=timeout_seconds,
         timeout_source=timeout_source,
         estimate=est,
