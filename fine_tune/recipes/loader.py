@@ -21,7 +21,8 @@ import yaml
 
 from fine_tune.constants import TOKEN_ENV
 from fine_tune.errors import RecipeError
-from fine_tune.recipes.invariants import INVARIANTS
+from fine_tune.recipes.invariants import INVARIANTS, TRAINING_PHASES
+from fine_tune.recipes.length import training_length
 
 # phase -> the dataclasses its recipe fills, as "module:Class" (imported on use: TRL's trainer configs import torch)
 PHASE_SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -192,6 +193,8 @@ def format_recipe(resolved: ResolvedRecipe) -> str:
     keys = sorted(resolved.values, key=lambda k: (rank.get(resolved.origins[k], len(rank)), k))
     width = max(map(len, keys), default=0)
     lines = [f"# {resolved.phase} recipe: {' <- '.join(reversed(resolved.files)) or 'schema defaults only'}"]
+    if resolved.phase in TRAINING_PHASES:
+        lines.append(f"# training length: {training_length(resolved.values, resolved.phase).describe()}")
     lines += [f"# breaks {name} on purpose: {reason}" for name, reason in resolved.exceptions.items()]
     for key in keys:
         lines.append(f"{key:<{width}}  {jsonable(resolved.values[key])!r:<40}  # {resolved.origins[key]}")
