@@ -69,7 +69,9 @@ def test_project_and_demo_recipes_resolve_exactly_as_before(path):
 @pytest.mark.parametrize("path", BASES)
 def test_base_recipes_change_only_the_protocol_they_now_inherit(path):
     before, after = BEFORE[path], resolved_json(path)
-    changed = {key for key in set(before) | set(after) if key not in HARDWARE_KEYS and before.get(key) != after.get(key)}
+    changed = {
+        key for key in set(before) | set(after) if key not in HARDWARE_KEYS and before.get(key) != after.get(key)
+    }
     assert changed <= INTENDED, sorted(changed - INTENDED)
 
 
@@ -93,7 +95,9 @@ def test_extends_is_relative_recursive_and_keeps_each_origin(tmp_path):
     assert resolved.files == (str(tmp_path / "defaults/sft.yaml"), str(tmp_path / "base/mid.yaml"), str(leaf))
     shown = format_recipe(resolved)
     assert shown.splitlines()[2].startswith("learning_rate") and shown.splitlines()[2].endswith(f"# {COMMAND_LINE}")
-    assert any(line.startswith("lora_alpha") and line.endswith(str(tmp_path / "base/mid.yaml")) for line in shown.splitlines())
+    assert any(
+        line.startswith("lora_alpha") and line.endswith(str(tmp_path / "base/mid.yaml")) for line in shown.splitlines()
+    )
 
 
 def test_several_parents_apply_in_order(tmp_path):

@@ -322,6 +322,30 @@ def memory_plan(phase: Phase, values: dict[str, Any], model: Any, notes: list[st
     return None
 
 
+def plan_and_flavor(
+    phase: Phase, values: dict[str, Any], model: Any, requested: str | None, notes: list[str]
+) -> tuple[MemoryPlan | None, str]:
+    """The memory plan at the width the precision rule picks on the flavor's GPU (fp32 for an architecture that
+    overflows fp16 on a GPU without bf16), and the flavor: the requested one (refused when too small), else the
+    cheapest listed flavor whose GPU fits its own plan."""
+    if requested is not None:
+        memory = memory_plan(phase, on_flavor(phase, values, requested), model, notes)
+        return memory, choose_flavor(requested, memory, notes)
+    for flavor, gib in flavor_memory_gib().items():
+        memory = memory_plan(phase, on_flavor(phase, values, flavor), model, [])
+        if memory is None:
+            break
+        if fits(memory, gib):
+            notes.append(f"flavor {flavor}: the cheapest whose GPU fits {memory.describe()}")
+            return memory, flavor
+    memory = memory_plan(phase, values, model, notes)
+    return memory, choose_flavor(None, memory, notes)
+
+
+def on_flavor(phase: Phase, values: dict[str, Any], flavor: str) -> dict[str, Any]:
+    return {**values, "precision": job_precision(phase, values, flavor, []).name}
+
+
 def choose_flavor(requested: str | None, memory: MemoryPlan | None, notes: list[str]) -> str:
     """The requested flavor, refused when the plan does not fit its GPU; unrequested, the cheapest that fits."""
     if memory is None:
@@ -428,11 +452,7 @@ def build_spec(
             )
         )
     script_args = ["--config", config_rel, *job_args, *overrides]  # the user's overrides come last and win
-    planned = values
-    if options.flavor:  # the plan counts the width the precision rule picks on that GPU (fp32 for some on a T4)
-        planned = {**values, "precision": job_precision(phase, values, options.flavor, []).name}
-    memory = memory_plan(phase, planned, model if phase.trains else models, notes)
-    flavor = choose_flavor(options.flavor, memory, notes)
+    memory, flavor = plan_and_flavor(phase, values, model if phase.trains else models, options.flavor, notes)
     precision = job_precision(phase, values, flavor, notes)
     launch = plan_launch(phase, flavor, script_args, shipped.files, model=model, vllm_server=options.vllm_server)
     length = None
