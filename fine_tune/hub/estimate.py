@@ -235,6 +235,8 @@ def phase_units(phase: str, recipe: dict[str, Any]) -> int:
     """Optimizer steps (SFT/GRPO) or scored questions (eval) of a recipe's values (`recipes.loader.recipe_values`:
     every key is there, with the schema's default)."""
     if PHASES[phase].trains:
+        if recipe["max_steps"] > 0:
+            return int(recipe["max_steps"])
         return training_length(recipe, phase).steps
     split = recipe["eval_split"]
     rows = recipe["eval_size"] if split == SPLIT_EVAL else OFFICIAL_SPLIT_ROWS.get(split, recipe["eval_size"])

@@ -18,7 +18,6 @@ from fine_tune.errors import PipelineError
 from fine_tune.hub import access as hub
 from fine_tune.hub.jobs import options
 from fine_tune.hub.phases import PHASES, PIPELINE
-from fine_tune.recipes.loader import format_recipe
 
 NAMESPACE_ENV = "HF_JOBS_NAMESPACE"
 USAGE_EXAMPLES = """examples:
@@ -193,6 +192,7 @@ def default_api(token: str):
 def main(argv: list[str] | None = None, api_factory: Callable[[str], Any] = default_api) -> int:
     args, overrides = parse_cli(argv)
     from fine_tune.hub.jobs.submit import Submitter, check_account, http_errors, preflight, run_specs  # after --help
+    from fine_tune.recipes.loader import format_recipe
 
     token: str | None = None
     try:
