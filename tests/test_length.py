@@ -35,3 +35,16 @@ def test_processes_and_generations_count():
 def test_no_rows_left_is_refused():
     with pytest.raises(ValueError, match="no training rows"):
         training_length({**SFT, "dev_size": 1000}, "sft")
+
+
+def test_the_training_log_states_steps_and_epochs(caplog):
+    from types import SimpleNamespace
+
+    from fine_tune.train.common import log_training_length
+
+    args = SimpleNamespace(
+        per_device_train_batch_size=4, gradient_accumulation_steps=4, max_steps=-1, num_train_epochs=3, world_size=1
+    )
+    with caplog.at_level("INFO", logger="fine_tune.train.common"):
+        log_training_length(args, "sft", rows=950)
+    assert "training length: 180 optimizer steps = 3.00 epochs over 950 training rows" in caplog.text
