@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from fine_tune.bench.hardware import flavor_device
 from fine_tune.errors import RecipeError
+from fine_tune.hub.jobs.hardware import flavor_device
 from fine_tune.models.precision import FP16_OVERFLOW, Device, check_model_precision, resolve_precision
 
 T4 = Device("Tesla T4 (sm_75)", cuda=True, bf16=False)
