@@ -13,7 +13,7 @@ A100 = Device("NVIDIA A100 (sm_80)", cuda=True, bf16=True)
 CPU = Device("CPU", cuda=False, bf16=False)
 
 
-@pytest.mark.parametrize("model_type", ["gemma3", "gemma3_text", "gemma2", "qwen2"])
+@pytest.mark.parametrize("model_type", ["gemma3", "gemma3_text", "gemma3n", "gemma2", "qwen2", "qwen3_moe"])
 def test_an_fp16_overflowing_architecture_never_runs_in_fp16(model_type):
     on_t4 = resolve_precision("auto", model_type=model_type, device=T4)
     assert (on_t4.name, on_t4.fp16, on_t4.bf16, on_t4.torch_dtype) == ("fp32", False, False, torch.float32)

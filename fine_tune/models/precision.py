@@ -18,20 +18,22 @@ from fine_tune.errors import RecipeError
 
 logger = logging.getLogger(__name__)
 
-# config.json `model_type` -> where its fp16 overflow is documented. Gemma 3 (and MedGemma, which is Gemma 3):
-# activations exceed fp16's 65504 after its large RMSNorm weights and post-norms, giving inf/NaN (transformers issues
-# 39972 and 36822); Unsloth never picks fp16 for Gemma 3 (unslothai/unsloth PR 2050) and force-upcasts Gemma 3/3n
-# (its FORCE_FLOAT32 list, unslothai/unsloth PR 5092). Gemma 2 shares the post-norm design and soft-capped logits and
-# is in the same Unsloth list. Qwen2: the Qwen maintainers answer fp16 NaN reports with "trained in bf16; use bf16, or
-# fp32 where the GPU has no bf16" (QwenLM/Qwen3 issues 670, 761, 868). Not listed, for want of a report specific to
-# them: Qwen3, Llama 3 (the Llama fp16 reports, transformers 27179, concern Llama 2), Mistral; fp16 runs there are
-# watched by the numerics guard (fine_tune.train.numerics), which stops at the first non-finite loss.
+# config.json `model_type` -> where its fp16 overflow is documented (docs/bases.md, "Precision by architecture").
+# Gemma 3 (MedGemma is Gemma 3): activations exceed fp16's 65504 after its large RMSNorm weights and post-norms
+# (transformers issues 39972 and 36822; Unsloth upcasts gemma3 / gemma3_text / gemma3n when fp16 is asked: its
+# FORCE_FLOAT32 list, unsloth PRs 4014 and 5092). Gemma 2: its soft-capped logits overflow fp16 (mistral.rs PR 2075).
+# Qwen2: the Qwen maintainers answer fp16 NaN reports: "trained in bf16; use bf16, or fp32 without it" (QwenLM/Qwen3
+# issues 670, 761, 868). Qwen3-MoE: NaN gradients in fp16 (unsloth-zoo PR 866). Not listed, for want of a report on
+# them: dense Qwen3, Llama 3 (the Llama fp16 reports, transformers 27179, concern Llama 2), Mistral; fp16 runs there
+# are watched by the numerics guard (fine_tune.train.numerics), which stops at the first non-finite loss.
+GEMMA3 = "Gemma 3 overflows fp16 (transformers#39972, #36822; Unsloth upcasts it)"
 FP16_OVERFLOW: dict[str, str] = {
-    "gemma3": "Gemma 3 overflows fp16 (transformers#39972, #36822; Unsloth never runs it in fp16)",
-    "gemma3_text": "Gemma 3 overflows fp16 (transformers#39972, #36822; Unsloth never runs it in fp16)",
-    "gemma3n": "Gemma 3n overflows fp16 (Unsloth's FORCE_FLOAT32 list, unsloth PR 5092)",
-    "gemma2": "Gemma 2 overflows fp16 (Unsloth's FORCE_FLOAT32 list)",
+    "gemma3": GEMMA3,
+    "gemma3_text": GEMMA3,
+    "gemma3n": "Gemma 3n overflows fp16 (Unsloth upcasts it: unsloth PR 5092)",
+    "gemma2": "Gemma 2's soft-capped logits overflow fp16 (mistral.rs PR 2075)",
     "qwen2": "Qwen2 overflows fp16 (QwenLM/Qwen3#670, #761, #868: use bf16, or fp32 without it)",
+    "qwen3_moe": "Qwen3-MoE gradients overflow fp16 (unsloth-zoo PR 866)",
 }
 MODEL_TYPE_HELP = (
     "The base's architecture as its config.json names it (gemma3, qwen3, llama, mistral, ...), for the precision rule "
