@@ -10,6 +10,7 @@ from jobs_fakes import NAMESPACE
 
 from fine_tune.hub.jobs import cli, spec
 from fine_tune.hub.jobs.options import Options
+from fine_tune.hub.jobs.recipe import JOB_ORIGIN
 from fine_tune.hub.jobs.shipping import ShippedTree
 from fine_tune.hub.phases import JobsError
 
@@ -30,7 +31,7 @@ def test_dry_run_carries_the_resolved_recipe_with_origins(project, no_network, c
     assert values["lora_r"] == {"value": 8, "origin": "command line"}
     assert values["dev_size"] == {"value": 50, "origin": "configs/defaults/sft.yaml"}
     assert values["model_name_or_path"] == {"value": "Qwen/Qwen3-8B", "origin": "configs/qwen3-8b/sft.yaml"}
-    assert values["push_to_hub"] == {"value": True, "origin": spec.JOB_ORIGIN}
+    assert values["push_to_hub"] == {"value": True, "origin": JOB_ORIGIN}
     assert values["weight_decay"]["origin"] == "default"
     assert job["training_length"] == {
         "steps": 120,
@@ -69,7 +70,7 @@ def test_show_recipe_prints_each_key_with_its_origin(project, no_network, capsys
     assert lines[0] == "# sft recipe: configs/medgemma-4b/sft.yaml <- configs/defaults/sft.yaml"
     by_key = {line.split()[0]: line for line in lines if not line.startswith("#")}
     assert by_key["model_type"].endswith("# configs/medgemma-4b/sft.yaml")
-    assert by_key["hub_model_id"].endswith(f"# {spec.JOB_ORIGIN}")
+    assert by_key["hub_model_id"].endswith(f"# {JOB_ORIGIN}")
 
 
 def test_a_recipe_extending_an_unshipped_file_is_refused(project, no_network, capsys, tmp_path):

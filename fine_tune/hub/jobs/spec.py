@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE, TOKEN_ENV
 from fine_tune.hub.jobs.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
-from fine_tune.hub.jobs.hardware import flavor_device, flavor_memory_gib
+from fine_tune.hub.jobs.hardware import flavor_memory_gib
 from fine_tune.hub.jobs.launch import VLLM_SERVER_ARGS, Launch, plan_launch
 from fine_tune.hub.jobs.memory import (
     RUNTIME_OVERHEAD_GIB,
@@ -24,17 +23,16 @@ from fine_tune.hub.jobs.memory import (
     smallest_fitting_flavor,
 )
 from fine_tune.hub.jobs.options import DEFAULT_FLAVOR, Options
+from fine_tune.hub.jobs.recipe import check_recipe_files, given_keys, job_precision, job_recipe, on_flavor, read_recipe
 from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
 from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
 from fine_tune.hub_access import is_hub_id, is_local, written_as_path
-from fine_tune.models.precision import Precision, resolve_precision
+from fine_tune.models.precision import Precision
 from fine_tune.recipes.length import TrainingLength, training_length
 
 TOKEN_SECRET = TOKEN_ENV  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts a scored model's split manifest
 RESUME_ARGS = ("--resume_from_checkpoint", "latest")
-JOB_ORIGIN = "submit_job"  # a recipe key the job's command line sets (push, trackio, the handed-on model)
-HARDWARE_KEYS = ("bf16", "fp16", "use_cpu")  # resolved on the job's GPU, not on the machine that builds the spec
 
 
 def looks_local(value: Any) -> bool:
@@ -190,62 +188,6 @@ def check_shipped(phase: Phase, config: str, shipped: ShippedTree) -> str:
     return config_rel
 
 
-def read_recipe(phase: str, config: Path, overrides: list[str]):
-    """The recipe as the entry script resolves it (`fine_tune.recipes.loader.ResolvedRecipe`: composed files,
-    schema defaults, overrides, each key's origin). The loader imports the trainer configs (torch), so only when a
-    spec is built."""
-    from fine_tune.recipes.loader import resolve_recipe
-
-    return resolve_recipe(phase, config, overrides)
-
-
-def given_keys(recipe) -> set[str]:
-    from fine_tune.recipes.loader import COMMAND_LINE
-
-    return {key for key, origin in recipe.origins.items() if origin == COMMAND_LINE}
-
-
-def check_recipe_files(recipe, shipped: ShippedTree) -> None:
-    """Every file the recipe extends must ship with the project: the job resolves the same chain."""
-    for file in recipe.files:
-        try:
-            rel = (shipped.root / file).resolve().relative_to(shipped.root.resolve()).as_posix()
-        except ValueError:
-            rel = None
-        if rel not in shipped.files:
-            raise JobsError(f"the recipe extends {file}, which is not shipped with the project (configs/**/*.yaml)")
-
-
-def job_recipe(phase: Phase, config_rel: str, script_args: list[str], overrides: list[str], shipped, precision):
-    """The recipe exactly as the job's script will read it (its command line included): keys the job adds are
-    labelled submit_job, and the hardware keys show what the precision rule picks on the flavor's GPU."""
-    recipe = read_recipe(phase.name, shipped.root / config_rel, script_args[2:])
-    user = set(given_keys(read_recipe(phase.name, shipped.root / config_rel, overrides))) if overrides else set()
-    job_keys = given_keys(recipe) - user
-    files = {file: os.path.relpath(file, shipped.root) for file in recipe.files}  # as the job names them
-    origins = {key: JOB_ORIGIN if key in job_keys else files.get(o, o) for key, o in recipe.origins.items()}
-    values = dict(recipe.values)
-    if phase.trains:
-        hardware = {"bf16": precision.bf16, "fp16": precision.fp16, "use_cpu": False}
-        values.update(hardware)
-        origins.update(dict.fromkeys(hardware, f"precision rule: {precision.reason}"))
-    return dataclasses.replace(recipe, values=values, origins=origins, files=tuple(files.values()))
-
-
-def job_precision(phase: Phase, values: dict[str, Any], flavor: str, notes: list[str]) -> Precision:
-    """The precision rule (`fine_tune.models.precision`) on the flavor's GPU, for the recipe's architecture."""
-    try:
-        precision = resolve_precision(
-            str(values.get("precision", "auto")), model_type=values.get("model_type"), device=flavor_device(flavor)
-        )
-    except ValueError as error:
-        raise JobsError(str(error)) from None
-    notes.append(f"precision {precision.name}: {precision.reason}")
-    if not values.get("model_type"):
-        notes.append("model_type unset: the hardware rule alone (a loaded model that overflows fp16 is refused)")
-    return precision
-
-
 def training_job_args(
     phase: Phase, options: Options, values: dict[str, Any], given: set[str], handoff: dict[str, str], notes: list[str]
 ) -> tuple[str | None, list[str]]:
@@ -340,10 +282,6 @@ def plan_and_flavor(
             return memory, flavor
     memory = memory_plan(phase, values, model, notes)
     return memory, choose_flavor(None, memory, notes)
-
-
-def on_flavor(phase: Phase, values: dict[str, Any], flavor: str) -> dict[str, Any]:
-    return {**values, "precision": job_precision(phase, values, flavor, []).name}
 
 
 def choose_flavor(requested: str | None, memory: MemoryPlan | None, notes: list[str]) -> str:
