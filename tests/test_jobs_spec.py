@@ -418,8 +418,10 @@ def test_parse_duration_rejects_nonsense():
 
 
 def test_phase_units_without_max_steps_counts_epochs():
+    """As transformers counts: ceil(250 micro-batches / 4) = 63 optimizer steps an epoch (fine_tune.recipes.length)."""
     recipe = {"max_steps": -1, "sft_size": 1000, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4}
-    assert estimate.phase_units("sft", {**recipe, "num_train_epochs": 2}) == 125
+    assert estimate.phase_units("sft", {**recipe, "num_train_epochs": 2}) == 126
+    assert estimate.phase_units("sft", {**recipe, "num_train_epochs": 2, "dev_size": 50}) == 120
 
 
 # --- the bash steps a job runs -------------------------------------------------------------------------------------

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", help="e.g. 2h, 90m (default: the estimate + margin; never the 30 min default)")
     parser.add_argument("--namespace", help=f"Hub user or org for jobs and repos (or ${NAMESPACE_ENV})")
     parser.add_argument("--dry-run", action="store_true", help="print the job specification as JSON; no network")
+    parser.add_argument(
+        "--show_recipe",
+        action="store_true",
+        help="print each job's resolved recipe (every key, value and origin) as its script will read it; no network",
+    )
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
     parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint pushed to the Hub")
     parser.add_argument(
@@ -194,18 +199,22 @@ def default_api(token: str):
 def main(argv: list[str] | None = None, api_factory: Callable[[str], Any] = default_api) -> int:
     args, overrides = parse_cli(argv)
     from fine_tune.hub.jobs.submit import Submitter, check_account, http_errors, preflight, run_specs  # after --help
+    from fine_tune.recipes.loader import format_recipe
 
     token: str | None = None
     try:
         namespace = args.namespace or os.environ.get(NAMESPACE_ENV) or None
-        if args.dry_run:
+        if args.dry_run or args.show_recipe:
             if namespace is None:
                 raise PipelineError(
-                    f"--dry-run needs --namespace USER (or ${NAMESPACE_ENV}): Hub IDs are built from it and a dry "
-                    "run never asks the Hub who you are"
+                    f"--dry-run and --show_recipe need --namespace USER (or ${NAMESPACE_ENV}): Hub IDs are built from "
+                    "it and neither asks the Hub who you are"
                 )
             specs = specs_from_args(args, overrides, namespace)
-            print(json.dumps(dry_run_document(specs, args.phase), indent=2))
+            if args.show_recipe:
+                print("\n\n".join(format_recipe(spec.recipe) for spec in specs))
+            else:
+                print(json.dumps(dry_run_document(specs, args.phase), indent=2))
             return 0
         specs = specs_from_args(args, overrides, namespace) if namespace else None  # local checks first
         token = preflight(args.token_env)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from fine_tune.models.precision import Device
+
 GB = 1e9
 GIB = 2**30
 # torch.cuda.get_device_properties(0).total_memory on a Tesla T4, in GiB (issue 18): 99% of its datasheet 16 GB
@@ -203,3 +205,15 @@ def flavor_memory_gib() -> dict[str, float]:
     """Usable GPU memory (GiB, per GPU, as torch reports it) of each listed Jobs flavor, cheapest flavor first."""
     ordered = sorted(JOBS_FLAVORS.values(), key=lambda flavor: flavor.hourly_usd)
     return {flavor.name: flavor.device.usable_memory_gib for flavor in ordered}
+
+
+def flavor_device(flavor: str) -> Device:
+    """A Jobs flavor's GPU as the precision rule sees it (`fine_tune.models.precision.resolve_precision`): bf16 where
+    the table's device has bf16 tensor cores; a cpu-* flavor is a CPU; an unlisted GPU flavor is assumed to lack
+    bf16 (the rule then never picks bf16 where it may not run)."""
+    if flavor in JOBS_FLAVORS:
+        spec = JOBS_FLAVORS[flavor].device
+        return Device(f"{flavor} ({spec.name})", cuda=True, bf16=spec.training_precision == "bf16")
+    if flavor.startswith("cpu"):
+        return Device(flavor, cuda=False, bf16=False)
+    return Device(f"{flavor} (not in the flavor table)", cuda=True, bf16=False)

@@ -19,6 +19,7 @@ from typing import Any
 
 from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, DeviceSpec, flavor_memory_gib
 from fine_tune.models.known_shapes import LINEAR_NAMES, ModelShape, task_token_lengths
+from fine_tune.models.precision import Device, resolve_precision
 
 GIB = 1024**3
 FP32 = 4
@@ -79,7 +80,6 @@ def checkpointed(values: Mapping[str, Any]) -> bool:
     return bool(values.get("activation_checkpointing") or values.get("gradient_checkpointing"))
 
 
-# --- weights -------------------------------------------------------------------------------------------------------
 
 
 def weight_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> int:
@@ -111,7 +111,6 @@ def adapter_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> i
     return n * (ADAPTER_BYTES if quantised(values) else 2 * width + 2 * FP32)
 
 
-# --- training activations ------------------------------------------------------------------------------------------
 
 
 def residual_width(values: Mapping[str, Any], width: int) -> int:
@@ -206,7 +205,6 @@ def fused_lm_head_bytes(
     return tile * width + weight_slice + hidden_and_grad + fold
 
 
-# --- generation ----------------------------------------------------------------------------------------------------
 
 
 def kv_cache_bytes(shape: ModelShape, sequences: int, tokens: int, width: int) -> int:
@@ -223,7 +221,6 @@ def generation_step_bytes(shape: ModelShape, sequences: int, prompt_tokens: int,
     return prefill + 2 * sequences * shape.vocab_size * FP32
 
 
-# --- the plan ------------------------------------------------------------------------------------------------------
 
 
 def training_tokens(values: Mapping[str, Any], micro_batch: int, length: int) -> int:
@@ -333,12 +330,8 @@ def plan_eval(shape: ModelShape, values: Mapping[str, Any], width: int, precisio
     return MemoryPlan("eval", parts, [f"{sequences} sequences x ({prompt} + {generated}) tokens"], precision)
 
 
-# --- devices, flavors and fitting ----------------------------------------------------------------------------------
 
 RUNTIME_OVERHEAD_GIB = 0.75  # CUDA context + cuBLAS workspace + allocator fragmentation (assumed; docs/memory.md)
-# Architectures that never run in fp16 (the precision rule of fine_tune.models.precision, issue 18 part 5): on a GPU
-# without bf16 they run, and are planned, in fp32.
-FP16_UNSAFE_TYPES = ("gemma2", "gemma3", "gemma3_text", "gemma3n", "qwen2")
 
 
 def model_type(model_config: Mapping[str, Any]) -> str:
@@ -347,14 +340,16 @@ def model_type(model_config: Mapping[str, Any]) -> str:
 
 
 def planned_precision(values: Mapping[str, Any], model_config: Mapping[str, Any], device: DeviceSpec) -> str:
-    """The dtype the phase runs in on `device`: the recipe's explicit precision, else bf16 where the GPU has it,
-    fp16 where it has not, and fp32 for an architecture that overflows in fp16."""
-    requested = values.get("precision") or "auto"
-    if requested != "auto":
-        return str(requested)
-    if device.has_bf16:
-        return "bf16"
-    return "fp32" if model_type(model_config) in FP16_UNSAFE_TYPES else "fp16"
+    """The dtype the phase runs in on `device`, by the one precision rule (`fine_tune.models.precision`): the
+    recipe's explicit precision, else bf16 where the GPU has it, fp16 where it has not, and fp32 for an architecture
+    that overflows in fp16 (a refused explicit fp16 is planned as asked; the job's precision check refuses it)."""
+    requested = str(values.get("precision") or "auto")
+    architecture = values.get("model_type") or model_type(model_config)
+    gpu = Device(device.name, cuda=True, bf16=device.has_bf16)
+    try:
+        return resolve_precision(requested, model_type=architecture, device=gpu).name
+    except ValueError:
+        return requested
 
 
 def fits(plan: MemoryPlan, usable_gib: float, overhead_gib: float = RUNTIME_OVERHEAD_GIB) -> bool:

@@ -23,10 +23,13 @@ from fine_tune.hub.jobs.memory import (
     plan_on_flavor,
 )
 from fine_tune.hub.jobs.options import DEFAULT_FLAVOR, Options
+from fine_tune.hub.jobs.recipe import check_recipe_files, given_keys, job_precision, job_recipe, read_recipe
 from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
 from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
 from fine_tune.hub_access import is_hub_id, is_local, written_as_path
 from fine_tune.models.known_shapes import offline_model_config
+from fine_tune.models.precision import Precision
+from fine_tune.recipes.length import TrainingLength, training_length
 
 TOKEN_SECRET = TOKEN_ENV  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts a scored model's split manifest
@@ -52,6 +55,9 @@ class JobSpec:
     timeout_source: str
     estimate: Estimate | None
     memory: dict[str, Any] | None  # the memory plan (fine_tune.hub.jobs.memory) and any --fit, when the shape is known
+    precision: Precision  # what the job's script resolves on the flavor's GPU, and why
+    length: TrainingLength | None  # a training phase's steps and epochs
+    recipe: Any  # fine_tune.recipes.loader.ResolvedRecipe: every key the job's script reads, with its origin
     namespace: str
     script: str
     config: str
@@ -109,6 +115,9 @@ class JobSpec:
             "estimate": self.estimate.to_dict() if self.estimate else None,
             "max_cost_usd": self.estimate.cost_usd(self.timeout_seconds) if self.estimate else None,
             "memory": self.memory,
+            "precision": {"name": self.precision.name, "reason": self.precision.reason},
+            "training_length": self.length.to_dict() if self.length else None,
+            "recipe": self.recipe.to_dict(),
             "script": self.script,
             "config": self.config,
             "script_args": self.script_args,
@@ -178,14 +187,6 @@ def check_shipped(phase: Phase, config: str, shipped: ShippedTree) -> str:
     if phase.script not in shipped.files:
         raise JobsError(f"{phase.script} is not in the project yet: the {phase.name} phase cannot run as a job")
     return config_rel
-
-
-def read_recipe(phase: str, config: Path, overrides: list[str]) -> tuple[dict[str, Any], set[str]]:
-    """The recipe's values as the entry script parses them (schema, defaults, overrides) and the keys the override
-    tokens set. The loader imports the trainer configs (torch), so only when a spec is built."""
-    from fine_tune.recipes.loader import load_recipe, override_keys, recipe_values
-
-    return recipe_values(load_recipe(phase, config, overrides)), set(override_keys(overrides))
 
 
 def training_job_args(
@@ -337,7 +338,9 @@ def build_spec(
     handoff = dict(handoff or {})
     shipped = shipped or ShippedTree.from_project()
     config_rel = check_shipped(phase, config or phase.default_config, shipped)
-    values, given = read_recipe(phase.name, shipped.root / config_rel, overrides)
+    recipe = read_recipe(phase.name, shipped.root / config_rel, overrides)
+    check_recipe_files(recipe, shipped)
+    values, given = recipe.values, given_keys(recipe)
     notes: list[str] = []
     job_args: list[str] = []
     hub_model_id = trackio_space_id = model = models = results_repo = None
@@ -404,7 +407,12 @@ def build_spec(
     fit_args = [arg for key, value in fitted.items() for arg in (f"--{key}", str(value))]
     # the user's overrides come after the recipe's job arguments and win; what --fit applies comes last
     script_args = ["--config", config_rel, *job_args, *overrides, *fit_args]
+    precision = job_precision(phase, values, flavor, notes)
     launch = plan_launch(phase, flavor, script_args, shipped.files, model=model, vllm_server=options.vllm_server)
+    length = None
+    if phase.trains:
+        length = training_length(values, phase.name, world_size=launch.processes)
+        notes.append(f"training length: {length.describe()}")
 
     est = estimate(phase.name, flavor, values, benchmarks)
     if est is None:
@@ -426,6 +434,9 @@ def build_spec(
         secrets=[TOKEN_SECRET],
         flavor=flavor,
         memory=memory,
+        precision=precision,
+        length=length,
+        recipe=job_recipe(phase, config_rel, script_args, overrides, shipped, precision),
         timeout_seconds=timeout_seconds,
         timeout_source=timeout_source,
         estimate=est,
