@@ -122,6 +122,7 @@ def test_three_rounds_on_the_tiny_model_write_rounds_json(tmp_path, synthetic_js
     for entry in written["rounds"]:
         results = json.loads((tmp_path / "out" / f"round-{entry['round']}" / "eval" / "eval_results.json").read_text())
         assert entry["scores"]["accuracy"] == results["models"][LABEL]["metrics"]["accuracy"]
+        assert results["models"][LABEL]["source"] == entry["model"]  # the round's eval scored the round's model
         lineage = json.loads((Path(entry["model"]) / "lineage.json").read_text())
         previous = str(tiny_model_dir) if entry["round"] == 1 else written["rounds"][entry["round"] - 2]["model"]
         assert lineage["base"] == previous  # each round starts from the previous round's merged model
