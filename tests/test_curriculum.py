@@ -10,6 +10,7 @@ from fine_tune.data.curriculum import Curriculum, load_curriculum
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.task_splits import load_task_splits
 from fine_tune.errors import RecipeError
+from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.task.spec import resolve_task
 
 MEDQA = resolve_task("medqa")  # no subject column: subjects tagged from the question text
@@ -70,3 +71,8 @@ def test_a_bad_curriculum_file_is_named_with_its_key(tmp_path):
     path.write_text(json.dumps({"holdout_per_subject": 2, "start_share": 0.5, "recommended_shares": {"x": 1.5}}))
     with pytest.raises(RecipeError, match=r"curriculum.json: recommended_shares.x: expected a share between 0 and 1"):
         load_curriculum(path)
+
+
+def test_a_recipe_cannot_both_stratify_and_follow_a_curriculum():
+    with pytest.raises(RecipeError, match="stratify_by 'subject' and curriculum are both set"):
+        SplitArguments(stratify_by="subject", curriculum="c.json")

@@ -72,7 +72,7 @@ class SplitArguments:
         metadata={
             "help": "A specialty curriculum or training_recommendations.json (docs/rounds.md): a holdout of N rows "
             "per subject is the EVAL split, each subject trains its recommended share of the rest, the remainder is "
-            "a pool; replaces the split sizes and stratify_by"
+            "a pool; replaces the split sizes (not with stratify_by)"
         },
     )
     sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
@@ -95,6 +95,11 @@ class SplitArguments:
         if self.stratify_by is not None and self.stratify_by not in STRATIFY_COLUMNS:
             raise RecipeError(
                 f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)} (or unset), got {self.stratify_by!r}"
+            )
+        if self.curriculum is not None and self.stratify_by is not None:
+            raise RecipeError(
+                f"stratify_by {self.stratify_by!r} and curriculum are both set: a curriculum splits by subject "
+                "itself (docs/rounds.md); unset one"
             )
         if self.is_mixture:
             given = [key for key in ("dataset_name", "dataset_train_split") if getattr(self, key)]
