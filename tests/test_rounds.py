@@ -3,6 +3,7 @@ a 3-round loop and a 2-round specialty curriculum on the tiny model through the 
 
 import json
 import runpy
+import shlex
 import sys
 from pathlib import Path
 
@@ -157,3 +158,22 @@ def test_a_two_round_curriculum_writes_and_reads_training_recommendations(tmp_pa
         else:
             assert drawn["row_ids"] == [] and entry["sft"] == first["curriculum"]["subjects"][subject]["sft"]
     assert (tmp_path / "out" / "round-2" / "training_recommendations.json").is_file()
+
+
+def test_print_only_chains_each_round_to_the_previous_model_and_recommendations(tmp_path, capsys):
+    script = [
+        "scripts/rounds.py",
+        "configs/rounds/demo-curriculum.yaml",
+        "--print_only",
+        "--output_dir",
+        str(tmp_path),
+    ]
+    assert in_process(script)[0] == 0
+    result = capsys.readouterr()
+    commands = [shlex.split(line)[1:] for line in result.out.splitlines() if line.startswith("python ")]
+    assert len(commands) == 1 + 4 * 2  # the start's eval, then per round one track's SFT and the eval
+    second_sft = commands[3]
+    assert second_sft[0] == "scripts/train_medmcqa_sft.py"
+    assert second_sft[second_sft.index("--model_name_or_path") + 1] == f"{tmp_path}/round-1/mcq/merged"
+    assert second_sft[second_sft.index("--curriculum") + 1] == f"{tmp_path}/round-1/training_recommendations.json"
+    assert commands[4][commands[4].index("--models") + 1] == f"model={tmp_path}/round-2/mcq/merged"
