@@ -177,3 +177,20 @@ def test_print_only_chains_each_round_to_the_previous_model_and_recommendations(
     assert second_sft[second_sft.index("--model_name_or_path") + 1] == f"{tmp_path}/round-1/mcq/merged"
     assert second_sft[second_sft.index("--curriculum") + 1] == f"{tmp_path}/round-1/training_recommendations.json"
     assert commands[4][commands[4].index("--models") + 1] == f"model={tmp_path}/round-2/mcq/merged"
+
+
+@pytest.mark.parametrize(
+    ("summary", "code"),
+    [
+        ({"start": {}, "rounds": [{"status": "ok"}], "handed_on": 1, "stopped": "max_rounds"}, 0),
+        ({"start": {}, "rounds": [{"status": "ok"}], "handed_on": None, "stopped": "max_rounds"}, 3),
+        ({"start": {}, "rounds": [{"status": "failed in x"}], "handed_on": None, "stopped": "failed"}, 1),
+        ({"rounds": [], "handed_on": None, "stopped": "failed in the start model's eval"}, 1),
+    ],
+)
+def test_the_script_exits_3_when_nothing_is_handed_on(monkeypatch, tmp_path, summary, code):
+    import fine_tune.hub.rounds as rounds_module
+
+    monkeypatch.setattr(rounds_module, "run_rounds", lambda rounds: summary)
+    script = ["scripts/rounds.py", "configs/rounds/demo-curriculum.yaml", "--output_dir", str(tmp_path)]
+    assert in_process(script)[0] == code
