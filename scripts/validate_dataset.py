@@ -24,6 +24,9 @@ from fine_tune.recipes.loader import parse_recipe
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
+    from fine_tune.hub.access import require_source
+
+    require_source(name, "tokenizer")  # a Hub that cannot answer: one line in seconds, not minutes of retries
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
     except Exception as error:  # any failure to load is reported, not traced

@@ -66,7 +66,7 @@ def read_medmcqa(source: str, split: str = "train", token_env: str = hub.TOKEN_E
     if is_local(source):
         loaded = read_local(Path(source).expanduser(), split, read_json_records)
     elif written_as_path(source):
-        raise DatasetError(f"dataset path not found: {source}")
+        raise DatasetError(hub.missing_path_message(source, "dataset path"))
     elif is_hub_id(source, namespaced=False):
         loaded = LoadedRows(_load_hub(source, split, token_env))
     else:
@@ -141,7 +141,7 @@ def read_task_rows(
         else:
             parts = [(None, read_local(path, split))]
     elif written_as_path(source):
-        raise DatasetError(f"{spec.name}: dataset path not found: {source}")
+        raise DatasetError(f"{spec.name}: {hub.missing_path_message(source, 'dataset path')}")
     elif is_hub_id(source, namespaced=False):
         parts = [(c, LoadedRows(_load_hub(source, split, token_env, c))) for c in (configs or [None])]
     else:

@@ -28,6 +28,7 @@ from typing import Any
 
 from fine_tune.bench.hardware import JOBS_FLAVORS, flavor_memory_gib
 from fine_tune.errors import ModelSourceError
+from fine_tune.hub.access import require_hub
 from fine_tune.models.shape import ModelShape
 from fine_tune.models.source import is_hub_id
 
@@ -250,6 +251,13 @@ def read_model_config(source: str | Path, token: str | None = None, revision: st
         )
     from huggingface_hub import hf_hub_download
 
+    try:
+        require_hub(str(source), "model", file="config.json")
+    except ModelSourceError:
+        if str(source) not in KNOWN_MODEL_CONFIGS:
+            raise
+        logger.info("config.json of %s cannot be fetched now: using its stored shape", source)
+        return KNOWN_MODEL_CONFIGS[str(source)]
     try:
         return json.loads(
             Path(hf_hub_download(str(source), "config.json", token=token, revision=revision)).read_text()

@@ -25,12 +25,16 @@ def is_local(source: Any) -> bool:
 
 
 def written_as_path(source: Any) -> bool:
-    """Written like a path (./, /, ~, more than one '/', or a data-file suffix), whether or not it exists: such a
-    source is never sent to the Hub, so a typo fails as 'not found' instead of as an unknown repo."""
+    """Meant as a local path, whether or not it exists: written like one (./, /, ~, more than one '/', a data-file
+    suffix) or under a folder that exists here (`demo_artifacts/tiny-modle`, `outputs/...`). Such a source is never
+    sent to the Hub, so a typo fails as 'not found' instead of as minutes of Hub retries."""
     if not isinstance(source, (str, Path)) or str(source) == "":
         return False
     text = str(source)
-    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.lower().endswith(LOCAL_FILE_SUFFIXES)
+    if text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.lower().endswith(LOCAL_FILE_SUFFIXES):
+        return True
+    first, slash, _ = text.partition("/")
+    return bool(slash) and Path(first).is_dir()
 
 
 def is_hub_id(source: Any, *, namespaced: bool = True) -> bool:
