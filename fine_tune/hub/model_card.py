@@ -354,7 +354,6 @@ def _update_hub_card(repo_id: str, eval_table_md: str, token: str | None, commit
     from huggingface_hub.errors import EntryNotFoundError
 
     access.bound_hub_calls()
-    access.require_hub(repo_id, "model card of")
 
     def download(filename: str) -> str | None:
         try:
