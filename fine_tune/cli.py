@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable
 
+from fine_tune.constants import EXIT_BAD_INPUT
 from fine_tune.errors import PipelineError
 
 # Set to 1: every entry script reads its arguments and recipe in full (unknown keys, bad values and missing recipe
@@ -139,10 +140,39 @@ def setup_logging() -> None:
     quiet_unactionable()
 
 
+def launch_problem() -> str | None:
+    """Under `accelerate launch`/torchrun: more processes on this machine than it has GPUs (each rank would fail on
+    its own device ordinal). Process counts on a CPU-only machine are gloo processes and always start."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE") or 0)
+    if processes <= 1:
+        return None
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus == 0 or processes <= gpus:
+        return None
+    return (
+        f"{processes} processes were launched on this machine (accelerate launch --num_processes {processes}) but it "
+        f"has {gpus} GPU(s): launch with --num_processes {gpus} or fewer"
+    )
+
+
+def check_launch() -> None:
+    """One line from local rank 0 only, and exit 2 in every rank, when the launch asked for more processes than
+    GPUs (instead of one device error per rank). torchrun still reports the failed ranks after it: its own output."""
+    problem = launch_problem()
+    if problem is None:
+        return
+    if os.environ.get("LOCAL_RANK", "0") == "0":
+        print(f"error: {problem}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
+
+
 def run_main(main: Callable[[], int | None]) -> None:
     """Run `main`; a known failure prints its message (no traceback) and exits with its code; a returned non-zero
     int is the exit status."""
     setup_logging()
+    check_launch()
     try:
         code = main()
     except PipelineError as error:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fine_tune.cli import setup_logging
+from fine_tune.cli import parse_only_exit, setup_logging
 from fine_tune.constants import EXIT_BAD_INPUT
 from fine_tune.errors import DatasetError, PipelineError
 from fine_tune.recipes.loader import parse_recipe
@@ -157,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--json" in argv
     try:
         (args,) = parse_recipe("validate", argv)
+        parse_only_exit("validate_dataset.py")
         report = validate(args)
     except PipelineError as error:
         if as_json:

@@ -17,7 +17,6 @@ Measured against the tiny CPU runs in PLAN.md ("Memory planner").
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.bench.hardware import JOBS_FLAVORS, flavor_memory_gib
+from fine_tune.cli import OneLineArgumentParser, parse_only_exit, run_main
 from fine_tune.errors import ModelSourceError
 from fine_tune.hub.access import require_hub
 from fine_tune.models.shape import ModelShape
@@ -273,15 +273,13 @@ def read_model_config(source: str | Path, token: str | None = None, revision: st
 
 
 def main(argv: list[str] | None = None) -> None:
-    from fine_tune.cli import run_main
-
     run_main(lambda: print_plan(argv))
 
 
 def print_plan(argv: list[str] | None = None) -> int | None:
     from fine_tune.recipes.loader import load_recipe, recipe_values
 
-    parser = argparse.ArgumentParser(description="Plan a phase's peak GPU memory from its recipe and model config.")
+    parser = OneLineArgumentParser(description="Plan a phase's peak GPU memory from its recipe and model config.")
     parser.add_argument("phase", choices=("sft", "grpo", "eval"))
     parser.add_argument("--config", required=True, help="the phase's recipe (YAML)")
     parser.add_argument(
@@ -290,6 +288,7 @@ def print_plan(argv: list[str] | None = None) -> int | None:
     parser.add_argument("--gpu_memory_gib", type=float, help="also say whether this GPU fits (exit 1 when not)")
     args, overrides = parser.parse_known_args(argv)
     values = recipe_values(load_recipe(args.phase, args.config, overrides))
+    parse_only_exit("fine_tune.models.memory")
     source = args.model_config or values.get("model_name_or_path") or next(iter((values.get("models") or {}).values()))
     model_config = read_model_config(source, revision=values.get("model_revision"))
     plan = plan_memory(values, model_config, args.phase)
