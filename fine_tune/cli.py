@@ -117,10 +117,14 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     block, with a did-you-mean for an unknown option."""
 
     def error(self, message: str):
-        options = [option for action in self._actions for option in action.option_strings]
-        unknown = re.findall(r"(?<!\w)(--?[\w-]+)", message) if "unrecognized arguments" in message else []
-        hints = "".join(did_you_mean(flag, options, prefix="", suffix="") for flag in unknown[:1])
-        raise PipelineError(f"command line: {message}{hints}")
+        known = {option[2:] for action in self._actions for option in action.option_strings if option[:2] == "--"}
+        hint = ""
+        if "unrecognized arguments" in message:
+            if "[" in message:
+                hint = " (square brackets in usage text mark optional parts: leave the brackets out)"
+            unknown = [flag for flag in re.findall(r"(?<![\w-])--([\w-]+)", message) if flag not in known]
+            hint = hint or (did_you_mean(unknown[0], known, prefix="--", suffix="") if unknown else "")
+        raise PipelineError(f"command line: {message}{hint}")
 
 
 def parse_only() -> bool:
