@@ -9,8 +9,8 @@ import shlex
 
 from fine_tune.cli import OneLineArgumentParser, did_you_mean, parse_only_exit, run_main
 from fine_tune.errors import RecipeError
+from fine_tune.hub.sweep import eval_command, load_sweep, run_configuration, sft_command, sweep_table
 from fine_tune.io import atomic_write_text
-from fine_tune.recipes.sweep import eval_command, load_sweep, run_configuration, sft_command, sweep_table
 
 
 def main(argv: list[str] | None = None) -> None:

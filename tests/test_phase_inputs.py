@@ -34,7 +34,7 @@ def test_grpo_before_sft_names_the_sft_phase_and_writes_nothing(monkeypatch, tmp
 
 
 def test_grpo_from_a_hub_sft_model_without_network_says_the_hub_is_unreachable(monkeypatch, tmp_path, synthetic_jsonl):
-    from fine_tune.hub.access import OFFLINE_ENV_VARS
+    from fine_tune.hub_access import OFFLINE_ENV_VARS
     from fine_tune.train.grpo import run_grpo
 
     for name in OFFLINE_ENV_VARS:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fine_tune import hub_access as hub
 from fine_tune.errors import ModelSourceError
-from fine_tune.hub import access as hub
 
 BOUND_S = 5.0
 REPO = Path(__file__).resolve().parent.parent
@@ -38,10 +38,10 @@ def endpoint(monkeypatch, kind: str):
 
 def loaders():
     """(what is loaded, the call) for every Hub read the project makes for a model."""
-    from fine_tune.hub.jobs.in_job import fetch_split_manifest
+    from fine_tune.evaluate.split_check import fetch_split_manifest
+    from fine_tune.hub.jobs.memory import read_model_config
     from fine_tune.models.lineage import read_lineage
     from fine_tune.models.loading import load_causal_lm, load_tokenizer
-    from fine_tune.models.memory import read_model_config
 
     return {
         "tokenizer": lambda: load_tokenizer("someone/some-model"),
@@ -70,7 +70,7 @@ def test_an_unreachable_hub_is_one_line_within_five_seconds_naming_what_was_load
 
 
 def test_the_memory_planner_uses_the_stored_shape_of_a_known_base_at_once(monkeypatch):
-    from fine_tune.models.memory import KNOWN_MODEL_CONFIGS, read_model_config
+    from fine_tune.hub.jobs.memory import KNOWN_MODEL_CONFIGS, read_model_config
 
     known = next(iter(KNOWN_MODEL_CONFIGS))
     with endpoint(monkeypatch, "closed"):
@@ -110,7 +110,7 @@ def test_the_nearest_sibling_keeps_the_rest_of_the_path_when_it_exists(monkeypat
 
 
 def test_a_path_under_an_existing_folder_is_never_a_hub_id(monkeypatch, tmp_path):
-    from fine_tune.models.source import is_hub_id, written_as_path
+    from fine_tune.hub_access import is_hub_id, written_as_path
 
     (tmp_path / "outputs").mkdir()
     monkeypatch.chdir(tmp_path)

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fine_tune.errors import ModelSourceError, RecipeError
-from fine_tune.hub.access import require_source
+from fine_tune.hub_access import require_source
 from fine_tune.models.precision import Precision
 from fine_tune.models.source import resolve_model_source
 

@@ -1,29 +1,58 @@
-"""Hub access: the token (by env var name, never printed), whether the Hub can be used now (answered in seconds; a
-Hub call offline retries for minutes) and a bound on every huggingface_hub HTTP call (its client has no timeout)."""
+"""Hub access: whether a source is a Hub ID or a local path (decided here only), the token (by env var name, never
+printed), whether the Hub can be used now (answered in seconds; a Hub call offline retries for minutes) and a bound on
+every huggingface_hub HTTP call (its client has no timeout)."""
 
 from __future__ import annotations
 
 import difflib
 import os
+import re
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from huggingface_hub import constants
 
 from fine_tune.constants import TOKEN_ENV
 from fine_tune.errors import ModelSourceError
-from fine_tune.models.source import is_local, written_as_path
 
 HUB_TIMEOUT_S = 5.0
-# Before a Hub load: the connection and the HEAD answer each within this, so an unreachable Hub is known in <= 5 s.
-REACHABILITY_TIMEOUT_S = 2.5
 # huggingface_hub's shared HTTP client waits forever by default: an endpoint that accepts the connection and never
 # answers hangs the caller. Calls that pass their own timeout (log streaming, downloads) keep theirs.
 HUB_READ_TIMEOUT_S = 20.0
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 CACHE_MARKERS = ("config.json", "tokenizer_config.json")  # a cached model or tokenizer repo holds one of these
+# Before a Hub load: the connection and the HEAD answer each within this, so an unreachable Hub is known in <= 5 s.
+REACHABILITY_TIMEOUT_S = 2.5
+LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def is_local(source: Any) -> bool:
+    """An existing local file or folder."""
+    return isinstance(source, (str, Path)) and str(source) != "" and Path(source).expanduser().exists()
+
+
+def written_as_path(source: Any) -> bool:
+    """Meant as a local path, whether or not it exists: written like one (./, /, ~, more than one '/', a data-file
+    suffix) or under a folder that exists here (`demo_artifacts/tiny-modle`, `outputs/...`). Such a source is never
+    sent to the Hub, so a typo fails as 'not found' instead of as minutes of Hub retries."""
+    if not isinstance(source, (str, Path)) or str(source) == "":
+        return False
+    text = str(source)
+    if text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.lower().endswith(LOCAL_FILE_SUFFIXES):
+        return True
+    first, slash, _ = text.partition("/")
+    return bool(slash) and Path(first).is_dir()
+
+
+def is_hub_id(source: Any, *, namespaced: bool = True) -> bool:
+    """A Hub repo ID (`owner/name`; `name` alone too when not `namespaced`) that is not a local path."""
+    if not isinstance(source, str) or is_local(source) or written_as_path(source) or not _HUB_ID.match(source):
+        return False
+    return "/" in source or not namespaced
 
 
 def env_flag(name: str) -> bool:

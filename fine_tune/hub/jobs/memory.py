@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fine_tune.bench.hardware import JOBS_FLAVORS, flavor_memory_gib
 from fine_tune.cli import OneLineArgumentParser, parse_only_exit, run_main
 from fine_tune.errors import ModelSourceError
-from fine_tune.hub.access import require_hub
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, flavor_memory_gib
+from fine_tune.hub_access import is_hub_id, require_hub
 from fine_tune.models.shape import ModelShape
-from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +287,7 @@ def print_plan(argv: list[str] | None = None) -> int | None:
     parser.add_argument("--gpu_memory_gib", type=float, help="also say whether this GPU fits (exit 1 when not)")
     args, overrides = parser.parse_known_args(argv)
     values = recipe_values(load_recipe(args.phase, args.config, overrides))
-    parse_only_exit("fine_tune.models.memory")
+    parse_only_exit("fine_tune.hub.jobs.memory")
     source = args.model_config or values.get("model_name_or_path") or next(iter((values.get("models") or {}).values()))
     model_config = read_model_config(source, revision=values.get("model_revision"))
     plan = plan_memory(values, model_config, args.phase)
