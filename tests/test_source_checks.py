@@ -119,14 +119,15 @@ def test_a_path_under_an_existing_folder_is_never_a_hub_id(monkeypatch, tmp_path
 
 
 def test_a_missing_dataset_path_names_its_nearest_sibling(monkeypatch, tmp_path):
-    from fine_tune.data.loading import read_medmcqa
+    from fine_tune.data.loading import read_task_rows
     from fine_tune.errors import DatasetError
+    from fine_tune.task.spec import resolve_task
 
     (tmp_path / "demo_artifacts").mkdir()
     (tmp_path / "demo_artifacts" / "synthetic.jsonl").write_text("")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DatasetError, match=r"not found: demo_artifacts/synthtic.jsonl \(nearest existing: demo_"):
-        read_medmcqa("demo_artifacts/synthtic.jsonl")
+        read_task_rows(resolve_task("medmcqa"), "train", "demo_artifacts/synthtic.jsonl")
 
 
 def test_validate_dataset_with_a_hub_tokenizer_and_no_network_is_one_line(monkeypatch, tmp_path, capsys):

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from fine_tune.data.validation import row_label
+from fine_tune.data.rows import row_label
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source

@@ -8,6 +8,8 @@ One YAML file per task under `configs/tasks/` (`--task medqa`), or a user's own 
     train_split: train                           # the split that is shuffled into sft/grpo/eval
     eval_split: test                             # the official split for scoring (null: none)
     language: en
+    source_columns: null                         # the source's columns in order (optional): absent ones read as
+                                                 # null, others dropped (one schema for partial files and the Hub)
     letters: [A, B, C, D]                        # 2..10 labels; default: the first N of A..J
     min_options: 4                               # rows may have min_options..len(letters) options
     fields:
@@ -53,6 +55,7 @@ TOP_KEYS: tuple[str, ...] = (
     "train_split",
     "eval_split",
     "language",
+    "source_columns",
     "letters",
     "min_options",
     "fields",
@@ -108,6 +111,7 @@ class TaskSpec:
     question_label: str = "Question"
     context_label: str = "Context"
     system: str | None = None  # the instructions in the task's language, naming the letters at {choices}
+    source_columns: tuple[str, ...] = ()  # the source's columns, in order, when the task file lists them
     source_file: str | None = field(default=None, compare=False)
 
     @property
@@ -189,7 +193,7 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
     dataset_path = _text(values, "dataset_path", where)
     if source is not None and not Path(dataset_path).is_absolute() and _looks_like_path(dataset_path):
         dataset_path = str((Path(source).parent / dataset_path).resolve())
-    return TaskSpec(
+    spec = TaskSpec(
         name=name,
         description=str(values.get("description") or ""),
         dataset_path=dataset_path,
@@ -210,8 +214,20 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
         question_label=_text(prompt, "question_label", f"{where}: prompt", default="Question"),
         context_label=_text(prompt, "context_label", f"{where}: prompt", default="Context"),
         system=_system(prompt, f"{where}: prompt"),
+        source_columns=_source_columns(values.get("source_columns"), where),
         source_file=str(source) if source is not None else None,
     )
+    _check_source_columns(spec, where)
+    return spec
+
+
+def _check_source_columns(spec: TaskSpec, where: str) -> None:
+    """Every column a field reads must be one of the task's `source_columns` (when it lists them)."""
+    paths = [spec.question, spec.answer.field, spec.options.field, *spec.options.columns]
+    paths += [spec.id, spec.context, spec.explanation, spec.subject, spec.image]
+    missing = [p for p in paths if p and spec.source_columns and p.split(".")[0] not in spec.source_columns]
+    if missing:
+        raise RecipeError(f"{where}: `source_columns` lacks {', '.join(missing)}, which `fields` read")
 
 
 def _system(prompt: Mapping[str, Any], where: str) -> str | None:
@@ -264,6 +280,16 @@ def _configs(value: Any, where: str) -> tuple[str | None, ...]:
         raise RecipeError(f"{where}: `dataset_configs` must be a config name or a non-empty list of names")
     if len(set(value)) != len(value):
         raise RecipeError(f"{where}: `dataset_configs` lists a config twice: {value}")
+    return tuple(value)
+
+
+def _source_columns(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise RecipeError(f"{where}: `source_columns` must be a non-empty list of column names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise RecipeError(f"{where}: `source_columns` lists a column twice: {value}")
     return tuple(value)
 
 
