@@ -40,6 +40,14 @@ def test_no_improvement_says_a_smoke_run_ends_here_and_names_the_flag(best_step)
     assert "--no_improvement_action warn" in str(raised.value)
 
 
+def test_the_reward_guard_says_a_smoke_run_ends_here_and_names_the_flag():
+    from test_training import log_step, make_guard
+
+    guard = make_guard(1)
+    assert log_step(guard, 1, reward=0.0, frac_reward_zero_std=1.0).should_training_stop
+    assert "expected there; add --reward_guard_action warn" in guard.message
+
+
 def test_an_eval_where_every_model_failed_does_not_point_at_other_results():
     summary = script("eval_medmcqa.py")["failure_summary"]
     assert "others" not in summary(2, 2, "eval_results/x") and "nothing was scored" in summary(2, 2, "x")
