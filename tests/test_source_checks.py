@@ -39,7 +39,7 @@ def endpoint(monkeypatch, kind: str):
 def loaders():
     """(what is loaded, the call) for every Hub read the project makes for a model."""
     from fine_tune.evaluate.split_check import fetch_split_manifest
-    from fine_tune.hub.jobs.memory import read_model_config
+    from fine_tune.models.known_shapes import read_model_config
     from fine_tune.models.lineage import read_lineage
     from fine_tune.models.loading import load_causal_lm, load_tokenizer
 
@@ -70,7 +70,7 @@ def test_an_unreachable_hub_is_one_line_within_five_seconds_naming_what_was_load
 
 
 def test_the_memory_planner_uses_the_stored_shape_of_a_known_base_at_once(monkeypatch):
-    from fine_tune.hub.jobs.memory import KNOWN_MODEL_CONFIGS, read_model_config
+    from fine_tune.models.known_shapes import KNOWN_MODEL_CONFIGS, read_model_config
 
     known = next(iter(KNOWN_MODEL_CONFIGS))
     with endpoint(monkeypatch, "closed"):

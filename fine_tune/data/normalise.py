@@ -37,8 +37,9 @@ from fine_tune.data.rows import (
     iter_rows,
     normalise_text,
 )
+from fine_tune.data.topics import tag_row
 from fine_tune.errors import DatasetError
-from fine_tune.task.spec import TaskSpec
+from fine_tune.task.spec import SUBJECT_TAGGED, TaskSpec
 
 logger = logging.getLogger(__name__)
 CANONICAL_COLUMNS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "exp", "subject")
@@ -138,7 +139,9 @@ def normalise_row(
         "answer": answer,
         "context": context,
         "exp": _optional_text(lookup(row, spec.explanation)) if spec.explanation else None,
-        "subject": _subject(spec, row),
+        "subject": tag_row(question, options, context)
+        if spec.subject_source == SUBJECT_TAGGED
+        else _subject(spec, row),
     }, []
 
 

@@ -83,6 +83,7 @@ def eval_set(
         "source": source,
         "eval_split": config.eval_split,
         "description": description,
+        "subject_source": task.subject_source,
         "available_rows": available,
         "limit": config.limit,
         "rows": len(rows),

@@ -18,6 +18,7 @@ import numpy as np
 
 from fine_tune.errors import ModelSourceError
 from fine_tune.task.spec import CHOICES_FIELD, DEFAULT_TASK, TaskSpec, resolve_task
+from fine_tune.task.variants import DEFAULT_OPTION_FORMAT, PROJECT_VARIANT, PromptVariant
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 OPTION_COLUMNS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
@@ -51,12 +52,17 @@ def gold_letter(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
     return _letters(task)[row["answer"]]
 
 
-def format_question(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
+def format_question(
+    row: Mapping[str, Any], task: TaskSpec | None = None, option_format: str = DEFAULT_OPTION_FORMAT
+) -> str:
     """The user message: the context (if the task has one) under its label, the question, the lettered options."""
     task = task or resolve_task(DEFAULT_TASK)
     lines = [f"{task.context_label}: {row['context'].strip()}"] if row.get("context") else []
     lines.append(f"{task.question_label}: {row['question'].strip()}")
-    lines += [f"{letter}) {str(option).strip()}" for letter, option in zip(task.letters, row["options"], strict=False)]
+    lines += [
+        option_format.replace("{letter}", letter).replace("{text}", str(option).strip())
+        for letter, option in zip(task.letters, row["options"], strict=False)
+    ]
     return "\n".join(lines)
 
 
@@ -66,13 +72,20 @@ def prompt_messages(
     *,
     task: TaskSpec | None = None,
     exemplars: Sequence[Mapping[str, Any]] = (),
+    variant: PromptVariant | None = None,
 ) -> list[dict[str, str]]:
-    """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question."""
-    messages = [{"role": "system", "content": system_prompt(_letters(task), task.system if task else None)}]
+    """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question;
+    a `variant` (`fine_tune.task.variants`) changes the instructions, the option format or where they go."""
+    variant = variant or PromptVariant(PROJECT_VARIANT)
+    system = system_prompt(_letters(task), variant.system or (task.system if task else None))
+    messages = [{"role": "system", "content": system}] if variant.system_placement == "system" else []
     for exemplar in exemplars:
-        messages.append({"role": "user", "content": format_question(exemplar, task)})
+        messages.append({"role": "user", "content": format_question(exemplar, task, variant.option_format)})
         messages.append({"role": "assistant", "content": target_response(exemplar, task)})
-    messages.append({"role": "user", "content": format_question(row, task)})
+    question = format_question(row, task, variant.option_format)
+    if variant.system_placement == "user":
+        question = system + SYSTEM_FOLD_SEPARATOR + question
+    messages.append({"role": "user", "content": question})
     return (chat_format or DEFAULT_CHAT_FORMAT).conversation(messages)
 
 

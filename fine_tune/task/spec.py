@@ -64,6 +64,7 @@ TOP_KEYS: tuple[str, ...] = (
 FIELD_KEYS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "explanation", "subject", "image")
 PROMPT_KEYS: tuple[str, ...] = ("question_label", "context_label", "system")
 RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")  # the answer JSON, in order
+SUBJECT_FIELD, SUBJECT_CONFIG, SUBJECT_TAGGED = "field", "config", "tagged"  # TaskSpec.subject_source
 CHOICES_FIELD = "{choices}"  # where a task's own system prompt names its letters
 
 
@@ -117,6 +118,14 @@ class TaskSpec:
     @property
     def max_options(self) -> int:
         return len(self.letters)
+
+    @property
+    def subject_source(self) -> str:
+        """Where a row's subject comes from: its subject field, the Hub config it was read from, or the topic tagger
+        (`fine_tune.data.topics`) for a set that has neither (one Hub config names the set, not a subject)."""
+        if self.subject is not None:
+            return SUBJECT_FIELD
+        return SUBJECT_CONFIG if len([c for c in self.dataset_configs if c]) > 1 else SUBJECT_TAGGED
 
     def to_dict(self) -> dict[str, Any]:
         """What a run records about its task (results, manifests)."""
