@@ -348,7 +348,8 @@ def planned_commands(rounds: Rounds) -> list[list[str]]:
     round each track's SFT and the eval. A curriculum round reads the previous round's recommendations file."""
     plan = rounds.curriculum
     start = str(round_dir(rounds, 0) / START_CURRICULUM_FILE) if plan else None
-    commands, model = [eval_command(rounds, 0, start_model(rounds), None, start)], start_model(rounds)
+    model = start_model(rounds)
+    commands = [eval_command(rounds, 0, model, None, start)]
     for number in range(1, rounds.max_rounds + 1):
         curriculum = start if number == 1 or not plan else str(round_dir(rounds, number - 1) / RECOMMENDATIONS_FILE)
         commands += round_commands(rounds, number, model, curriculum)
