@@ -65,7 +65,9 @@ def test_project_and_demo_recipes_resolve_exactly_as_before(path):
     assert {key: after.get(key) for key in before} == before
     # keys added since the snapshot, each off by default: the precision rule's model_type; the split's curriculum;
     # the eval's study options
-    added = {"model_type": None, "curriculum": None} | ({"prompt_variants": None, "harness": None} if phase_of(path) == "eval" else {})
+    added = {"model_type": None, "curriculum": None} | (
+        {"prompt_variants": None, "harness": None} if phase_of(path) == "eval" else {}
+    )
     assert {key: after[key] for key in set(after) - set(before)} == added
 
 
