@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from fine_tune.constants import EXIT_BAD_INPUT, EXIT_NO_LEARNING_SIGNAL
-
-PHASE_SCRIPTS = {"sft": "scripts/train_medmcqa_sft.py", "grpo": "scripts/train_medmcqa_grpo.py"}
+from fine_tune.constants import EXIT_BAD_INPUT, EXIT_NO_LEARNING_SIGNAL, PHASE_SCRIPTS
 
 
 def handoff_hint(phase: str) -> str:

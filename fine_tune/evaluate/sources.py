@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune import hub_access as hub
-from fine_tune.constants import ADAPTER_CONFIG_FILE, MERGED_DIR
-from fine_tune.errors import PHASE_SCRIPTS, ModelSourceError, handoff_hint
+from fine_tune.constants import ADAPTER_CONFIG_FILE, MERGED_DIR, TRAINING_PHASES
+from fine_tune.errors import ModelSourceError, handoff_hint
 from fine_tune.hub_access import is_hub_id, is_local, written_as_path
 from fine_tune.models.lineage import read_lineage
 
@@ -36,7 +36,7 @@ def check_source(source: str, label: str | None = None) -> None:
         return
     if written_as_path(source):
         phase = (label or "").split("-")[0]
-        fix = handoff_hint(phase) if phase in PHASE_SCRIPTS else "train it first, or pass a Hub ID like owner/name"
+        fix = handoff_hint(phase) if phase in TRAINING_PHASES else "train it first, or pass a Hub ID like owner/name"
         raise ModelSourceError(f"{hub.missing_path_message(source, 'model path')}; {fix}")
     if not hub_available():
         raise ModelSourceError(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fine_tune.constants import MERGED_DIR, RESULTS_FILE, SPLIT_MANIFEST_FILE, TRAINER_STATE_FILE
+from fine_tune.constants import MERGED_DIR, PHASE_SCRIPTS, RESULTS_FILE, SPLIT_MANIFEST_FILE, TRAINER_STATE_FILE
 from fine_tune.errors import RecipeError
 from fine_tune.hub.jobs.estimate import HOURLY_USD
 from fine_tune.io import read_yaml
@@ -40,8 +40,7 @@ BASELINE_RUN = "baseline"
 DEFAULT_BASELINE_SHOTS = 3
 SUMMARY_STEM = "sweep_summary"
 OVERLAY_FILE = "sweep_dev_curves.png"
-SFT_SCRIPT = "scripts/train_medmcqa_sft.py"
-EVAL_SCRIPT = "scripts/eval_medmcqa.py"
+SFT_SCRIPT, EVAL_SCRIPT = PHASE_SCRIPTS["sft"], PHASE_SCRIPTS["eval"]
 EVAL_LABEL = "sft"
 
 
