@@ -4,6 +4,8 @@ line). Offline or unreachable, a Hub ID fails in seconds with what to do."""
 
 from __future__ import annotations
 
+import codecs
+import json
 import logging
 import os
 from collections import Counter
@@ -134,12 +136,16 @@ def read_task_rows(
     """
     source = source or spec.dataset_path
     configs = [c for c in spec.dataset_configs if c is not None]
+    json_reader = open_json_reader(spec.question) if spec.is_open else read_json_rows
     if is_local(source):
         path = Path(source).expanduser()
         if configs and path.is_dir() and all((path / c).is_dir() for c in configs):
-            parts = [(c, _labelled(read_local(path / c, split), path)) for c in configs]
+            parts = [(c, _labelled(read_local(path / c, split, json_reader), path)) for c in configs]
+        elif spec.is_open and is_specialty_folder(path, split):
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl"))
+            parts = [(file.stem, _labelled(_read_file(file, json_reader), path)) for file in files]
         else:
-            parts = [(None, read_local(path, split))]
+            parts = [(None, read_local(path, split, json_reader))]
     elif written_as_path(source):
         raise DatasetError(f"{spec.name}: dataset path not found: {source}")
     elif is_hub_id(source, namespaced=False):
@@ -158,6 +164,42 @@ def read_task_rows(
         first = "; ".join(record.label() for record in refused[:5])
         logger.warning("%s: refused %d record(s) of %s (e.g. %s)", spec.name, len(refused), source, first)
     return LoadedRows(dataset, refused)
+
+
+def is_specialty_folder(path: Path, split: str) -> bool:
+    """A folder of .json/.jsonl files, one per specialty (the file name is the specialty), that is neither a
+    `save_to_disk` folder nor a folder holding `<split>.<ext>`."""
+    if not path.is_dir() or (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        return False
+    if any((path / f"{split}{ext}").is_file() for ext in FILE_BUILDERS):
+        return False
+    return any(p.suffix.lower() in (".json", ".jsonl") for p in path.iterdir())
+
+
+def open_json_reader(question_field: str) -> JsonReader:
+    """An open task's JSON reader: a file that is one JSON object mapping terms to definition texts (and does not
+    hold the question field) is a dictionary, one row {term, definition} per entry; any other file is read as rows."""
+
+    def read(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
+        entries = dictionary_entries(path, question_field)
+        if entries is None:
+            return read_json_rows(path)
+        return datasets.Dataset.from_list([{"term": k, "definition": v} for k, v in entries.items()]), []
+
+    return read
+
+
+def dictionary_entries(path: Path, question_field: str) -> dict[str, str] | None:
+    """The {term: definition} entries of a dictionary file, or None when the file is not one."""
+    try:
+        whole = json.loads(path.read_bytes().removeprefix(codecs.BOM_UTF8))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(whole, dict) or not whole or question_field in whole:
+        return None
+    if not all(isinstance(value, str) for value in whole.values()):
+        return None
+    return whole
 
 
 def read_local(path: Path, split: str, json_reader: JsonReader = read_json_rows) -> LoadedRows:

@@ -24,6 +24,7 @@ from typing import Any
 import datasets
 
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
+from fine_tune.data.open_rows import OPEN_FEATURES, empty_open_rows, normalise_open_row
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.data.rows import (
     COMMON_DESCRIPTIONS,
@@ -35,8 +36,10 @@ from fine_tune.data.rows import (
     has_duplicate_options,
     id_label,
     iter_rows,
+    lookup,
     normalise_text,
 )
+from fine_tune.data.rows import MISSING as _MISSING
 from fine_tune.errors import DatasetError
 from fine_tune.hub import access as hub
 from fine_tune.task.spec import TaskSpec
@@ -77,7 +80,6 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     DUPLICATE_OPTIONS: COMMON_DESCRIPTIONS[DUPLICATE_OPTIONS],
 }
 REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != DUPLICATE_OPTIONS)
-_MISSING = object()
 
 
 @dataclass(kw_only=True)
@@ -154,16 +156,17 @@ def normalise_dataset(
     examples: dict[str, list[str]] = {}
     labels: dict[int, str] = {}
     total = 0
+    normalise = normalise_open_row if spec.is_open else normalise_row
     for index, row in enumerate(iter_rows(dataset)):
         total += 1
-        canonical, names = normalise_row(spec, row)
+        canonical, names = normalise(spec, row)
         labels[index] = _label(spec, row, index)
         for name in names:
             invalid.setdefault(name, []).append(index)
         if canonical is not None:
             rows.append(canonical)
             valid_indices.append(index)
-            if has_duplicate_options(canonical["options"]):
+            if not spec.is_open and has_duplicate_options(canonical["options"]):
                 flags.setdefault(DUPLICATE_OPTIONS, []).append(index)
                 names = [DUPLICATE_OPTIONS]
         for name in names:
@@ -174,7 +177,7 @@ def normalise_dataset(
         if len(examples.setdefault(record.reason, [])) < EXAMPLES_PER_REASON:
             examples[record.reason].append(record.label())
     total += len(refused)
-    groups = conflict_groups(rows)
+    groups = [] if spec.is_open else conflict_groups(rows)  # an open question may have several references
     conflicts = [
         {
             "ids": [labels[valid_indices[p]] for p in group],
@@ -198,13 +201,17 @@ def normalise_dataset(
         examples=examples,
         conflicts=conflicts,
     )
-    canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
+    features = OPEN_FEATURES if spec.is_open else CANONICAL_FEATURES
+    canonical_rows = datasets.Dataset.from_list(rows, features=features) if rows else _empty(spec)
     fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
     return NormalisedRows(canonical_rows, valid_indices, report, fingerprint)
 
 
 def required_fields(spec: TaskSpec) -> dict[str, str]:
     """What a task needs from every source, as {what: field path}."""
+    if spec.is_open:
+        context = {"context": spec.context} if spec.context else {}
+        return {"question": spec.question, "answer": spec.answer.field, **context}
     options = {} if spec.options.layout == "fixed" else {"options": spec.options.field}
     if spec.options.layout == "columns":
         options = {
@@ -251,22 +258,6 @@ def load_task(spec: TaskSpec, split: str, source: str | None = None, token_env: 
     if normalised.report.n_invalid:
         logger.warning("%s", normalised.report.summary())
     return normalised
-
-
-def lookup(row: Mapping[str, Any], path: str | None) -> Any:
-    """The value at a column name or dotted path; `_MISSING` when a step is absent (a null step gives None)."""
-    if path is None:
-        return None
-    if path in row:
-        return row[path]
-    value: Any = row
-    for part in path.split("."):
-        if value is None:
-            return None
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
 
 
 def _label(spec: TaskSpec, row: Mapping[str, Any], index: int) -> str:
@@ -438,5 +429,7 @@ def _subject(spec: TaskSpec, row: Mapping[str, Any]) -> str | None:
     return str(config) if config else None
 
 
-def _empty() -> datasets.Dataset:
+def _empty(spec: TaskSpec) -> datasets.Dataset:
+    if spec.is_open:
+        return empty_open_rows()
     return datasets.Dataset.from_dict({name: [] for name in CANONICAL_COLUMNS}, features=CANONICAL_FEATURES)
