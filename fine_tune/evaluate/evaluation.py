@@ -26,6 +26,7 @@ from fine_tune.errors import DatasetError
 from fine_tune.evaluate import report
 from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_sets
 from fine_tune.evaluate.mixture import mixture_results, print_mixture_summary, write_mixture_outputs
+from fine_tune.evaluate.open_results import build_open_results, print_open_summary, write_open_outputs
 from fine_tune.evaluate.regressions import parent_checks
 from fine_tune.evaluate.results import build_results, write_outputs
 from fine_tune.evaluate.runs import run_models
@@ -86,6 +87,8 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     eval_sets, split_sections, warnings = [], [], []
     split = phase_split(config) if config.eval_split == SPLIT_EVAL or config.shots else None  # computed once
     for eval_set in load_eval_sets(config, split):
+        if config.is_mixture and eval_set.task.is_open:
+            raise DatasetError(f"{eval_set.task.name}: an open task is evaluated alone, not in a mixture")
         eval_set, section, set_warnings = check_split(config, eval_set, lineages)
         if not len(eval_set.rows):
             raise DatasetError(f"{eval_set.task.name}: no eval rows left to score")
@@ -101,6 +104,13 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     seconds = time.perf_counter() - start
     task_results = []
     for eval_set, section, set_warnings, runs in zip(eval_sets, split_sections, warnings, runs_per_task, strict=True):
+        shots = exemplars.get(eval_set.task.name, (None, {"k": 0}))[1]
+        if eval_set.task.is_open:
+            set_warnings = set_warnings + identical_output_warnings(runs)
+            task_results.append(
+                build_open_results(config, eval_set, section, runs, precision, set_warnings, seconds, shots)
+            )
+            continue
         checks = parent_checks(runs, config.bootstrap_resamples, config.seed)
         set_warnings = set_warnings + identical_output_warnings(runs)
         for warning in set_warnings:
@@ -108,7 +118,6 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         for check in checks:
             if check["regressed"]:
                 logger.warning(report.regression_message(check))
-        shots = exemplars.get(eval_set.task.name, (None, {"k": 0}))[1]
         task_results.append(
             build_results(config, eval_set, section, runs, precision, set_warnings, seconds, checks, shots)
         )
@@ -116,8 +125,12 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     folder = Path(config.output_dir) / config.resolved_run_name
     if not config.is_mixture:
         results = task_results[0]
-        write_outputs(results, task_records[0], folder)
-        report.print_summary(results, console)
+        if eval_sets[0].task.is_open:
+            write_open_outputs(results, task_records[0], folder)
+            print_open_summary(results, console)
+        else:
+            write_outputs(results, task_records[0], folder)
+            report.print_summary(results, console)
         written = f"wrote {folder / RESULTS_FILE}, {folder / PREDICTIONS_FILE}, {folder / REPORT_FILE}"
         console.print(written, markup=False)
         return EvalOutcome(results, folder, config.fail_on_regression)

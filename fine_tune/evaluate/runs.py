@@ -21,6 +21,7 @@ from rich.text import Text
 from fine_tune.data.validation import row_label
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
+from fine_tune.evaluate.open_scoring import open_records
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
 from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
 from fine_tune.hub.access import hf_token
@@ -123,9 +124,12 @@ def evaluate_model(
         for run, eval_set in zip(runs, list(eval_sets) * len(variants), strict=True):
             task, part = eval_set.task, generation.part(first, first + len(eval_set.rows))
             first += len(eval_set.rows)
-            pairs = zip(part.texts, eval_set.rows, strict=True)
-            run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
-            run.records = prediction_records(run.label, eval_set.rows, part, run.scores, task)
+            if task.is_open:
+                run.records = open_records(run.label, eval_set.rows, part, task)
+            else:
+                pairs = zip(part.texts, eval_set.rows, strict=True)
+                run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
+                run.records = prediction_records(run.label, eval_set.rows, part, run.scores, task)
             run.timings.update(generation_timings(part))
     except Exception as error:  # one model's failure must not lose the others' results
         logger.error("%s (%s) failed at %s: %s", label, source, stage, error)

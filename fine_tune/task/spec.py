@@ -247,7 +247,9 @@ def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str)
             raise RecipeError(f"{where}: `{key}` is a setting of multiple-choice tasks, not of type: open")
     answer_format = values.get("answer_format", "json")
     if answer_format not in ANSWER_FORMATS:
-        raise RecipeError(f"{where}: `answer_format` must be one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}")
+        raise RecipeError(
+            f"{where}: `answer_format` must be one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}"
+        )
     prompt = values.get("prompt") or {}
     if not isinstance(prompt, Mapping):
         raise RecipeError(f"{where}: `prompt` must be a mapping of {', '.join(PROMPT_KEYS)}")

@@ -22,7 +22,9 @@ from fine_tune.errors import NoImprovementError, RecipeError
 from fine_tune.evaluate.generation import generate_responses
 from fine_tune.evaluate.regressions import REGRESSION_ALPHA
 from fine_tune.evaluate.stats import mcnemar_exact
+from fine_tune.evaluate.text_metrics import rouge
 from fine_tune.task.mixture import apportion
+from fine_tune.task.parsing import parse_open_response
 from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
 from fine_tune.task.scoring import aggregate_metrics, score_sample
 from fine_tune.task.spec import DEFAULT_TASK, TaskSpec
@@ -93,7 +95,10 @@ class DevScorer:
     def from_parts(
         cls, parts: Sequence[tuple[TaskSpec | None, Any]], batch_size: int, max_new_tokens: int
     ) -> DevScorer:
-        """The dev rows of every task, each prompted and scored with its own task's letters."""
+        """The dev rows of every task, each prompted and scored with its own task's letters (an open task's rows:
+        `OpenDevScorer`)."""
+        if any(task is not None and task.is_open for task, _ in parts):
+            return OpenDevScorer.from_open_parts(parts, batch_size, max_new_tokens)
         messages = [prompt_messages(row, task=task) for task, rows in parts for row in rows]
         golds = [gold_letter(row, task) for task, rows in parts for row in rows]
         letters = [task.letters if task else LETTERS for task, rows in parts for _ in range(len(rows))]
@@ -126,6 +131,52 @@ class DevScorer:
         }
         if self.tasks and len(set(self.tasks)) > 1:
             record["per_task"] = per_task_accuracy(self.tasks, record["correct"])
+        self.history.append(record)
+        return record
+
+
+@dataclass
+class OpenDevScorer(DevScorer):
+    """An open task's dev slice: the record's `accuracy` is the mean ROUGE-L F of the answers against the references,
+    `valid_json_rate`/`schema_pass_rate` the strict JSON checks (answer_format: text: the share of non-empty answers);
+    the selection score is that ROUGE-L, ties broken by the schema pass as for multiple-choice tasks."""
+
+    answer_format: str = "json"
+
+    @classmethod
+    def from_open_parts(
+        cls, parts: Sequence[tuple[TaskSpec | None, Any]], batch_size: int, max_new_tokens: int
+    ) -> OpenDevScorer:
+        if len(parts) != 1:
+            names = ", ".join(task.name if task else DEFAULT_TASK for task, _ in parts)
+            raise RecipeError(f"task: an open task is trained alone, not in a mixture ({names})")
+        task, rows = parts[0]
+        messages = [prompt_messages(row, task=task) for row in rows]
+        references = [row["answer"] for row in rows]
+        return cls(messages, references, batch_size, max_new_tokens, answer_format=task.answer_format)
+
+    def score(self, model, tokenizer, step: int) -> dict[str, Any]:
+        padding_side = tokenizer.padding_side
+        try:
+            result = generate_responses(
+                model, tokenizer, self.messages, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens
+            )
+        finally:
+            tokenizer.padding_side = padding_side
+        answers = [parse_open_response(text, self.answer_format) for text in result.texts]
+        rouge_l = [rouge(a.answer, gold)["rougeL"] for a, gold in zip(answers, self.golds, strict=True)]
+        n = len(answers)
+        valid = [a.json_valid if a.json_valid is not None else bool(a.answer) for a in answers]
+        passed = [a.schema_valid if a.schema_valid is not None else bool(a.answer) for a in answers]
+        record = {
+            "step": step,
+            "n": n,
+            "accuracy": sum(rouge_l) / n,
+            "valid_json_rate": sum(valid) / n,
+            "schema_pass_rate": sum(passed) / n,
+            "score": sum(rouge_l) / n + sum(passed) / (n * (n + 1)),
+            "examples": result.texts[:3],
+        }
         self.history.append(record)
         return record
 
