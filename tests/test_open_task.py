@@ -121,7 +121,8 @@ def test_open_task_trains_and_is_scored_with_every_metric(task_file, tiny_model_
     lineage = json.loads((sft / "merged" / "lineage.json").read_text())
     assert lineage["selection"]["start"]["n"] == 2  # the dev slice was scored (ROUGE-L) at the start
     (config,) = parse_recipe("eval", ["--config", "configs/demo/eval.yaml", *common,
-        "--models", f"base={tiny_model_dir},sft={sft / 'merged'}", "--split_manifest", str(sft / "split_manifest.json"),
+        "--models", f"base={tiny_model_dir},sft={sft / 'merged'}",
+        "--split_manifest", str(sft / "split_manifest.json"),
         "--output_dir", str(tmp_path / "eval"), "--run_name", "open", "--max_new_tokens", "12",
         "--bootstrap_resamples", "200"])  # fmt: skip
     results = run_evaluation(config).results
