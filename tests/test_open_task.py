@@ -143,3 +143,16 @@ def test_open_task_trains_and_is_scored_with_every_metric(task_file, tiny_model_
     (pair,) = results["pairwise"]
     assert set(pair["metrics"]) == set(OPEN_METRICS) and pair["n"] == results["models"]["base"]["metrics"]["n"]
     assert "rougeL" in (tmp_path / "eval" / "open" / "report.md").read_text()
+
+
+def test_extra_metrics_are_refused_in_one_line_when_they_cannot_be_had(monkeypatch):
+    from fine_tune.evaluate import extra_metrics
+
+    with pytest.raises(RecipeError, match="unknown bleurt"):
+        extra_metrics.parse_extra_metrics("meteor, bleurt")
+    assert extra_metrics.parse_extra_metrics("meteor,bertscore,meteor") == ("meteor", "bertscore")
+    monkeypatch.setattr(extra_metrics, "WORDNET_PATHS", ("corpora/no-such-wordnet",))
+    with pytest.raises(RecipeError, match="meteor needs NLTK's WordNet data"):
+        extra_metrics.require_extra_metrics(["meteor"], "roberta-large")
+    with pytest.raises(RecipeError, match="bertscore"):  # no bert-score package, or its model offline
+        extra_metrics.require_extra_metrics(["bertscore"], "no-such-org/no-such-model")

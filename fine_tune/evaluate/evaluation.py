@@ -22,9 +22,10 @@ from rich.console import Console
 
 from fine_tune.constants import EXIT_MODEL_FAILED, EXIT_REGRESSION, PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.data.task_splits import phase_split
-from fine_tune.errors import DatasetError
+from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.evaluate import report
 from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_sets
+from fine_tune.evaluate.extra_metrics import add_extra_scores, parse_extra_metrics, require_extra_metrics
 from fine_tune.evaluate.mixture import mixture_results, print_mixture_summary, write_mixture_outputs
 from fine_tune.evaluate.open_results import build_open_results, print_open_summary, write_open_outputs
 from fine_tune.evaluate.regressions import parent_checks
@@ -86,15 +87,19 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     lineages = model_lineages(config.models, hf_token(config.hf_token_env))
     eval_sets, split_sections, warnings = [], [], []
     split = phase_split(config) if config.eval_split == SPLIT_EVAL or config.shots else None  # computed once
+    extras = parse_extra_metrics(config.extra_metrics)
     for eval_set in load_eval_sets(config, split):
         if config.is_mixture and eval_set.task.is_open:
             raise DatasetError(f"{eval_set.task.name}: an open task is evaluated alone, not in a mixture")
+        if extras and not eval_set.task.is_open:
+            raise RecipeError(f"extra_metrics ({', '.join(extras)}) score open tasks; {eval_set.task.name} is not one")
         eval_set, section, set_warnings = check_split(config, eval_set, lineages)
         if not len(eval_set.rows):
             raise DatasetError(f"{eval_set.task.name}: no eval rows left to score")
         eval_sets.append(eval_set)
         split_sections.append(section)
         warnings.append(set_warnings)
+    require_extra_metrics(extras, config.bertscore_model)  # before any model runs
     described = "; ".join(f"{s.task.name}: {len(s.rows)} rows, {s.info['description']}" for s in eval_sets)
     console.print(f"evaluating {len(config.models)} model(s) on {described}", markup=False)
     exemplars = fewshot_exemplars(config, split)
@@ -106,6 +111,8 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     for eval_set, section, set_warnings, runs in zip(eval_sets, split_sections, warnings, runs_per_task, strict=True):
         shots = exemplars.get(eval_set.task.name, (None, {"k": 0}))[1]
         if eval_set.task.is_open:
+            for run in runs:
+                add_extra_scores(run.records, extras, config.bertscore_model)
             set_warnings = set_warnings + identical_output_warnings(runs)
             task_results.append(
                 build_open_results(config, eval_set, section, runs, precision, set_warnings, seconds, shots)

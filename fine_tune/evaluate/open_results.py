@@ -2,9 +2,10 @@
 every two models on the same resamples, per-subject scores, the JSON checks; written and shown like the
 multiple-choice results (`eval_results.json`, `predictions.jsonl`, `report.md`, a console table).
 
-Keys: `models.<label>.metrics` holds rouge1, rouge2, rougeL, bleu, token_f1, exact_match (and, for answer_format
-json, valid_json_rate and schema_pass_rate); `models.<label>.intervals.<metric>` is {value, n, ci_low, ci_high,
-method}. `pairwise` is one entry per pair: {a, b, n, metrics: {metric: {diff, ci_low, ci_high}}}.
+Keys: `models.<label>.metrics` holds rouge1, rouge2, rougeL, bleu, token_f1, exact_match (meteor and bertscore
+when asked for with extra_metrics; for answer_format json, valid_json_rate and schema_pass_rate too);
+`models.<label>.intervals.<metric>` is {value, n, ci_low, ci_high, method}. `pairwise` is one entry per pair:
+{a, b, n, metrics: {metric: {diff, ci_low, ci_high}}}.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.evaluate.eval_set import EvalSet
+from fine_tune.evaluate.extra_metrics import EXTRA_METRICS
 from fine_tune.evaluate.results import RESULTS_FORMAT, environment, json_safe
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.text_metrics import OPEN_METRICS, ROW_METRICS, CorpusBleu, metric_intervals, paired_differences
@@ -30,7 +32,8 @@ from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, task_system_prompt
 
 def scored(records: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[float]], CorpusBleu]:
     """Per-row metric values and the corpus BLEU statistics of one model's records."""
-    rows = {name: [float(record[name]) for record in records] for name in ROW_METRICS}
+    names = [*ROW_METRICS, *(name for name in EXTRA_METRICS if records and name in records[0])]
+    rows = {name: [float(record[name]) for record in records] for name in names}
     return rows, CorpusBleu.of([r["answer"] for r in records], [r["reference"] for r in records])
 
 

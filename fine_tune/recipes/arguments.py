@@ -184,6 +184,16 @@ class EvalConfig(SplitArguments):
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
     bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
+    extra_metrics: str | None = field(
+        default=None,
+        metadata={
+            "help": "Open tasks: 'meteor' and/or 'bertscore' (comma-separated), scored per row with intervals; "
+            "refused in one line when NLTK's WordNet data or the BERTScore model cannot be loaded"
+        },
+    )
+    bertscore_model: str = field(
+        default="roberta-large", metadata={"help": "BERTScore's model (bert-score's English default), ID or path"}
+    )
     fail_on_regression: bool = field(
         default=False,
         metadata={
