@@ -184,6 +184,8 @@ def prediction_records(
                 "lenient_json_valid": score.lenient_json_valid,
                 "lenient_schema_valid": score.lenient_schema_valid,
                 "lenient_correct": score.lenient_correct,
+                "reason": score.reason,
+                "explanation": row.get("exp"),
                 "generated_tokens": generation.token_counts[index],
                 "stopped": generation.stopped[index],
             }
