@@ -81,7 +81,7 @@ def test_prompts_and_targets_follow_the_answer_format():
     plain = sft_example({**row, "question": "Syncope"}, task=terms)
     assert plain["completion"][0]["content"] == "Protamine sulfate."
     assert plain["prompt"][1]["content"] == "Define: Syncope"
-    with pytest.raises(RecipeError, match="GRPO is not built for open tasks"):
+    with pytest.raises(RecipeError, match="GRPO is built for multiple-choice tasks only"):
         grpo_example(row, task=spec)
 
 

@@ -8,6 +8,7 @@ import codecs
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -141,6 +142,8 @@ def read_task_rows(
         path = Path(source).expanduser()
         if configs and path.is_dir() and all((path / c).is_dir() for c in configs):
             parts = [(c, _labelled(read_local(path / c, split, json_reader), path)) for c in configs]
+        elif spec.is_text and path.suffix.lower() == ".txt":
+            parts = [(None, read_text_file(path))]
         elif spec.is_open and is_specialty_folder(path, split):
             files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl"))
             parts = [(file.stem, _labelled(_read_file(file, json_reader), path)) for file in files]
@@ -164,6 +167,18 @@ def read_task_rows(
         first = "; ".join(record.label() for record in refused[:5])
         logger.warning("%s: refused %d record(s) of %s (e.g. %s)", spec.name, len(refused), source, first)
     return LoadedRows(dataset, refused)
+
+
+def read_text_file(path: Path) -> LoadedRows:
+    """A plain .txt file for a text task: one record {text} per paragraph (blank-line separated), in order."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    bad = first_non_utf8(data)
+    if bad:
+        raise DatasetError(f"{path}: {bad}; re-save the file as UTF-8")
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", data.decode("utf-8")) if p.strip()]
+    if not paragraphs:
+        raise DatasetError(f"{path}: empty file (no text)")
+    return LoadedRows(datasets.Dataset.from_list([{"text": p} for p in paragraphs]), path=path)
 
 
 def is_specialty_folder(path: Path, split: str) -> bool:

@@ -1,4 +1,5 @@
-"""An open-answer task's rows -> its canonical row schema (OPEN_COLUMNS), with a named reason for each row left out.
+"""An open-answer task's rows -> its canonical row schema (OPEN_COLUMNS), and a plain-text task's -> TEXT_COLUMNS
+(id, text, subject), with a named reason for each row left out (a text task's: missing_text, wrong_type).
 
     id: str | None        the row's id when the task has one
     question: str
@@ -25,6 +26,8 @@ from fine_tune.task.spec import TaskSpec
 OPEN_COLUMNS: tuple[str, ...] = ("id", "question", "answer", "context", "subject")
 OPEN_FEATURES = datasets.Features({name: datasets.Value("string") for name in OPEN_COLUMNS})
 OPEN_REASONS: tuple[str, ...] = ("missing_question", "missing_answer", "missing_context", "wrong_type")
+TEXT_COLUMNS: tuple[str, ...] = ("id", "text", "subject")
+TEXT_FEATURES = datasets.Features({name: datasets.Value("string") for name in TEXT_COLUMNS})
 
 
 def normalise_open_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
@@ -46,8 +49,24 @@ def normalise_open_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str
     }, []
 
 
-def empty_open_rows() -> datasets.Dataset:
-    return datasets.Dataset.from_dict({name: [] for name in OPEN_COLUMNS}, features=OPEN_FEATURES)
+def normalise_text_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """(canonical text row, []) for a usable record of a text task (its text field: `spec.question`), else (None,
+    its reasons). The text is kept as it is (no stripping: whitespace is part of what the model learns)."""
+    problems: set[str] = set()
+    value = lookup(row, spec.question)
+    text = _text(value, "missing_text", problems)
+    if problems:
+        return None, sorted(problems)
+    return {
+        "id": _optional(lookup(row, spec.id)) if spec.id else None,
+        "text": value if isinstance(value, str) else text,
+        "subject": _subject(spec, row),
+    }, []
+
+
+def empty_rows(spec: TaskSpec) -> datasets.Dataset:
+    columns, features = (TEXT_COLUMNS, TEXT_FEATURES) if spec.is_text else (OPEN_COLUMNS, OPEN_FEATURES)
+    return datasets.Dataset.from_dict({name: [] for name in columns}, features=features)
 
 
 def _blank(value: Any) -> bool:

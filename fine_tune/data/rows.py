@@ -116,8 +116,10 @@ def has_duplicate_options(options: Iterable[Any]) -> bool:
 
 def content_hash(row: Mapping[str, Any]) -> str:
     """Order-sensitive hash of a canonical row's casefolded, whitespace-collapsed question and options (and context
-    when it has one); an open task's row has no options."""
-    parts = [row["question"], *(row.get("options") or [])] + ([row["context"]] if row.get("context") else [])
+    when it has one); an open task's row has no options, a text task's row is its text."""
+    parts = [row["question"] if "question" in row else row["text"], *(row.get("options") or [])] + (
+        [row["context"]] if row.get("context") else []
+    )
     text = "\x1f".join(normalise_text(part) for part in parts)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

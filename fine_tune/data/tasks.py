@@ -24,7 +24,7 @@ from typing import Any
 import datasets
 
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
-from fine_tune.data.open_rows import OPEN_FEATURES, empty_open_rows, normalise_open_row
+from fine_tune.data.open_rows import OPEN_FEATURES, TEXT_FEATURES, empty_rows, normalise_open_row, normalise_text_row
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.data.rows import (
     COMMON_DESCRIPTIONS,
@@ -71,6 +71,7 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "answer_not_in_options": "the answer (text, key or letter) matches none of the row's options or letters",
     "ambiguous_answer": "the answer text matches more than one option",
     "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
+    "missing_text": "a text task's text is null, empty or whitespace",
     "needs_image": "the question refers to an image, which a text prompt cannot show",
     CONFLICTING_ANSWER: COMMON_DESCRIPTIONS[CONFLICTING_ANSWER],
     "wrong_type": (
@@ -156,7 +157,7 @@ def normalise_dataset(
     examples: dict[str, list[str]] = {}
     labels: dict[int, str] = {}
     total = 0
-    normalise = normalise_open_row if spec.is_open else normalise_row
+    normalise = normalise_open_row if spec.is_open else normalise_text_row if spec.is_text else normalise_row
     for index, row in enumerate(iter_rows(dataset)):
         total += 1
         canonical, names = normalise(spec, row)
@@ -166,7 +167,7 @@ def normalise_dataset(
         if canonical is not None:
             rows.append(canonical)
             valid_indices.append(index)
-            if not spec.is_open and has_duplicate_options(canonical["options"]):
+            if spec.type == "mcq" and has_duplicate_options(canonical["options"]):
                 flags.setdefault(DUPLICATE_OPTIONS, []).append(index)
                 names = [DUPLICATE_OPTIONS]
         for name in names:
@@ -177,7 +178,7 @@ def normalise_dataset(
         if len(examples.setdefault(record.reason, [])) < EXAMPLES_PER_REASON:
             examples[record.reason].append(record.label())
     total += len(refused)
-    groups = [] if spec.is_open else conflict_groups(rows)  # an open question may have several references
+    groups = conflict_groups(rows) if spec.type == "mcq" else []  # an open question may have several references
     conflicts = [
         {
             "ids": [labels[valid_indices[p]] for p in group],
@@ -201,7 +202,7 @@ def normalise_dataset(
         examples=examples,
         conflicts=conflicts,
     )
-    features = OPEN_FEATURES if spec.is_open else CANONICAL_FEATURES
+    features = OPEN_FEATURES if spec.is_open else TEXT_FEATURES if spec.is_text else CANONICAL_FEATURES
     canonical_rows = datasets.Dataset.from_list(rows, features=features) if rows else _empty(spec)
     fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
     return NormalisedRows(canonical_rows, valid_indices, report, fingerprint)
@@ -209,6 +210,8 @@ def normalise_dataset(
 
 def required_fields(spec: TaskSpec) -> dict[str, str]:
     """What a task needs from every source, as {what: field path}."""
+    if spec.is_text:
+        return {"text": spec.question}
     if spec.is_open:
         context = {"context": spec.context} if spec.context else {}
         return {"question": spec.question, "answer": spec.answer.field, **context}
@@ -430,6 +433,6 @@ def _subject(spec: TaskSpec, row: Mapping[str, Any]) -> str | None:
 
 
 def _empty(spec: TaskSpec) -> datasets.Dataset:
-    if spec.is_open:
-        return empty_open_rows()
+    if spec.type != "mcq":
+        return empty_rows(spec)
     return datasets.Dataset.from_dict({name: [] for name in CANONICAL_COLUMNS}, features=CANONICAL_FEATURES)

@@ -34,6 +34,7 @@ from fine_tune.evaluate.runs import run_models
 from fine_tune.evaluate.sources import model_lineages
 from fine_tune.evaluate.split_check import check_split
 from fine_tune.evaluate.summaries import identical_output_warnings
+from fine_tune.evaluate.text_results import build_text_results, print_text_summary, write_text_outputs
 from fine_tune.hub import access as hub
 from fine_tune.hub.access import hf_token
 from fine_tune.models.precision import resolve_precision
@@ -89,8 +90,12 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     split = phase_split(config) if config.eval_split == SPLIT_EVAL or config.shots else None  # computed once
     extras = parse_extra_metrics(config.extra_metrics)
     for eval_set in load_eval_sets(config, split):
-        if config.is_mixture and eval_set.task.is_open:
-            raise DatasetError(f"{eval_set.task.name}: an open task is evaluated alone, not in a mixture")
+        if config.is_mixture and eval_set.task.type != "mcq":
+            raise DatasetError(
+                f"{eval_set.task.name}: an {eval_set.task.type} task is evaluated alone, not in a mixture"
+            )
+        if eval_set.task.is_text and config.shots:
+            raise RecipeError(f"{eval_set.task.name}: a text task is scored by perplexity; shots do not apply")
         if extras and not eval_set.task.is_open:
             raise RecipeError(f"extra_metrics ({', '.join(extras)}) score open tasks; {eval_set.task.name} is not one")
         eval_set, section, set_warnings = check_split(config, eval_set, lineages)
@@ -110,6 +115,11 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     task_results = []
     for eval_set, section, set_warnings, runs in zip(eval_sets, split_sections, warnings, runs_per_task, strict=True):
         shots = exemplars.get(eval_set.task.name, (None, {"k": 0}))[1]
+        if eval_set.task.is_text:
+            task_results.append(
+                build_text_results(config, eval_set, section, runs, precision, set_warnings, seconds, shots)
+            )
+            continue
         if eval_set.task.is_open:
             for run in runs:
                 add_extra_scores(run.records, extras, config.bertscore_model)
@@ -132,7 +142,10 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     folder = Path(config.output_dir) / config.resolved_run_name
     if not config.is_mixture:
         results = task_results[0]
-        if eval_sets[0].task.is_open:
+        if eval_sets[0].task.is_text:
+            write_text_outputs(results, task_records[0], folder)
+            print_text_summary(results, console)
+        elif eval_sets[0].task.is_open:
             write_open_outputs(results, task_records[0], folder)
             print_open_summary(results, console)
         else:

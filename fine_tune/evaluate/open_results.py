@@ -51,15 +51,9 @@ def per_subject(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, flo
 def open_model_section(
     run: ModelRun, verdict: str | None, answer_format: str, resamples: int, seed: int
 ) -> dict[str, Any]:
-    section = {
-        "source": run.source,
-        "status": run.status,
-        "resolved": run.resolved,
-        "split_check": verdict,
-        "timings": run.timings,
-    }
+    section = run_section(run, verdict)
     if not run.ok:
-        return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
+        return section
     metrics, intervals = metric_intervals(*scored(run.records), resamples, seed)
     if answer_format == "json":
         n = len(run.records)
@@ -92,11 +86,44 @@ def build_open_results(
     seconds: float,
     shots: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The open task's results, with the multiple-choice results' top-level keys; no parent checks (the
-    no-worse-model check reads strict accuracy, which an open task does not have)."""
-    task = eval_set.task
-    verdicts = split_section["models"]
+    """The open task's results (`task_results`)."""
+    verdicts, fmt = split_section["models"], eval_set.task.answer_format
     resamples, seed = config.bootstrap_resamples, config.seed
+    models = {run.label: open_model_section(run, verdicts.get(run.label), fmt, resamples, seed) for run in runs}
+    parts = (config, eval_set, split_section, runs, precision, warnings, seconds, shots)
+    return task_results(*parts, models=models, pairwise=open_pairwise(runs, resamples, seed))
+
+
+def run_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
+    """What every model's results hold, and a failed model's error."""
+    section = {
+        "source": run.source,
+        "status": run.status,
+        "resolved": run.resolved,
+        "split_check": verdict,
+        "timings": run.timings,
+    }
+    if not run.ok:
+        return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
+    return section
+
+
+def task_results(
+    config: EvalConfig,
+    eval_set: EvalSet,
+    split_section: dict[str, Any],
+    runs: Sequence[ModelRun],
+    precision: Precision,
+    warnings: list[str],
+    seconds: float,
+    shots: Mapping[str, Any] | None,
+    *,
+    models: Mapping[str, Any],
+    pairwise: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """An open or text task's results, with the multiple-choice results' top-level keys; no parent checks (the
+    no-worse-model check reads strict accuracy, which these tasks do not have)."""
+    task = eval_set.task
     return json_safe(
         {
             "format_version": RESULTS_FORMAT,
@@ -106,18 +133,19 @@ def build_open_results(
             "shots": dict(shots or {"k": 0}),
             "dataset": eval_set.info,
             "split_check": split_section,
-            "prompt": {"system_prompt": task_system_prompt(task), "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
-            "generation": {
+            "prompt": None
+            if task.is_text
+            else {"system_prompt": task_system_prompt(task), "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
+            "generation": {"scoring": "perplexity (no generation)", "text_max_length": config.text_max_length}
+            if task.is_text
+            else {
                 "decoding": "greedy",
                 "batch_size": config.batch_size,
                 "max_new_tokens": config.max_new_tokens,
                 "padding_side": "left",
             },
-            "models": {
-                run.label: open_model_section(run, verdicts.get(run.label), task.answer_format, resamples, seed)
-                for run in runs
-            },
-            "pairwise": open_pairwise(runs, resamples, seed),
+            "models": dict(models),
+            "pairwise": pairwise,
             "parent_checks": [],
             "regressions": [],
             "failed": [run.label for run in runs if not run.ok],

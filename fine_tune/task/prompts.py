@@ -146,7 +146,10 @@ def open_target(row: Mapping[str, Any], task: TaskSpec) -> str:
 def sft_example(
     row: Mapping[str, Any], chat_format: ChatFormat | None = None, task: TaskSpec | None = None
 ) -> dict[str, Any]:
-    """Conversational prompt/completion: TRL masks the prompt, so loss falls on the completion only."""
+    """Conversational prompt/completion: TRL masks the prompt, so loss falls on the completion only. A text task's
+    example is its plain text (no chat template; loss on every token)."""
+    if task is not None and task.is_text:
+        return {"text": row["text"]}
     chat_format = chat_format or DEFAULT_CHAT_FORMAT
     return {
         "prompt": prompt_messages(row, chat_format, task=task),
@@ -159,8 +162,8 @@ def grpo_example(
     row: Mapping[str, Any], chat_format: ChatFormat | None = None, task: TaskSpec | None = None
 ) -> dict[str, Any]:
     """Prompt-only example; `ground_truth` and the task's `letters` reach the reward functions as keyword arguments."""
-    if task is not None and task.is_open:
-        raise RecipeError(f"task {task.name} is an open task: GRPO is not built for open tasks; train it with SFT")
+    if task is not None and task.type != "mcq":
+        raise RecipeError(f"task {task.name} is a {task.type} task: GRPO is built for multiple-choice tasks only")
     return {
         "prompt": prompt_messages(row, chat_format, task=task),
         "ground_truth": gold_letter(row, task),

@@ -44,9 +44,10 @@ MIN_OPTIONS = 2
 MAX_OPTIONS = len(LETTER_POOL)
 OPTION_LAYOUTS: tuple[str, ...] = ("columns", "list", "dict", "key_value", "fixed")
 ANSWER_ENCODINGS: tuple[str, ...] = ("letter", "index0", "index1", "text", "key")
-TASK_TYPES: tuple[str, ...] = ("mcq", "open")
+TASK_TYPES: tuple[str, ...] = ("mcq", "open", "text")
 ANSWER_FORMATS: tuple[str, ...] = ("json", "text")  # an open task's target: {"answer", "confidence"} or plain text
 OPEN_FIELD_KEYS: tuple[str, ...] = ("id", "question", "answer", "context", "subject")
+TEXT_FIELD_KEYS: tuple[str, ...] = ("id", "text", "subject")
 TOP_KEYS: tuple[str, ...] = (
     "name",
     "type",
@@ -100,7 +101,7 @@ class TaskSpec:
     answer: AnswerSpec  # an open task's: the reference text's field, encoding "reference"
     letters: tuple[str, ...]
     min_options: int
-    type: str = "mcq"  # mcq | open
+    type: str = "mcq"  # mcq | open | text
     answer_format: str = "json"  # open tasks: json ({"answer", "confidence"}) | text
     dataset_configs: tuple[str | None, ...] = (None,)
     train_split: str = "train"
@@ -124,6 +125,11 @@ class TaskSpec:
     @property
     def is_open(self) -> bool:
         return self.type == "open"
+
+    @property
+    def is_text(self) -> bool:
+        """Plain text for continued pretraining: `question` names the text field."""
+        return self.type == "text"
 
     def to_dict(self) -> dict[str, Any]:
         """What a run records about its task (results, manifests)."""
@@ -186,8 +192,8 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
     task_type = values.get("type", "mcq")
     if task_type not in TASK_TYPES:
         raise RecipeError(f"{where}: `type` must be one of {', '.join(TASK_TYPES)}, got {task_type!r}")
-    if task_type == "open":
-        return _open_spec(values, source, where)
+    if task_type in ("open", "text"):
+        return _open_spec(values, source, where, task_type)
     if values.get("answer_format") is not None:
         raise RecipeError(f"{where}: `answer_format` is a setting of open tasks (type: open)")
     fields = values.get("fields")
@@ -236,15 +242,20 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
     )
 
 
-def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str) -> TaskSpec:
-    """An open-answer task: question, reference answer, optional context/subject/id; no options or letters."""
+def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str, task_type: str) -> TaskSpec:
+    """An open-answer task (question, reference answer, optional context/subject/id) or a plain-text task (text,
+    optional subject/id; `question` then names the text field); neither has options or letters."""
+    text = task_type == "text"
     fields = values.get("fields")
     if not isinstance(fields, Mapping):
-        raise RecipeError(f"{where}: `fields` must be a mapping with at least question and answer")
-    _check_keys(fields, OPEN_FIELD_KEYS, f"{where}: fields (type: open)")
+        needed = "text" if text else "question and answer"
+        raise RecipeError(f"{where}: `fields` must be a mapping with at least {needed}")
+    _check_keys(fields, TEXT_FIELD_KEYS if text else OPEN_FIELD_KEYS, f"{where}: fields (type: {task_type})")
     for key in ("letters", "min_options"):
         if values.get(key) is not None:
-            raise RecipeError(f"{where}: `{key}` is a setting of multiple-choice tasks, not of type: open")
+            raise RecipeError(f"{where}: `{key}` is a setting of multiple-choice tasks, not of type: {task_type}")
+    if text and (values.get("answer_format") is not None or values.get("prompt") is not None):
+        raise RecipeError(f"{where}: a text task has no prompt and no answer_format (it trains on the text as is)")
     answer_format = values.get("answer_format", "json")
     if answer_format not in ANSWER_FORMATS:
         raise RecipeError(
@@ -263,10 +274,10 @@ def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str)
     dataset_path = _text(values, "dataset_path", where)
     if source is not None and not Path(dataset_path).is_absolute() and _looks_like_path(dataset_path):
         dataset_path = str((Path(source).parent / dataset_path).resolve())
-    answer = _field_path(fields, "answer", where, required=True)
+    answer = None if text else _field_path(fields, "answer", where, required=True)
     return TaskSpec(
         name=_text(values, "name", where) if values.get("name") is not None else _default_name(source),
-        type="open",
+        type=task_type,
         answer_format=answer_format,
         description=str(values.get("description") or ""),
         dataset_path=dataset_path,
@@ -276,11 +287,11 @@ def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str)
         language=_text(values, "language", where, default="en"),
         letters=(),
         min_options=0,
-        question=_field_path(fields, "question", where, required=True),
+        question=_field_path(fields, "text" if text else "question", where, required=True),
         options=None,
-        answer=AnswerSpec(field=answer, encoding=REFERENCE_ENCODING),
+        answer=AnswerSpec(field=answer or "", encoding=REFERENCE_ENCODING),
         id=_field_path(fields, "id", where),
-        context=_field_path(fields, "context", where),
+        context=None if text else _field_path(fields, "context", where),
         subject=_field_path(fields, "subject", where),
         question_label=_text(prompt, "question_label", f"{where}: prompt", default="Question"),
         context_label=_text(prompt, "context_label", f"{where}: prompt", default="Context"),
