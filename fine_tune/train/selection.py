@@ -420,12 +420,14 @@ def check_improvement(
         logger.info("selected step %d: dev %s (start %s)", selected["step"], headline(selected), headline(start))
         check_tasks(start, chosen, tasks, action)
         return
-    trajectory = ", ".join(f"step {r['step']}: {headline(r)}" for r in history)
+    measure = "perplexity" if "perplexity" in start else "accuracy"
+    trajectory = ", ".join(f"step {r['step']}: {r[measure]:.3f}" for r in history)
     examples = "; ".join(repr(text[:120]) for text in history[-1]["examples"])
     schema = f"; start schema pass {start['schema_pass_rate']:.3f}" if "schema_pass_rate" in start else ""
     message = (
         f"NO IMPROVEMENT: no trained step beat the starting model on the {start['n']}-row dev slice (dev "
-        f"{trajectory}{schema}). Latest dev answers: {examples or 'none (perplexity)'}"
+        f"{'perplexity' if measure == 'perplexity' else 'strict accuracy'} {trajectory}{schema}). Latest dev "
+        f"answers: {examples or 'none (perplexity)'}"
     )
     if action == "fail":
         raise NoImprovementError(
