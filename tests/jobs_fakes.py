@@ -12,8 +12,7 @@ from types import SimpleNamespace
 import pytest
 from huggingface_hub import HfApi, Volume
 
-from fine_tune.hub import estimate
-from fine_tune.hub.jobs import shipping, spec
+from fine_tune.hub.jobs import estimate, shipping, spec
 from fine_tune.hub.jobs.cli import NAMESPACE_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -156,7 +155,7 @@ class FakeHub:
         }
         for name, method in methods.items():
             fake_hf_api(monkeypatch, name, method)
-        monkeypatch.setattr("fine_tune.hub.access.hub_reachable", lambda endpoint, timeout=5.0: True)
+        monkeypatch.setattr("fine_tune.hub_access.hub_reachable", lambda endpoint, timeout=5.0: True)
 
     def named(self, name: str) -> list[dict]:
         return [kwargs for call, kwargs in self.calls if call == name]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.bench.hardware import JOBS_FLAVORS, T4, device_spec, flavors_of_family, gpu_family
-from fine_tune.hub import estimate
+from fine_tune.hub.jobs import estimate
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, device_spec, flavors_of_family, gpu_family
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("sft", "grpo", "eval")
@@ -112,7 +112,7 @@ def test_an_unknown_gpu_drives_nothing(tmp_path):
 
 
 def test_the_readme_cost_table_is_the_generated_one():
-    from fine_tune.bench.settings import Recipe
+    from benchmarks.settings import Recipe
 
     table = estimate.cost_table({phase: Recipe.load(phase).values for phase in PHASES})
     assert table in (REPO / "README.md").read_text(), "regenerate it: python scripts/benchmark.py --cost-table"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.data.tasks import load_task
+from fine_tune.data.normalise import load_task
 from fine_tune.errors import RecipeError
 from fine_tune.evaluate.text_metrics import OPEN_METRICS, row_scores
 from fine_tune.recipes.loader import parse_recipe
@@ -107,7 +107,7 @@ SIZES = ["--sft_size", "20", "--grpo_size", "0", "--eval_size", "6", "--split_se
 @pytest.mark.usefixtures("single_torch_thread")
 @pytest.mark.parametrize("task_file", [SPECIALTIES, TERMS], ids=["specialties-json", "terms-text"])
 def test_open_task_trains_and_is_scored_with_every_metric(task_file, tiny_model_dir, tmp_path):
-    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.train.sft import run_sft
 
     spec = resolve_task(str(task_file))

@@ -41,8 +41,8 @@ def test_rows_with_an_explanation_only_and_a_failed_schema_scores_zero():
 
 def test_mcq_eval_reports_reason_vs_explanation(tmp_path, tiny_model_dir, monkeypatch, capsys):
     from fine_tune.evaluate import runs
-    from fine_tune.evaluate.evaluation import run_evaluation
     from fine_tune.evaluate.generation import GenerationResult
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.recipes.loader import parse_recipe
     from fine_tune.task.prompts import format_question, gold_letter
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from fine_tune.data.tasks import load_task
+from fine_tune.data.normalise import load_task
 from fine_tune.errors import RecipeError
 from fine_tune.evaluate.perplexity import (
     TextLosses,
@@ -118,7 +118,7 @@ COMMON = ["--task", str(CORPUS), "--dataset_name", str(TEXT / "corpus.txt"), "--
 
 @pytest.mark.usefixtures("single_torch_thread")
 def test_continued_pretraining_selects_on_perplexity_and_the_eval_reports_it(tiny_model_dir, tmp_path):
-    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.train.sft import run_sft
 
     cpt = tmp_path / "cpt"

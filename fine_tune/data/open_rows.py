@@ -7,7 +7,7 @@
     context: str | None   a passage the prompt shows under the task's context label
     subject: str | None   the subject field, else the specialty file (or Hub config) the row came from
 
-The reasons are those of multiple-choice rows that apply (`fine_tune.data.tasks.REASON_DESCRIPTIONS`):
+The reasons are those of multiple-choice rows that apply (`fine_tune.data.normalise.REASON_DESCRIPTIONS`):
 missing_question, missing_answer (a null, empty or whitespace reference), missing_context, wrong_type.
 """
 

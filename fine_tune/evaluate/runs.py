@@ -25,7 +25,7 @@ from fine_tune.evaluate.open_scoring import open_records
 from fine_tune.evaluate.perplexity import TextLosses, text_losses
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
 from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
-from fine_tune.hub.access import hf_token
+from fine_tune.hub_access import hf_token
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision
 from fine_tune.recipes.arguments import EvalConfig

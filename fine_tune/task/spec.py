@@ -36,6 +36,7 @@ from typing import Any
 
 from fine_tune.constants import PROJECT_ROOT
 from fine_tune.errors import RecipeError
+from fine_tune.io import read_yaml
 
 TASKS_DIR = PROJECT_ROOT / "configs" / "tasks"
 DEFAULT_TASK = "medmcqa"
@@ -65,6 +66,7 @@ TOP_KEYS: tuple[str, ...] = (
 )
 FIELD_KEYS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "explanation", "subject", "image")
 PROMPT_KEYS: tuple[str, ...] = ("question_label", "context_label", "system")
+RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")  # the answer JSON, in order
 CHOICES_FIELD = "{choices}"  # where a task's own system prompt names its letters
 OPEN_RESPONSE_KEYS: tuple[str, ...] = ("answer", "confidence")  # an open task's JSON answer
 REFERENCE_ENCODING = "reference"  # an open task's answer: the reference text as it is
@@ -179,8 +181,6 @@ def _load_preset(path: Path) -> TaskSpec:
 
 
 def load_task_spec(path: str | Path) -> TaskSpec:
-    from fine_tune.recipes.loader import read_yaml
-
     path = Path(path)
     return parse_task_spec(read_yaml(path), source=path)
 
@@ -301,8 +301,6 @@ def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str,
 
 
 def _system(prompt: Mapping[str, Any], where: str) -> str | None:
-    from fine_tune.task.prompts import RESPONSE_KEYS  # prompts reads specs: imported here, not at the top
-
     system = _optional_text(prompt, "system", where)
     if system is not None and system.count(CHOICES_FIELD) != 1:
         raise RecipeError(f"{where}: system must name the letters once, at {CHOICES_FIELD}, got {system!r}")

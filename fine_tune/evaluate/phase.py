@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import EXIT_MODEL_FAILED, EXIT_REGRESSION, PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.data.task_splits import phase_split
 from fine_tune.errors import DatasetError, RecipeError
@@ -35,8 +36,7 @@ from fine_tune.evaluate.sources import model_lineages
 from fine_tune.evaluate.split_check import check_split
 from fine_tune.evaluate.summaries import identical_output_warnings
 from fine_tune.evaluate.text_results import build_text_results, print_text_summary, write_text_outputs
-from fine_tune.hub import access as hub
-from fine_tune.hub.access import hf_token
+from fine_tune.hub_access import hf_token
 from fine_tune.models.precision import resolve_precision
 from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
 
