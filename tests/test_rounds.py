@@ -64,7 +64,7 @@ def fake_rounds(monkeypatch, scores, tmp_path, **values):
     """run_rounds with made-up target scores: round r's eval gives scores[r]."""
     monkeypatch.setattr(rounds, "train_round", lambda config, number, start, extra: tmp_path / f"m{number}")
     monkeypatch.setattr(
-        rounds, "evaluate_round", lambda config, label, model: {config.metric: scores[int(label.split("-")[1])]}
+        rounds, "evaluate_round", lambda config, label, model, extra=None: {config.metric: scores[int(label[6:])]}
     )
     body = {"model_name_or_path": "start", "output_dir": str(tmp_path / "out"), "tracks": [{"name": "a"}],
             "eval": {"args": {}}, "no_improvement_action": "warn", **values}  # fmt: skip

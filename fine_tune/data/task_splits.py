@@ -20,6 +20,7 @@ import datasets
 
 from fine_tune import hub_access as hub
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, STRATIFY_COLUMNS
+from fine_tune.data.curriculum import curriculum_splits
 from fine_tune.data.normalise import NormalisedRows, TaskReport, content_hash, load_task, normalise_dataset
 from fine_tune.data.rows import first_reasons
 from fine_tune.data.splits import (
@@ -286,7 +287,20 @@ def phase_split(args: Any, manifest_path: str | os.PathLike | None = None) -> Ph
 
 
 def source_splits(task: TaskSource, args: Any, sizes: Mapping[str, int]) -> SplitResult:
-    """Every split of one task (canonical rows) and its manifest."""
+    """Every split of one task (canonical rows) and its manifest; a curriculum's (`holdout_per_subject`) splits by
+    subject (`fine_tune.data.curriculum`)."""
+    if getattr(args, "holdout_per_subject", 0):
+        normalised = load_task(task.spec, task.hub_split, task.source, args.hf_token_env)
+        return curriculum_splits(
+            normalised,
+            seed=args.split_seed,
+            holdout_per_subject=args.holdout_per_subject,
+            start_share=args.start_share,
+            recommendations=args.recommendations,
+            source=task.source,
+            task=task.spec.name,
+            letters=task.spec.letters,
+        )
     if uses_medmcqa_reader(task.spec, args.stratify_by):
         result = load_splits(
             task.source, hub_split=task.hub_split, sizes=sizes, seed=args.split_seed, token_env=args.hf_token_env

@@ -29,6 +29,7 @@ from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_sets
 from fine_tune.evaluate.extra_metrics import add_extra_scores, parse_extra_metrics, require_extra_metrics
 from fine_tune.evaluate.mixture import mixture_results, print_mixture_summary, write_mixture_outputs
 from fine_tune.evaluate.open_results import build_open_results, print_open_summary, write_open_outputs
+from fine_tune.evaluate.recommendations import write_recommendations
 from fine_tune.evaluate.regressions import parent_checks
 from fine_tune.evaluate.results import build_results, write_outputs
 from fine_tune.evaluate.runs import run_models
@@ -151,6 +152,10 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         else:
             write_outputs(results, task_records[0], folder)
             report.print_summary(results, console)
+        if config.holdout_per_subject and not eval_sets[0].task.is_text:
+            label = [run.label for run in runs_per_task[0] if run.ok][-1]  # the last model listed: the newest
+            records = [record for record in task_records[0] if record["model"] == label]
+            console.print(f"wrote {write_recommendations(folder, label, records, config)}", markup=False)
         written = f"wrote {folder / RESULTS_FILE}, {folder / PREDICTIONS_FILE}, {folder / REPORT_FILE}"
         console.print(written, markup=False)
         return EvalOutcome(results, folder, config.fail_on_regression)

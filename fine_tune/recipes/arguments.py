@@ -65,6 +65,17 @@ class SplitArguments:
         metadata={"help": "Keep each value's share equal across the sft/grpo/eval splits: subject or answer"},
     )
     split_seed: int = field(default=DEFAULT_SPLIT_SEED, metadata={"help": "Seed of the upstream shuffle"})
+    holdout_per_subject: int = field(
+        default=0,
+        metadata={
+            "help": "Specialty curriculum: N rows of every subject held out as EVAL (the sizes are then ignored); the "
+            "rest trained on by start_share or a training_recommendations.json, the remainder kept as a pool"
+        },
+    )
+    start_share: float = field(default=0.5, metadata={"help": "Curriculum: share of each subject's rest to train on"})
+    recommendations: str | None = field(
+        default=None, metadata={"help": "Curriculum: a training_recommendations.json giving each subject's share"}
+    )
     sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
     grpo_size: int = field(default=DEFAULT_SPLIT_SIZES["grpo"])
     eval_size: int = field(default=DEFAULT_SPLIT_SIZES["eval"])
@@ -86,6 +97,13 @@ class SplitArguments:
             raise RecipeError(
                 f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)} (or unset), got {self.stratify_by!r}"
             )
+        if self.holdout_per_subject < 0 or not 0 < self.start_share <= 1:
+            raise RecipeError(
+                f"holdout_per_subject must be >= 0 and start_share in (0, 1], got {self.holdout_per_subject} and "
+                f"{self.start_share}"
+            )
+        if self.holdout_per_subject and self.is_mixture:
+            raise RecipeError("holdout_per_subject (a specialty curriculum) splits one task, not a mixture")
         if self.is_mixture:
             given = [key for key in ("dataset_name", "dataset_train_split") if getattr(self, key)]
             if given:
@@ -184,6 +202,12 @@ class EvalConfig(SplitArguments):
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
     bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
+    share_step: float = field(
+        default=0.25,
+        metadata={
+            "help": "Curriculum: how much a low-performing subject's share rises in training_recommendations.json"
+        },
+    )
     text_max_length: int = field(
         default=2048, metadata={"help": "Text tasks: tokens of each text scored for perplexity (longer: cut, counted)"}
     )

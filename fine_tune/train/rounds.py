@@ -17,6 +17,9 @@ Round 0 scores the starting model. Every round's models (`round-<r>/<track>/merg
 are kept; the best round is handed on only when it beats round 0 (the project's no-worse-model rule). `rounds.json`
 is rewritten after every round: {rounds: [{round, scores, target_score, kept, model}], handed_on, model, stopped}.
 `kept` marks the rounds that beat every earlier one (the candidates for handing on).
+
+A specialty curriculum runs as rounds: tracks and eval that set `holdout_per_subject` get, from round 2 on, the
+previous round's `training_recommendations.json` as `recommendations` (`curriculum_args`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fine_tune.data.curriculum import RECOMMENDATIONS_FILE
 from fine_tune.errors import NoImprovementError, RecipeError
 from fine_tune.evaluate.phase import run_evaluation
 from fine_tune.io import atomic_write_json, read_yaml
@@ -36,6 +40,7 @@ from fine_tune.train.sft import run_sft
 
 logger = logging.getLogger(__name__)
 ROUNDS_FILE = "rounds.json"
+EVAL_KEY = "__eval__"  # curriculum_args: the next eval's extra arguments
 PHASES: dict[str, Callable[..., dict[str, Path]]] = {"sft": run_sft, "grpo": run_grpo}
 LOWER_IS_BETTER = ("perplexity",)
 TOP_KEYS = (
@@ -147,12 +152,13 @@ def recipe_argv(config_file: str | None, args: Mapping[str, Any], **fixed: Any) 
     return argv
 
 
-def evaluate_round(config: RoundsConfig, label: str, model: str | Path) -> dict[str, Any]:
+def evaluate_round(
+    config: RoundsConfig, label: str, model: str | Path, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The target task's eval of one model: its metrics (the eval's `models.<label>.metrics`)."""
     folder = Path(config.output_dir) / "evals"
-    argv = recipe_argv(
-        config.eval_config, config.eval_args, models=f"{label}={model}", output_dir=folder, run_name=label
-    )
+    args = {**config.eval_args, **(extra or {})}
+    argv = recipe_argv(config.eval_config, args, models=f"{label}={model}", output_dir=folder, run_name=label)
     (eval_config,) = parse_recipe("eval", argv)
     section = run_evaluation(eval_config).results["models"][label]
     if section["status"] != "ok":
@@ -181,28 +187,33 @@ def train_round(
     return Path(model)
 
 
-def run_rounds(
-    config: RoundsConfig,
-    after_eval: Callable[[int, Path, Mapping[str, Any]], Mapping[str, Mapping[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """Round 0 (the start) and up to max_rounds rounds; `after_eval(round, model, metrics)` may return per-track
-    argument overrides for the next round (the specialty curriculum). Returns what rounds.json holds."""
+def curriculum_args(config: RoundsConfig, number: int) -> dict[str, dict[str, Any]]:
+    """A specialty curriculum: the round's training_recommendations.json (written by its eval) goes to the next
+    round's tracks that split by subject (`holdout_per_subject`), and to the next eval (for the change since)."""
+    path = Path(config.output_dir) / "evals" / f"round-{number}" / RECOMMENDATIONS_FILE
+    if not path.is_file():
+        return {}
+    named = {track.name: {"recommendations": path} for track in config.tracks if track.args.get("holdout_per_subject")}
+    return {**named, EVAL_KEY: {"recommendations": path}}
+
+
+def run_rounds(config: RoundsConfig) -> dict[str, Any]:
+    """Round 0 (the start) and up to max_rounds rounds; returns what rounds.json holds."""
     output = Path(config.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     start_metrics = evaluate_round(config, "round-0", config.model_name_or_path)
     history = [_entry(0, start_metrics, config, True, config.model_name_or_path)]
-    extra = dict(after_eval(0, Path(str(config.model_name_or_path)), start_metrics) or {}) if after_eval else {}
     best, stale, stopped, model = history[0], 0, "max_rounds", config.model_name_or_path
+    extra = curriculum_args(config, 0)
     for number in range(1, config.max_rounds + 1):
         model = train_round(config, number, model, extra)
-        metrics = evaluate_round(config, f"round-{number}", model)
+        metrics = evaluate_round(config, f"round-{number}", model, extra.get(EVAL_KEY))
         improved = config.better(metrics[config.metric], best["target_score"])
         entry = _entry(number, metrics, config, improved, model)
         history.append(entry)
         best, stale = (entry, 0) if improved else (best, stale + 1)
-        extra = dict(after_eval(number, Path(model), metrics) or {}) if after_eval else {}
-        summary = _summary(config, history, best, "running")
-        atomic_write_json(output / ROUNDS_FILE, summary)
+        extra = curriculum_args(config, number)
+        atomic_write_json(output / ROUNDS_FILE, _summary(config, history, best, "running"))
         logger.info("round %d: %s %.4f (best: round %d)", number, config.metric, entry["target_score"], best["round"])
         if config.reached(entry["target_score"]):
             stopped = "target"
