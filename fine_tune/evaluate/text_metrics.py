@@ -13,6 +13,7 @@ resamples (paired).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from rouge_score import rouge_scorer, tokenizers
 from sacrebleu.metrics import BLEU
 
 ROUGE_TYPES: tuple[str, ...] = ("rouge1", "rouge2", "rougeL")
@@ -35,19 +35,24 @@ def tokens(text: str | None) -> list[str]:
     return _WORD.findall((text or "").casefold())
 
 
-class UnicodeTokenizer(tokenizers.Tokenizer):
-    """rouge-score's tokenizer interface over `tokens`."""
+class UnicodeTokenizer:
+    """rouge-score's tokenizer interface (`tokenize`) over `tokens`."""
 
     def tokenize(self, text: str) -> list[str]:
         return tokens(text)
 
 
-_ROUGE = rouge_scorer.RougeScorer(list(ROUGE_TYPES), tokenizer=UnicodeTokenizer())
+@functools.cache
+def rouge_scorer():
+    """rouge-score's scorer with the Unicode tokenizer; imported on first use (rouge-score loads NLTK: seconds)."""
+    from rouge_score.rouge_scorer import RougeScorer
+
+    return RougeScorer(list(ROUGE_TYPES), tokenizer=UnicodeTokenizer())
 
 
 def rouge(prediction: str, reference: str) -> dict[str, float]:
     """ROUGE-1/2/L F-measures of one prediction against one reference."""
-    scores = _ROUGE.score(reference, prediction or "")
+    scores = rouge_scorer().score(reference, prediction or "")
     return {name: float(scores[name].fmeasure) for name in ROUGE_TYPES}
 
 
