@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from fine_tune.data.normalise import NormalisedRows, content_hash
-from fine_tune.data.rows import first_reasons
+from fine_tune.data.rows import DUPLICATE_CONTENT, first_reasons
 from fine_tune.data.splits import SplitResult, check_disjoint, shuffle_order
-from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
 
 RECOMMENDATIONS_FILE = "training_recommendations.json"

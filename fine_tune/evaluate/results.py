@@ -53,11 +53,15 @@ def model_section(
     }
     if not run.ok:
         return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
-    summary = model_summary(run.records, run.scores, letters)
+    summary = {**section, **model_summary(run.records, run.scores, letters)}
     metrics, intervals = reason_summary(run.records, resamples, seed)
     summary["metrics"] = {**summary["metrics"], **metrics}
     summary["intervals"] = {**summary["intervals"], **intervals}
-    return {**section, **summary}
+    if run.prompt_variants:
+        summary["prompt_variants"] = run.prompt_variants
+    if run.harness is not None:
+        summary["harness"] = run.harness
+    return summary
 
 
 def environment(precision: Precision) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import resolve_precision
 from fine_tune.models.saving import save_adapter_and_merged
 from fine_tune.task.spec import TaskSpec
+from fine_tune.train.curves import CURVES_FILE, write_training_curves
 from fine_tune.train.selection import carve_dev
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def finish(
     trainer.save_state()
     paths: dict[str, Path] = {}
     if trainer.is_world_process_zero():
+        write_training_curves(state.log_history, output_dir / CURVES_FILE, f"{phase} {output_dir.name}")
         model = trainer.accelerator.unwrap_model(trainer.model)
         lineage = Lineage(
             phase=phase,

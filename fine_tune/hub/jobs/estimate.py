@@ -318,8 +318,8 @@ def resolve_timeout(est: Estimate | None, given: str | None, flavor: str) -> tup
 
 
 def cost_table(recipes: dict[str, dict[str, Any]], benchmarks: dict[tuple[str, str], Figure] | None = None) -> str:
-    """The README's cost table: per flavor, each phase's estimated time, cost and (in brackets) default timeout for
-    the given recipes (`{phase: recipe values}`), and the pipeline total."""
+    """The cost table of docs/jobs.md: per flavor, each phase's estimated time, cost and (in brackets) default timeout
+    for the given recipes (`{phase: recipe values}`), and the pipeline total."""
     from fine_tune.markdown import md_table
 
     benchmarks = benchmark_figures() if benchmarks is None else benchmarks

@@ -12,7 +12,7 @@ Terms (bytes; t = tokens in a micro-batch, L layers, h hidden, i intermediate, V
   layer's input is kept, plus one layer recomputed. Logits: t x V at compute width + fp32 copy + its gradient.
 - KV cache (generation): 2 x L x kv x compute width per token of every sequence generated at once.
 The largest of the phase's stages is the peak; a fixed CUDA context (RUNTIME_OVERHEAD_GIB) is added for `fits`.
-Measured against the tiny CPU runs in PLAN.md ("Memory planner").
+Its check against measured peaks: docs/memory.md.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ GIB = 1024**3
 BNB_BLOCK = 64  # bitsandbytes 4-bit block size: one absmax per 64 weights
 NESTED_BLOCK = 256  # nested quantisation: absmax stored in 8 bits, one fp32 constant per 256 of them
 RUNTIME_OVERHEAD_GIB = 0.75  # CUDA context + cuBLAS workspace + allocator slack (assumed, not measured here)
-# The longest MedMCQA prompt: 311 tokens on the 4,183 official dev rows with the Qwen3 tokenizer (PLAN.md); other
-# tokenizers write up to ~20% more tokens for the same text.
+# The longest MedMCQA prompt: 311 tokens on the 4,183 official dev rows with the Qwen3 tokenizer
+# (docs/measurements.md); other tokenizers write up to ~20% more tokens for the same text.
 PROMPT_TOKENS = 384
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ADAM_STATE_BYTES = 8  # two fp32 moments per trained parameter
