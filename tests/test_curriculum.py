@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fine_tune.data.curriculum import RECOMMENDATIONS_FILE, curriculum_splits, read_shares
-from fine_tune.data.normalise import load_task
+from fine_tune.data.normalise import load_task, normalise_row
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate.recommendations import recommend
 from fine_tune.task.spec import resolve_task
@@ -68,9 +68,10 @@ def test_two_curriculum_rounds_write_and_consume_recommendations(tmp_path, tiny_
     from fine_tune.task.prompts import LETTERS, format_question, gold_letter
 
     data = tmp_path / "synthetic.jsonl"
-    rows = generate_rows(60, seed=0)
-    write_jsonl(rows, data)
-    subject_of = {format_question(row): row["subject_name"] for row in rows}
+    raw = generate_rows(60, seed=0)
+    write_jsonl(raw, data)
+    rows = [normalise_row(resolve_task("medmcqa"), row)[0] for row in raw]
+    subject_of = {format_question(row): row["subject"] for row in rows}
 
     def generate(model, tokenizer, messages, **kwargs):  # right on every subject but Surgery
         texts = []

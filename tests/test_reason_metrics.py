@@ -6,8 +6,8 @@ import json
 import pytest
 
 from fine_tune.constants import REPORT_FILE, RESULTS_FILE
-from fine_tune.data.splits import load_split
 from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.task_splits import load_task_split
 from fine_tune.evaluate.reason_metrics import reason_pairwise, reason_rows, reason_summary
 from fine_tune.evaluate.text_metrics import rouge, token_f1
 
@@ -49,7 +49,7 @@ def test_mcq_eval_reports_reason_vs_explanation(tmp_path, tiny_model_dir, monkey
     data = tmp_path / "synthetic.jsonl"
     write_jsonl(generate_rows(120, seed=0), data)
     sizes = {name.removesuffix("_size"): size for name, size in SIZES.items()}
-    rows = load_split(str(data), "eval", sizes=sizes, seed=42)[0]
+    rows = load_task_split("medmcqa", "eval", source=str(data), sizes=sizes, seed=42)[0]
     by_question = {format_question(row): row for row in rows}
     assert any(row["exp"] for row in rows) and not all(row["exp"] for row in rows)
 
