@@ -103,7 +103,7 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     torch.manual_seed(config.seed)  # decoding is greedy; this only pins anything else that samples
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    precision = resolve_precision(config.precision)
+    precision = resolve_precision(config.precision, model_type=config.model_type)
     logger.info("precision %s: %s", precision.name, precision.reason)
     lineages = model_lineages(config.models, hf_token(config.hf_token_env))
     eval_sets, split_sections, warnings = [], [], []

@@ -26,6 +26,7 @@ from fine_tune.constants import (
     TOKEN_ENV,
 )
 from fine_tune.errors import RecipeError
+from fine_tune.models.precision import MODEL_TYPE_HELP
 from fine_tune.task.mixture import MixtureEntry, mixture_sizes, parse_task_mixture
 from fine_tune.task.rewards import DEFAULT_REWARD_MODE, REWARD_FUNCS, REWARD_MODES
 from fine_tune.task.spec import DEFAULT_TASK
@@ -208,6 +209,7 @@ class EvalConfig(SplitArguments):
     )
     max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Generation budget per answer"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 older GPUs, fp32 CPU), ..."})
+    model_type: str | None = field(default=None, metadata={"help": MODEL_TYPE_HELP})
     torch_threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads for torch (default: torch's choice); 1 suits tiny models on busy CPUs"},
