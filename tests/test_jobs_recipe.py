@@ -54,7 +54,7 @@ def test_medgemma_never_runs_fp16_on_a_t4(project, no_network, capsys):
 
     argv = ["eval", "--config", "configs/medgemma-4b/eval.yaml", "--flavor", "t4-small", "--namespace", NAMESPACE]
     assert cli.main([*argv, "--dry-run"]) == 2
-    assert "t4-small has 14.9 GiB per GPU, too small for eval" in capsys.readouterr().err
+    assert "t4-small has 14.74 GiB per GPU, too small for eval (fp32)" in capsys.readouterr().err
     chosen = dry_run(capsys, "eval", "--config", "configs/medgemma-4b/eval.yaml")
     assert (chosen["flavor"], chosen["precision"]["name"]) == ("l4x1", "bf16")
 

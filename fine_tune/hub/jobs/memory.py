@@ -80,8 +80,6 @@ def checkpointed(values: Mapping[str, Any]) -> bool:
     return bool(values.get("activation_checkpointing") or values.get("gradient_checkpointing"))
 
 
-
-
 def weight_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> int:
     """The base model's parameters as they sit on the GPU during training.
 
@@ -109,8 +107,6 @@ def adapter_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> i
     their gradients follow the load width and the moments stay fp32."""
     n = shape.lora_params(int(values.get("lora_r") or 16), lora_targets(values))
     return n * (ADAPTER_BYTES if quantised(values) else 2 * width + 2 * FP32)
-
-
 
 
 def residual_width(values: Mapping[str, Any], width: int) -> int:
@@ -205,8 +201,6 @@ def fused_lm_head_bytes(
     return tile * width + weight_slice + hidden_and_grad + fold
 
 
-
-
 def kv_cache_bytes(shape: ModelShape, sequences: int, tokens: int, width: int) -> int:
     """transformers `DynamicCache` (generate): key and value per layer, kv heads x head_dim at the model width, for
     every token of every sequence generated at once."""
@@ -219,8 +213,6 @@ def generation_step_bytes(shape: ModelShape, sequences: int, prompt_tokens: int,
     scores beside them (2 x sequences x V x 4)."""
     prefill = sequences * prompt_tokens * 3 * shape.intermediate_size * width
     return prefill + 2 * sequences * shape.vocab_size * FP32
-
-
 
 
 def training_tokens(values: Mapping[str, Any], micro_batch: int, length: int) -> int:
@@ -328,7 +320,6 @@ def plan_eval(shape: ModelShape, values: Mapping[str, Any], width: int, precisio
         "generation": generation_step_bytes(shape, sequences, prompt, width),
     }
     return MemoryPlan("eval", parts, [f"{sequences} sequences x ({prompt} + {generated}) tokens"], precision)
-
 
 
 RUNTIME_OVERHEAD_GIB = 0.75  # CUDA context + cuBLAS workspace + allocator fragmentation (assumed; docs/memory.md)
