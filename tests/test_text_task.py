@@ -144,3 +144,15 @@ def test_continued_pretraining_selects_on_perplexity_and_the_eval_reports_it(tin
     assert results["models"]["cpt"]["metrics"]["perplexity"] < results["models"]["base"]["metrics"]["perplexity"]
     (pair,) = results["pairwise"]
     assert pair["metrics"]["perplexity"]["diff"] > 0  # base - cpt
+
+
+def test_validator_lengths_of_a_text_task_are_the_text_and_its_eos(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from fine_tune.data.report import rendered_lengths
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = [{"id": None, "text": "The liver makes bile.", "subject": None}]
+    lengths = rendered_lengths(tokenizer, rows, resolve_task(str(CORPUS)))
+    expected = len(tokenizer("The liver makes bile.", add_special_tokens=False)["input_ids"]) + 1
+    assert lengths["prompt"]["max"] == 0 and lengths["full"]["max"] == expected

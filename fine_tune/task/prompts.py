@@ -249,7 +249,10 @@ def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
 
 
 def render_training_text(tokenizer: Any, row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
-    """The full SFT training sequence (prompt + target) for `row`, as the SFT trainer renders it."""
+    """The full SFT training sequence (prompt + target) for `row`, as the SFT trainer renders it (a text task's:
+    the text and the end-of-sequence token)."""
+    if task is not None and task.is_text:
+        return row["text"] + (tokenizer.eos_token or "")
     example = sft_example(row, chat_format(tokenizer), task=task)
     return tokenizer.apply_chat_template(
         example["prompt"] + example["completion"], tokenize=False, **example["chat_template_kwargs"]
