@@ -4,6 +4,7 @@ model). Either is refused before any model runs, in one line naming what is miss
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from fine_tune.errors import RecipeError
@@ -44,9 +45,11 @@ def wordnet_available() -> bool:
     return False
 
 
+@functools.cache
 def bertscore_scorer(model: str):
-    """bert-score's scorer with `model` loaded (an ID in its model table, e.g. roberta-large, or a local copy);
-    RecipeError in one line when the package or the model cannot be loaded."""
+    """bert-score's scorer with `model` loaded, once per run (an ID in bert-score's model-to-layer table, e.g.
+    roberta-large, from the Hub or its cache); RecipeError in one line when the package or the model cannot be
+    loaded."""
     try:
         from bert_score import BERTScorer  # optional: not a dependency of the project
     except ImportError:

@@ -237,7 +237,8 @@ class EvalConfig(SplitArguments):
         },
     )
     bertscore_model: str = field(
-        default="roberta-large", metadata={"help": "BERTScore's model (bert-score's English default), ID or path"}
+        default="roberta-large",
+        metadata={"help": "BERTScore's model: an ID in bert-score's model table (default: its English default)"},
     )
     fail_on_regression: bool = field(
         default=False,
