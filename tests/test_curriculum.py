@@ -117,3 +117,11 @@ def test_two_curriculum_rounds_write_and_consume_recommendations(tmp_path, tiny_
     assert manifests[0]["splits"]["eval"]["row_ids"] == manifests[1]["splits"]["eval"]["row_ids"]  # constant holdout
     change = files[2]["change"]["Surgery"]
     assert (change["share_before"], change["share_next"], change["score_before"]) == (0.75, 1.0, 0.0)
+
+
+def test_open_rows_are_scored_by_rouge_l():
+    records = [{"subject": "cardiology", "rougeL": 0.8}, {"subject": "nephrology", "rougeL": 0.2}]
+    result = recommend("m", records, holdout_per_subject=1, start_share=0.5, share_step=0.5, previous=None,
+                       resamples=100, seed=0)  # fmt: skip
+    assert result["overall_score"] == pytest.approx(0.5) and result["low_performing"] == ["nephrology"]
+    assert result["recommended_shares"] == {"cardiology": 0.5, "nephrology": 1.0}
