@@ -107,7 +107,7 @@ def evaluate_model(
         texts_only = all(eval_set.task.is_text for eval_set in eval_sets)
         backend = "hf" if texts_only else resolve_backend(config.backend)  # perplexity needs the model's logits
         path = resolve_source(source)
-        check_source(path)
+        check_source(path, label)
         model, tokenizer, resolved = load_for_inference(path, precision, token=token)
         if backend == "hf":  # vLLM serves its own copy of the saved weights: the HF one stays off the GPU
             model.to(inference_device())
