@@ -49,6 +49,15 @@ INTENDED = {
 }
 
 
+TRACK_DEFAULTS = {
+    "split": {"curriculum": None},
+    "sft": {"target_perplexity": None},
+    "grpo": {"target_perplexity": None},
+    "eval": {"text_max_length": 2048, "extra_metrics": None, "bertscore_model": "roberta-large"},
+}
+INTENDED |= {key for keys in TRACK_DEFAULTS.values() for key in keys}  # new keys at their defaults
+
+
 def phase_of(path: str) -> str:
     return Path(path).stem.split("-")[0]
 
@@ -63,11 +72,10 @@ def test_project_and_demo_recipes_resolve_exactly_as_before(path):
     before = {key: value for key, value in BEFORE[path].items() if key not in HARDWARE_KEYS}
     after = resolved_json(path)
     assert {key: after.get(key) for key in before} == before
-    # keys added since the snapshot, each off by default: the precision rule's model_type; the split's curriculum;
-    # the eval's study options
-    added = {"model_type": None, "curriculum": None} | (
-        {"prompt_variants": None, "harness": None} if phase_of(path) == "eval" else {}
-    )
+    # keys added since the snapshot, each off by default: the precision rule's model_type; the eval's study options;
+    # the specialty curriculum and the text/open tasks' settings (docs/tracks.md, docs/rounds.md)
+    added = {"model_type": None} | ({"prompt_variants": None, "harness": None} if phase_of(path) == "eval" else {})
+    added |= TRACK_DEFAULTS["split"] | TRACK_DEFAULTS.get(phase_of(path), {})
     assert {key: after[key] for key in set(after) - set(before)} == added
 
 

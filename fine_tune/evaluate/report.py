@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fine_tune.evaluate.formatting import format_p, matrix_columns, num, ok_models, pct, rate_with_ci, task_letters
+from fine_tune.evaluate.reason_metrics import REASON_METRICS
 from fine_tune.evaluate.report_analyses import errors_section, per_letter_section, protocols_section, variants_section
 from fine_tune.evaluate.stats import INVALID
 from fine_tune.markdown import md_table
@@ -42,6 +43,8 @@ def print_summary(results: Mapping[str, Any], console: Console) -> None:
     console.print(metrics_table(results))
     if results["pairwise"]:
         console.print(pairwise_table(results))
+    if reason_rows(results):
+        console.print(reason_table(results))
     if ok_models(results):
         console.print(diagnostics_table(results))
     for label, model in results["models"].items():
@@ -116,6 +119,55 @@ def pairwise_cells(row: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def reason_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """Per model: reason ROUGE-L and token F1 against the rows' explanations, each `value [95% CI] (n)`; empty when
+    no eval row has an explanation."""
+    rows = []
+    for label, model in ok_models(results).items():
+        entries = [model["intervals"].get(name) for name in REASON_METRICS]
+        if all(entries):
+            cells = [f"{e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]" for e in entries]
+            rows.append([label, *cells, str(entries[0]["n"])])
+    return rows
+
+
+def reason_differences(results: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{row['a']} - {row['b']}: "
+        + ", ".join(f"{name} {d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" for name, d in diffs.items())
+        for row in results["pairwise"]
+        if (diffs := row.get("reason"))
+    ]
+
+
+REASON_HEADER = ("model", "reason ROUGE-L [95% CI]", "reason token F1 [95% CI]", "rows with explanation")
+
+
+def reason_table(results: Mapping[str, Any]) -> Table:
+    table = Table(
+        title="Reason vs explanation (strict answers; bootstrap CIs; paired differences below)", title_justify="left"
+    )
+    for column in REASON_HEADER:
+        table.add_column(column)
+    for row in reason_rows(results):
+        table.add_row(*row)
+    for line in reason_differences(results):
+        table.add_row(line, "", "", "")
+    return table
+
+
+def reason_section(results: Mapping[str, Any]) -> str:
+    rows = reason_rows(results)
+    if not rows:
+        return ""
+    text = (
+        "## Reason vs explanation\n\nROUGE-L F and token F1 of each strict answer's `reason` against the row's "
+        "explanation (rows with one; an answer failing the schema scores 0), 95% bootstrap intervals.\n\n"
+    )
+    diffs = "".join(f"\n- paired: {line}" for line in reason_differences(results))
+    return text + md_table(list(REASON_HEADER), rows) + diffs
+
+
 def diagnostics_table(results: Mapping[str, Any]) -> Table:
     table = Table(title="Calibration (schema-valid answers), position bias and speed", title_justify="left")
     for column in ("model", "n valid", "ECE", "Brier", "letters vs gold p", "samples/s", "tokens/s"):
@@ -143,6 +195,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         models_section(results),
         metrics_section(results),
         pairwise_section(results),
+        reason_section(results),
         parent_checks_section(results),
         calibration_section(results, plots.get("reliability")),
         subject_section(results, plots.get("per_subject")),

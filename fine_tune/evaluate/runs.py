@@ -22,6 +22,8 @@ from fine_tune.data.rows import row_label
 from fine_tune.evaluate.error_taxonomy import error_category
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
+from fine_tune.evaluate.open_scoring import open_records
+from fine_tune.evaluate.perplexity import TextLosses, text_losses
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
 from fine_tune.evaluate.stats import wilson_interval
 from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
@@ -102,7 +104,8 @@ def evaluate_model(
     ]
     stage, start, model = "load", time.perf_counter(), None
     try:
-        backend = resolve_backend(config.backend)
+        texts_only = all(eval_set.task.is_text for eval_set in eval_sets)
+        backend = "hf" if texts_only else resolve_backend(config.backend)  # perplexity needs the model's logits
         path = resolve_source(source)
         check_source(path, label)
         model, tokenizer, resolved = load_for_inference(path, precision, token=token)
@@ -112,6 +115,14 @@ def evaluate_model(
         for run in runs:
             run.resolved = {"path": path, **dataclasses.asdict(resolved)}
             run.timings["load_seconds"] = load_seconds
+        if texts_only:
+            stage = "score"
+            for run, eval_set in zip(runs, eval_sets, strict=True):
+                began = time.perf_counter()
+                scored = text_losses(model, tokenizer, eval_set.rows["text"], TEXT_BATCH, config.text_max_length)
+                run.records = text_records(run.label, eval_set.rows, scored)
+                run.timings.update(truncated_texts=scored.truncated, score_seconds=time.perf_counter() - began)
+            return runs
         stage = "generate"
         if progress is not None:
             progress(0)  # loaded: generation starts
@@ -139,9 +150,12 @@ def evaluate_model(
         for run, eval_set in zip(runs, list(eval_sets) * len(variants), strict=True):
             task, part = eval_set.task, generation.part(first, first + len(eval_set.rows))
             first += len(eval_set.rows)
-            pairs = zip(part.texts, eval_set.rows, strict=True)
-            run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
-            run.records = prediction_records(run.label, eval_set.rows, part, run.scores, task)
+            if task.is_open:
+                run.records = open_records(run.label, eval_set.rows, part, task)
+            else:
+                pairs = zip(part.texts, eval_set.rows, strict=True)
+                run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
+                run.records = prediction_records(run.label, eval_set.rows, part, run.scores, task)
             run.timings.update(generation_timings(part))
         for run in runs[: len(eval_sets)] if prompt_variants else ():
             run.prompt_variants[prompt_variants[0].name] = variant_accuracy(run.scores)
@@ -165,6 +179,24 @@ def evaluate_model(
         del model
         clear_device_cache(garbage_collection=True)
     return runs
+
+
+TEXT_BATCH = 8  # texts per forward pass when scoring perplexity
+
+
+def text_records(label: str, rows: datasets.Dataset, losses: TextLosses) -> list[dict[str, Any]]:
+    """One predictions.jsonl line per text: its summed NLL and predicted tokens (the corpus perplexity's parts)."""
+    return [
+        {
+            "model": label,
+            "index": index,
+            "id": row_label(row, index),
+            "subject": row.get("subject"),
+            "nll": float(losses.nll[index]),
+            "tokens": int(losses.tokens[index]),
+        }
+        for index, row in enumerate(rows)
+    ]
 
 
 def variant_accuracy(scores: Sequence[SampleScore]) -> dict[str, Any]:
@@ -220,6 +252,8 @@ def prediction_records(
                 "lenient_json_valid": score.lenient_json_valid,
                 "lenient_schema_valid": score.lenient_schema_valid,
                 "lenient_correct": score.lenient_correct,
+                "reason": score.reason,
+                "explanation": row.get("exp"),
                 "generated_tokens": generation.token_counts[index],
                 "stopped": generation.stopped[index],
             }
@@ -287,6 +321,8 @@ def run_line(run: ModelRun, task: str | None = None) -> Text:
     if not run.ok:
         return Text(f"{name}: FAILED at {run.stage}: {run.error}", style="red")
     t = run.timings
+    if "generation_seconds" not in t:  # a text task: scored, not generated
+        return Text(f"{name}: {len(run.records)} texts scored in {t['score_seconds']:.1f} s")
     return Text(
         f"{name}: {len(run.records)} samples in {t['generation_seconds']:.1f} s, "
         f"{t['samples_per_second']:.2f} samples/s, {t['tokens_per_second']:.1f} generated tokens/s"

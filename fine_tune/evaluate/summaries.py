@@ -9,6 +9,7 @@ from itertools import combinations
 from typing import Any
 
 from fine_tune.evaluate.error_taxonomy import error_taxonomy
+from fine_tune.evaluate.reason_metrics import reason_pairwise
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.stats import (
     brier_score,
@@ -84,7 +85,8 @@ def model_summary(
 
 
 def compare(a: ModelRun, b: ModelRun, resamples: int, seed: int) -> dict[str, Any]:
-    """Strict accuracy of a minus b on the same rows: paired bootstrap CI and exact McNemar test."""
+    """Strict accuracy of a minus b on the same rows: paired bootstrap CI and exact McNemar test; `reason`: the
+    reason-vs-explanation metrics' paired differences ({} when no row has an explanation)."""
     correct_a, correct_b = a.correct, b.correct
     boot = paired_bootstrap_diff(correct_a, correct_b, n_resamples=resamples, seed=seed)
     return {
@@ -97,6 +99,7 @@ def compare(a: ModelRun, b: ModelRun, resamples: int, seed: int) -> dict[str, An
         "ci_low": boot["low"],
         "ci_high": boot["high"],
         **mcnemar_exact(correct_a, correct_b),
+        "reason": reason_pairwise(a.records, b.records, resamples, seed),
     }
 
 

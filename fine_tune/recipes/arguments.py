@@ -215,6 +215,20 @@ class EvalConfig(SplitArguments):
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
     bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
+    text_max_length: int = field(
+        default=2048, metadata={"help": "Text tasks: tokens of each text scored for perplexity (longer: cut, counted)"}
+    )
+    extra_metrics: str | None = field(
+        default=None,
+        metadata={
+            "help": "Open tasks: 'meteor' and/or 'bertscore' (comma-separated), scored per row with intervals; "
+            "refused in one line when NLTK's WordNet data or the BERTScore model cannot be loaded"
+        },
+    )
+    bertscore_model: str = field(
+        default="roberta-large",
+        metadata={"help": "BERTScore's model: an ID in bert-score's model table (default: its English default)"},
+    )
     fail_on_regression: bool = field(
         default=False,
         metadata={

@@ -56,6 +56,9 @@ class SelectionArguments:
     target_accuracy: float | None = field(
         default=None, metadata={"help": "Stop once a trained step reaches this dev strict accuracy"}
     )
+    target_perplexity: float | None = field(
+        default=None, metadata={"help": "Text tasks: stop once a trained step's dev perplexity is at or below this"}
+    )
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many dev evaluations without a better dev score"}
     )
@@ -74,11 +77,16 @@ def _apply_selection(config) -> None:
         )
     if config.target_accuracy is not None and not 0.0 < config.target_accuracy <= 1.0:
         raise ValueError(f"target_accuracy must be in (0, 1], got {config.target_accuracy}")
+    if config.target_perplexity is not None and not config.target_perplexity >= 1.0:
+        raise ValueError(f"target_perplexity must be >= 1 (a perplexity), got {config.target_perplexity}")
     if config.dev_size < 0:
         raise ValueError(f"dev_size must be >= 0, got {config.dev_size}")
     if config.dev_size == 0:
-        if config.target_accuracy is not None or config.early_stopping_patience:
-            raise ValueError("target_accuracy and early_stopping_patience need a dev slice: set dev_size > 0")
+        targets = (config.target_accuracy, config.target_perplexity)
+        if any(t is not None for t in targets) or config.early_stopping_patience:
+            raise ValueError(
+                "target_accuracy, target_perplexity and early_stopping_patience need a dev slice: set dev_size > 0"
+            )
         return
     if str(config.eval_strategy) in ("no", "IntervalStrategy.NO"):
         config.eval_strategy = "steps"
