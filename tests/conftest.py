@@ -72,3 +72,27 @@ def tiny_arch_dirs(tmp_path_factory, shared_dir) -> dict:
         arch: build_tiny_model(tmp_path_factory.mktemp(f"tiny-{arch}"), arch=arch, chat_template=templates.get(arch))
         for arch in ARCHITECTURES
     }
+
+
+@pytest.fixture
+def network_guard(tmp_path_factory, monkeypatch) -> Path:
+    """Refuse and record every outbound connection attempt (anything but 127.0.0.1), in this process and in the
+    child processes it starts (tests/network_guard/sitecustomize.py on their PYTHONPATH). Yields the log file: empty
+    when nothing tried."""
+    import importlib.util
+    import os
+
+    site = REPO_ROOT / "tests" / "network_guard"
+    spec = importlib.util.spec_from_file_location("network_guard_site", site / "sitecustomize.py")
+    guard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guard)
+    log = tmp_path_factory.mktemp("network-guard") / "attempts.log"
+    log.touch()
+    monkeypatch.setenv(guard.LOG_ENV, str(log))
+    path = [str(site), str(REPO_ROOT), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
+    undo = guard.install(str(log))
+    try:
+        yield log
+    finally:
+        undo()

@@ -41,9 +41,17 @@ def is_hub_id(source: Any, *, namespaced: bool = True) -> bool:
 
 
 def read_adapter_base(source: str, token: str | None = None, subfolder: str | None = None) -> str | None:
-    """`base_model_name_or_path` from an adapter config, or None when `source` holds no adapter."""
+    """`base_model_name_or_path` from an adapter config, or None when `source` holds no adapter. A local folder is
+    judged on disk and never sent to the Hub: peft's `PeftConfig.from_pretrained` falls back to the Hub when a folder
+    has no adapter_config.json, and `demo_artifacts/tiny-model` reads as the Hub ID `owner/name`."""
     from peft import PeftConfig
+    from peft.utils import CONFIG_NAME
 
+    if is_local(source) or written_as_path(source):
+        folder = Path(source).expanduser() / (subfolder or "")
+        if not (folder / CONFIG_NAME).is_file():
+            return None
+        source, subfolder = str(folder), None
     try:
         return PeftConfig.from_pretrained(source, subfolder=subfolder, token=token).base_model_name_or_path
     except (OSError, ValueError):

@@ -104,6 +104,7 @@ def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: s
     from fine_tune.hub.jobs.shipping import ShippedTree
     from fine_tune.hub.jobs.spec import build_pipeline, build_spec
     from fine_tune.provenance import git_commit
+    from fine_tune.recipes.isolated import read_recipe_isolated  # trainer code stays out of this process
 
     run_options = options.Options(
         namespace=namespace,
@@ -129,6 +130,7 @@ def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: s
             shipped=shipped,
             benchmarks=benchmarks,
             commit=commit,
+            reader=read_recipe_isolated,
         )
     return [
         build_spec(
@@ -139,6 +141,7 @@ def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: s
             shipped=shipped,
             benchmarks=benchmarks,
             commit=commit,
+            reader=read_recipe_isolated,
         )
     ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,11 @@ def read_recipe(phase: str, config: Path, overrides: list[str]) -> tuple[dict[st
     return recipe_values(load_recipe(phase, config, overrides)), set(override_keys(overrides))
 
 
+# (phase, config path, override tokens) -> (values, keys the overrides set); the submitter passes
+# `recipes.isolated.read_recipe_isolated`, which parses in a child process (no trainer code imported here)
+RecipeReader = Callable[[str, Path, list[str]], tuple[dict[str, Any], set[str]]]
+
+
 def training_job_args(
     phase: Phase, options: Options, values: dict[str, Any], given: set[str], handoff: dict[str, str], notes: list[str]
 ) -> tuple[str | None, list[str]]:
@@ -293,6 +299,7 @@ def build_spec(
     benchmarks: dict[tuple[str, str], Figure] | None = None,
     commit: str | None = None,
     in_pipeline: bool = False,
+    reader: RecipeReader = read_recipe,
 ) -> JobSpec:
     """The full specification of one phase's job; pure (no network), so `--dry-run` prints exactly this.
 
@@ -305,7 +312,7 @@ def build_spec(
     handoff = dict(handoff or {})
     shipped = shipped or ShippedTree.from_project()
     config_rel = check_shipped(phase, config or phase.default_config, shipped)
-    values, given = read_recipe(phase.name, shipped.root / config_rel, overrides)
+    values, given = reader(phase.name, shipped.root / config_rel, overrides)
     notes: list[str] = []
     job_args: list[str] = []
     hub_model_id = trackio_space_id = model = models = results_repo = None
@@ -421,6 +428,7 @@ def build_pipeline(
     shipped: ShippedTree | None = None,
     benchmarks=None,
     commit: str | None = None,
+    reader: RecipeReader = read_recipe,
 ) -> list[JobSpec]:
     """SFT -> GRPO -> eval: each phase starts from (or scores) the Hub models the earlier ones push."""
     shipped = shipped or ShippedTree.from_project()
@@ -438,6 +446,7 @@ def build_pipeline(
             benchmarks=benchmarks,
             commit=commit,
             in_pipeline=True,
+            reader=reader,
         )
         specs.append(spec)
         if spec.hub_model_id:
