@@ -96,3 +96,34 @@ def network_guard(tmp_path_factory, monkeypatch) -> Path:
         yield log
     finally:
         undo()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path_factory):
+    """A fake Hub on 127.0.0.1 (tests/fake_hub.py) that huggingface_hub talks to, here (its endpoint constants) and in
+    child processes (HF_ENDPOINT); stopped after the test with no thread or port left."""
+    import socket
+    import threading
+
+    from fake_hub import FakeHubServer
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    server = FakeHubServer()
+    hub = server.start()
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("hub-cache")))
+    try:
+        yield hub
+    finally:
+        server.stop()
+        _http.close_session()  # its pooled connections point at the closed port
+        assert not server.thread.is_alive()
+        assert not [t for t in threading.enumerate() if "process_request" in t.name], "a handler thread is left"
+        with pytest.raises(ConnectionRefusedError):  # the port is closed
+            socket.create_connection(("127.0.0.1", int(hub.url.rsplit(":", 1)[1])), timeout=1).close()

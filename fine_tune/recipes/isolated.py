@@ -19,11 +19,24 @@ from fine_tune.errors import RecipeError
 CHILD_TIMEOUT_S = 180.0  # importing torch + TRL on a loaded 2-core machine takes ~10 s
 
 
-def read_recipe_isolated(
+TRAINER_MODULE = "trl.trainer"
+
+
+def read_recipe_isolated(phase: str, config: str | Path, overrides: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """`spec.read_recipe`'s answer (the recipe's values, the keys the overrides set) without importing trainer code
+    here: parsed in a child process, or here when this process has already imported TRL's trainer (nothing more to
+    import, e.g. a test session)."""
+    from fine_tune.recipes.loader import load_recipe, override_keys, recipe_values
+
+    if TRAINER_MODULE in sys.modules:
+        return recipe_values(load_recipe(phase, config, overrides)), set(override_keys(overrides))
+    return read_in_child(phase, config, overrides)
+
+
+def read_in_child(
     phase: str, config: str | Path, overrides: list[str], timeout: float = CHILD_TIMEOUT_S
 ) -> tuple[dict[str, Any], set[str]]:
-    """`spec.read_recipe`'s answer (the recipe's values, the keys the overrides set), parsed in a child process.
-    Values that are not JSON types (enums) come back as their strings."""
+    """The recipe parsed in a child process; values that are not JSON types (enums) come back as their strings."""
     from fine_tune.recipes.loader import override_keys
 
     package_root = str(Path(__file__).resolve().parents[2])  # the child imports this same fine_tune
