@@ -10,6 +10,7 @@ setup:
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	.venv/bin/lint-imports
 
 test: lint
 	$(PY) -m pytest -q

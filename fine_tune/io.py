@@ -1,4 +1,4 @@
-"""Atomic file and folder writes: readers never see a half-written output."""
+"""Atomic file and folder writes (readers never see a half-written output), and the one YAML reader."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from fine_tune.errors import RecipeError
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -54,3 +58,28 @@ def atomic_write_dir(path: str | Path, write: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A recipe file as a mapping; RecipeError naming the file for a missing, unreadable, empty or malformed one."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except UnicodeDecodeError as error:
+        raise RecipeError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+    except OSError as error:
+        raise RecipeError(f"{path}: cannot read the recipe ({error.strerror})") from None
+    try:
+        recipe = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise RecipeError(f"{path}:{where} is not valid YAML ({problem})") from None
+    if recipe is None:
+        raise RecipeError(f"{path}: the recipe is empty; expected a YAML mapping of key: value")
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"{path}: expected a YAML mapping of key: value, got a {type(recipe).__name__}")
+    return recipe

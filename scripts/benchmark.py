@@ -16,10 +16,10 @@ import contextlib
 import sys
 from pathlib import Path
 
-from fine_tune.bench.projection import DEFAULT_T4_MFU
-from fine_tune.bench.report import DEFAULT_OUT_DIR, main_json, write_outputs
-from fine_tune.bench.runner import DEFAULT_SHARED_DIR, SECTIONS, run_benchmark
-from fine_tune.bench.settings import MODES, Recipe
+from benchmarks.projection import DEFAULT_T4_MFU
+from benchmarks.report import DEFAULT_OUT_DIR, main_json, write_outputs
+from benchmarks.runner import DEFAULT_SHARED_DIR, SECTIONS, run_benchmark
+from benchmarks.settings import MODES, Recipe
 from fine_tune.cli import run_main
 from fine_tune.errors import RecipeError
 
@@ -50,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.cost_table:
-        from fine_tune.hub.estimate import cost_table
+        from fine_tune.hub.jobs.estimate import cost_table
 
         print(cost_table({phase: Recipe.load(phase).values for phase in ("sft", "grpo", "eval")}))
         return

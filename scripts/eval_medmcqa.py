@@ -22,9 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (config,) = parse_recipe("eval", argv)
     import datasets
 
-    from fine_tune.evaluate.evaluation import run_evaluation
-    from fine_tune.hub.access import hf_token
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.hub.model_card import update_cards_from_results
+    from fine_tune.hub_access import hf_token
 
     datasets.disable_progress_bars()
     outcome = run_evaluation(config)

@@ -8,8 +8,8 @@ import argparse
 import shlex
 
 from fine_tune.cli import run_main
+from fine_tune.hub.sweep import eval_command, load_sweep, run_configuration, sft_command, sweep_table
 from fine_tune.io import atomic_write_text
-from fine_tune.recipes.sweep import eval_command, load_sweep, run_configuration, sft_command, sweep_table
 
 
 def main() -> None:

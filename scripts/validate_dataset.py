@@ -34,7 +34,7 @@ def load_tokenizer(name: str) -> Any:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    from fine_tune.data.tasks import REASON_DESCRIPTIONS as TASK_REASONS
+    from fine_tune.data.normalise import REASON_DESCRIPTIONS as TASK_REASONS
     from fine_tune.data.validation import REASON_DESCRIPTIONS as MEDMCQA_REASONS
     from fine_tune.task.spec import DEFAULT_TASK
 
@@ -119,9 +119,9 @@ def validate(args) -> dict[str, Any]:
 def validate_task(task, args, sizes, tokenizer) -> dict[str, Any]:
     """One task's report (`task`: a `TaskSource`) for splits of `sizes`."""
     from fine_tune.data.loading import read_medmcqa
+    from fine_tune.data.normalise import load_task
     from fine_tune.data.report import dataset_report, task_dataset_report
     from fine_tune.data.task_splits import uses_medmcqa_reader
-    from fine_tune.data.tasks import load_task
 
     spec = task.spec
     if not uses_medmcqa_reader(spec, args.stratify_by):

@@ -13,8 +13,7 @@ import pytest
 from huggingface_hub import HfApi, Volume
 
 import fine_tune.recipes.trainer_configs  # noqa: F401 (loaded: the submitter reads recipes here, not in a child)
-from fine_tune.hub import estimate
-from fine_tune.hub.jobs import shipping, spec
+from fine_tune.hub.jobs import estimate, shipping, spec
 from fine_tune.hub.jobs.cli import NAMESPACE_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -157,7 +156,7 @@ class FakeHub:
         }
         for name, method in methods.items():
             fake_hf_api(monkeypatch, name, method)
-        monkeypatch.setattr("fine_tune.hub.access.hub_reachable", lambda endpoint, timeout=5.0: True)
+        monkeypatch.setattr("fine_tune.hub_access.hub_reachable", lambda endpoint, timeout=5.0: True)
 
     def named(self, name: str) -> list[dict]:
         return [kwargs for call, kwargs in self.calls if call == name]

@@ -1,4 +1,4 @@
-"""The accelerator switches (fine_tune/train/acceleration.py) and the `[vllm]` extra they point users to."""
+"""The accelerator switches (fine_tune/models/acceleration.py) and the `[vllm]` extra they point users to."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import tomllib
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from fine_tune.train.acceleration import (
+from fine_tune.models.acceleration import (
     VLLM_EXTRA_HINT,
     VLLM_SUPPORTED,
     AccelerationError,

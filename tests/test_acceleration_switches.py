@@ -1,11 +1,11 @@
-"""The optional accelerators' switches (fine_tune.train.acceleration): auto / true / false resolution."""
+"""The optional accelerators' switches (fine_tune.models.acceleration): auto / true / false resolution."""
 
 import json
 
 import pytest
 import torch
 
-from fine_tune.train.acceleration import (
+from fine_tune.models.acceleration import (
     AccelerationError,
     checkpoint_dtype,
     parse_switch,

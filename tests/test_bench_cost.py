@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from fine_tune.bench.cost import QWEN3_0_6B_SHAPE, TrainingCost, flop_check
-from fine_tune.bench.models import qwen3_0_6b_config
+from benchmarks.cost import QWEN3_0_6B_SHAPE, TrainingCost, flop_check
+from benchmarks.models import qwen3_0_6b_config
 from fine_tune.models.shape import ModelShape
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")

@@ -1,7 +1,7 @@
 """The hardware table (device specs and Jobs flavors) and the benchmark's output names."""
 
-from fine_tune.bench.hardware import JOBS_FLAVORS, SPECS_BY_FAMILY, T4, device_spec, flavors_of_family, gpu_family
-from fine_tune.bench.report import output_stem
+from benchmarks.report import output_stem
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, SPECS_BY_FAMILY, T4, device_spec, flavors_of_family, gpu_family
 
 
 def test_device_peak_table():

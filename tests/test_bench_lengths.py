@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from fine_tune.bench.lengths import (
+from benchmarks.lengths import (
     STRATEGIES,
     batch_tokens,
     padding_efficiency,

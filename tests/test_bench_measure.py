@@ -8,10 +8,10 @@ import pytest
 import torch
 from vllm_fakes import FakeLLM
 
-from fine_tune.bench.device import PeakMemory, TimeCapReached, time_cap
-from fine_tune.bench.lengths import Lengths
-from fine_tune.bench.measure_sft import metered_sft_trainer_class, padded_vs_padding_free, sft_args, sft_training_rows
-from fine_tune.bench.models import ModelSource
+from benchmarks.device import PeakMemory, TimeCapReached, time_cap
+from benchmarks.lengths import Lengths
+from benchmarks.measure_sft import metered_sft_trainer_class, padded_vs_padding_free, sft_args, sft_training_rows
+from benchmarks.models import ModelSource
 
 LORA = {"r": 16, "alpha": 32, "dropout": 0.0, "targets": ("q_proj", "k_proj", "v_proj", "o_proj")}
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -128,7 +128,7 @@ def test_time_cap_interrupts_a_block_and_leaves_no_alarm_behind():
 @pytest.fixture
 def vllm_bench(fake_vllm, monkeypatch):
     """measure_eval with the stand-in vllm module, told vLLM can run."""
-    from fine_tune.bench import measure_eval
+    from benchmarks import measure_eval
 
     monkeypatch.setattr(measure_eval, "vllm_unavailable", lambda device: None)
     return measure_eval

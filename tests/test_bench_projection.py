@@ -2,9 +2,9 @@
 
 import pytest
 
-from fine_tune.bench.lengths import STRATEGIES, synthetic_lengths
-from fine_tune.bench.projection import project_t4, sft_strategy
-from fine_tune.bench.settings import Recipe
+from benchmarks.lengths import STRATEGIES, synthetic_lengths
+from benchmarks.projection import project_t4, sft_strategy
+from benchmarks.settings import Recipe
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

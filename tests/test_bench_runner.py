@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.bench.lengths import STRATEGIES
-from fine_tune.bench.runner import Clock, job_figures
-from fine_tune.bench.settings import MODES
-from fine_tune.hub.estimate import benchmark_figures
+from benchmarks.lengths import STRATEGIES
+from benchmarks.runner import Clock, job_figures
+from benchmarks.settings import MODES
+from fine_tune.hub.jobs.estimate import benchmark_figures
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

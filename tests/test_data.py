@@ -7,6 +7,7 @@ from pathlib import Path
 import datasets
 import pytest
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import DEFAULT_SPLIT_SIZES, MEDMCQA_HUB_ID
 from fine_tune.data.loading import MEDMCQA_COLUMNS, load_medmcqa
 from fine_tune.data.report import token_length_stats
@@ -23,7 +24,6 @@ from fine_tune.data.splits import (
 )
 from fine_tune.data.validation import content_hash, require_usable, row_problems, validate_rows
 from fine_tune.errors import DatasetError
-from fine_tune.hub import access as hub
 
 
 def make_row(i: int, **overrides) -> dict:

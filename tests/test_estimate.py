@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.bench.hardware import JOBS_FLAVORS, T4, device_spec, flavors_of_family, gpu_family
-from fine_tune.hub import estimate
+from fine_tune.hub.jobs import estimate
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, device_spec, flavors_of_family, gpu_family
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("sft", "grpo", "eval")
@@ -112,14 +112,14 @@ def test_an_unknown_gpu_drives_nothing(tmp_path):
 
 
 def test_the_readme_cost_table_is_the_generated_one():
-    from fine_tune.bench.settings import Recipe
+    from benchmarks.settings import Recipe
 
     table = estimate.cost_table({phase: Recipe.load(phase).values for phase in PHASES})
     assert table in (REPO / "README.md").read_text(), "regenerate it: python scripts/benchmark.py --cost-table"
 
 
 def test_a_multi_gpu_flavor_gets_its_gpus_single_gpu_figure_with_no_credit_for_the_others():
-    from fine_tune.hub.estimate import figure_for, single_gpu_flavor
+    from fine_tune.hub.jobs.estimate import figure_for, single_gpu_flavor
 
     assert [single_gpu_flavor(f) for f in ("l4x4", "a10g-largex4", "h200x8", "l4x1", "foox4")] == [
         "l4x1", "a10g-large", "h200", None, None,

@@ -9,7 +9,6 @@ import pytest
 from rich.console import Console
 
 from fine_tune.evaluate.eval_set import EvalSet
-from fine_tune.evaluate.evaluation import EvalOutcome
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.mixture import (
     POOLED,
@@ -19,6 +18,7 @@ from fine_tune.evaluate.mixture import (
     render_mixture_markdown,
     write_mixture_outputs,
 )
+from fine_tune.evaluate.phase import EvalOutcome
 from fine_tune.evaluate.regressions import parent_checks
 from fine_tune.evaluate.results import build_results
 from fine_tune.evaluate.runs import ModelRun, generation_timings, prediction_records

@@ -22,13 +22,13 @@ from fine_tune.constants import (
     REPORT_FILE,
     RESULTS_FILE,
 )
+from fine_tune.data.normalise import content_hash
 from fine_tune.data.splits import load_split, manifest_hash, read_manifest, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
-from fine_tune.data.tasks import content_hash
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.evaluate import sources
 from fine_tune.evaluate.eval_set import load_eval_sets
-from fine_tune.evaluate.evaluation import run_evaluation
+from fine_tune.evaluate.phase import run_evaluation
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.split_check import NOT_FINE_TUNED, UNVERIFIED, VERIFIED, check_split
 from fine_tune.evaluate.summaries import identical_output_warnings, metric_intervals, pairwise_comparisons
@@ -560,7 +560,7 @@ def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
 
 
 def test_a_regression_fails_the_exit_status_only_when_asked(tmp_path):
-    from fine_tune.evaluate.evaluation import EvalOutcome
+    from fine_tune.evaluate.phase import EvalOutcome
 
     results = {"failed": ["x"], "regressions": [{"model": "grpo", "parent": "sft"}]}
     assert EvalOutcome(results, tmp_path, fail_on_regression=True).exit_code == EXIT_REGRESSION

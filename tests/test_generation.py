@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fine_tune.bench.cost import QWEN3_0_6B_SHAPE
+from benchmarks.cost import QWEN3_0_6B_SHAPE
 from fine_tune.data.splits import load_eval_rows
 from fine_tune.data.synthetic import generate_rows
 from fine_tune.evaluate.generation import (

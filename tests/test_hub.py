@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.hub import access as hub
+from fine_tune import hub_access as hub
 
 
 @pytest.fixture

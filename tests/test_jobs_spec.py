@@ -13,9 +13,8 @@ import pytest
 from jobs_fakes import FAKE_TOKEN, NAMESPACE, REPO_ROOT
 
 from fine_tune import constants
-from fine_tune.bench.hardware import flavor_gpus
-from fine_tune.hub import estimate
-from fine_tune.hub.jobs import cli, launch, shipping, spec
+from fine_tune.hub.jobs import cli, estimate, launch, shipping, spec
+from fine_tune.hub.jobs.hardware import flavor_gpus
 from fine_tune.hub.phases import JobsError
 
 pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env, project, no_network

@@ -16,9 +16,8 @@ import pytest
 from huggingface_hub import HfApi
 from jobs_fakes import FAKE_TOKEN, HF_API_METHODS, NAMESPACE, REPO_ROOT, FakeHub, fake_hf_api
 
-from fine_tune import constants
-from fine_tune.hub import access, estimate
-from fine_tune.hub.jobs import cli, shipping
+from fine_tune import constants, hub_access
+from fine_tune.hub.jobs import cli, estimate, shipping
 from fine_tune.hub.phases import JobsError
 
 pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env, project, no_network
@@ -235,7 +234,7 @@ def silent_endpoint(clean_env):
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     clean_env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
-    clean_env.setattr(access, "HUB_READ_TIMEOUT_S", 1.5)
+    clean_env.setattr(hub_access, "HUB_READ_TIMEOUT_S", 1.5)
     yield server.getsockname()[1]
     stop.set()
     thread.join()
@@ -265,7 +264,7 @@ def test_whoami_on_a_silent_endpoint_is_bounded_and_hints_only_without_namespace
     """whoami had no timeout; the hint "or pass --namespace" appeared even when it was passed."""
     from fine_tune.hub.jobs.submit import check_account
 
-    access.bound_hub_calls()
+    hub_access.bound_hub_calls()
     started = time.monotonic()
     with pytest.raises(JobsError, match="did not answer who the token belongs to") as error:
         check_account(cli.default_api(FAKE_TOKEN), FAKE_TOKEN, namespace)
@@ -279,7 +278,7 @@ def test_every_hub_call_is_bounded_once_preflight_passed(silent_endpoint):
     import httpx2
     from huggingface_hub import get_session
 
-    access.bound_hub_calls()
+    hub_access.bound_hub_calls()
     started = time.monotonic()
     with pytest.raises(httpx2.TimeoutException):
         get_session().get(f"http://127.0.0.1:{silent_endpoint}/api/whoami-v2")

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.models.memory import (
+from fine_tune.hub.jobs.memory import (
     GIB,
     KNOWN_MODEL_CONFIGS,
     MemoryPlan,

@@ -258,7 +258,7 @@ def test_eval_results_update_the_cards_of_scored_models_but_not_the_base(tmp_pat
 
 
 def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
-    from fine_tune.models import saving
+    from fine_tune.hub import publish
 
     out = tmp_path / "out"
     for sub in ("merged", "adapter"):
@@ -269,7 +269,7 @@ def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", lambda api, repo_id, **kw: calls.append(("create_repo", repo_id, kw)))
     monkeypatch.setattr(HfApi, "upload_folder", lambda api, **kw: calls.append(("upload_folder", kw)))
     monkeypatch.setattr(HfApi, "create_commit", lambda api, **kw: calls.append(("create_commit", kw)))
-    saving.push_to_hub(out, "alice/medmcqa-sft", token=SECRET, private=True)
+    publish.push_to_hub(out, "alice/medmcqa-sft", token=SECRET, private=True)
     assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_folder", "create_commit"]
     commit = calls[-1][1]
     files = {op.path_in_repo: op.path_or_fileobj for op in commit["operations"]}

@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR
 from fine_tune.errors import ModelSourceError
-from fine_tune.models import saving
+from fine_tune.hub import publish
 from fine_tune.models.lineage import Lineage, read_lineage
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import resolve_precision
@@ -128,7 +128,7 @@ def test_push_uploads_merged_at_root_and_adapter_in_subfolder(saved_run, monkeyp
     calls = []
 
     class FakeApi:
-        def __init__(self, token=None):
+        def __init__(self, endpoint=None, token=None):
             calls.append(("init", token))
 
         def create_repo(self, repo_id, **kwargs):
@@ -142,7 +142,7 @@ def test_push_uploads_merged_at_root_and_adapter_in_subfolder(saved_run, monkeyp
             return lambda *a, **k: calls.append((name, a, k))
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
-    url = saving.push_to_hub(out, "user/medmcqa-sft", token="hf_secret", private=True)
+    url = publish.push_to_hub(out, "user/medmcqa-sft", token="hf_secret", private=True)
     assert url == "https://hub.example/user/medmcqa-sft"
     uploads = [c for c in calls if c[0] == "upload_folder"]
     merged_upload = next(c for c in uploads if c[2] == str(out / MERGED_DIR))

@@ -16,7 +16,8 @@ from fine_tune.task.parsing import (
     parse_response_lenient,
     strip_think,
 )
-from fine_tune.task.prompts import LETTERS, RESPONSE_KEYS, target_response
+from fine_tune.task.prompts import LETTERS, target_response
+from fine_tune.task.spec import RESPONSE_KEYS
 
 VALID = '{"predicted_category": "B", "confidence": 0.8, "reason": "Because."}'
 

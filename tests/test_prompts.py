@@ -6,7 +6,6 @@ from transformers import AutoTokenizer
 from fine_tune.task.prompts import (
     CHAT_TEMPLATE_KWARGS,
     REASON_MAX_CHARS,
-    RESPONSE_KEYS,
     SYSTEM_PROMPT,
     chat_format,
     format_question,
@@ -19,6 +18,7 @@ from fine_tune.task.prompts import (
     target_reason,
     target_response,
 )
+from fine_tune.task.spec import RESPONSE_KEYS
 
 ROW = {
     "id": "r1",

@@ -12,8 +12,8 @@ from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.evaluate.eval_set import load_eval_sets
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.plots import PLOT_FILES
-from fine_tune.evaluate.report import print_summary, render_markdown, write_report
-from fine_tune.evaluate.results import build_results
+from fine_tune.evaluate.report import print_summary, render_markdown
+from fine_tune.evaluate.results import build_results, write_report
 from fine_tune.evaluate.runs import ModelRun, generation_timings, prediction_records
 from fine_tune.evaluate.split_check import check_split
 from fine_tune.models.precision import resolve_precision

@@ -8,9 +8,9 @@ import pytest
 from test_tasks import EXPECTED, spec
 
 from fine_tune.data.loading import read_medmcqa, read_task_rows
+from fine_tune.data.normalise import REASON_DESCRIPTIONS, REASONS, load_task
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.task_splits import load_task_eval_rows, split_normalised
-from fine_tune.data.tasks import REASON_DESCRIPTIONS, REASONS, load_task
 from fine_tune.errors import DatasetError
 from fine_tune.task.spec import resolve_task
 

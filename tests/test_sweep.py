@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fine_tune.errors import RecipeError
-from fine_tune.recipes.sweep import load_sweep, sft_command
+from fine_tune.hub.sweep import load_sweep, sft_command
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_sweep_runs_two_tiny_configurations_and_prints_one_table(tmp_path, synth
 
 
 def test_the_table_reads_a_single_task_run_and_the_pooled_rates_of_a_mixture(tmp_path):
-    from fine_tune.recipes.sweep import EVAL_LABEL, read_metrics
+    from fine_tune.hub.sweep import EVAL_LABEL, read_metrics
 
     single = tmp_path / "single.json"
     single.write_text(json.dumps({"models": {EVAL_LABEL: {"metrics": {"accuracy": 0.5, "valid_json_rate": 0.9}}}}))

@@ -54,7 +54,7 @@ def phase_args(phase: str, task: str, **values) -> list[str]:
 @pytest.mark.usefixtures("single_torch_thread")
 @pytest.mark.parametrize("task", PRESETS)
 def test_each_preset_trains_and_is_scored(task, tiny_model_dir, tmp_path):
-    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.train.grpo import run_grpo
     from fine_tune.train.sft import run_sft
 
@@ -116,7 +116,7 @@ def mixture_args(phase: str, **values) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.usefixtures("single_torch_thread")
 def test_a_mixture_of_tasks_trains_once_and_is_scored_task_by_task(tiny_model_dir, tmp_path):
-    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.train.grpo import run_grpo
     from fine_tune.train.sft import run_sft
 

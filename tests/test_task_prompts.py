@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.synthetic import generate_rows
-from fine_tune.data.tasks import normalise_dataset
 from fine_tune.errors import RecipeError
 from fine_tune.task import prompts
 from fine_tune.task.parsing import parse_response

@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from fine_tune.data import validation
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.splits import split_dataset
 from fine_tune.data.synthetic import generate_rows
 from fine_tune.data.task_splits import phase_split, split_task_rows
-from fine_tune.data.tasks import normalise_dataset
 from fine_tune.errors import DatasetError
 from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.task.spec import resolve_task

@@ -6,7 +6,7 @@ import pytest
 
 from fine_tune.data import validation
 from fine_tune.data.loading import read_task_rows
-from fine_tune.data.tasks import (
+from fine_tune.data.normalise import (
     CANONICAL_COLUMNS,
     REASONS,
     content_hash,

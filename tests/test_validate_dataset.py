@@ -199,8 +199,8 @@ def token_count(tokenizer, text: str) -> int:
 
 
 def test_token_lengths_are_those_of_the_text_sft_trains_on(mistral_tokenizer):
+    from fine_tune.data.normalise import normalise_dataset
     from fine_tune.data.report import dataset_report, task_dataset_report
-    from fine_tune.data.tasks import normalise_dataset
     from fine_tune.task.prompts import SYSTEM_PROMPT, render_prompt, render_training_text
     from fine_tune.task.spec import resolve_task
 

@@ -19,10 +19,10 @@ from fine_tune.evaluate.vllm_backend import (
     resolve_backend,
     vllm_completion,
 )
+from fine_tune.models.acceleration import AccelerationError
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import resolve_precision
 from fine_tune.task.prompts import prompt_messages
-from fine_tune.train.acceleration import AccelerationError
 
 MAX_NEW_TOKENS = 12
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import datasets
 
+from fine_tune import hub_access as hub
 from fine_tune.data.records import (
     MEDMCQA_COLUMNS,
     WRONG_TYPE,
@@ -23,8 +24,7 @@ from fine_tune.data.records import (
     read_json_rows,
 )
 from fine_tune.errors import DatasetError
-from fine_tune.hub import access as hub
-from fine_tune.models.source import is_hub_id, is_local, written_as_path
+from fine_tune.hub_access import is_hub_id, is_local, written_as_path
 from fine_tune.task.prompts import OPTION_COLUMNS
 from fine_tune.task.spec import TaskSpec
 

@@ -11,10 +11,10 @@ import datasets
 import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
+from fine_tune.data.normalise import NormalisedRows
 from fine_tune.data.records import RefusedRecord
 from fine_tune.data.rows import RowReport
 from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
-from fine_tune.data.tasks import NormalisedRows
 from fine_tune.data.validation import duplicate_content, validate_rows
 from fine_tune.errors import DatasetError
 from fine_tune.task.prompts import prompt_messages, render_prompt, render_training_text
@@ -88,8 +88,8 @@ def task_dataset_report(
     source: str | None = None,
 ) -> dict[str, Any]:
     """`dataset_report` for any task's normalised rows: the same keys, plus `task` and `letters`."""
+    from fine_tune.data.normalise import content_hash
     from fine_tune.data.task_splits import split_normalised
-    from fine_tune.data.tasks import content_hash
 
     report, rows = normalised.report, normalised.dataset
     hashes = Counter(content_hash(row) for row in rows)

@@ -15,6 +15,7 @@ from typing import Any
 import datasets
 import numpy as np
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, SPLIT_NAMES
 from fine_tune.data.loading import read_medmcqa
 from fine_tune.data.rows import first_reasons
@@ -27,7 +28,6 @@ from fine_tune.data.validation import (
     validate_rows,
 )
 from fine_tune.errors import DatasetError
-from fine_tune.hub import access as hub
 from fine_tune.io import atomic_write_json
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,9 @@ from typing import Any
 
 import datasets
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, STRATIFY_COLUMNS
+from fine_tune.data.normalise import NormalisedRows, TaskReport, content_hash, load_task, normalise_dataset
 from fine_tune.data.rows import first_reasons
 from fine_tune.data.splits import (
     SplitResult,
@@ -32,10 +34,8 @@ from fine_tune.data.splits import (
     write_manifest,
 )
 from fine_tune.data.stratify import stratified_assignment, stratum_counts
-from fine_tune.data.tasks import NormalisedRows, TaskReport, content_hash, load_task, normalise_dataset
 from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
-from fine_tune.hub import access as hub
 from fine_tune.task.mixture import mixture_sizes
 from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import datasets
 
+from fine_tune.data.normalise import content_hash
 from fine_tune.data.task_splits import PhaseSplit, official_rows, phase_split, task_sources
-from fine_tune.data.tasks import content_hash
 from fine_tune.data.validation import row_label
 from fine_tune.errors import RecipeError
 from fine_tune.recipes.arguments import OFFICIAL_EVAL, SPLIT_EVAL, EvalConfig
@@ -21,7 +21,7 @@ from fine_tune.task.spec import TaskSpec, resolve_task
 
 @dataclass
 class EvalSet:
-    rows: datasets.Dataset  # canonical rows (`fine_tune.data.tasks`)
+    rows: datasets.Dataset  # canonical rows (`fine_tune.data.normalise`)
     info: dict[str, Any]  # the "dataset" section of the results
     manifest: dict[str, Any] | None  # the split manifest recomputed here (eval_split 'split' only)
     task: TaskSpec = field(default_factory=lambda: resolve_task(None))

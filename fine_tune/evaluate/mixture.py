@@ -22,7 +22,7 @@ from rich.text import Text
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.evaluate import report
 from fine_tune.evaluate.regressions import parent_checks, regressions
-from fine_tune.evaluate.results import RESULTS_FORMAT, environment, json_safe
+from fine_tune.evaluate.results import RESULTS_FORMAT, environment, json_safe, write_report
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.summaries import metric_intervals, pairwise_comparisons
 from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, atomic_write_text
@@ -136,7 +136,7 @@ def write_mixture_outputs(
             task_folder = tmp / results["task"]["name"]
             atomic_write_json(task_folder / RESULTS_FILE, results)
             atomic_write_jsonl(task_folder / PREDICTIONS_FILE, [json_safe(record) for record in records])
-            report.write_report(results, task_folder, REPORT_FILE)
+            write_report(results, task_folder)
         atomic_write_json(tmp / RESULTS_FILE, summary)
         atomic_write_text(tmp / REPORT_FILE, render_mixture_markdown(summary))
 

@@ -1,14 +1,13 @@
 """Rendering of an eval run's results dict: the console tables (rich) and `report.md` (its plots: `plots`).
 
 Everything here reads the JSON-ready results that `fine_tune.evaluate.results` builds and computes nothing new, so
-the report can be rebuilt from `eval_results.json` alone (`write_report(json.load(...), folder)`).
+the report can be rebuilt from `eval_results.json` alone (`fine_tune.evaluate.results.write_report`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -16,7 +15,6 @@ from rich.table import Table
 from rich.text import Text
 
 from fine_tune.evaluate.stats import INVALID
-from fine_tune.io import atomic_write_text
 from fine_tune.markdown import md_table
 from fine_tune.task.prompts import LETTERS
 
@@ -418,12 +416,3 @@ def warnings_section(results: Mapping[str, Any]) -> str:
 def config_section(results: Mapping[str, Any]) -> str:
     config = json.dumps(results["config"], indent=2, sort_keys=True, ensure_ascii=False, default=str)
     return f"<details><summary>Configuration</summary>\n\n```json\n{config}\n```\n\n</details>"
-
-
-def write_report(results: Mapping[str, Any], folder: str | Path, report_file: str = "report.md") -> Path:
-    """`report.md` and its plots in `folder` (called on the run's temporary folder, which is moved into place)."""
-    from fine_tune.evaluate.plots import write_plots  # matplotlib is imported only to draw
-
-    folder = Path(folder)
-    plots = write_plots(results, folder)
-    return atomic_write_text(folder / report_file, render_markdown(results, plots))

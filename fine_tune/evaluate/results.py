@@ -17,7 +17,7 @@ from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.regressions import regressions
 from fine_tune.evaluate.runs import ModelRun, inference_device
 from fine_tune.evaluate.summaries import model_summary, pairwise_comparisons
-from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl
+from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from fine_tune.models.precision import Precision
 from fine_tune.provenance import provenance
 from fine_tune.recipes.arguments import EvalConfig
@@ -107,12 +107,21 @@ def build_results(
     return json_safe(results)
 
 
+def write_report(results: Mapping[str, Any], folder: str | Path, report_file: str = REPORT_FILE) -> Path:
+    """`report.md` and its plots in `folder` (called on the run's temporary folder, which is moved into place)."""
+    from fine_tune.evaluate.plots import write_plots  # matplotlib is imported only to draw
+
+    folder = Path(folder)
+    plots = write_plots(results, folder)
+    return atomic_write_text(folder / report_file, report.render_markdown(results, plots))
+
+
 def write_outputs(results: Mapping[str, Any], records: list[dict[str, Any]], folder: Path) -> Path:
     """eval_results.json, predictions.jsonl, report.md and plots, swapped into place as one folder."""
 
     def write(tmp: Path) -> None:
         atomic_write_json(tmp / RESULTS_FILE, results)
         atomic_write_jsonl(tmp / PREDICTIONS_FILE, [json_safe(record) for record in records])
-        report.write_report(results, tmp, REPORT_FILE)
+        write_report(results, tmp)
 
     return atomic_write_dir(folder, write)

@@ -23,7 +23,7 @@ from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
 from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
-from fine_tune.hub.access import hf_token
+from fine_tune.hub_access import hf_token
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision
 from fine_tune.recipes.arguments import EvalConfig

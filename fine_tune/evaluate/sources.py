@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import ADAPTER_CONFIG_FILE, MERGED_DIR
 from fine_tune.errors import ModelSourceError
-from fine_tune.hub import access as hub
+from fine_tune.hub_access import is_hub_id, is_local, written_as_path
 from fine_tune.models.lineage import read_lineage
-from fine_tune.models.source import is_hub_id, is_local, written_as_path
 
 logger = logging.getLogger(__name__)
 

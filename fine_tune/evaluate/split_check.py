@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import SPLIT_MANIFEST_FILE
+from fine_tune.data.normalise import content_hash
 from fine_tune.data.splits import manifest_hash, read_manifest, splits_hash
-from fine_tune.data.tasks import content_hash
 from fine_tune.data.validation import row_label
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.sources import resolve_source
-from fine_tune.models.source import is_local
+from fine_tune.hub_access import is_local
 from fine_tune.recipes.arguments import EvalConfig
 
 TRAINING_SPLITS = ("sft", "grpo")
@@ -159,3 +160,11 @@ def model_split_verdicts(
                 "the eval rows: pass that run's split_manifest.json as split_manifest to verify there is no overlap"
             )
     return verdicts, warnings
+
+
+def fetch_split_manifest(repo_id: str, local_dir: str | Path, token: str | None = None) -> Path:
+    """The split_manifest.json a training job pushed to `repo_id`, downloaded to `local_dir`."""
+    from huggingface_hub import hf_hub_download
+
+    hub.bound_hub_calls()
+    return Path(hf_hub_download(repo_id, SPLIT_MANIFEST_FILE, local_dir=local_dir, token=token or hub.hf_token()))

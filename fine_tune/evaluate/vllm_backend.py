@@ -27,8 +27,8 @@ from fine_tune.evaluate.generation import (
     generate_responses,
     stop_token_ids,
 )
+from fine_tune.models.acceleration import AccelerationError, cuda_capability, installed_version, vllm_problems
 from fine_tune.task.prompts import render_prompt
-from fine_tune.train.acceleration import AccelerationError, cuda_capability, installed_version, vllm_problems
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fine_tune import hub_access
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR, MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
-from fine_tune.hub import access
+from fine_tune.hub_access import is_hub_id
 from fine_tune.io import atomic_write_text
 from fine_tune.markdown import md_table
 from fine_tune.models.lineage import model_config, script_config, training_config
-from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
 
@@ -353,7 +353,7 @@ def _update_hub_card(repo_id: str, eval_table_md: str, token: str | None, commit
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
-    access.bound_hub_calls()
+    hub_access.bound_hub_calls()
 
     def download(filename: str) -> str | None:
         try:
@@ -374,7 +374,7 @@ def _update_hub_card(repo_id: str, eval_table_md: str, token: str | None, commit
         elif card is None:
             card = f"# {repo_id}\n"
     updated = replace_eval_section(card, eval_table_md)
-    HfApi(endpoint=access.hub_endpoint(), token=token).upload_file(
+    HfApi(endpoint=hub_access.hub_endpoint(), token=token).upload_file(
         path_or_fileobj=updated.encode(),
         path_in_repo=MODEL_CARD_FILE,
         repo_id=repo_id,

@@ -18,8 +18,8 @@ from typing import Any
 
 import fine_tune
 from fine_tune.constants import LINEAGE_FILE
+from fine_tune.hub_access import is_local
 from fine_tune.io import atomic_write_json
-from fine_tune.models.source import is_local
 from fine_tune.provenance import git_commit
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fine_tune.constants import ADAPTER_CONFIG_FILE, ADAPTER_DIR, MERGED_DIR
+from fine_tune.constants import ADAPTER_DIR, MERGED_DIR
 from fine_tune.io import atomic_write_dir
 from fine_tune.models.lineage import Lineage, quantization_record
 from fine_tune.models.loading import load_causal_lm
@@ -62,37 +62,3 @@ def save_adapter_and_merged(
     merged_dir = atomic_write_dir(output_dir / MERGED_DIR, write_merged)
     logger.info("saved adapter to %s and merged model to %s (base %s)", adapter_dir, merged_dir, base)
     return {"adapter": adapter_dir, "merged": merged_dir}
-
-
-def push_to_hub(output_dir: str | Path, repo_id: str, *, token: str | None, private: bool = False) -> str:
-    """Upload the merged model at the repo root, the adapter under `adapter/`, then the model card (README.md) and
-    the split manifest; returns the repo URL. The card replaces any earlier one (e.g. the Trainer's): a retrained
-    model's old eval table no longer applies."""
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    from fine_tune.constants import MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
-    from fine_tune.hub.model_card import card_for_output_dir
-
-    output_dir = Path(output_dir)
-    card = card_for_output_dir(output_dir, repo_id, secret=token)
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=output_dir / MERGED_DIR,
-        commit_message="merged model",
-        delete_patterns=["adapter_model.safetensors", ADAPTER_CONFIG_FILE],
-    )
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=output_dir / ADAPTER_DIR,
-        path_in_repo=ADAPTER_DIR,
-        commit_message="LoRA adapter",
-    )
-    operations = [CommitOperationAdd(path_in_repo=MODEL_CARD_FILE, path_or_fileobj=card.encode())]
-    if (output_dir / SPLIT_MANIFEST_FILE).is_file():
-        operations.append(
-            CommitOperationAdd(path_in_repo=SPLIT_MANIFEST_FILE, path_or_fileobj=str(output_dir / SPLIT_MANIFEST_FILE))
-        )
-    api.create_commit(repo_id=repo_id, operations=operations, commit_message="model card and split manifest")
-    return str(url)

@@ -1,6 +1,6 @@
 """A decoder-only model's shape, read from its config (a config.json dict or a transformers config): the one place
-that counts its parameters, for the memory planner (fine_tune.models.memory) and the benchmark's FLOP and
-activation accounting (fine_tune.bench.cost). Torch-free at import."""
+that counts its parameters, for the memory planner (fine_tune.hub.jobs.memory) and the benchmark's FLOP and
+activation accounting (benchmarks.cost). Torch-free at import."""
 
 from __future__ import annotations
 

@@ -4,40 +4,16 @@ lineage record."""
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import LINEAGE_FILE
 from fine_tune.errors import ModelSourceError
+from fine_tune.hub_access import is_local, written_as_path
+from fine_tune.models.lineage import read_lineage
 
 logger = logging.getLogger(__name__)
-
-
-LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-
-
-def is_local(source: Any) -> bool:
-    """An existing local file or folder."""
-    return isinstance(source, (str, Path)) and str(source) != "" and Path(source).expanduser().exists()
-
-
-def written_as_path(source: Any) -> bool:
-    """Written like a path (./, /, ~, more than one '/', or a data-file suffix), whether or not it exists: such a
-    source is never sent to the Hub, so a typo fails as 'not found' instead of as an unknown repo."""
-    if not isinstance(source, (str, Path)) or str(source) == "":
-        return False
-    text = str(source)
-    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.lower().endswith(LOCAL_FILE_SUFFIXES)
-
-
-def is_hub_id(source: Any, *, namespaced: bool = True) -> bool:
-    """A Hub repo ID (`owner/name`; `name` alone too when not `namespaced`) that is not a local path."""
-    if not isinstance(source, str) or is_local(source) or written_as_path(source) or not _HUB_ID.match(source):
-        return False
-    return "/" in source or not namespaced
 
 
 def read_adapter_base(source: str, token: str | None = None, subfolder: str | None = None) -> str | None:
@@ -74,8 +50,6 @@ def resolve_model_source(source: str, token: str | None = None) -> ResolvedModel
     Refuses an adapter whose lineage record and adapter config name different bases: upstream evaluated the base
     model under the name "grpo" because the adapter config named the wrong base.
     """
-    from fine_tune.models.lineage import read_lineage  # lineage reads through is_local: imported at call time
-
     lineage = read_lineage(source, token=token)
     adapter_base = read_adapter_base(source, token=token)
     if adapter_base is None:

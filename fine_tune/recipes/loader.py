@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fine_tune.constants import TOKEN_ENV
 from fine_tune.errors import RecipeError
+from fine_tune.io import read_yaml
 
 # phase -> the dataclasses its recipe fills, as "module:Class" (imported on use: TRL's trainer configs import torch)
 PHASE_SCHEMAS: dict[str, tuple[str, ...]] = {
@@ -59,31 +58,6 @@ def schema_keys(types: Iterable[type]) -> set[str]:
 def did_you_mean(key: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A recipe file as a mapping; RecipeError naming the file for a missing, unreadable, empty or malformed one."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe file") from None
-    except UnicodeDecodeError as error:
-        raise RecipeError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from None
-    except OSError as error:
-        raise RecipeError(f"{path}: cannot read the recipe ({error.strerror})") from None
-    try:
-        recipe = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise RecipeError(f"{path}:{where} is not valid YAML ({problem})") from None
-    if recipe is None:
-        raise RecipeError(f"{path}: the recipe is empty; expected a YAML mapping of key: value")
-    if not isinstance(recipe, dict):
-        raise RecipeError(f"{path}: expected a YAML mapping of key: value, got a {type(recipe).__name__}")
-    return recipe
 
 
 def override_keys(argv: Sequence[str]) -> list[str]:

@@ -11,9 +11,9 @@ from trl import GRPOConfig, SFTConfig
 from fine_tune.constants import (
     TRACKIO_PROJECT,
 )
+from fine_tune.models.acceleration import VLLM_SERVER, parse_switch
 from fine_tune.models.precision import resolve_precision
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS
-from fine_tune.train.acceleration import VLLM_SERVER, parse_switch
 
 # transformers 5.17, the newest release the [vllm] extra can install (vLLM 0.31 needs < 5.18), still calls
 # `activation_checkpointing` `gradient_checkpointing`: there the recipes' key is declared here and passed on.

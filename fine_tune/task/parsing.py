@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from fine_tune.task.prompts import LETTERS, RESPONSE_KEYS
+from fine_tune.task.prompts import LETTERS
+from fine_tune.task.spec import RESPONSE_KEYS
 
 EMPTY = "empty"
 THINK_BLOCK = "think_block"

@@ -21,7 +21,6 @@ from fine_tune.task.spec import CHOICES_FIELD, DEFAULT_TASK, TaskSpec, resolve_t
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 OPTION_COLUMNS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
-RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")
 TARGET_CONFIDENCE = 0.95
 REASON_MAX_CHARS = 250
 CHAT_TEMPLATE_KWARGS: dict[str, Any] = {"enable_thinking": False}
@@ -48,11 +47,11 @@ SYSTEM_PROMPT = system_prompt(LETTERS)
 
 
 def canonical(row: Mapping[str, Any], task: TaskSpec | None = None) -> Mapping[str, Any]:
-    """A canonical row (`fine_tune.data.tasks`) as is; a raw MedMCQA row (opa..opd, cop) mapped by the medmcqa
+    """A canonical row (`fine_tune.data.normalise`) as is; a raw MedMCQA row (opa..opd, cop) mapped by the medmcqa
     task file, so callers holding MedMCQA rows need no conversion of their own."""
     if "options" in row:
         return row
-    from fine_tune.data.tasks import normalise_row
+    from fine_tune.data.normalise import normalise_row
 
     converted, problems = normalise_row(task or resolve_task(DEFAULT_TASK), row)
     if converted is None:

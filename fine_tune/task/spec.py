@@ -36,6 +36,7 @@ from typing import Any
 
 from fine_tune.constants import PROJECT_ROOT
 from fine_tune.errors import RecipeError
+from fine_tune.io import read_yaml
 
 TASKS_DIR = PROJECT_ROOT / "configs" / "tasks"
 DEFAULT_TASK = "medmcqa"
@@ -59,6 +60,7 @@ TOP_KEYS: tuple[str, ...] = (
 )
 FIELD_KEYS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "explanation", "subject", "image")
 PROMPT_KEYS: tuple[str, ...] = ("question_label", "context_label", "system")
+RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")  # the answer JSON, in order
 CHOICES_FIELD = "{choices}"  # where a task's own system prompt names its letters
 
 
@@ -158,8 +160,6 @@ def _load_preset(path: Path) -> TaskSpec:
 
 
 def load_task_spec(path: str | Path) -> TaskSpec:
-    from fine_tune.recipes.loader import read_yaml
-
     path = Path(path)
     return parse_task_spec(read_yaml(path), source=path)
 
@@ -215,8 +215,6 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
 
 
 def _system(prompt: Mapping[str, Any], where: str) -> str | None:
-    from fine_tune.task.prompts import RESPONSE_KEYS  # prompts reads specs: imported here, not at the top
-
     system = _optional_text(prompt, "system", where)
     if system is not None and system.count(CHOICES_FIELD) != 1:
         raise RecipeError(f"{where}: system must name the letters once, at {CHOICES_FIELD}, got {system!r}")

@@ -1,17 +1,22 @@
-"""Checkpoints: the one rule for a complete checkpoint, and which one `--resume_from_checkpoint latest` resumes."""
+"""Checkpoints: the one rule for a complete checkpoint, and which one `--resume_from_checkpoint latest` resumes (in a
+job, the last one pushed to the Hub when the output folder holds none)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import struct
+import tempfile
 import zipfile
 from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from fine_tune.constants import RESUME_LATEST, TRAINER_STATE_FILE
-from fine_tune.hub.jobs.in_job import fetch_checkpoint_for_resume
+from fine_tune import hub_access as hub
+from fine_tune.constants import HUB_CHECKPOINT_DIR, RESUME_LATEST, TOKEN_ENV, TRAINER_STATE_FILE
+from fine_tune.errors import ModelSourceError
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +109,79 @@ def resolve_resume(training_args) -> str | None:
     else:
         logger.info("resuming from %s", last)
     return last
+
+
+def fetch_hub_checkpoint(
+    output_dir: str | Path, repo_id: str, *, token: str | None = None, revision: str | None = None
+) -> Path | None:
+    """Download `last-checkpoint/` of `repo_id` into `output_dir/checkpoint-<global_step>`; None when there is none.
+
+    The Trainer pushes it there with `push_to_hub: true` and `hub_strategy: checkpoint`; placing it under its step's
+    name lets `--resume_from_checkpoint latest` pick it up.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    hub.bound_hub_calls()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=output_dir, prefix=".hub-checkpoint."))
+    try:
+        try:
+            snapshot_download(
+                repo_id,
+                allow_patterns=[f"{HUB_CHECKPOINT_DIR}/*"],
+                local_dir=tmp,
+                token=token,
+                revision=revision,
+            )
+        except (RepositoryNotFoundError, RevisionNotFoundError):
+            logger.info("no Hub repo %s yet: nothing to resume from there", repo_id)
+            return None
+        state_path = tmp / HUB_CHECKPOINT_DIR / TRAINER_STATE_FILE
+        if not state_path.is_file():
+            logger.info("%s holds no %s/ yet: nothing to resume from there", repo_id, HUB_CHECKPOINT_DIR)
+            return None
+        step = int(json.loads(state_path.read_text())["global_step"])
+        target = output_dir / f"checkpoint-{step}"
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp / HUB_CHECKPOINT_DIR, target)
+        logger.info("downloaded %s/%s (step %d) to %s", repo_id, HUB_CHECKPOINT_DIR, step, target)
+        return target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fetch_checkpoint_for_resume(training_args, token: str | None = None) -> Path | None:
+    """When resuming from `latest` and `output_dir` holds no complete checkpoint, bring the last one from the Hub.
+
+    Does nothing unless `resume_from_checkpoint` is true/latest, `push_to_hub` is on and `hub_model_id` is set.
+    "Complete" is `last_complete_checkpoint`'s rule (a folder cut off mid-save has no trainer_state.json), the one
+    the resume itself uses. A Hub that cannot be reached is an error (starting over would silently waste the run).
+    """
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() not in RESUME_LATEST:
+        return None
+    if not (getattr(training_args, "push_to_hub", False) and getattr(training_args, "hub_model_id", None)):
+        return None
+    output_dir = Path(training_args.output_dir)
+    if last_complete_checkpoint(output_dir) is not None:
+        return None
+    token = token or hub.hf_token()
+    endpoint = hub.hub_endpoint()
+    fix = f"check the network and ${TOKEN_ENV}, or copy the checkpoint folder into {output_dir} yourself"
+    if hub.offline_mode() or not hub.hub_reachable(endpoint, timeout=hub.HUB_TIMEOUT_S):
+        raise ModelSourceError(
+            f"resume asked for the last checkpoint of {training_args.hub_model_id}, but {output_dir} holds none and "
+            f"the Hub ({endpoint}) is offline or unreachable: {fix}"
+        )
+    try:
+        return fetch_hub_checkpoint(
+            output_dir, training_args.hub_model_id, token=token, revision=getattr(training_args, "hub_revision", None)
+        )
+    except Exception as error:  # auth, network and disk errors all become one explained failure
+        raise ModelSourceError(
+            f"cannot fetch the last checkpoint of {training_args.hub_model_id} from the Hub to resume "
+            f"({type(error).__name__}: {hub.redact(str(error), token)}): {fix}"
+        ) from error

@@ -16,7 +16,7 @@ from fine_tune.data.task_splits import phase_split
 from fine_tune.models.lineage import Lineage
 from fine_tune.models.loading import load_model_for_training
 from fine_tune.models.precision import resolve_precision
-from fine_tune.models.saving import push_to_hub, save_adapter_and_merged
+from fine_tune.models.saving import save_adapter_and_merged
 from fine_tune.task.spec import TaskSpec
 from fine_tune.train.selection import carve_dev
 
@@ -33,7 +33,7 @@ def training_dtype(precision, use_peft: bool):
 @dataclasses.dataclass
 class TaskPart:
     task: TaskSpec
-    train: Any  # canonical rows (`fine_tune.data.tasks`)
+    train: Any  # canonical rows (`fine_tune.data.normalise`)
     dev: Any | None
 
 
@@ -108,7 +108,7 @@ def finish(
     selection: dict | None = None,
     revision: str | None = None,
 ) -> dict:
-    """Save the log history (trainer_state.json), adapter + merged model with lineage; push when asked.
+    """Save the log history (trainer_state.json), adapter + merged model with lineage (the entry script publishes).
 
     `split_manifest_hash` is the hash of the manifest file written beside the model (with this phase's dev record);
     `splits_hash` covers the splits alone, which the SFT and GRPO phases of one split share."""
@@ -144,10 +144,5 @@ def finish(
             revision=revision,
             trust_remote_code=training_args.trust_remote_code,
         )
-        if training_args.push_to_hub and training_args.hub_model_id:
-            url = push_to_hub(
-                output_dir, training_args.hub_model_id, token=token, private=training_args.hub_private_repo
-            )
-            logger.info("pushed %s to %s", phase, url)
     trainer.accelerator.wait_for_everyone()
     return paths

@@ -10,12 +10,12 @@ from trl import get_peft_config
 
 from fine_tune.data.splits import splits_hash
 from fine_tune.errors import LineageError, RewardHealthError
-from fine_tune.hub.access import hf_token
+from fine_tune.hub_access import hf_token
+from fine_tune.models.acceleration import resolve_use_vllm
 from fine_tune.models.lineage import read_lineage, run_config
 from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, grpo_example, usable_template_kwargs
 from fine_tune.task.rewards import check_reward_columns, get_reward_funcs
-from fine_tune.train.acceleration import resolve_use_vllm
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.common import finish, load_phase_rows, load_trainable_model
 from fine_tune.train.guards import CompletionRecorder, GuardThresholds, RewardHealthGuard

@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import set_seed
 from trl import get_peft_config
 
-from fine_tune.hub.access import hf_token
+from fine_tune.hub_access import hf_token
 from fine_tune.models.lineage import run_config
 from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, sft_example

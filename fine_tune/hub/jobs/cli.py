@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import EXIT_BAD_INPUT, TOKEN_ENV
 from fine_tune.errors import PipelineError
-from fine_tune.hub import access as hub
 from fine_tune.hub.jobs import options
 from fine_tune.hub.phases import PHASES, PIPELINE
 
@@ -100,7 +100,7 @@ def parse_cli(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 
 def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: str):
-    from fine_tune.hub.estimate import benchmark_figures
+    from fine_tune.hub.jobs.estimate import benchmark_figures
     from fine_tune.hub.jobs.shipping import ShippedTree
     from fine_tune.hub.jobs.spec import build_pipeline, build_spec
     from fine_tune.provenance import git_commit
@@ -159,7 +159,7 @@ def dry_run_document(specs, phase: str) -> dict[str, Any]:
 
 
 def summary_lines(specs) -> list[str]:
-    from fine_tune.hub.estimate import format_duration
+    from fine_tune.hub.jobs.estimate import format_duration
 
     lines = []
     for spec in specs:

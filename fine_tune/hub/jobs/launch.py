@@ -2,7 +2,7 @@
 GPU on a multi-GPU flavor; for GRPO, optionally TRL's vLLM server (`trl vllm-serve`) on the first GPU and training on
 the others.
 
-The GPU count of a flavor comes from the hardware table (`fine_tune.bench.hardware.flavor_gpus`)."""
+The GPU count of a flavor comes from the hardware table (`fine_tune.hub.jobs.hardware.flavor_gpus`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from fine_tune.bench.hardware import flavor_gpus
+from fine_tune.hub.jobs.hardware import flavor_gpus
 from fine_tune.hub.phases import JobsError, Phase
 
 ACCELERATE_CONFIG = "configs/accelerate/ddp.yaml"  # data parallel on the GPUs of one machine

@@ -11,14 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fine_tune.bench.hardware import flavor_memory_gib
 from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE, TOKEN_ENV
-from fine_tune.hub.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
+from fine_tune.hub.jobs.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
+from fine_tune.hub.jobs.hardware import flavor_memory_gib
 from fine_tune.hub.jobs.launch import VLLM_SERVER_ARGS, Launch, plan_launch
-from fine_tune.hub.jobs.options import DEFAULT_FLAVOR, Options
-from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
-from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
-from fine_tune.models.memory import (
+from fine_tune.hub.jobs.memory import (
     RUNTIME_OVERHEAD_GIB,
     MemoryPlan,
     fits,
@@ -26,7 +23,10 @@ from fine_tune.models.memory import (
     plan_memory,
     smallest_fitting_flavor,
 )
-from fine_tune.models.source import is_hub_id, is_local, written_as_path
+from fine_tune.hub.jobs.options import DEFAULT_FLAVOR, Options
+from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
+from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
+from fine_tune.hub_access import is_hub_id, is_local, written_as_path
 
 TOKEN_SECRET = TOKEN_ENV  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts a scored model's split manifest
@@ -51,7 +51,7 @@ class JobSpec:
     timeout_seconds: int
     timeout_source: str
     estimate: Estimate | None
-    memory: dict[str, Any] | None  # the planned peak GPU memory (fine_tune.models.memory), when the shape is known
+    memory: dict[str, Any] | None  # the planned peak GPU memory (fine_tune.hub.jobs.memory), when the shape is known
     namespace: str
     script: str
     config: str
@@ -258,7 +258,7 @@ def manifest_source(models: dict[str, str], options: Options, handoff: dict[str,
 
 
 def memory_plan(phase: Phase, values: dict[str, Any], model: Any, notes: list[str]) -> MemoryPlan | None:
-    """The phase's planned peak GPU memory (fine_tune.models.memory) when the model's shape is known offline: a local
+    """The phase's planned peak GPU memory (fine_tune.hub.jobs.memory) when the model's shape is known offline: a local
     config.json or the stored shape of a known base. `model`: what a training job starts from, or the eval's models."""
     sources = list(model.values()) if isinstance(model, dict) else [model]
     for source in sources:
@@ -352,7 +352,7 @@ def build_spec(
                         [
                             "python",
                             "-c",
-                            "from fine_tune.hub.jobs.in_job import fetch_split_manifest; "
+                            "from fine_tune.evaluate.split_check import fetch_split_manifest; "
                             f"fetch_split_manifest({json.dumps(repo)}, {json.dumps(JOB_MANIFEST_DIR)})",
                         ]
                     )
@@ -367,7 +367,7 @@ def build_spec(
                 [
                     "python",
                     "-c",
-                    "from fine_tune.hub.jobs.in_job import publish_eval_results; "
+                    "from fine_tune.hub.publish import publish_eval_results; "
                     f"publish_eval_results({json.dumps(str(values['output_dir']))}, {json.dumps(results_repo)}, "
                     f"private={options.private!r})",
                 ]

@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import EXIT_JOB_FAILED, HUB_CHECKPOINT_DIR, TOKEN_ENV, TRAINER_STATE_FILE
-from fine_tune.hub import access as hub
-from fine_tune.hub.access import hf_token
-from fine_tune.hub.estimate import format_duration
+from fine_tune.hub.jobs.estimate import format_duration
 from fine_tune.hub.jobs.shipping import CODE_BUCKET, CODE_MOUNT_PATH, PROJECT_NAME, ShippedTree
 from fine_tune.hub.jobs.spec import TOKEN_SECRET, JobSpec
 from fine_tune.hub.phases import PHASES, JobsError
+from fine_tune.hub_access import hf_token
 
 WAIT_POLL_S = 30.0
 WAIT_SLACK_S = 1800.0  # beyond the job's own timeout, before waiting gives up

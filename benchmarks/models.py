@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from fine_tune.bench.cost import QWEN3_0_6B, QWEN3_0_6B_SHAPE, ModelShape
+from benchmarks.cost import QWEN3_0_6B, QWEN3_0_6B_SHAPE, ModelShape
 
 
 def qwen3_0_6b_config(vocab_size: int | None = None, pad_token_id: int | None = None, eos_token_id: int | None = None):

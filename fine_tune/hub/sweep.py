@@ -19,7 +19,9 @@ from typing import Any
 
 from fine_tune.constants import MERGED_DIR, RESULTS_FILE, SPLIT_MANIFEST_FILE
 from fine_tune.errors import RecipeError
-from fine_tune.recipes.loader import load_recipe, read_yaml, schema_keys, schema_types
+from fine_tune.hub.jobs.estimate import HOURLY_USD
+from fine_tune.io import read_yaml
+from fine_tune.recipes.loader import load_recipe, schema_keys, schema_types
 
 SWEEP_KEYS = ("sft_config", "eval_config", "output_dir", "flavor", "configurations", "sft_overrides", "eval_overrides")
 SFT_SCRIPT = "scripts/train_medmcqa_sft.py"
@@ -124,8 +126,6 @@ def read_metrics(path: Path) -> dict[str, Any]:
 
 
 def cost_usd(seconds: float | None, flavor: str | None) -> float | None:
-    from fine_tune.hub.estimate import HOURLY_USD
-
     if seconds is None or flavor is None or flavor not in HOURLY_USD:
         return None
     return seconds / 3600 * HOURLY_USD[flavor]

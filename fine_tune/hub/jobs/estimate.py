@@ -1,7 +1,7 @@
 """Job time, cost and timeout estimates per flavor and phase: the one source of seconds per step.
 
 Rules: a flavor's figure is measured only by `scripts/benchmark.py --device cuda` on its GPU family; until then it is
-the conservative T4 figure scaled by the hardware table (`fine_tune.bench.hardware`), monotone in the hardware, so a
+the conservative T4 figure scaled by the hardware table (`fine_tune.hub.jobs.hardware`), monotone in the hardware, so a
 faster flavor never gets a longer estimate; a CPU run or a projection never overrides a figure."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fine_tune.bench.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavor_gpus, flavors_of_family, gpu_family
 from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavor_gpus, flavors_of_family, gpu_family
 from fine_tune.hub.phases import PHASES, JobsError
 from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
 

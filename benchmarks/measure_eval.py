@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from fine_tune.bench.device import TimeCapReached, median, synchronize
-from fine_tune.bench.models import ModelSource
-from fine_tune.bench.settings import Recipe, Settings
+from benchmarks.device import TimeCapReached, median, synchronize
+from benchmarks.models import ModelSource
+from benchmarks.settings import Recipe, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def vllm_generation(
 
 def vllm_unavailable(device: torch.device) -> str | None:
     """Why vLLM cannot run in this benchmark (None: it can)."""
-    from fine_tune.train.acceleration import VLLM_EXTRA_HINT, installed_version
+    from fine_tune.models.acceleration import VLLM_EXTRA_HINT, installed_version
 
     if device.type != "cuda":
         return "vLLM needs a CUDA device"

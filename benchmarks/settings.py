@@ -11,7 +11,8 @@ from typing import Any
 
 from fine_tune.constants import PROJECT_ROOT
 from fine_tune.errors import RecipeError
-from fine_tune.recipes.loader import load_recipe, read_yaml, recipe_values
+from fine_tune.io import read_yaml
+from fine_tune.recipes.loader import load_recipe, recipe_values
 
 RECIPE_PATHS = {phase: PROJECT_ROOT / "configs" / f"{phase}.yaml" for phase in ("sft", "grpo", "eval")}
 

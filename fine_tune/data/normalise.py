@@ -23,6 +23,7 @@ from typing import Any
 
 import datasets
 
+from fine_tune import hub_access as hub
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.data.rows import (
@@ -38,7 +39,6 @@ from fine_tune.data.rows import (
     normalise_text,
 )
 from fine_tune.errors import DatasetError
-from fine_tune.hub import access as hub
 from fine_tune.task.spec import TaskSpec
 
 logger = logging.getLogger(__name__)

@@ -12,19 +12,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from fine_tune.bench.cost import FLOPS_FORMULA, QWEN3_0_6B_SHAPE, TrainingCost, flop_check
-from fine_tune.bench.device import TimeCapReached, describe_device, resolve_device, time_cap
-from fine_tune.bench.hardware import flavors_of_family
-from fine_tune.bench.lengths import SYNTHETIC_ROWS, padding_efficiency, real_lengths, synthetic_lengths
-from fine_tune.bench.measure_eval import benchmark_eval, eval_messages
-from fine_tune.bench.measure_grpo import benchmark_grpo
-from fine_tune.bench.measure_sft import benchmark_sft, padded_vs_padding_free, sft_training_rows
-from fine_tune.bench.models import qwen3_shape_source, tiny_source
-from fine_tune.bench.overhead import measure_host_overhead
-from fine_tune.bench.projection import DEFAULT_T4_MFU, project_t4, t4_memory_estimate
-from fine_tune.bench.report import recommendations
-from fine_tune.bench.settings import MODES, SECTION_SHARES, Recipe, Settings, default_mode
+from benchmarks.cost import FLOPS_FORMULA, QWEN3_0_6B_SHAPE, TrainingCost, flop_check
+from benchmarks.device import TimeCapReached, describe_device, resolve_device, time_cap
+from benchmarks.lengths import SYNTHETIC_ROWS, padding_efficiency, real_lengths, synthetic_lengths
+from benchmarks.measure_eval import benchmark_eval, eval_messages
+from benchmarks.measure_grpo import benchmark_grpo
+from benchmarks.measure_sft import benchmark_sft, padded_vs_padding_free, sft_training_rows
+from benchmarks.models import qwen3_shape_source, tiny_source
+from benchmarks.overhead import measure_host_overhead
+from benchmarks.projection import DEFAULT_T4_MFU, project_t4, t4_memory_estimate
+from benchmarks.report import recommendations
+from benchmarks.settings import MODES, SECTION_SHARES, Recipe, Settings, default_mode
 from fine_tune.constants import PROJECT_ROOT
+from fine_tune.hub.jobs.hardware import flavors_of_family
 from fine_tune.provenance import library_versions
 
 logger = logging.getLogger(__name__)
@@ -79,12 +79,12 @@ def run_benchmark(
     argv: Sequence[str] | None = None,
     time_limit_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark and return its result (nothing written; see `fine_tune.bench.report.write_outputs`).
+    """Run the benchmark and return its result (nothing written; see `benchmarks.report.write_outputs`).
 
     `mode` None: `gpu` on CUDA (the real recipe on Qwen3-0.6B's shape within 8 minutes), `full` on the CPU.
     `time_limit_s` None: the mode's limit."""
+    from fine_tune.models.acceleration import VLLM_EXTRA_HINT, resolve_use_vllm
     from fine_tune.models.precision import resolve_precision
-    from fine_tune.train.acceleration import VLLM_EXTRA_HINT, resolve_use_vllm
 
     torch_device = resolve_device(device)
     mode = mode or default_mode(torch_device.type)
@@ -211,7 +211,7 @@ def run_benchmark(
 
 
 def project_steps(recipe: Recipe) -> int:
-    from fine_tune.hub.estimate import phase_units
+    from fine_tune.hub.jobs.estimate import phase_units
 
     return phase_units(recipe.phase, recipe.values)
 
@@ -219,7 +219,7 @@ def project_steps(recipe: Recipe) -> int:
 def job_figures(result: dict[str, Any], settings: Settings, qwen3_shape: bool) -> dict[str, Any]:
     """Seconds per optimizer step (SFT, GRPO) and per scored question (eval) as the jobs run them, and whether they
     may drive job timeouts: only when measured on a GPU, on Qwen3-0.6B's shape, at the recipe's sizes, for a GPU
-    family that Jobs flavors run on. `fine_tune.hub.estimate` reads them."""
+    family that Jobs flavors run on. `fine_tune.hub.jobs.estimate` reads them."""
     device = result["device"]
     family = device.get("family")
     reasons = []

@@ -1,11 +1,15 @@
-"""Hub access: the token (by env var name, never printed), whether the Hub can be used now (answered in seconds; a
-Hub call offline retries for minutes) and a bound on every huggingface_hub HTTP call (its client has no timeout)."""
+"""Hub access: whether a source is a Hub ID or a local path (decided here only), the token (by env var name, never
+printed), whether the Hub can be used now (answered in seconds; a Hub call offline retries for minutes) and a bound on
+every huggingface_hub HTTP call (its client has no timeout)."""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from huggingface_hub import constants
@@ -18,6 +22,29 @@ HUB_TIMEOUT_S = 5.0
 # answers hangs the caller. Calls that pass their own timeout (log streaming, downloads) keep theirs.
 HUB_READ_TIMEOUT_S = bounds.read_timeout_s()
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+LOCAL_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".arrow")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def is_local(source: Any) -> bool:
+    """An existing local file or folder."""
+    return isinstance(source, (str, Path)) and str(source) != "" and Path(source).expanduser().exists()
+
+
+def written_as_path(source: Any) -> bool:
+    """Written like a path (./, /, ~, more than one '/', or a data-file suffix), whether or not it exists: such a
+    source is never sent to the Hub, so a typo fails as 'not found' instead of as an unknown repo."""
+    if not isinstance(source, (str, Path)) or str(source) == "":
+        return False
+    text = str(source)
+    return text.startswith(("/", ".", "~")) or text.count("/") > 1 or text.lower().endswith(LOCAL_FILE_SUFFIXES)
+
+
+def is_hub_id(source: Any, *, namespaced: bool = True) -> bool:
+    """A Hub repo ID (`owner/name`; `name` alone too when not `namespaced`) that is not a local path."""
+    if not isinstance(source, str) or is_local(source) or written_as_path(source) or not _HUB_ID.match(source):
+        return False
+    return "/" in source or not namespaced
 
 
 def env_flag(name: str) -> bool:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fine_tune.bench.hardware import GIB, gpu_family
-from fine_tune.bench.settings import default_mode
+from benchmarks.settings import default_mode
 from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
+from fine_tune.hub.jobs.hardware import GIB, gpu_family
 from fine_tune.io import atomic_write_json, atomic_write_text
 from fine_tune.markdown import md_table
 

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fine_tune.bench.cost import TrainingCost
-from fine_tune.bench.device import PeakMemory, TimeCapReached, median, synchronize
-from fine_tune.bench.lengths import Lengths
-from fine_tune.bench.models import ModelSource
-from fine_tune.bench.settings import NO_SELECTION, SFT_VARIANTS, Recipe, Settings, lora_config
+from benchmarks.cost import TrainingCost
+from benchmarks.device import PeakMemory, TimeCapReached, median, synchronize
+from benchmarks.lengths import Lengths
+from benchmarks.models import ModelSource
+from benchmarks.settings import NO_SELECTION, SFT_VARIANTS, Recipe, Settings, lora_config
 
 logger = logging.getLogger(__name__)
 

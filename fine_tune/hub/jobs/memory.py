@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fine_tune.bench.hardware import JOBS_FLAVORS, flavor_memory_gib
 from fine_tune.errors import ModelSourceError
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, flavor_memory_gib
+from fine_tune.hub_access import is_hub_id
 from fine_tune.models.shape import ModelShape
-from fine_tune.models.source import is_hub_id
 
 logger = logging.getLogger(__name__)
 

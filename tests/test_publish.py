@@ -1,5 +1,6 @@
-"""fine_tune.hub.jobs.in_job: what a job runs beside the entry script. Resume from the checkpoint a killed job pushed
-(one rule for a complete checkpoint), fetch a split manifest, publish eval results; huggingface_hub faked offline."""
+"""What a job does around the entry script: resume from the checkpoint a killed job pushed
+(fine_tune.train.checkpoints, one rule for a complete checkpoint), fetch a split manifest
+(fine_tune.evaluate.split_check), publish eval results (fine_tune.hub.publish); huggingface_hub faked offline."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 from huggingface_hub import HfApi
 from jobs_fakes import FAKE_TOKEN, bound_to, fake_hf_api
 
-from fine_tune import constants
-from fine_tune.hub import access
-from fine_tune.hub.jobs import in_job
+from fine_tune import constants, hub_access
+from fine_tune.evaluate import split_check
+from fine_tune.hub import publish
+from fine_tune.train import checkpoints
 
 pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env
 
@@ -51,7 +53,7 @@ def training_args(output_dir, **kwargs):
 
 @pytest.fixture
 def reachable(monkeypatch, clean_env):
-    monkeypatch.setattr("fine_tune.hub.access.hub_reachable", lambda endpoint, timeout=5.0: True)
+    monkeypatch.setattr("fine_tune.hub_access.hub_reachable", lambda endpoint, timeout=5.0: True)
     return monkeypatch
 
 
@@ -62,7 +64,7 @@ def test_fetch_checkpoint_places_last_checkpoint_where_latest_resume_finds_it(tm
     reachable.setattr("huggingface_hub.snapshot_download", fake_snapshot(8, calls))
     reachable.setenv("HF_TOKEN", FAKE_TOKEN)
     out = tmp_path / "out"
-    path = in_job.fetch_checkpoint_for_resume(training_args(out))
+    path = checkpoints.fetch_checkpoint_for_resume(training_args(out))
     assert path == out / "checkpoint-8"
     assert last_complete_checkpoint(out) == str(out / "checkpoint-8")
     assert (path / "adapter_model.safetensors").read_bytes() == ADAPTER_BYTES
@@ -81,27 +83,29 @@ def test_a_local_checkpoint_cut_off_mid_save_does_not_count_as_present(tmp_path,
     out = tmp_path / "out"
     (out / "checkpoint-10").mkdir(parents=True)
     (out / "checkpoint-10" / "adapter_model.safetensors").write_bytes(b"half")
-    assert in_job.fetch_checkpoint_for_resume(training_args(out)) == out / "checkpoint-12"
+    assert checkpoints.fetch_checkpoint_for_resume(training_args(out)) == out / "checkpoint-12"
     assert len(calls) == 1
     complete = tmp_path / "complete" / "checkpoint-4"
     complete.mkdir(parents=True)
     (complete / constants.TRAINER_STATE_FILE).write_text(json.dumps({"global_step": 4}))
-    assert in_job.fetch_checkpoint_for_resume(training_args(complete.parent)) is None
+    assert checkpoints.fetch_checkpoint_for_resume(training_args(complete.parent)) is None
     assert len(calls) == 1, "a complete local checkpoint needs no download"
 
 
 def test_fetch_checkpoint_does_nothing_when_not_needed(tmp_path, reachable):
     calls: list = []
     reachable.setattr("huggingface_hub.snapshot_download", fake_snapshot(8, calls))
-    assert in_job.fetch_checkpoint_for_resume(training_args(tmp_path / "a", resume_from_checkpoint=None)) is None
-    assert in_job.fetch_checkpoint_for_resume(training_args(tmp_path / "b", push_to_hub=False)) is None
-    assert in_job.fetch_checkpoint_for_resume(training_args(tmp_path / "c", resume_from_checkpoint="ckpt/x")) is None
+    assert checkpoints.fetch_checkpoint_for_resume(training_args(tmp_path / "a", resume_from_checkpoint=None)) is None
+    assert checkpoints.fetch_checkpoint_for_resume(training_args(tmp_path / "b", push_to_hub=False)) is None
+    assert (
+        checkpoints.fetch_checkpoint_for_resume(training_args(tmp_path / "c", resume_from_checkpoint="ckpt/x")) is None
+    )
     assert calls == []
 
 
 def test_fetch_checkpoint_without_one_on_the_hub_starts_fresh(tmp_path, reachable):
     reachable.setattr("huggingface_hub.snapshot_download", fake_snapshot(None, []))
-    assert in_job.fetch_checkpoint_for_resume(training_args(tmp_path / "out")) is None
+    assert checkpoints.fetch_checkpoint_for_resume(training_args(tmp_path / "out")) is None
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -112,8 +116,8 @@ def test_fetch_checkpoint_offline_fails_fast_with_the_fix(tmp_path, monkeypatch,
     monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("download attempted"))
     started = time.monotonic()
     with pytest.raises(ModelSourceError, match="unreachable"):
-        in_job.fetch_checkpoint_for_resume(training_args(tmp_path / "out"))
-    assert time.monotonic() - started < access.HUB_TIMEOUT_S + 3
+        checkpoints.fetch_checkpoint_for_resume(training_args(tmp_path / "out"))
+    assert time.monotonic() - started < hub_access.HUB_TIMEOUT_S + 3
 
 
 def test_fetch_split_manifest_downloads_the_file_of_one_repo(tmp_path, monkeypatch, clean_env):
@@ -125,7 +129,7 @@ def test_fetch_split_manifest_downloads_the_file_of_one_repo(tmp_path, monkeypat
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", bound_to(huggingface_hub.hf_hub_download, hf_hub_download))
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
-    path = in_job.fetch_split_manifest("alice/medmcqa-grpo", tmp_path)
+    path = split_check.fetch_split_manifest("alice/medmcqa-grpo", tmp_path)
     assert path == tmp_path / constants.SPLIT_MANIFEST_FILE
     assert calls == [("alice/medmcqa-grpo", constants.SPLIT_MANIFEST_FILE, str(tmp_path), FAKE_TOKEN)]
 
@@ -142,7 +146,7 @@ def test_publish_eval_results_uploads_and_updates_the_scored_models_cards(tmp_pa
     fake_hf_api(monkeypatch, "upload_folder", lambda api, **kw: calls.append(("upload_folder", kw)))
     fake_hf_api(monkeypatch, "upload_file", lambda api, **kw: calls.append(("upload_file", kw)))
     monkeypatch.setattr("huggingface_hub.hf_hub_download", bound_to(huggingface_hub.hf_hub_download, missing_file))
-    written = in_job.publish_eval_results(tmp_path / "eval_results", "alice/medmcqa-eval-results")
+    written = publish.publish_eval_results(tmp_path / "eval_results", "alice/medmcqa-eval-results")
     assert calls[0] == (
         "create_repo",
         "alice/medmcqa-eval-results",
@@ -163,4 +167,4 @@ def missing_file(repo_id, filename, **kwargs):
 
 def test_publish_eval_results_with_nothing_to_publish_is_not_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", lambda *a, **k: pytest.fail("nothing to upload"))
-    assert in_job.publish_eval_results(tmp_path / "missing", "alice/r") == []
+    assert publish.publish_eval_results(tmp_path / "missing", "alice/r") == []

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from fine_tune.bench.hardware import device_spec, gpu_family
 from fine_tune.errors import PipelineError
+from fine_tune.hub.jobs.hardware import device_spec, gpu_family
 
 
 def resolve_device(requested: str) -> torch.device:

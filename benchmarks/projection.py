@@ -1,7 +1,7 @@
 """The T4 projection of the real recipes: seconds per SFT/GRPO optimizer step and per eval question from counted
 FLOPs, bytes read per decode step and the measured host overhead, and SFT's memory without activation checkpointing.
-These are projections, reported beside the measurements; job timeouts use them only through `fine_tune.hub.estimate`'s
-rules (a CPU run never overrides a GPU figure)."""
+These are projections, reported beside the measurements; job timeouts use them only through
+`fine_tune.hub.jobs.estimate`'s rules (a CPU run never overrides a GPU figure)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from fine_tune.bench.cost import QWEN3_0_6B_SHAPE, TrainingCost, activation_bytes
-from fine_tune.bench.hardware import T4
-from fine_tune.bench.lengths import STRATEGIES, SYNTHETIC_FULL_STATS, Lengths, step_flops
-from fine_tune.bench.settings import Recipe
-from fine_tune.hub.estimate import phase_units
+from benchmarks.cost import QWEN3_0_6B_SHAPE, TrainingCost, activation_bytes
+from benchmarks.lengths import STRATEGIES, SYNTHETIC_FULL_STATS, Lengths, step_flops
+from benchmarks.settings import Recipe
+from fine_tune.hub.jobs.estimate import phase_units
+from fine_tune.hub.jobs.hardware import T4
 
 DEFAULT_T4_MFU = 0.30  # assumed share of the fp16 tensor-core peak a LoRA step of this size sustains on a T4
 DEFAULT_T4_BANDWIDTH_EFFICIENCY = 0.75  # share of GDDR6 bandwidth a decode step's weight reads achieve

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from fine_tune import hub_access as hub
 from fine_tune.constants import EXIT_MODEL_FAILED, EXIT_REGRESSION, PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.data.task_splits import phase_split
 from fine_tune.errors import DatasetError
@@ -32,8 +33,7 @@ from fine_tune.evaluate.runs import run_models
 from fine_tune.evaluate.sources import model_lineages
 from fine_tune.evaluate.split_check import check_split
 from fine_tune.evaluate.summaries import identical_output_warnings
-from fine_tune.hub import access as hub
-from fine_tune.hub.access import hf_token
+from fine_tune.hub_access import hf_token
 from fine_tune.models.precision import resolve_precision
 from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from fine_tune.bench.device import PeakMemory, TimeCapReached, median, synchronize
-from fine_tune.bench.measure_sft import jsonable, step_clock
-from fine_tune.bench.models import ModelSource
-from fine_tune.bench.settings import GRPO_VARIANTS, NO_SELECTION, Recipe, Settings, lora_config
+from benchmarks.device import PeakMemory, TimeCapReached, median, synchronize
+from benchmarks.measure_sft import jsonable, step_clock
+from benchmarks.models import ModelSource
+from benchmarks.settings import GRPO_VARIANTS, NO_SELECTION, Recipe, Settings, lora_config
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def benchmark_grpo(source: ModelSource, recipe: Recipe, settings: Settings, devi
     variants are recorded as stopped."""
     from datasets import Dataset
 
-    from fine_tune.bench.measure_eval import vllm_unavailable
+    from benchmarks.measure_eval import vllm_unavailable
     from fine_tune.data.synthetic import generate_rows
     from fine_tune.task.prompts import grpo_example
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fine_tune.bench.cost import TrainingCost
+from benchmarks.cost import TrainingCost
 from fine_tune.models.shape import ModelShape
 
 # Real MedMCQA length statistics, used to draw synthetic lengths when ../shared is absent. Token counts of the full

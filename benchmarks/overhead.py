@@ -8,9 +8,9 @@ from typing import Any
 
 import torch
 
-from fine_tune.bench.cost import ModelShape
-from fine_tune.bench.device import timed
-from fine_tune.bench.settings import Settings, lora_config
+from benchmarks.cost import ModelShape
+from benchmarks.device import timed
+from benchmarks.settings import Settings, lora_config
 
 
 def narrow_twin_config(shape: ModelShape):
