@@ -8,6 +8,7 @@ Endpoints (name: method path):
   repo_info: GET  /api/models/{repo}[/revision/{rev}], GET /api/models/{repo}/tree/{rev}[/{path}]
   resolve:   HEAD|GET /{repo}/resolve/{rev}/{path}  (file download; Range honoured)
   create:    POST /api/repos/create
+  validate:  POST /api/validate-yaml               (a model card's metadata, before its commit)
   preupload: POST /api/models/{repo}/preupload/{rev}
   commit:    POST /api/models/{repo}/commit/{rev}   (NDJSON: header, file, deletedFile)
   jobs_run:  POST /api/jobs/{namespace}
@@ -22,6 +23,7 @@ Retry-After), reset (close the connection with RST), truncate (a file body cut i
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
@@ -45,6 +47,7 @@ ROUTES = [  # (endpoint, method, pattern)
     ("resolve", "HEAD", rf"/{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
     ("resolve", "GET", rf"/{REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
     ("create", "POST", r"/api/repos/create"),
+    ("validate", "POST", r"/api/validate-yaml"),
     ("preupload", "POST", rf"/api/models/{REPO}/preupload/(?P<rev>[^/]+)"),
     ("commit", "POST", rf"/api/models/{REPO}/commit/(?P<rev>[^/]+)"),
     ("jobs_run", "POST", r"/api/jobs/(?P<ns>[\w.-]+)"),
@@ -147,6 +150,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "POST" else b""
         found = route(method, path)
         if found is None:
+            self.hub.requests.append((time.monotonic(), "unknown", method, self.path))
             return self.answer(404, {"error": f"no route {method} {path}"}, {"X-Error-Code": "EntryNotFound"})
         endpoint, params = found
         self.hub.requests.append((time.monotonic(), endpoint, method, path))
@@ -178,7 +182,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data) if length is None else length))
         self.end_headers()
-        if send_body:
+        if send_body and self.command != "HEAD":
             self.wfile.write(data)
 
     # -- endpoints -----------------------------------------------------------------------------------------------
@@ -232,6 +236,9 @@ class Handler(BaseHTTPRequestHandler):
         self.hub.repos.setdefault(repo, {})
         self.answer(200, {"url": f"{self.hub.url}/{repo}", "name": repo})
 
+    def on_validate(self, method, params, body, truncate):
+        self.answer(200, {"errors": [], "warnings": []})
+
     def on_preupload(self, method, params, body, truncate):
         files = json.loads(body)["files"]
         self.answer(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
@@ -280,15 +287,38 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(200, headers={"Content-Type": "text/event-stream"}, raw=events.encode())
 
 
+class TrackingServer(ThreadingHTTPServer):
+    """Keeps its open connections, so that stopping can end the handlers waiting on a kept-alive one."""
+
+    daemon_threads = False
+    block_on_close = True
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.open_connections: set[socket.socket] = set()
+
+    def process_request(self, request, client_address) -> None:
+        self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:
+        self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def end_connections(self) -> None:
+        for connection in list(self.open_connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
 class FakeHubServer:
-    """Start with `start()`, stop with `stop()` (hanging handlers released, every thread joined, the port closed)."""
+    """Start with `start()`, stop with `stop()` (hanging handlers released, open connections ended, every thread
+    joined, the port closed)."""
 
     def __init__(self) -> None:
         self.hub = FakeHub()
         handler = type("BoundHandler", (Handler,), {"hub": self.hub})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = False
-        self.server.block_on_close = True
+        self.server = TrackingServer(("127.0.0.1", 0), handler)
         self.hub.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
 
@@ -299,5 +329,6 @@ class FakeHubServer:
     def stop(self) -> None:
         self.hub.stopping.set()
         self.server.shutdown()
+        self.server.end_connections()
         self.server.server_close()  # joins the handler threads
         self.thread.join()

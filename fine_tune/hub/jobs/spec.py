@@ -352,8 +352,10 @@ def build_spec(
                         [
                             "python",
                             "-c",
+                            "from fine_tune.cli import run_main; "
                             "from fine_tune.evaluate.split_check import fetch_split_manifest; "
-                            f"fetch_split_manifest({json.dumps(repo)}, {json.dumps(JOB_MANIFEST_DIR)})",
+                            "run_main(lambda: print(fetch_split_manifest("
+                            f"{json.dumps(repo)}, {json.dumps(JOB_MANIFEST_DIR)})))",
                         ]
                     )
                 )
