@@ -144,6 +144,6 @@ STEPS = {
         Step("download", "resolve", "in-job: the parent's split manifest (fetch_split_manifest)", download_manifest),
         Step("resume", "resolve", "in-job: last-checkpoint/ back for a resume (fetch_checkpoint_for_resume)", resume),
         Step("push", "commit", "in-job: merged model, adapter, card, manifest (publish.push_to_hub)", push),
-        Step("eval", "resolve", "a scored Hub model's lineage, as the eval reads it (evaluate.sources.model_lineages)", eval_download),
+        Step("eval", "resolve", "a scored model's lineage as the eval reads it (model_lineages)", eval_download),
     )
 }

@@ -12,7 +12,7 @@ from fake_hub import FAULTS
 from fault_steps import CHECKPOINT, LINEAGE, MANIFEST, SFT_REPO, STEPS, saved_output
 
 import fine_tune.recipes.trainer_configs  # noqa: F401 (the submitter reads its recipe here, not in a child)
-from fine_tune.constants import HUB_CHECKPOINT_DIR, MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
+from fine_tune.constants import MODEL_CARD_FILE, SPLIT_MANIFEST_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 BOUND_S = 8.0  # each cell, with a 1 s read timeout: a hang costs one timeout, then huggingface_hub's 1 s backoff
@@ -149,4 +149,4 @@ def table() -> str:
 
 
 def test_the_docs_table_is_this_matrix():
-    assert table() in (REPO / "docs" / "faults.md").read_text(), "regenerate: python -c 'from test_faults import table'"
+    assert table() in (REPO / "docs" / "faults.md").read_text(), "regenerate it: test_faults.table()"
