@@ -62,7 +62,7 @@ def demo_args(phase: str, **values) -> list[str]:
 def test_the_demo_phases_make_no_connection_attempt_and_log_no_retry(network_guard, tiny_model_dir, synthetic_jsonl,
                                                                      tmp_path, monkeypatch, caplog):  # fmt: skip
     """The demo's three phases on its recipes and its relative paths (demo_artifacts/...), tiny."""
-    from fine_tune.evaluate.evaluation import run_evaluation
+    from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.train.grpo import run_grpo
     from fine_tune.train.sft import run_sft
 
