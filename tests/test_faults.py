@@ -127,10 +127,15 @@ def test_a_fault_met_once(hub, tmp_path, step, fault):
 @pytest.mark.parametrize("step", ["download", "resume", "push", "submit"])
 def test_a_hub_that_keeps_failing_ends_in_one_line_within_its_bound(hub, tmp_path, step, monkeypatch):
     """Every request of the step's endpoint answers 500 (huggingface_hub's backoff sleeps are recorded, not slept)."""
+    import time
+    from types import SimpleNamespace
+
     from huggingface_hub.utils import _http
 
-    slept: list[float] = []
-    monkeypatch.setattr(_http.time, "sleep", slept.append)
+    slept: list[float] = []  # huggingface_hub's own backoff sleeps only (its module's `time`)
+    clock = SimpleNamespace(**{name: getattr(time, name) for name in dir(time) if not name.startswith("_")})
+    clock.sleep = slept.append
+    monkeypatch.setattr(_http, "time", clock)
     hub.fail(STEPS[step].endpoint, "500", times=None)
     result = STEPS[step].run(hub, tmp_path)
     errors = [line for line in result.lines if line.startswith("error:")]
