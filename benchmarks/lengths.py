@@ -80,14 +80,12 @@ def real_lengths(shared_dir: Path, max_rows: int | None = None) -> Lengths:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from fine_tune.data.loading import load_medmcqa
-    from fine_tune.data.validation import validate_rows
+    from benchmarks.measure_eval import validation_rows
     from fine_tune.task.prompts import sft_example
 
     tokenizer = AutoTokenizer.from_pretrained(str(shared_dir / "tokenizers" / "qwen3"))
-    rows = load_medmcqa(str(shared_dir / "data" / "medmcqa" / "validation.jsonl"))
-    valid = validate_rows(rows).valid_indices
-    rows = rows.select(valid[:max_rows] if max_rows else valid)
+    rows = validation_rows(shared_dir)
+    rows = rows.select(range(min(max_rows, len(rows)))) if max_rows else rows
     tokenized = sft_token_dataset(Dataset.from_list([sft_example(row) for row in rows]), tokenizer)
     full = np.array([len(ids) for ids in tokenized["input_ids"]])
     completion = np.array([sum(label != -100 for label in labels) for labels in tokenized["labels"]])

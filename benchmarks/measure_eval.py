@@ -21,15 +21,21 @@ def eval_messages(shared_dir: Path | None, n: int) -> tuple[list[list[dict[str, 
     from fine_tune.task.prompts import prompt_messages
 
     if shared_dir is not None:
-        from fine_tune.data.loading import load_medmcqa
-        from fine_tune.data.validation import validate_rows
+        rows = validation_rows(shared_dir)
+        return [prompt_messages(row) for row in rows.select(range(min(n, len(rows))))], "real MedMCQA validation rows"
+    from fine_tune.data.synthetic import generate_canonical_rows
 
-        rows = load_medmcqa(str(shared_dir / "data" / "medmcqa" / "validation.jsonl"))
-        rows = rows.select(validate_rows(rows).valid_indices[:n])
-        return [prompt_messages(row) for row in rows], "real MedMCQA validation rows"
-    from fine_tune.data.synthetic import generate_rows
+    return [prompt_messages(row) for row in generate_canonical_rows(n, seed=7)], "synthetic MedMCQA-schema rows"
 
-    return [prompt_messages(row) for row in generate_rows(n, seed=7)], "synthetic MedMCQA-schema rows"
+
+def validation_rows(shared_dir: Path) -> Any:
+    """The valid rows of the real MedMCQA validation file, canonical (the medmcqa task's reader and normaliser)."""
+    from fine_tune.data.normalise import load_task
+    from fine_tune.task.spec import resolve_task
+
+    return load_task(
+        resolve_task("medmcqa"), "validation", str(shared_dir / "data" / "medmcqa" / "validation.jsonl")
+    ).dataset
 
 
 def benchmark_eval(

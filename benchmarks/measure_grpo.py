@@ -75,10 +75,10 @@ def benchmark_grpo(source: ModelSource, recipe: Recipe, settings: Settings, devi
     from datasets import Dataset
 
     from benchmarks.measure_eval import vllm_unavailable
-    from fine_tune.data.synthetic import generate_rows
+    from fine_tune.data.synthetic import generate_canonical_rows
     from fine_tune.task.prompts import grpo_example
 
-    dataset = Dataset.from_list([grpo_example(row) for row in generate_rows(64, seed=11)])
+    dataset = Dataset.from_list([grpo_example(row) for row in generate_canonical_rows(64, seed=11)])
     variants: dict[str, Any] = {}
     for variant in settings.grpo_variants:
         uses_vllm = bool(GRPO_VARIANTS[variant].get("use_vllm"))

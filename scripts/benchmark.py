@@ -1,7 +1,7 @@
 """Measure training and generation throughput, and project the real recipes onto a T4.
 
 python scripts/benchmark.py [--gpu | --full | --quick | --smoke] [--device cpu|cuda|auto] [--json] [--out-dir DIR]
-python scripts/benchmark.py --cost-table     # the README's job cost table, from the recipes and the figures
+python scripts/benchmark.py --cost-table     # the job cost table of docs/jobs.md, from the recipes and the figures
 
 `--device cuda` runs the `gpu` mode by default: SFT tokens/s and MFU, GRPO step time (with and without vLLM) and eval
 samples/s (HF generate, and vLLM when importable) on a random-init model of Qwen3-0.6B's exact shape with the real

@@ -34,12 +34,8 @@ def load_tokenizer(name: str) -> Any:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    from fine_tune.data.normalise import REASON_DESCRIPTIONS as TASK_REASONS
-    from fine_tune.data.validation import REASON_DESCRIPTIONS as MEDMCQA_REASONS
-    from fine_tune.task.spec import DEFAULT_TASK
+    from fine_tune.data.normalise import REASON_DESCRIPTIONS as descriptions
 
-    medmcqa = report["task"] == DEFAULT_TASK
-    descriptions = {**TASK_REASONS, **MEDMCQA_REASONS} if medmcqa else {**MEDMCQA_REASONS, **TASK_REASONS}
     lines = [
         f"task: {report['task']} (letters {', '.join(report['letters'])})",
         f"dataset: {report['source']}",
@@ -118,35 +114,20 @@ def validate(args) -> dict[str, Any]:
 
 def validate_task(task, args, sizes, tokenizer) -> dict[str, Any]:
     """One task's report (`task`: a `TaskSource`) for splits of `sizes`."""
-    from fine_tune.data.loading import read_medmcqa
     from fine_tune.data.normalise import load_task
-    from fine_tune.data.report import dataset_report, task_dataset_report
-    from fine_tune.data.task_splits import uses_medmcqa_reader
+    from fine_tune.data.report import task_dataset_report
 
-    spec = task.spec
-    if not uses_medmcqa_reader(spec, args.stratify_by):
-        normalised = load_task(spec, task.hub_split, task.source, args.hf_token_env)
-        return task_dataset_report(
-            spec,
-            normalised,
-            sizes,
-            args.split_seed,
-            stratify_by=args.stratify_by,
-            tokenizer=tokenizer,
-            token_rows=args.token_rows,
-            source=task.source,
-        )
-    loaded = read_medmcqa(task.source, task.hub_split, args.hf_token_env)
-    report = dataset_report(
-        loaded.dataset,
+    normalised = load_task(task.spec, task.hub_split, task.source, args.hf_token_env)
+    return task_dataset_report(
+        task.spec,
+        normalised,
         sizes,
         args.split_seed,
+        stratify_by=args.stratify_by,
         tokenizer=tokenizer,
         token_rows=args.token_rows,
         source=task.source,
-        refused=loaded.refused,
     )
-    return {"task": spec.name, "letters": list(spec.letters), **report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

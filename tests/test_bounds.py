@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fine_tune import bounds
+from fine_tune.errors import RecipeError
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINER_MODULES = ("trl.trainer", "peft", "bitsandbytes")
@@ -119,16 +120,20 @@ def test_a_silent_endpoint_ends_the_submission_within_30_s_with_one_line_and_no_
 
 
 @pytest.mark.slow
-def test_the_submitter_reads_the_recipe_in_a_child_exactly_as_here():
-    from fine_tune.hub.jobs.spec import read_recipe
-    from fine_tune.recipes.isolated import read_in_child
+def test_the_submitter_resolves_recipes_in_one_child_exactly_as_here():
+    from fine_tune.recipes.isolated import RecipeChild
+    from fine_tune.recipes.loader import resolve_recipe
 
-    overrides = ["--max_steps", "7", "--lr_scheduler_type", "cosine"]
-    values, given = read_recipe("sft", REPO / "configs/sft.yaml", overrides)
-    assert read_in_child("sft", REPO / "configs/sft.yaml", overrides) == (
-        json.loads(json.dumps(values, default=str)),  # enums as their strings, tuples as lists
-        given,
-    )
+    child = RecipeChild()
+    try:
+        for overrides in (["--max_steps", "7", "--lr_scheduler_type", "cosine"], []):
+            here = resolve_recipe("sft", REPO / "configs/sft.yaml", overrides)
+            assert child.resolve("sft", REPO / "configs/sft.yaml", overrides).to_dict() == here.to_dict()
+        with pytest.raises(RecipeError, match="unknown key 'max_stepz'"):
+            child.resolve("sft", REPO / "configs/sft.yaml", ["--max_stepz", "3"])
+    finally:
+        child.close()
+    assert child.process.returncode == 0
 
 
 def test_the_validator_imports_no_trainer_code(tmp_path, synthetic_jsonl):

@@ -111,11 +111,21 @@ def test_an_unknown_gpu_drives_nothing(tmp_path):
     assert estimate.benchmark_figures(tmp_path) == {}
 
 
-def test_the_readme_cost_table_is_the_generated_one():
+def test_the_jobs_doc_cost_table_is_the_generated_one():
     from benchmarks.settings import Recipe
 
     table = estimate.cost_table({phase: Recipe.load(phase).values for phase in PHASES})
-    assert table in (REPO / "README.md").read_text(), "regenerate it: python scripts/benchmark.py --cost-table"
+    doc = (REPO / "docs" / "jobs.md").read_text()
+    assert table in doc, "regenerate it: python scripts/benchmark.py --cost-table"
+    # README's T4 plan quotes the t4-small row: each phase's job time and (timeout), and the pipeline total
+    t4_row = next(line for line in table.splitlines() if line.startswith("| `t4-small`"))
+    cells = [cell.strip() for cell in t4_row.strip("|").split("|")]
+    readme = (REPO / "README.md").read_text()
+    for cell in cells[2:5]:  # "59m40s, $0.40 (1h30m)"
+        time, timeout = cell.split(",")[0], cell.rsplit("(", 1)[1].rstrip(")")
+        assert f"{time} ({timeout})" in readme, f"README's T4 table: {time} ({timeout})"
+    total_time, total_cost = cells[5].split(", ")
+    assert total_cost in readme and total_time[:5] in readme, f"README's pipeline total: {cells[5]}"
 
 
 def test_a_multi_gpu_flavor_gets_its_gpus_single_gpu_figure_with_no_credit_for_the_others():

@@ -23,8 +23,9 @@ from fine_tune.constants import (
     RESULTS_FILE,
 )
 from fine_tune.data.normalise import content_hash
-from fine_tune.data.splits import load_split, manifest_hash, read_manifest, write_manifest
+from fine_tune.data.splits import manifest_hash, read_manifest, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.task_splits import load_task_split
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.evaluate import sources
 from fine_tune.evaluate.eval_set import load_eval_sets
@@ -79,8 +80,8 @@ def dataset_file(tmp_path_factory) -> Path:
 def training_run(tmp_path_factory, dataset_file, tiny_model_dir) -> Path:
     """A fake training OUTPUT folder: split_manifest.json and a LoRA adapter whose lineage names that manifest."""
     run = tmp_path_factory.mktemp("sft-run")
-    _, manifest = load_split(
-        str(dataset_file), "sft", sizes=split_sizes(), seed=42, manifest_path=run / "split_manifest.json"
+    _, manifest = load_task_split(
+        None, "sft", source=str(dataset_file), sizes=split_sizes(), seed=42, manifest_path=run / "split_manifest.json"
     )
     make_adapter(tiny_model_dir, run / "adapter", str(tiny_model_dir), manifest_hash(manifest))
     return run
@@ -203,7 +204,7 @@ def test_repository_configs_parse():
 def test_eval_rows_are_the_training_eval_split(tmp_path, dataset_file):
     config = make_config(tmp_path, dataset_file, limit=5)
     eval_set = load_eval_sets(config)[0]
-    expected, manifest = load_split(str(dataset_file), "eval", sizes=split_sizes(), seed=42)
+    expected, manifest = load_task_split(None, "eval", source=str(dataset_file), sizes=split_sizes(), seed=42)
     assert [row["id"] for row in eval_set.rows] == expected["id"][:5]
     assert eval_set.info["rows"] == 5 and eval_set.info["available_rows"] == 12
     assert eval_set.manifest == manifest
@@ -262,7 +263,7 @@ def test_unlabeled_official_split_exits_2(tmp_path, shared_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run_main(lambda: load_script().main(argv))
     assert exit_info.value.code == EXIT_BAD_INPUT
-    assert "cop_out_of_range" in capsys.readouterr().err
+    assert "answer_out_of_range" in capsys.readouterr().err
 
 
 def test_bad_config_exits_2(capsys):
@@ -524,7 +525,7 @@ def test_a_child_worse_than_its_lineage_parent_fails_the_eval(
 ):
     from fine_tune.evaluate import runs
 
-    rows = load_split(str(dataset_file), "eval", sizes=split_sizes(), seed=42)[0]
+    rows = load_task_split(None, "eval", source=str(dataset_file), sizes=split_sizes(), seed=42)[0]
     fake = fake_generation("grpo", n_wrong, rows)
     monkeypatch.setattr(runs, "generator_for", lambda backend: fake)
     models = f"sft={lineage_pair['sft']},grpo={lineage_pair['grpo']}"

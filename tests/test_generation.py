@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from benchmarks.cost import QWEN3_0_6B_SHAPE
-from fine_tune.data.splits import load_eval_rows
-from fine_tune.data.synthetic import generate_rows
+from fine_tune.data.synthetic import generate_canonical_rows
+from fine_tune.data.task_splits import load_task_eval_rows
 from fine_tune.evaluate.generation import (
     GPU_MEMORY_FRACTION,
     GenerationResult,
@@ -49,7 +49,7 @@ def assert_same(a: GenerationResult, b: GenerationResult):
 @pytest.mark.parametrize(("batch_size", "sort_by_length"), [(4, True), (3, False), (16, True)])
 def test_batched_equals_sequential(tiny, batch_size, sort_by_length):
     model, tokenizer = tiny
-    messages = [prompt_messages(row) for row in generate_rows(10, seed=5)]
+    messages = [prompt_messages(row) for row in generate_canonical_rows(10, seed=5)]
     assert len(set(prompt_lengths(tokenizer, messages))) > 1  # batches really are padded
     sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=MAX_NEW_TOKENS)
     batched = generate_responses(
@@ -62,7 +62,7 @@ def test_batched_equals_sequential(tiny, batch_size, sort_by_length):
 def test_batched_equals_sequential_with_the_real_tokenizer(tiny_qwen3_model_dir, shared_dir):
     """Real MedMCQA prompts differ in length by over a hundred tokens: heavy left padding."""
     model, tokenizer = load(tiny_qwen3_model_dir)
-    rows, _ = load_eval_rows(str(shared_dir / "data" / "medmcqa" / "validation.jsonl"))
+    rows, _ = load_task_eval_rows("medmcqa", source=str(shared_dir / "data" / "medmcqa" / "validation.jsonl"))
     messages = [prompt_messages(row) for row in rows.select(range(8))]
     lengths = prompt_lengths(tokenizer, messages)
     assert max(lengths) - min(lengths) > 20
@@ -74,7 +74,7 @@ def test_batched_equals_sequential_with_the_real_tokenizer(tiny_qwen3_model_dir,
 def test_generation_stops_at_end_of_turn_per_row(tiny):
     """A row that ends its turn early stops there (its text cut before the stop token) without changing the others."""
     model, tokenizer = tiny
-    messages = [prompt_messages(row) for row in generate_rows(3, seed=1)]
+    messages = [prompt_messages(row) for row in generate_canonical_rows(3, seed=1)]
     inputs = tokenizer(render_prompt(tokenizer, messages[0]), return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         first_token = int(model(**inputs).logits[0, -1].argmax())
@@ -96,7 +96,7 @@ def test_stop_tokens_include_end_of_turn(tiny):
 
 def test_progress_and_input_order(tiny):
     model, tokenizer = tiny
-    messages = [prompt_messages(row) for row in generate_rows(5, seed=2)]
+    messages = [prompt_messages(row) for row in generate_canonical_rows(5, seed=2)]
     calls = []
     result = generate_responses(
         model, tokenizer, messages, batch_size=2, max_new_tokens=4, progress=calls.append, sort_by_length=True
@@ -118,7 +118,7 @@ def test_batch_size_must_be_positive_or_auto(tiny, batch_size):
 def test_auto_batch_size_equals_sequential(tiny):
     """On CPU `auto` falls back to DEFAULT_BATCH_SIZE (no device memory to size against); outputs are unchanged."""
     model, tokenizer = tiny
-    messages = [prompt_messages(row) for row in generate_rows(DEFAULT_BATCH_SIZE + 3, seed=7)]
+    messages = [prompt_messages(row) for row in generate_canonical_rows(DEFAULT_BATCH_SIZE + 3, seed=7)]
     sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=8)
     calls = []
     auto = generate_responses(model, tokenizer, messages, batch_size="auto", max_new_tokens=8, progress=calls.append)
@@ -179,7 +179,7 @@ def out_of_memory_above(model, monkeypatch, limit: int, error: Exception):
 
 def test_out_of_memory_halves_the_batch_and_keeps_outputs(tiny, monkeypatch):
     model, tokenizer = tiny
-    messages = [prompt_messages(row) for row in generate_rows(9, seed=4)]
+    messages = [prompt_messages(row) for row in generate_canonical_rows(9, seed=4)]
     sequential = generate_responses(model, tokenizer, messages, batch_size=1, max_new_tokens=8)
     oom = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
     sizes = out_of_memory_above(model, monkeypatch, 2, oom)
@@ -192,7 +192,7 @@ def test_out_of_memory_halves_the_batch_and_keeps_outputs(tiny, monkeypatch):
 
 def test_out_of_memory_at_batch_size_one_and_other_errors_are_raised(tiny, monkeypatch):
     model, tokenizer = tiny
-    messages = [prompt_messages(row) for row in generate_rows(3, seed=4)]
+    messages = [prompt_messages(row) for row in generate_canonical_rows(3, seed=4)]
     out_of_memory_above(model, monkeypatch, 0, torch.cuda.OutOfMemoryError("CUDA out of memory."))
     with pytest.raises(torch.cuda.OutOfMemoryError):
         generate_responses(model, tokenizer, messages, batch_size=2, max_new_tokens=4)

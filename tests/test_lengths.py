@@ -9,7 +9,7 @@ from datasets import Dataset
 from transformers import AutoTokenizer
 from trl import SFTTrainer
 
-from fine_tune.data.synthetic import generate_rows
+from fine_tune.data.synthetic import generate_canonical_rows
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.prompts import sft_example
@@ -26,7 +26,7 @@ def tokenizer(tiny_model_dir):
 @pytest.fixture(scope="module")
 def examples() -> Dataset:
     """16 SFT examples, 4 of them with a long question and 1 with a question that alone is longer than the rest."""
-    rows = generate_rows(16, seed=3)
+    rows = generate_canonical_rows(16, seed=3)
     for i in (2, 5, 11):
         rows[i]["question"] += " Also consider this." * 12
     rows[13]["question"] += " Also consider this." * 60

@@ -211,7 +211,7 @@ def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_preci
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer, get_peft_config
 
-    from fine_tune.data.synthetic import generate_rows
+    from fine_tune.data.synthetic import generate_canonical_rows
     from fine_tune.models.loading import full_precision_adapters, load_model_for_training
     from fine_tune.task.prompts import sft_example
 
@@ -223,7 +223,7 @@ def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_preci
     assert model.model.layers[0].self_attn.q_proj.weight.quant_type == "nf4"
     assert model.model.layers[0].input_layernorm.weight.dtype == torch.float32, "k-bit prep keeps norms in fp32"
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    dataset = Dataset.from_list([sft_example(row) for row in generate_rows(16, seed=0)])
+    dataset = Dataset.from_list([sft_example(row) for row in generate_canonical_rows(16, seed=0)])
     config = SFTConfig(
         output_dir=str(tmp_path / "ckpt"), bf16=False, report_to="none", max_steps=3, learning_rate=1e-2,
         per_device_train_batch_size=4, logging_steps=1, save_strategy="no", use_cpu=True,

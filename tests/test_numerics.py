@@ -15,7 +15,7 @@ from transformers import AutoTokenizer, TrainerCallback, TrainerControl, Trainer
 from trl import SFTTrainer
 
 from fine_tune.constants import EXIT_NO_LEARNING_SIGNAL
-from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
 from fine_tune.errors import NumericsError
 from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.prompts import sft_example
@@ -51,7 +51,7 @@ def test_a_nan_loss_on_the_tiny_model_stops_training_at_its_step(tmp_path, tiny_
     trainer = SFTTrainer(
         model=str(tiny_model_dir),
         args=args,
-        train_dataset=Dataset.from_list([sft_example(row) for row in generate_rows(16, seed=0)]),
+        train_dataset=Dataset.from_list([sft_example(row) for row in generate_canonical_rows(16, seed=0)]),
         processing_class=tokenizer,
         callbacks=[PoisonWeights(step=2), NonFiniteGuard()],
     )

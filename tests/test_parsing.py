@@ -50,7 +50,7 @@ def conversational(text):
 
 
 def test_target_response_from_prompts_meets_the_contract():
-    row = {"question": "Q?", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 3, "exp": "Since d."}
+    row = {"question": "Q?", "options": ["a", "b", "c", "d"], "answer": 3, "exp": "Since d."}
     parsed = parse_response(target_response(row))
     assert parsed == ParsedResponse(True, True, "D", 0.95, "Since d.", None)
 

@@ -23,14 +23,11 @@ from fine_tune.task.spec import RESPONSE_KEYS
 ROW = {
     "id": "r1",
     "question": "  Which nerve supplies the deltoid? ",
-    "opa": "Radial",
-    "opb": "Axillary",
-    "opc": "Ulnar",
-    "opd": "Median",
-    "cop": 1,
+    "options": ["Radial", "Axillary", "Ulnar", "Median"],
+    "answer": 1,
     "exp": "The axillary nerve (C5, C6) supplies the deltoid and teres minor.",
 }
-SHORT_ROW = {**ROW, "question": "Deltoid?", "cop": 0, "exp": None}
+SHORT_ROW = {**ROW, "question": "Deltoid?", "answer": 0, "exp": None}
 
 
 def test_user_message_layout():
@@ -62,7 +59,7 @@ def test_sft_and_grpo_examples():
     assert sft["completion"] == [{"role": "assistant", "content": target_response(ROW)}]
     assert sft["chat_template_kwargs"] == {"enable_thinking": False}
     assert grpo_example(ROW) == {"prompt": prompt_messages(ROW), "ground_truth": "B", "letters": ["A", "B", "C", "D"]}
-    assert [gold_letter({**ROW, "cop": cop}) for cop in range(4)] == ["A", "B", "C", "D"]
+    assert [gold_letter({**ROW, "answer": answer}) for answer in range(4)] == ["A", "B", "C", "D"]
 
 
 def assert_eval_prompt_is_token_prefix(tokenizer):

@@ -19,7 +19,7 @@ from fine_tune.task.rewards import (
     schema_compliance_reward,
 )
 
-ROW = {"question": "Which?", "opa": "w", "opb": "x", "opc": "y", "opd": "z", "cop": 1, "exp": "Because x."}
+ROW = {"question": "Which?", "options": ["w", "x", "y", "z"], "answer": 1, "exp": "Because x."}
 VALID_B = target_response(ROW)
 VALID_C = json.dumps({"predicted_category": "C", "confidence": 0.6, "reason": "Guess."})
 BAD_KEYS_B = json.dumps({"predicted_category": "B", "confidence": 0.6})

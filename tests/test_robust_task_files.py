@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_tasks import EXPECTED, spec
 
-from fine_tune.data.loading import read_medmcqa, read_task_rows
+from fine_tune.data.loading import read_task_rows
 from fine_tune.data.normalise import REASON_DESCRIPTIONS, REASONS, load_task
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.task_splits import load_task_eval_rows, split_normalised
@@ -119,22 +119,15 @@ def test_a_bad_line_in_one_config_folder_is_named_with_its_file(tmp_path):
     assert report.examples["malformed_line"][0].startswith("nurse/train.jsonl line 2 (not JSON")
 
 
-@pytest.mark.parametrize("reader", ["task", "medmcqa"])
-def test_a_jsonl_starting_with_a_bare_array_line_refuses_that_line_only(tmp_path, reader):
+def test_a_jsonl_starting_with_a_bare_array_line_refuses_that_line_only(tmp_path):
     rows = generate_rows(6, seed=1)
     path = write_lines(tmp_path / "rows.jsonl", [b'["not", "a", "row"]', *(json.dumps(r).encode() for r in rows)])
-    if reader == "task":
-        report = load_task(resolve_task("medmcqa"), "train", str(path)).report
-        assert (report.total, report.valid, report.examples["malformed_line"]) == (
-            7,
-            6,
-            ["line 1 (a JSON list, not an object)"],
-        )
-    else:
-        loaded = read_medmcqa(str(path))
-        assert len(loaded.dataset) == 6 and [(r.where, r.reason) for r in loaded.refused] == [
-            ("line 1", "malformed_line")
-        ]
+    report = load_task(resolve_task("medmcqa"), "train", str(path)).report
+    assert (report.total, report.valid, report.examples["malformed_line"]) == (
+        7,
+        6,
+        ["line 1 (a JSON list, not an object)"],
+    )
 
 
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])

@@ -2,18 +2,19 @@ import json
 from pathlib import Path
 
 import pytest
-from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import TrainerControl, TrainerState
 
-from fine_tune.data.splits import manifest_hash, split_dataset, splits_only
-from fine_tune.data.synthetic import generate_rows, write_jsonl
-from fine_tune.data.task_splits import phase_split
+from fine_tune.data.normalise import normalise_dataset
+from fine_tune.data.splits import manifest_hash, splits_only
+from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
+from fine_tune.data.task_splits import phase_split, split_normalised
 from fine_tune.errors import NoImprovementError
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.recipes.loader import load_recipe
 from fine_tune.recipes.trainer_configs import MedSFTConfig
+from fine_tune.task.spec import resolve_task
 from fine_tune.train import selection, sft
 from fine_tune.train.selection import (
     DevScorer,
@@ -37,9 +38,13 @@ def test_selection_score_is_accuracy_then_schema_pass():
     assert selection_score(metrics(10, 10)) < 1.1
 
 
+def split_synthetic(n, sizes):
+    task = resolve_task("medmcqa")
+    return split_normalised(task, normalise_dataset(task, generate_rows(n, seed=1)), sizes, 42, source=None)
+
+
 def test_dev_slice_is_the_tail_of_the_phase_rows_and_recorded():
-    rows = generate_rows(60, seed=1)
-    result = split_dataset(Dataset.from_list(rows), {"sft": 40, "grpo": 10, "eval": 10}, seed=42)
+    result = split_synthetic(60, {"sft": 40, "grpo": 10, "eval": 10})
     manifest = result.manifest
     before = manifest_hash(manifest)
     [(train, dev)] = carve_dev([result.splits["sft"]], manifest, "sft", 8)
@@ -51,7 +56,7 @@ def test_dev_slice_is_the_tail_of_the_phase_rows_and_recorded():
 
 
 def test_dev_slice_cannot_take_every_row():
-    result = split_dataset(Dataset.from_list(generate_rows(30, seed=1)), {"sft": 10, "grpo": 10, "eval": 10}, seed=42)
+    result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
     with pytest.raises(ValueError, match="dev_size 10 leaves no sft rows"):
         carve_dev([result.splits["sft"]], result.manifest, "sft", 10)
 
@@ -220,7 +225,7 @@ def test_a_resumed_run_still_compares_with_the_start_it_logged(monkeypatch, tiny
 def test_dev_scoring_uses_the_strict_greedy_eval(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    rows = generate_rows(4, seed=2)
+    rows = generate_canonical_rows(4, seed=2)
     scorer = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=8)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.padding_side = "right"

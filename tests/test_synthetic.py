@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from fine_tune.data.loading import MEDMCQA_COLUMNS, load_medmcqa
-from fine_tune.data.splits import split_dataset
+from fine_tune.data.normalise import load_task, normalise_dataset
+from fine_tune.data.rows import content_hash
 from fine_tune.data.synthetic import ANSWER_POSITION, CATEGORIES, FAMILIES, generate_rows, main, write_jsonl
-from fine_tune.data.validation import content_hash, validate_rows
+from fine_tune.data.task_splits import split_normalised
 from fine_tune.task.prompts import OPTION_COLUMNS
+from fine_tune.task.spec import resolve_task
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEMBER_CATEGORY = {word: category for category, words in CATEGORIES.items() for word in words}
@@ -36,7 +37,7 @@ def test_categories_are_single_words_in_exactly_one_category():
 
 
 def test_rows_have_the_medmcqa_schema(rows):
-    assert all(list(row) == list(MEDMCQA_COLUMNS) for row in rows)
+    assert all(tuple(row) == resolve_task("medmcqa").source_columns for row in rows)
     assert all(row["id"].startswith("syn-0-") for row in rows)
     assert len({row["id"] for row in rows}) == len(rows)
     assert {row["choice_type"] for row in rows} == {"single"}
@@ -70,11 +71,15 @@ def test_every_letter_is_an_answer_and_phrasings_vary(rows):
     assert len({asked_category(row["question"]) for row in rows}) == len(CATEGORIES)
 
 
+def canonical(rows):
+    return normalise_dataset(resolve_task("medmcqa"), rows).dataset
+
+
 def test_same_seed_same_rows_different_seed_held_out(rows):
     assert generate_rows(2000, seed=0) == rows
     other = generate_rows(2000, seed=1)
     assert other != rows
-    shared = {content_hash(r) for r in rows} & {content_hash(r) for r in other}
+    shared = set(map(content_hash, canonical(rows))) & set(map(content_hash, canonical(other)))
     assert len(shared) < 0.01 * len(rows)
     assert {r["id"] for r in rows}.isdisjoint(r["id"] for r in other)
 
@@ -83,11 +88,12 @@ def test_rows_validate_and_split(rows, tmp_path):
     path = tmp_path / "syn.jsonl"
     write_jsonl(rows, path)
     assert os.listdir(tmp_path) == ["syn.jsonl"]
-    loaded = load_medmcqa(str(path))
-    report = validate_rows(loaded)
-    assert report.valid == len(rows)
-    assert report.flags == {}
-    result = split_dataset(loaded, {"sft": 1000, "grpo": 500, "eval": 200})
+    normalised = load_task(resolve_task("medmcqa"), "train", str(path))
+    assert normalised.report.valid == len(rows)
+    assert normalised.report.flags == {}
+    result = split_normalised(
+        resolve_task("medmcqa"), normalised, {"sft": 1000, "grpo": 500, "eval": 200}, 42, source=None
+    )
     assert sum(len(part) for part in result.splits.values()) == 1700
 
 

@@ -39,7 +39,7 @@ def test_validator_json_keeps_todays_keys_and_adds_task_and_letters():
     for report in (medmcqa, kor):
         assert today <= set(report)
     assert (medmcqa["task"], medmcqa["letters"]) == ("medmcqa", list("ABCD"))
-    assert medmcqa["invalid"] == {"missing_question": 1, "missing_option": 1, "cop_out_of_range": 2}  # today's names
+    assert medmcqa["invalid"] == {"missing_question": 1, "missing_option": 1, "answer_out_of_range": 2}
     assert (kor["task"], kor["letters"], kor["valid"]) == ("kormedmcqa", list("ABCDE"), 16)
     assert kor["invalid"] == {"missing_option": 1, "missing_answer": 1, "answer_out_of_range": 2}
     assert set(kor["strata"]["sft"]) == {"doctor", "nurse", "pharm", "dentist"}

@@ -43,11 +43,10 @@ def assert_medmcqa_unchanged(rows):
     normalised = normalise_dataset(MEDMCQA, rows)
     for index, canonical in zip(normalised.source_indices, normalised.dataset, strict=True):
         raw = rows[index]
-        for row in (raw, canonical):
-            assert prompts.prompt_messages(row) == old_messages(raw)
-            assert prompts.prompt_messages(row, task=MEDMCQA) == old_messages(raw)
-            assert prompts.target_response(row) == old_target(raw)
-            assert prompts.grpo_example(row)["ground_truth"] == "ABCD"[raw["cop"]]
+        assert prompts.prompt_messages(canonical) == old_messages(raw)
+        assert prompts.prompt_messages(canonical, task=MEDMCQA) == old_messages(raw)
+        assert prompts.target_response(canonical) == old_target(raw)
+        assert prompts.grpo_example(canonical)["ground_truth"] == "ABCD"[raw["cop"]]
     return len(normalised.source_indices)
 
 

@@ -1,4 +1,7 @@
+"""The one splitter (`fine_tune.data.task_splits`): upstream's seeded walk, skips counted by reason, the manifest."""
+
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -6,55 +9,175 @@ import datasets
 import pytest
 import yaml
 
-from fine_tune.data import validation
-from fine_tune.data.normalise import normalise_dataset
-from fine_tune.data.splits import split_dataset
-from fine_tune.data.synthetic import generate_rows
-from fine_tune.data.task_splits import phase_split, split_task_rows
+from fine_tune.constants import DEFAULT_SPLIT_SIZES
+from fine_tune.data.normalise import load_task, normalise_dataset
+from fine_tune.data.splits import contamination_count, manifest_hash, read_manifest
+from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.task_splits import (
+    load_task_eval_rows,
+    load_task_split,
+    load_task_splits,
+    phase_split,
+    split_normalised,
+    split_task_rows,
+)
 from fine_tune.errors import DatasetError
 from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.task.spec import resolve_task
 
 MEDMCQA = resolve_task("medmcqa")
+REPO = Path(__file__).resolve().parent.parent
+VALIDATION = "../shared/data/medmcqa/validation.jsonl"  # as the manifests record it (run from the repo root)
+# `manifest_hash` of the real validation file's split, computed on the MedMCQA-only path before it was removed
+# (scripts of 2026-12-06): the one path must give the same splits, manifest and dataset fingerprint.
+PINNED_HASHES = [
+    ({"sft": 1000, "grpo": 500, "eval": 200}, 42, "3f63552148d240f1c4fd2c9f170ec6181b10d250c1c680153ec0314861385e6d"),
+    ({"sft": 600, "grpo": 300, "eval": 100}, 42, "23a4d50ba667d799d7e94f2dc35510e2d64169247e092656d74c1ab7b6a88a38"),
+    ({"sft": 3000, "grpo": 500, "eval": 500}, 42, "37cf91965bdaefaa68451e94fbd8ae4f4ae61d185db36a0eba5a0b0de1a40cd2"),
+    ({"sft": 1000, "grpo": 500, "eval": 200}, 7, "b4b5e62466b5318f5933d6f1ec8f9d8675a33bd95a8345aa5116d90b60e12397"),
+]
+SYNTHETIC_HASH = "8a4737221acff569d6d75a3b2f78e421db24ddf0d52f9c12d8ecd27fab2a0c4c"  # the same, synthetic rows
 
 
-def split_like_before(raw_rows, sizes, seed):
-    dataset = datasets.Dataset.from_list(raw_rows)
-    normalised = normalise_dataset(MEDMCQA, dataset)
-    old_report = validation.validate_rows(dataset)
-    reasons = {}
-    for name in validation.REASONS:
-        for index in old_report.invalid.get(name, []):
-            reasons.setdefault(index, name)
-    new = split_task_rows(
-        normalised.dataset,
-        normalised.source_indices,
-        reasons,
-        len(dataset),
-        sizes,
-        seed,
-        fingerprint=dataset._fingerprint,
-        source="src",
+def make_row(i: int, **overrides) -> dict:
+    row = {"id": f"q{i}", "question": f"Question number {i}?", "opa": f"alpha {i}", "opb": f"beta {i}"}
+    row.update({"opc": f"gamma {i}", "opd": f"delta {i}", "cop": i % 4, "exp": None, "subject_name": "Anatomy"})
+    return {**row, **overrides}
+
+
+def split_rows(rows, sizes=DEFAULT_SPLIT_SIZES, seed=42, source=None):
+    """Raw MedMCQA rows -> the medmcqa task's normaliser -> the splitter (what a phase does after reading)."""
+    return split_normalised(MEDMCQA, normalise_dataset(MEDMCQA, datasets.Dataset.from_list(rows)), sizes, seed,
+                            source=source)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def clean_2000() -> list[dict]:
+    return [make_row(i) for i in range(2000)]
+
+
+@pytest.mark.parametrize(("sizes", "seed", "expected"), PINNED_HASHES)
+def test_the_real_validation_split_has_the_pinned_manifest_hash(shared_dir, monkeypatch, sizes, seed, expected):
+    monkeypatch.chdir(REPO)
+    if not Path(VALIDATION).is_file():
+        pytest.skip(f"{VALIDATION} is not reachable from the repository root")
+    result = load_task_splits("medmcqa", source=VALIDATION, sizes=sizes, seed=seed)
+    assert manifest_hash(result.manifest) == expected
+    assert result.skipped == {} and contamination_count(result.manifest) == 0
+
+
+def test_the_synthetic_split_has_the_pinned_manifest_hash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(generate_rows(300, seed=5), "synthetic.jsonl")
+    result = load_task_splits(None, source="synthetic.jsonl", sizes={"sft": 100, "grpo": 50, "eval": 30}, seed=42)
+    assert manifest_hash(result.manifest) == SYNTHETIC_HASH
+
+
+def test_split_reproduces_upstream_on_clean_data(clean_2000):
+    result = split_rows(clean_2000)
+    upstream = datasets.Dataset.from_list(clean_2000).shuffle(seed=42)
+    bounds = {"sft": (0, 1000), "grpo": (1000, 1500), "eval": (1500, 1700)}
+    for name, (start, stop) in bounds.items():
+        assert result.splits[name]["id"] == upstream.select(range(start, stop))["id"]
+        assert result.manifest["splits"][name]["shuffled_indices"] == list(range(start, stop))
+    assert result.skipped == {} and result.manifest["sizes"] == DEFAULT_SPLIT_SIZES
+    assert "task" not in result.manifest  # the default task's manifest keeps its keys
+
+
+def test_split_skips_duplicates_and_invalid_rows_and_stays_disjoint():
+    rows = [make_row(i) for i in range(300)]
+    # 60 rows repeating earlier content (case/whitespace changed), 20 unlabeled rows
+    rows += [make_row(i, id=f"dup{i}", question=f"  question NUMBER {i}?") for i in range(60)]
+    rows += [make_row(1000 + i, cop=-1) for i in range(20)]
+    result = split_rows(rows, {"sft": 150, "grpo": 80, "eval": 40}, seed=7)
+    assert {name: len(part) for name, part in result.splits.items()} == {"sft": 150, "grpo": 80, "eval": 40}
+    hashes = [h for split in result.manifest["splits"].values() for h in split["content_hashes"]]
+    assert len(hashes) == len(set(hashes)) == 270
+    assert set(result.skipped) == {"duplicate_content", "answer_out_of_range"}
+    assert result.manifest["skipped"] == result.skipped
+    for name, part in result.splits.items():
+        assert part["id"] == result.manifest["splits"][name]["row_ids"]
+
+
+def test_split_not_enough_rows_or_bad_sizes(clean_2000):
+    with pytest.raises(DatasetError, match="only 20 distinct valid rows.*duplicate_content: 40"):
+        split_rows([make_row(i % 20, id=f"r{i}") for i in range(60)], {"sft": 30, "grpo": 20, "eval": 10})
+    with pytest.raises(DatasetError, match="unknown split"):
+        split_rows(clean_2000[:10], {"train": 10})
+    with pytest.raises(DatasetError, match="non-negative"):
+        split_rows(clean_2000[:10], {"sft": -1})
+
+
+def test_conflicting_answers_are_skipped_and_counted_with_plain_duplicates():
+    rows = [make_row(i) for i in range(40)]
+    rows.append(make_row(5, id="q5-again", cop=(5 + 1) % 4))  # same content as q5, another answer
+    rows.append(make_row(7, id="q7-again"))  # same content and answer as q7: a plain duplicate
+    result = split_rows(rows, {"sft": 30, "grpo": 5, "eval": 4}, seed=0)
+    used = [i for part in result.manifest["splits"].values() for i in part["source_indices"]]
+    assert 5 not in used and 40 not in used
+    assert result.skipped["conflicting_answer"] == 2 and result.skipped["duplicate_content"] == 1
+
+
+def test_load_task_split_writes_manifest_counts_refused_records_and_names_conflicts(tmp_path, caplog):
+    rows = [make_row(i) for i in range(60)] + [make_row(0, id="copy"), make_row(200, question=" ")]
+    rows.append(make_row(5, id="q5-again", cop=2))
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b"\n".join(json.dumps(row).encode() for row in rows) + b"\n{oops\n")
+    manifest_path = tmp_path / "manifest.json"
+    sizes = {"sft": 30, "grpo": 15, "eval": 10}
+    with caplog.at_level(logging.INFO, logger="fine_tune.data"):
+        grpo, manifest = load_task_split(
+            None, "grpo", source=str(path), sizes=sizes, seed=3, manifest_path=manifest_path
+        )
+    assert len(grpo) == 15 and read_manifest(manifest_path) == manifest
+    assert manifest["source"] == str(path) and grpo["id"] == manifest["splits"]["grpo"]["row_ids"]
+    assert "64 rows: 60 valid, 4 invalid" in caplog.text
+    assert (
+        "missing_question: 1 rows" in caplog.text and "malformed_line: 1 rows (e.g. line 64 (not JSON" in caplog.text
     )
-    return split_dataset(dataset, sizes, seed, source="src"), new, dataset
+    assert "q5 (B), q5-again (C)" in caplog.text
+    with pytest.raises(DatasetError, match="unknown split"):
+        load_task_split(None, "test", source=str(path), sizes=sizes)
 
 
-def test_medmcqa_split_and_manifest_are_unchanged(shared_dir):
-    lines = (shared_dir / "data/medmcqa/validation.jsonl").read_text(encoding="utf-8").splitlines()[:400]
-    unlabeled = (shared_dir / "data/medmcqa/test_unlabeled.jsonl").read_text(encoding="utf-8").splitlines()[:40]
-    raw = [json.loads(line) for line in lines + unlabeled]
-    raw = raw[::2] + raw[1::2]  # unlabeled rows spread through the source
-    old, new, _ = split_like_before(raw, {"sft": 120, "grpo": 60, "eval": 40}, seed=42)
-    assert new.manifest == old.manifest
-    assert old.skipped.get("cop_out_of_range")  # invalid rows were met and counted the same way
-    for name, split in new.splits.items():
-        assert split["question"] == old.splits[name]["question"]
-        assert split["answer"] == old.splits[name]["cop"]
+def test_eval_rows_drop_and_count_invalid_rows(tmp_path, caplog):
+    path = tmp_path / "val.jsonl"
+    write_jsonl([make_row(i) for i in range(10)] + [make_row(10, cop=-1)], path)
+    with caplog.at_level(logging.WARNING, logger="fine_tune.data"):
+        rows, report = load_task_eval_rows("medmcqa", source=str(path))
+    assert len(rows) == 10 and report.n_invalid == 1
+    assert report.invalid_counts() == {"answer_out_of_range": 1}
+    assert "11 rows: 10 valid, 1 invalid" in caplog.text
 
 
-def test_synthetic_split_is_unchanged():
-    old, new, _ = split_like_before(generate_rows(300, seed=5), {"sft": 100, "grpo": 50, "eval": 30}, seed=42)
-    assert new.manifest == old.manifest and new.skipped == old.skipped == {}
+def test_real_validation_split_is_disjoint_and_upstream(shared_dir):
+    source = str(shared_dir / "data/medmcqa/validation.jsonl")
+    result = load_task_splits("medmcqa", source=source, sizes=DEFAULT_SPLIT_SIZES)
+    assert {name: len(part) for name, part in result.splits.items()} == DEFAULT_SPLIT_SIZES
+    upstream = datasets.Dataset.from_json(source).shuffle(seed=42).select(range(1000))
+    assert result.splits["sft"]["id"] == upstream["id"]
+
+
+def test_real_unlabeled_rows_are_refused_for_training_and_scoring(shared_dir):
+    source = str(shared_dir / "data/medmcqa/test_unlabeled.jsonl")
+    for load in (
+        lambda: load_task_split("medmcqa", "sft", source=source),
+        lambda: load_task_eval_rows(None, source=source),
+    ):
+        with pytest.raises(DatasetError) as error:
+            load()
+        assert "only 0 of 6150 rows are usable" in str(error.value)
+        assert "answer_out_of_range: 6150 rows" in str(error.value) and "cop=-1 marks unlabeled" in str(error.value)
+    report = load_task(MEDMCQA, "test", source).report
+    assert report.invalid_counts() == {"answer_out_of_range": 6150}, "every row is well formed but for its answer"
+
+
+def test_real_partial_rows_are_usable(shared_dir):
+    source = str(shared_dir / "data/medmcqa/train_subset1000_partial.jsonl")
+    sft, manifest = load_task_split(None, "sft", source=source, sizes={"sft": 600, "grpo": 300, "eval": 100})
+    assert len(sft) == 600 and set(sft["subject"]) == {None} and set(sft["exp"]) == {None}
+    assert all(row_id.startswith("row ") for row_id in manifest["splits"]["sft"]["row_ids"])
+    assert contamination_count(manifest) == 0
 
 
 def test_stratified_split_keeps_subject_shares_and_records_them():
@@ -108,9 +231,6 @@ def test_too_few_rows_names_the_task():
 
 
 def test_load_task_split_writes_the_manifest_and_uses_the_task_defaults(tmp_path):
-    from fine_tune.data.splits import read_manifest
-    from fine_tune.data.task_splits import load_task_eval_rows, load_task_split
-
     fixture = "tests/fixtures/tasks/kormedmcqa"
     sizes = {"sft": 8, "grpo": 4, "eval": 4}
     rows, manifest = load_task_split(
@@ -151,7 +271,6 @@ def test_recipes_take_task_and_stratify_by():
         parse_recipe("eval", ["--shots", "-1"])
 
 
-REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "tasks"
 
 

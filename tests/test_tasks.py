@@ -4,7 +4,6 @@ from pathlib import Path
 import datasets
 import pytest
 
-from fine_tune.data import validation
 from fine_tune.data.loading import read_task_rows
 from fine_tune.data.normalise import (
     CANONICAL_COLUMNS,
@@ -13,6 +12,7 @@ from fine_tune.data.normalise import (
     load_task,
     normalise_dataset,
     normalise_row,
+    select_source_columns,
 )
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.task.spec import DEFAULT_TASK, available_tasks, parse_task_spec, resolve_task
@@ -86,12 +86,7 @@ def test_medmcqa_preset_maps_the_real_columns(shared_dir):
     assert first["options"] == [source[c] for c in ("opa", "opb", "opc", "opd")]
     assert first["answer"] == source["cop"] and first["subject"] == source["subject_name"]
     assert first["id"] == source["id"] and first["exp"] == source["exp"]
-    old = validation.validate_rows(datasets.Dataset.from_list(rows))
-    assert normalised.source_indices == old.valid_indices
-    # same content hash as the MedMCQA-only validator, so existing split manifests still match
-    assert [content_hash(r) for r in normalised.dataset] == [
-        validation.content_hash(rows[i]) for i in old.valid_indices
-    ]
+    assert normalised.source_indices == list(range(300)) and normalised.report.flags["duplicate_options"]
 
 
 def test_unlabeled_medmcqa_test_rows_are_refused_by_name(shared_dir):
@@ -289,6 +284,9 @@ def test_require_usable_names_reasons():
             {"fields": {"options": {"columns": ["a", "b"]}, "answer": {"field": "y", "encoding": "index0"}}},
             r"fields.question is required",
         ),
+        ({"source_columns": "q"}, r"`source_columns` must be a non-empty list of column names"),
+        ({"source_columns": ["q", "a", "q"]}, r"`source_columns` lists a column twice"),
+        ({"source_columns": ["q", "a", "b", "c"]}, r"`source_columns` lacks y, which `fields` read"),
     ],
 )
 def test_bad_task_specs_are_one_line_recipe_errors(overrides, message):
@@ -331,3 +329,78 @@ def test_wrong_task_for_the_data_is_one_line_naming_the_missing_columns():
         normalise_dataset(resolve_task("medmcqa"), medqa_rows)
     assert "\n" not in str(e.value) and "found: answer, answer_idx, meta_info" in str(e.value)
     assert normalise_dataset(resolve_task("medqa"), medqa_rows.remove_columns("meta_info")).report.valid == 12
+
+
+def medmcqa_row(i: int, **overrides) -> dict:
+    row = {"id": f"q{i}", "question": f"Question number {i}?", "opa": f"alpha {i}", "opb": f"beta {i}"}
+    return {**row, "opc": f"gamma {i}", "opd": f"delta {i}", "cop": i % 4, **overrides}
+
+
+def test_each_medmcqa_reason_is_counted_with_example_ids():
+    rows = [medmcqa_row(i) for i in range(6)]
+    rows += [medmcqa_row(i, question=q) for i, q in [(6, None), (7, ""), (8, "   ")]]
+    rows += [medmcqa_row(9, opb=None), medmcqa_row(10, opc=""), medmcqa_row(11, opd=" \n")]
+    rows += [medmcqa_row(i, cop=c) for i, c in [(12, -1), (13, 4), (14, None)]]
+    report = normalise_dataset(resolve_task("medmcqa"), datasets.Dataset.from_list(rows)).report
+    assert (report.total, report.valid_indices) == (15, list(range(6)))
+    assert report.invalid_counts() == {
+        "missing_question": 3,
+        "missing_option": 3,
+        "missing_answer": 1,
+        "answer_out_of_range": 2,
+    }
+    assert report.invalid["missing_option"] == [9, 10, 11]
+    assert report.examples["answer_out_of_range"] == ["q12", "q13"] and report.examples["missing_answer"] == ["q14"]
+
+
+def test_examples_are_the_first_five_and_fall_back_to_the_row_index():
+    report = normalise_dataset(resolve_task("medmcqa"), [medmcqa_row(i, id=None, cop=-1) for i in range(8)]).report
+    assert len(report.invalid["answer_out_of_range"]) == 8
+    assert report.examples["answer_out_of_range"] == [f"row {i}" for i in range(5)]
+
+
+def test_summary_to_dict_and_require_usable_name_the_reason_and_its_meaning():
+    report = normalise_dataset(resolve_task("medmcqa"), [medmcqa_row(0), medmcqa_row(1, cop=-1)]).report
+    summary = report.summary()
+    assert "2 rows: 1 valid, 1 invalid" in summary and "answer_out_of_range: 1 rows (e.g. q1)" in summary
+    assert "cop=-1 marks unlabeled" in summary
+    assert report.to_dict()["invalid"] == {"answer_out_of_range": {"count": 1, "examples": ["q1"]}}
+    json.dumps(report.to_dict())
+    report.require_usable(1)
+    with pytest.raises(DatasetError, match=r"only 1 of 2 rows are usable but 2 .*answer_out_of_range: 1 rows.*cop=-1"):
+        report.require_usable(2)
+
+
+def test_duplicate_options_is_a_flag_not_a_drop():
+    rows = [medmcqa_row(0), medmcqa_row(1, opa="Aspirin", opc="  aspirin "), medmcqa_row(2, opb="gamma 2")]
+    report = normalise_dataset(resolve_task("medmcqa"), rows).report
+    assert report.valid_indices == [0, 1, 2] and report.flags == {"duplicate_options": [1, 2]}
+    assert report.examples["duplicate_options"] == ["q1", "q2"] and "duplicate_options: 2 rows" in report.summary()
+
+
+def test_content_hash_normalises_case_and_whitespace_but_keeps_order():
+    row = {"question": "Question number 0?", "options": ["alpha 0", "beta 0", "c", "d"]}
+    noisy = {**row, "question": "  QUESTION   number 0? ", "options": ["Alpha\t0", "beta 0", "c", "d"]}
+    assert content_hash(row) == content_hash(noisy)
+    assert content_hash(row) != content_hash({**row, "options": ["beta 0", "alpha 0", "c", "d"]})
+    assert len(content_hash(row)) == 16
+
+
+def test_an_index_written_as_text_is_read_only_from_a_csv():
+    row = {"q": "Q?", "a": "x", "b": "y", "c": "z", "y": " 2 "}
+    assert normalise_row(spec(), row)[1] == ["wrong_type"]
+    assert normalise_row(spec(), row, untyped=True)[0]["answer"] == 2
+    assert normalise_row(spec(), {**row, "y": "B"}, untyped=True)[1] == ["wrong_type"]
+    assert normalise_row(spec(), {**row, "y": "-1"}, untyped=True)[1] == ["answer_out_of_range"]
+
+
+def test_source_columns_give_one_schema_whatever_the_source_holds():
+    task = resolve_task("medmcqa")
+    partial = datasets.Dataset.from_list([{"extra": 1, **medmcqa_row(i)} for i in range(3)])
+    conformed = select_source_columns(task, partial)
+    assert tuple(conformed.column_names) == task.source_columns
+    assert conformed["topic_name"] == [None] * 3 and conformed.features["topic_name"] == datasets.Value("string")
+    assert select_source_columns(task, conformed).column_names == conformed.column_names
+    with pytest.raises(DatasetError, match=r"column\(s\) opc not in the data"):
+        select_source_columns(task, partial.remove_columns("opc"))
+    assert select_source_columns(resolve_task("medqa"), partial) is partial  # no source_columns: as it is

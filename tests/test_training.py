@@ -10,8 +10,9 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerControl, TrainerState
 from trl import SFTTrainer
 
-from fine_tune.data.splits import manifest_hash, split_dataset, write_manifest
-from fine_tune.data.synthetic import generate_rows, write_jsonl
+from fine_tune.data.splits import manifest_hash, write_manifest
+from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
+from fine_tune.data.task_splits import load_task_splits
 from fine_tune.errors import LineageError
 from fine_tune.io import atomic_write_json
 from fine_tune.recipes.trainer_configs import MedSFTConfig
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_sft_collator_masks_the_prompt(tiny_model_dir, tmp_path):
     """Loss falls on the completion only: every label before the assistant's JSON is -100."""
-    rows = generate_rows(4, seed=3)
+    rows = generate_canonical_rows(4, seed=3)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
@@ -119,10 +120,8 @@ def fake_sft_model(tiny_model_dir, synthetic_file, out, sizes):
     """A copy of the tiny model dressed as an SFT output of `synthetic_file` (lineage + split manifest)."""
     import shutil
 
-    from fine_tune.data.loading import load_medmcqa
-
     shutil.copytree(tiny_model_dir, out)
-    manifest = split_dataset(load_medmcqa(str(synthetic_file)), sizes, seed=42, source=str(synthetic_file)).manifest
+    manifest = load_task_splits(None, source=str(synthetic_file), sizes=sizes, seed=42).manifest
     write_manifest(manifest, out.parent / "split_manifest.json")
     atomic_write_json(
         out / "lineage.json",

@@ -4,11 +4,12 @@ import sys
 import time
 from pathlib import Path
 
-import datasets
 import pytest
 
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.task.prompts import prompt_messages
+from fine_tune.task.spec import resolve_task
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = REPO_ROOT / "scripts" / "validate_dataset.py"
@@ -29,6 +30,57 @@ def synthetic_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "syn.jsonl"
     write_jsonl(generate_rows(300, seed=0), path)
     return path
+
+
+REPORT_KEYS = {"rows", "valid", "invalid", "examples", "conflicts", "splits", "skipped", "contamination"}
+REPORT_KEYS |= {"manifest_hash", "task", "letters"}
+
+
+def test_json_keys_on_the_real_validation_file(shared_dir):
+    result = run_script("--dataset_name", "../shared/data/medmcqa/validation.jsonl", "--json")  # run in the repo
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= REPORT_KEYS
+    assert (report["task"], report["letters"], report["rows"], report["valid"]) == (
+        "medmcqa",
+        list("ABCD"),
+        4183,
+        4183,
+    )
+    assert (report["invalid"], report["conflicts"], report["skipped"], report["contamination"]) == ({}, [], {}, 0)
+    assert report["splits"] == {"sft": 1000, "grpo": 500, "eval": 200}
+    assert report["manifest_hash"] == "3f63552148d240f1c4fd2c9f170ec6181b10d250c1c680153ec0314861385e6d"
+    assert report["flags"]["duplicate_options"] > 0 and report["examples"]["duplicate_options"]
+
+
+def test_json_keys_on_a_fixture_with_invalid_rows():
+    fixture = str(REPO_ROOT / "tests/fixtures/tasks/medmcqa.jsonl")
+    result = run_script("--dataset_name", fixture, *sizes(8, 2, 2), "--split_seed", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= REPORT_KEYS
+    assert (report["rows"], report["valid"]) == (17, 13)
+    assert report["invalid"] == {"missing_question": 1, "missing_option": 1, "answer_out_of_range": 2}
+    assert (
+        set(report["examples"]) == set(report["invalid"]) | set(report["flags"]) and len(report["manifest_hash"]) == 64
+    )
+    assert sum(report["skipped"].values()) > 0 and set(report["skipped"]) <= set(report["invalid"])
+
+
+def test_real_token_lengths(shared_dir):
+    from transformers import AutoTokenizer
+
+    from fine_tune.data.normalise import load_task
+    from fine_tune.data.report import task_dataset_report
+
+    task = resolve_task("medmcqa")
+    normalised = load_task(task, "validation", str(shared_dir / "data/medmcqa/validation.jsonl"))
+    tokenizer = AutoTokenizer.from_pretrained(str(shared_dir / "tokenizers/qwen3"))
+    stats = task_dataset_report(task, normalised, {"sft": 10}, tokenizer=tokenizer, token_rows=100)["token_lengths"]
+    assert stats["rows"] == 100
+    assert 100 < stats["prompt"]["mean"] < 400
+    assert stats["prompt"]["p50"] <= stats["prompt"]["p95"] <= stats["prompt"]["max"]
+    assert stats["full"]["mean"] > stats["prompt"]["mean"]
 
 
 def test_json_report_on_a_usable_file(synthetic_file):
@@ -199,8 +251,7 @@ def token_count(tokenizer, text: str) -> int:
 
 
 def test_token_lengths_are_those_of_the_text_sft_trains_on(mistral_tokenizer):
-    from fine_tune.data.normalise import normalise_dataset
-    from fine_tune.data.report import dataset_report, task_dataset_report
+    from fine_tune.data.report import task_dataset_report
     from fine_tune.task.prompts import SYSTEM_PROMPT, render_prompt, render_training_text
     from fine_tune.task.spec import resolve_task
 
@@ -213,8 +264,10 @@ def test_token_lengths_are_those_of_the_text_sft_trains_on(mistral_tokenizer):
     assert lengths["full"]["max"] == max(token_count(mistral_tokenizer, text) for text in full)
     assert lengths["full"]["p50"] > lengths["prompt"]["p50"]  # prompt + target, never the prompt without its system
 
-    medmcqa_rows = datasets.Dataset.from_list(generate_rows(6, seed=4))
-    stats = dataset_report(medmcqa_rows, {"sft": 6}, tokenizer=mistral_tokenizer)["token_lengths"]
+    medmcqa = normalise_dataset(resolve_task("medmcqa"), generate_rows(6, seed=4))
+    medmcqa_rows = list(medmcqa.dataset)
+    stats = task_dataset_report(resolve_task("medmcqa"), medmcqa, {"sft": 6}, tokenizer=mistral_tokenizer)
+    stats = stats["token_lengths"]
     full = [render_training_text(mistral_tokenizer, row) for row in medmcqa_rows]
     prompts = [render_prompt(mistral_tokenizer, prompt_messages(row)) for row in medmcqa_rows]
     assert stats["full"]["max"] == max(token_count(mistral_tokenizer, text) for text in full)

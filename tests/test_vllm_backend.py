@@ -10,7 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 from vllm_fakes import CompletionOutput, FakeLLM
 
-from fine_tune.data.synthetic import generate_rows
+from fine_tune.data.synthetic import generate_canonical_rows
 from fine_tune.evaluate.generation import generate_responses, stop_token_ids
 from fine_tune.evaluate.vllm_backend import (
     compare_backends,
@@ -37,7 +37,7 @@ def tiny(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def messages():
-    return [prompt_messages(row) for row in generate_rows(6, seed=11)]
+    return [prompt_messages(row) for row in generate_canonical_rows(6, seed=11)]
 
 
 @pytest.fixture(scope="module")

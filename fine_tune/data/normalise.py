@@ -27,7 +27,6 @@ from fine_tune import hub_access as hub
 from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.data.rows import (
-    COMMON_DESCRIPTIONS,
     CONFLICTING_ANSWER,
     DUPLICATE_OPTIONS,
     EXAMPLES_PER_REASON,
@@ -38,8 +37,9 @@ from fine_tune.data.rows import (
     iter_rows,
     normalise_text,
 )
+from fine_tune.data.topics import tag_row
 from fine_tune.errors import DatasetError
-from fine_tune.task.spec import TaskSpec
+from fine_tune.task.spec import SUBJECT_TAGGED, TaskSpec
 
 logger = logging.getLogger(__name__)
 CANONICAL_COLUMNS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "exp", "subject")
@@ -55,12 +55,14 @@ CANONICAL_FEATURES = datasets.Features(
     }
 )
 REASON_DESCRIPTIONS: dict[str, str] = {
-    MALFORMED_LINE: COMMON_DESCRIPTIONS[MALFORMED_LINE],
-    NOT_UTF8: COMMON_DESCRIPTIONS[NOT_UTF8],
+    MALFORMED_LINE: (
+        "the record is not one JSON object (truncated or malformed JSON, an array, a bare value); the rest are judged"
+    ),
+    NOT_UTF8: "the line holds a byte that is not UTF-8; re-save the file as UTF-8",
     "missing_question": "the question is null, empty or whitespace",
     "missing_option": "an option is null, empty or whitespace",
     "option_count": "the number of options is outside min_options..len(letters), or a dict key is not a task letter",
-    "missing_answer": "the answer is null or empty",
+    "missing_answer": "the answer is null, NaN or empty (e.g. a MedMCQA row with cop null)",
     "answer_out_of_range": (
         "the answer index or letter points outside the row's options (e.g. MedMCQA's cop=-1 marks unlabeled test "
         "rows, which cannot be used for training or scoring)"
@@ -69,12 +71,16 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "ambiguous_answer": "the answer text matches more than one option",
     "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
     "needs_image": "the question refers to an image, which a text prompt cannot show",
-    CONFLICTING_ANSWER: COMMON_DESCRIPTIONS[CONFLICTING_ANSWER],
-    "wrong_type": (
-        "a field has the wrong type (question/options not strings, an index not an integer, ...), or a record's "
-        "value has a type that clashes with the rest of its column in the file"
+    CONFLICTING_ANSWER: (
+        "the same question and options appear with different answers; every row of the group is kept out of "
+        "training and scoring"
     ),
-    DUPLICATE_OPTIONS: COMMON_DESCRIPTIONS[DUPLICATE_OPTIONS],
+    "wrong_type": (
+        "a field has the wrong type (question/options not strings, an index not an integer: 2.0 counts as 2, but a "
+        'string such as "2" is refused, not guessed, except in a CSV, whose cells are all text), or a record\'s value '
+        "has a type that clashes with the rest of its column in the file"
+    ),
+    DUPLICATE_OPTIONS: "two options are identical after case/whitespace normalisation (flag only, row kept)",
 }
 REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != DUPLICATE_OPTIONS)
 _MISSING = object()
@@ -105,13 +111,16 @@ class NormalisedRows:
     fingerprint: str | None = None  # the source Dataset's fingerprint, recorded in split manifests
 
 
-def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
-    """(canonical row, []) for a usable row, else (None, its reasons in REASONS order)."""
+def normalise_row(
+    spec: TaskSpec, row: Mapping[str, Any], untyped: bool = False
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """(canonical row, []) for a usable row, else (None, its reasons in REASONS order); `untyped`: the row is a CSV
+    line, so an index answer may be written as text ("2")."""
     problems: set[str] = set()
     question = _required_text(lookup(row, spec.question), "missing_question", problems)
     options = _options(spec, row, problems)
     if options is not None:
-        answer = _answer(spec, row, options, problems)
+        answer = _answer(spec, row, options, problems, untyped)
     elif _is_blank(lookup(row, spec.answer.field)):
         problems.add("missing_answer")
     context = None
@@ -130,7 +139,9 @@ def normalise_row(spec: TaskSpec, row: Mapping[str, Any]) -> tuple[dict[str, Any
         "answer": answer,
         "context": context,
         "exp": _optional_text(lookup(row, spec.explanation)) if spec.explanation else None,
-        "subject": _subject(spec, row),
+        "subject": tag_row(question, options, context)
+        if spec.subject_source == SUBJECT_TAGGED
+        else _subject(spec, row),
     }, []
 
 
@@ -138,12 +149,13 @@ def normalise_dataset(
     spec: TaskSpec,
     dataset: datasets.Dataset | Iterable[Mapping[str, Any]],
     refused: Sequence[RefusedRecord] = (),
+    untyped: bool = False,
 ) -> NormalisedRows:
     """Every row checked and mapped; the valid ones as a canonical Dataset, the rest counted by reason.
 
     `refused` are the source's records that the loader could not turn into rows: they are source rows too, numbered
     after the dataset's (row n + k is the k-th refused record), each invalid under its own reason, so a split skips
-    and counts them like any other invalid row.
+    and counts them like any other invalid row. `untyped`: the rows come from a CSV (see `normalise_row`).
     """
     if isinstance(dataset, datasets.Dataset) and not (refused and len(dataset) == 0):
         check_columns(spec, dataset.column_names)
@@ -156,7 +168,7 @@ def normalise_dataset(
     total = 0
     for index, row in enumerate(iter_rows(dataset)):
         total += 1
-        canonical, names = normalise_row(spec, row)
+        canonical, names = normalise_row(spec, row, untyped)
         labels[index] = _label(spec, row, index)
         for name in names:
             invalid.setdefault(name, []).append(index)
@@ -247,10 +259,35 @@ def conflict_groups(rows: list[Mapping[str, Any]]) -> list[list[int]]:
 def load_task(spec: TaskSpec, split: str, source: str | None = None, token_env: str = hub.TOKEN_ENV) -> NormalisedRows:
     """Load `split` of the task and normalise it; the report counts every row that was left out and why."""
     loaded = read_task_rows(spec, split, source, token_env)
-    normalised = normalise_dataset(spec, loaded.dataset, loaded.refused)
+    dataset = select_source_columns(spec, loaded.dataset)
+    normalised = normalise_dataset(spec, dataset, loaded.refused, loaded.untyped)
     if normalised.report.n_invalid:
         logger.warning("%s", normalised.report.summary())
+    for conflict in normalised.report.conflicts:
+        pairs = ", ".join(f"{i} ({a})" for i, a in zip(conflict["ids"], conflict["answers"], strict=True))
+        logger.warning("%s: same question, different answers, kept out: %s", spec.name, pairs)
     return normalised
+
+
+def select_source_columns(spec: TaskSpec, dataset: datasets.Dataset) -> datasets.Dataset:
+    """The task's `source_columns` in order (none listed: `dataset` as is): the columns a field needs must be there,
+    other absent ones are added as null text, all-null ones typed as text, and any others dropped. A source whose
+    every record was refused (no columns) is left as is."""
+    if not spec.source_columns or not dataset.column_names:
+        return dataset
+    check_columns(spec, dataset.column_names)
+    for column in spec.source_columns:
+        if column not in dataset.column_names:
+            dataset = dataset.add_column(column, [None] * len(dataset), feature=datasets.Value("string"))
+    text = datasets.Value("string")
+    all_null = {c: text for c in spec.source_columns if dataset.features[c] == datasets.Value("null")}
+    if all_null:
+        dataset = dataset.cast(datasets.Features({**dataset.features, **all_null}))
+    extra = [c for c in dataset.column_names if c not in spec.source_columns and c != CONFIG_COLUMN]
+    if extra:
+        logger.info("%s: ignoring column(s) not in source_columns: %s", spec.name, ", ".join(extra))
+    kept = [*spec.source_columns, *([CONFIG_COLUMN] if CONFIG_COLUMN in dataset.column_names else [])]
+    return dataset.select_columns(kept)
 
 
 def lookup(row: Mapping[str, Any], path: str | None) -> Any:
@@ -376,14 +413,16 @@ def _is_blank(value: Any) -> bool:
     return value is None or value is _MISSING or (isinstance(value, str) and not value.strip())
 
 
-def _answer(spec: TaskSpec, row: Mapping[str, Any], options: list[str], problems: set[str]) -> int | None:
+def _answer(
+    spec: TaskSpec, row: Mapping[str, Any], options: list[str], problems: set[str], untyped: bool
+) -> int | None:
     value = lookup(row, spec.answer.field)
     if _is_blank(value):
         problems.add("missing_answer")
         return None
     encoding = spec.answer.encoding
     if encoding in ("index0", "index1"):
-        index = _integer(value)
+        index = _integer(value, untyped)
         if index is None:
             problems.add("wrong_type")
             return None
@@ -419,9 +458,14 @@ def _answer(spec: TaskSpec, row: Mapping[str, Any], options: list[str], problems
     return matches[0]
 
 
-def _integer(value: Any) -> int | None:
+def _integer(value: Any, untyped: bool = False) -> int | None:
     if isinstance(value, bool):
         return None
+    if untyped and isinstance(value, str):  # a CSV column pandas could not read as numbers (another cell is text)
+        try:
+            return int(value)
+        except ValueError:
+            return None
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():  # CSV columns with nulls are read as floats

@@ -1,20 +1,14 @@
-"""Reading MedMCQA files record by record, so that one bad line or value refuses that record alone, with its line.
+"""Reading JSON files record by record, so that one bad line or value refuses that record alone, with its line.
 
-Type policy for `cop` (the answer index), applied to every row of every format:
-- an integer is the answer; a float that is exactly an integer (`2.0`) is that integer: pandas writes an integer
-  column holding one missing value as float, so `2.0` is never a different answer from `2`;
-- a missing value (null, NaN, an empty CSV cell) is that row's missing answer (`cop_out_of_range`, as before);
-- in typed formats (JSON, Parquet, Hub datasets) a string (`"2"`), a boolean or a non-integral float is refused as
-  `wrong_type`: an answer written as text is a schema mix-up (a letter? 1-based?) that is not guessed; CSV has no
-  types, so there a cell must read as an integer.
+A record that is not one JSON object, or whose bytes are not UTF-8, is refused (`malformed_line`, `not_utf8`); so is
+one whose value in a column has a JSON type that clashes with the column's other rows (`wrong_type`: a `"2"` among
+integers is a schema mix-up that is not guessed). The rows that remain are judged by `fine_tune.data.normalise`.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
-import logging
-import math
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,25 +20,6 @@ import pyarrow as pa
 
 from fine_tune.errors import DatasetError
 
-logger = logging.getLogger(__name__)
-
-MEDMCQA_COLUMNS: tuple[str, ...] = (
-    "id",
-    "question",
-    "opa",
-    "opb",
-    "opc",
-    "opd",
-    "cop",
-    "choice_type",
-    "exp",
-    "subject_name",
-    "topic_name",
-)
-TEXT_COLUMNS: tuple[str, ...] = ("question", "opa", "opb", "opc", "opd")
-MEDMCQA_FEATURES = datasets.Features(
-    {c: datasets.Value("int64") if c == "cop" else datasets.Value("string") for c in MEDMCQA_COLUMNS}
-)
 MALFORMED_LINE = "malformed_line"
 NOT_UTF8 = "not_utf8"
 WRONG_TYPE = "wrong_type"
@@ -60,67 +35,6 @@ class RefusedRecord:
 
     def label(self) -> str:
         return f"{self.where} ({self.detail})"
-
-
-def judge_cop(value: Any, *, text: bool = False) -> tuple[int | None, str | None]:
-    """(answer, problem) for one `cop` value under the module's type policy; `text` for untyped CSV cells."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None, None
-    if isinstance(value, bool):
-        return None, f"cop is a boolean ({value!r})"
-    if isinstance(value, int):
-        return value, None
-    if isinstance(value, float):
-        return (int(value), None) if value.is_integer() else (None, f"cop is not an integer ({value!r})")
-    if isinstance(value, str) and text:
-        stripped = value.strip()
-        if not stripped:
-            return None, None
-        try:
-            return int(stripped), None
-        except ValueError:
-            return None, f"cop is not an integer ({value!r})"
-    return None, f"cop is a {type(value).__name__} ({value!r}), not an integer; strings are refused, not guessed"
-
-
-def judge_record(record: Any, where: str) -> tuple[dict[str, Any] | None, RefusedRecord | None]:
-    """A parsed JSON record as a row of MEDMCQA_COLUMNS, or why it cannot be one (the row's own fields only)."""
-    if not isinstance(record, dict):
-        return None, not_an_object(where, record)
-    where = f"{where}, id {record['id']}" if record.get("id") not in (None, "") else where
-    for column in TEXT_COLUMNS:
-        value = record.get(column)
-        if value is not None and not isinstance(value, str):
-            return None, RefusedRecord(where, WRONG_TYPE, f"{column} is a {type(value).__name__}, not a string")
-    cop, problem = judge_cop(record.get("cop"))
-    if problem:
-        return None, RefusedRecord(where, WRONG_TYPE, problem)
-    row = {c: _optional_text(record.get(c)) for c in MEDMCQA_COLUMNS}
-    row["cop"] = cop
-    return row, None
-
-
-def read_json_records(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
-    """A MedMCQA .jsonl/.json file (see `json_records`) as rows of MEDMCQA_COLUMNS, each record judged alone."""
-    rows: list[dict[str, Any]] = []
-    refused: list[RefusedRecord] = []
-    present: set[str] = set()
-    for where, record, problem in json_records(path):
-        if problem is None:
-            row, problem = judge_record(record, where)
-        if problem is not None:
-            refused.append(problem)
-            continue
-        present.update(record)
-        rows.append(row)
-    missing = [c for c in (*TEXT_COLUMNS, "cop") if c not in present] if rows else []
-    if missing:
-        raise DatasetError(f"{path}: missing MedMCQA column(s): {', '.join(missing)} (in every row)")
-    extra = sorted(str(key) for key in present if key not in MEDMCQA_COLUMNS)
-    if extra:
-        logger.info("ignoring non-MedMCQA column(s): %s", ", ".join(extra))
-    columns = {c: [row[c] for row in rows] for c in MEDMCQA_COLUMNS}
-    return datasets.Dataset.from_dict(columns, features=MEDMCQA_FEATURES), refused
 
 
 def read_json_rows(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
@@ -300,9 +214,3 @@ def _rows_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
     """Rows with any keys as a Dataset: every key of any row is a column (null where a row lacks it)."""
     keys = dict.fromkeys(key for row in rows for key in row)
     return datasets.Dataset.from_dict({key: [row.get(key) for row in rows] for key in keys})
-
-
-def _optional_text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value if isinstance(value, str) else str(value)

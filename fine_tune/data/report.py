@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import datasets
 import numpy as np
 
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES
 from fine_tune.data.normalise import NormalisedRows
-from fine_tune.data.records import RefusedRecord
-from fine_tune.data.rows import RowReport
-from fine_tune.data.splits import contamination_count, manifest_hash, split_dataset
-from fine_tune.data.validation import duplicate_content, validate_rows
+from fine_tune.data.rows import RowReport, content_hash
+from fine_tune.data.splits import contamination_count, manifest_hash
+from fine_tune.data.task_splits import split_normalised
 from fine_tune.errors import DatasetError
 from fine_tune.task.prompts import prompt_messages, render_prompt, render_training_text
 from fine_tune.task.spec import TaskSpec
-
-logger = logging.getLogger(__name__)
-
-
-def token_length_stats(dataset: datasets.Dataset, tokenizer: Any, max_rows: int | None = None) -> dict[str, Any]:
-    """Token-length mean/p50/p95/max of the rendered prompt and of prompt + target, over the valid rows."""
-    report = validate_rows(dataset)
-    indices = report.valid_indices[:max_rows] if max_rows is not None else report.valid_indices
-    if not indices:
-        raise DatasetError("no valid rows to measure token lengths on")
-    return rendered_lengths(tokenizer, dataset.select(indices))
 
 
 def rendered_lengths(tokenizer: Any, rows: Iterable[Mapping[str, Any]], task: TaskSpec | None = None) -> dict:
@@ -51,31 +37,6 @@ def _length_stats(tokenizer: Any, texts: list[str]) -> dict[str, float]:
     }
 
 
-def dataset_report(
-    dataset: datasets.Dataset,
-    sizes: Mapping[str, int] = DEFAULT_SPLIT_SIZES,
-    seed: int = DEFAULT_SPLIT_SEED,
-    *,
-    tokenizer: Any = None,
-    token_rows: int | None = None,
-    source: str | None = None,
-    refused: Sequence[RefusedRecord] = (),
-) -> dict[str, Any]:
-    """Everything `scripts/validate_dataset.py` reports, as one JSON-ready dict (`usable` False plus `error`);
-    `refused` are the records the loader could not turn into rows (counted as invalid, with their lines)."""
-    report = validate_rows(dataset, refused=refused)
-    result = report_keys(report, source, sizes, duplicate_content(dataset), dataset["subject_name"])
-    try:
-        split = split_dataset(dataset, sizes, seed, source=source)
-    except DatasetError as error:
-        result.update(usable=False, error=str(error), splits={}, skipped={}, contamination=None)
-    else:
-        result.update(split_summary(split))
-    if tokenizer is not None and report.valid:
-        result["token_lengths"] = token_length_stats(dataset, tokenizer, token_rows)
-    return result
-
-
 def task_dataset_report(
     task: TaskSpec,
     normalised: NormalisedRows,
@@ -87,10 +48,8 @@ def task_dataset_report(
     token_rows: int | None = None,
     source: str | None = None,
 ) -> dict[str, Any]:
-    """`dataset_report` for any task's normalised rows: the same keys, plus `task` and `letters`."""
-    from fine_tune.data.normalise import content_hash
-    from fine_tune.data.task_splits import split_normalised
-
+    """Everything `scripts/validate_dataset.py` reports about a task's normalised rows (`load_task`), as one
+    JSON-ready dict (`usable` False plus `error` when the splits cannot be made)."""
     report, rows = normalised.report, normalised.dataset
     hashes = Counter(content_hash(row) for row in rows)
     repeated = [n for n in hashes.values() if n > 1]
@@ -101,6 +60,7 @@ def task_dataset_report(
         **report_keys(report, source, sizes, duplicates, rows["subject"]),
     }
     try:
+        report.require_usable(sum(sizes.values()))  # names each reason, with its meaning
         split = split_normalised(task, normalised, sizes, seed, source=source, stratify_by=stratify_by)
     except DatasetError as error:
         result.update(usable=False, error=str(error), splits={}, skipped={}, contamination=None)
@@ -122,7 +82,7 @@ def report_keys(
     duplicates: dict[str, int],
     subjects: Iterable[str | None],
 ) -> dict[str, Any]:
-    """The keys both paths report about their rows: counts by reason, examples, conflicts, duplicates, subjects."""
+    """The report's keys about the rows: counts by reason, examples, conflicts, duplicates, subjects."""
     counted = Counter(subject if subject is not None else "(none)" for subject in subjects)
     return {
         "source": source,

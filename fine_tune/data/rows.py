@@ -1,32 +1,21 @@
-"""What the MedMCQA validator (`validation`) and any task's normaliser (`tasks`) share: text normalisation, content
-hashes, duplicate options, row labels, row iteration, and the report of invalid rows both return."""
+"""Row helpers of the normaliser (`normalise`) and the splitter (`task_splits`): text normalisation, content hashes,
+duplicate options, row labels, row iteration, and the report of invalid rows."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import datasets
 
-from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8
 from fine_tune.errors import DatasetError
 
 EXAMPLES_PER_REASON = 5
 CONFLICTING_ANSWER = "conflicting_answer"
 DUPLICATE_OPTIONS = "duplicate_options"
-COMMON_DESCRIPTIONS: dict[str, str] = {
-    MALFORMED_LINE: (
-        "the record is not one JSON object (truncated or malformed JSON, an array, a bare value); the rest are judged"
-    ),
-    NOT_UTF8: "the line holds a byte that is not UTF-8; re-save the file as UTF-8",
-    CONFLICTING_ANSWER: (
-        "the same question and options appear with different answers; every row of the group is kept out of "
-        "training and scoring"
-    ),
-    DUPLICATE_OPTIONS: "two options are identical after case/whitespace normalisation (flag only, row kept)",
-}
+DUPLICATE_CONTENT = "duplicate_content"  # a split skips a row whose content an earlier row already brought
 
 
 @dataclass(kw_only=True)
@@ -132,16 +121,14 @@ def id_label(row_id: Any, index: int) -> str:
 
 
 def iter_rows(
-    dataset: datasets.Dataset | Iterable[Mapping[str, Any]],
-    columns: Sequence[str] | None = None,
-    batch_size: int = 1000,
+    dataset: datasets.Dataset | Iterable[Mapping[str, Any]], batch_size: int = 1000
 ) -> Iterator[dict[str, Any]]:
-    """Each row as a dict (of `columns` only, when given), read from a Dataset in batches."""
+    """Each row as a dict, read from a Dataset in batches."""
     if not isinstance(dataset, datasets.Dataset):
-        yield from (dict(row) if columns is None else {c: row[c] for c in columns} for row in dataset)
+        yield from (dict(row) for row in dataset)
         return
-    columns = list(columns) if columns is not None else dataset.column_names
-    for batch in dataset.select_columns(columns).iter(batch_size=batch_size):
+    columns = dataset.column_names
+    for batch in dataset.iter(batch_size=batch_size):
         yield from (
             dict(zip(columns, values, strict=True)) for values in zip(*(batch[c] for c in columns), strict=True)
         )

@@ -21,8 +21,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fine_tune.data.normalise import normalise_dataset
 from fine_tune.io import atomic_write_jsonl
 from fine_tune.task.prompts import OPTION_COLUMNS
+from fine_tune.task.spec import DEFAULT_TASK, resolve_task
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "bone": ("femur", "tibia", "fibula", "humerus", "ulna", "scapula", "patella", "clavicle"),
@@ -67,6 +69,11 @@ def generate_rows(n: int, seed: int = 0, family: str = "category") -> list[dict[
     rng = random.Random(seed)
     prefix = "syn" if family == "category" else f"syn-{family}"
     return [_row(rng, f"{prefix}-{seed}-{index:06d}", family) for index in range(n)]
+
+
+def generate_canonical_rows(n: int, seed: int = 0, family: str = "category") -> list[dict[str, Any]]:
+    """`generate_rows` as canonical rows (the medmcqa task's normaliser), the form the prompts render."""
+    return normalise_dataset(resolve_task(DEFAULT_TASK), generate_rows(n, seed, family)).dataset.to_list()
 
 
 def _row(rng: random.Random, row_id: str, family: str = "category") -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """Disjoint sft/grpo/eval splits of any task's canonical rows, optionally stratified (`--stratify_by subject`).
 
-Without stratification this is `fine_tune.data.splits.split_dataset` on canonical rows: the source rows are walked
-in `shuffle(seed)` order, invalid rows and repeated content skipped and counted, and the splits filled in turn, so a
-MedMCQA source gives the same rows and the same manifest. With `stratify_by`, every valid distinct row of the walk is
-a candidate and `fine_tune.data.stratify` gives each split (and each prefix of it) the strata's shares; the manifest
-records the column and each split's counts per stratum.
+Without stratification the source rows are walked in `shuffle(seed)` order, invalid rows and repeated content
+skipped and counted, and the splits filled in turn: on clean data exactly upstream's `shuffle(seed=42)` then
+`select(range(0, 1000))`, `range(1000, 1500)`, `range(1500, 1700)`. With `stratify_by`, every valid distinct row of
+the walk is a candidate and `fine_tune.data.stratify` gives each split (and each prefix of it) the strata's shares;
+the manifest records the column and each split's counts per stratum.
 """
 
 from __future__ import annotations
@@ -20,21 +20,18 @@ import datasets
 
 from fine_tune import hub_access as hub
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, STRATIFY_COLUMNS
-from fine_tune.data.normalise import NormalisedRows, TaskReport, content_hash, load_task, normalise_dataset
-from fine_tune.data.rows import first_reasons
+from fine_tune.data.normalise import NormalisedRows, TaskReport, content_hash, load_task
+from fine_tune.data.rows import DUPLICATE_CONTENT, first_reasons
 from fine_tune.data.splits import (
     SplitResult,
-    _check_sizes,
-    _format_counts,
-    _format_sizes,
     check_disjoint,
-    load_eval_rows,
-    load_splits,
+    check_sizes,
+    format_counts,
+    format_sizes,
     shuffle_order,
     write_manifest,
 )
 from fine_tune.data.stratify import stratified_assignment, stratum_counts
-from fine_tune.data.validation import DUPLICATE_CONTENT
 from fine_tune.errors import DatasetError
 from fine_tune.task.mixture import mixture_sizes
 from fine_tune.task.spec import DEFAULT_TASK, TaskSpec, resolve_task
@@ -85,9 +82,7 @@ def load_task_splits(
     normalised = load_task(spec, hub_split or spec.train_split, source, token_env)
     normalised.report.require_usable(sum(sizes.values()))
     result = split_normalised(spec, normalised, sizes, seed, source=source, stratify_by=stratify_by)
-    logger.info(
-        "%s split %s: skipped %s", spec.name, _format_sizes(sizes), _format_counts(result.skipped) or "nothing"
-    )
+    logger.info("%s split %s: skipped %s", spec.name, format_sizes(sizes), format_counts(result.skipped) or "nothing")
     return result
 
 
@@ -151,7 +146,7 @@ def split_task_rows(
 ) -> SplitResult:
     """Split canonical `rows` (row i is source row `source_indices[i]` of `n_source`); `skip_reasons` gives each
     invalid source row the reason it is counted under."""
-    sizes = _check_sizes(sizes)
+    sizes = check_sizes(sizes)
     if stratify_by is not None and stratify_by not in STRATIFY_COLUMNS:
         raise DatasetError(f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)}, got {stratify_by!r}")
     position_of = {index: position for position, index in enumerate(source_indices)}
@@ -173,8 +168,8 @@ def split_task_rows(
         candidates.append((shuffled, position_of[index], digest))
     if len(candidates) < needed:
         raise DatasetError(
-            f"{task}: only {len(candidates)} distinct valid rows for {needed} requested ({_format_sizes(sizes)}); "
-            f"skipped: {_format_counts(skipped) or 'none'}"
+            f"{task}: only {len(candidates)} distinct valid rows for {needed} requested ({format_sizes(sizes)}); "
+            f"skipped: {format_counts(skipped) or 'none'}"
         )
     if stratify_by is None:
         bounds, start = {}, 0
@@ -208,7 +203,7 @@ def _manifest(
     assigned: Mapping[str, list[tuple[int, int, str]]],
     skipped: dict[str, int],
 ) -> dict[str, Any]:
-    """The split manifest, key for key as `fine_tune.data.splits` writes it (row ids: the id, else `row <index>`)."""
+    """The split manifest (row ids: the id, else `row <index>`); the default task's names no task."""
 
     def label(position: int) -> str:
         row_id = rows[position]["id"]
@@ -231,12 +226,6 @@ def _manifest(
         },
         "skipped": dict(skipped),
     }
-
-
-def uses_medmcqa_reader(spec: TaskSpec, stratify_by: str | None) -> bool:
-    """The MedMCQA preset, unstratified, keeps its own reader and validator (record-level refusals, the cop type
-    policy, conflicting answers) and so exactly today's splits and manifests; its rows are then made canonical."""
-    return spec.name == DEFAULT_TASK and stratify_by is None
 
 
 @dataclass(frozen=True)
@@ -287,12 +276,6 @@ def phase_split(args: Any, manifest_path: str | os.PathLike | None = None) -> Ph
 
 def source_splits(task: TaskSource, args: Any, sizes: Mapping[str, int]) -> SplitResult:
     """Every split of one task (canonical rows) and its manifest."""
-    if uses_medmcqa_reader(task.spec, args.stratify_by):
-        result = load_splits(
-            task.source, hub_split=task.hub_split, sizes=sizes, seed=args.split_seed, token_env=args.hf_token_env
-        )
-        splits = {name: canonical_rows(task.spec, rows) for name, rows in result.splits.items()}
-        return SplitResult(splits=splits, manifest=result.manifest, skipped=result.skipped)
     return load_task_splits(
         task.spec,
         source=task.source,
@@ -337,20 +320,8 @@ def mixture_manifest(
 
 def official_rows(task: TaskSource, split: str | None, token_env: str) -> tuple[datasets.Dataset, dict[str, int]]:
     """A whole official split (default: the task's eval_split) as canonical rows, and the dropped rows by reason."""
-    spec = task.spec
-    if uses_medmcqa_reader(spec, None):
-        rows, report = load_eval_rows(task.source, split or spec.eval_split, token_env)
-        return canonical_rows(spec, rows), report.invalid_counts()
-    rows, report = load_task_eval_rows(spec, source=task.source, hub_split=split, token_env=token_env)
-    return rows, {name: len(ix) for name, ix in report.invalid.items()}
-
-
-def canonical_rows(spec: TaskSpec, rows: datasets.Dataset) -> datasets.Dataset:
-    """Rows the task's validator already accepted, in canonical form (same order, none may drop out)."""
-    normalised = normalise_dataset(spec, rows)
-    if normalised.report.n_invalid:
-        raise DatasetError(f"{spec.name}: {normalised.report.summary()}")
-    return normalised.dataset
+    rows, report = load_task_eval_rows(task.spec, source=task.source, hub_split=split, token_env=token_env)
+    return rows, report.invalid_counts()
 
 
 @dataclass

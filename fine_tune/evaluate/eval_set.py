@@ -11,8 +11,8 @@ from typing import Any
 import datasets
 
 from fine_tune.data.normalise import content_hash
+from fine_tune.data.rows import row_label
 from fine_tune.data.task_splits import PhaseSplit, official_rows, phase_split, task_sources
-from fine_tune.data.validation import row_label
 from fine_tune.errors import RecipeError
 from fine_tune.recipes.arguments import OFFICIAL_EVAL, SPLIT_EVAL, EvalConfig
 from fine_tune.task.prompts import select_exemplars
@@ -83,6 +83,7 @@ def eval_set(
         "source": source,
         "eval_split": config.eval_split,
         "description": description,
+        "subject_source": task.subject_source,
         "available_rows": available,
         "limit": config.limit,
         "rows": len(rows),

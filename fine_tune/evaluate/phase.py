@@ -26,6 +26,7 @@ from fine_tune.data.task_splits import phase_split
 from fine_tune.errors import DatasetError
 from fine_tune.evaluate import report
 from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_sets
+from fine_tune.evaluate.harness import check_harness, run_harness
 from fine_tune.evaluate.mixture import mixture_results, print_mixture_summary, write_mixture_outputs
 from fine_tune.evaluate.regressions import parent_checks
 from fine_tune.evaluate.results import build_results, write_outputs
@@ -36,6 +37,7 @@ from fine_tune.evaluate.summaries import identical_output_warnings
 from fine_tune.hub_access import hf_token
 from fine_tune.models.precision import resolve_precision
 from fine_tune.recipes.arguments import SPLIT_EVAL, EvalConfig
+from fine_tune.task.variants import load_variants
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,23 @@ def default_console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
+def score_with_harness(config: EvalConfig, eval_sets, runs_per_task, precision, console: Console) -> None:
+    """The configured models (not their k-shot runs) scored again by lm-evaluation-harness on the same rows."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}[precision.name]
+    batch_size = config.batch_size if isinstance(config.batch_size, int) else 1
+    for eval_set, runs in zip(eval_sets, runs_per_task, strict=True):
+        for run in runs:
+            if not run.ok or run.label not in config.models:
+                continue
+            rows, letters = list(eval_set.rows), eval_set.task.letters
+            run.harness = run_harness(
+                run.resolved["path"], rows, letters, eval_set.task.name, device=device, dtype=dtype,
+                batch_size=batch_size,
+            )  # fmt: skip
+            console.print(f"{run.label}: harness log-likelihood accuracy {run.harness['loglikelihood_accuracy']:.3f}")
+
+
 def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOutcome:
     """The whole evaluation; DatasetError (bad data, contamination) propagates, model failures are recorded.
 
@@ -80,7 +99,7 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     torch.manual_seed(config.seed)  # decoding is greedy; this only pins anything else that samples
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    precision = resolve_precision(config.precision)
+    precision = resolve_precision(config.precision, model_type=config.model_type)
     logger.info("precision %s: %s", precision.name, precision.reason)
     lineages = model_lineages(config.models, hf_token(config.hf_token_env))
     eval_sets, split_sections, warnings = [], [], []
@@ -95,9 +114,12 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     described = "; ".join(f"{s.task.name}: {len(s.rows)} rows, {s.info['description']}" for s in eval_sets)
     console.print(f"evaluating {len(config.models)} model(s) on {described}", markup=False)
     exemplars = fewshot_exemplars(config, split)
-    runs_per_task = run_models(
-        config, eval_sets, precision, lineages, console, {name: rows for name, (rows, _) in exemplars.items()}
-    )
+    shots = {name: rows for name, (rows, _) in exemplars.items()}
+    variants = load_variants(config.prompt_variants) if config.prompt_variants else ()
+    check_harness(config.harness)
+    runs_per_task = run_models(config, eval_sets, precision, lineages, console, shots, variants)
+    if config.harness:
+        score_with_harness(config, eval_sets, runs_per_task, precision, console)
     seconds = time.perf_counter() - start
     task_results = []
     for eval_set, section, set_warnings, runs in zip(eval_sets, split_sections, warnings, runs_per_task, strict=True):

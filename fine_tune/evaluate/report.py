@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fine_tune.evaluate.formatting import format_p, matrix_columns, num, ok_models, pct, rate_with_ci, task_letters
+from fine_tune.evaluate.report_analyses import errors_section, per_letter_section, protocols_section, variants_section
 from fine_tune.evaluate.stats import INVALID
 from fine_tune.markdown import md_table
-from fine_tune.task.prompts import LETTERS
 
+FAILED = "FAILED"
 HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "valid_json_rate", "schema_pass_rate", "accuracy_on_schema")
 LENIENT_METRICS: tuple[str, ...] = ("lenient_accuracy", "lenient_schema_pass_rate")
 METRIC_TITLES = {
@@ -28,45 +30,6 @@ METRIC_TITLES = {
     "lenient_accuracy": "lenient accuracy",
     "lenient_schema_pass_rate": "lenient schema pass",
 }
-
-
-def task_letters(results: Mapping[str, Any]) -> tuple[str, ...]:
-    """The letters of the task the results are about (A-D for results written before tasks existed)."""
-    return tuple((results.get("task") or {}).get("letters") or LETTERS)
-
-
-def matrix_columns(results: Mapping[str, Any]) -> tuple[str, ...]:
-    """Confusion-matrix columns: the task's letters, then INVALID."""
-    return (*task_letters(results), INVALID)
-
-
-FAILED = "FAILED"
-
-
-def ok_models(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {label: model for label, model in results["models"].items() if model["status"] == "ok"}
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def num(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def format_p(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def rate_with_ci(entry: Mapping[str, Any], counts: bool = True) -> str:
-    """`34.0% [27.8, 40.8] 68/200`: the rate, its 95% Wilson interval (percent) and the counts."""
-    if entry["value"] is None:
-        return f"n/a (0/{entry['total']})" if counts else "n/a"
-    text = f"{pct(entry['value'])} [{100 * entry['ci_low']:.1f}, {100 * entry['ci_high']:.1f}]"
-    return f"{text} {entry['count']}/{entry['total']}" if counts else text
 
 
 def failure_text(model: Mapping[str, Any]) -> str:
@@ -185,6 +148,10 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         subject_section(results, plots.get("per_subject")),
         letters_section(results, plots.get("letters")),
         confusion_section(results, plots.get("confusion")),
+        per_letter_section(results),
+        variants_section(results, plots.get("variants")),
+        protocols_section(results),
+        errors_section(results, plots.get("errors")),
         failures_section(results),
         speed_section(results),
         warnings_section(results),

@@ -48,7 +48,12 @@ def model_section(run: ModelRun, verdict: str | None, letters: Sequence[str] = L
     }
     if not run.ok:
         return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
-    return {**section, **model_summary(run.records, run.scores, letters)}
+    summary = {**section, **model_summary(run.records, run.scores, letters)}
+    if run.prompt_variants:
+        summary["prompt_variants"] = run.prompt_variants
+    if run.harness is not None:
+        summary["harness"] = run.harness
+    return summary
 
 
 def environment(precision: Precision) -> dict[str, Any]:

@@ -18,18 +18,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from fine_tune.data.validation import row_label
+from fine_tune.data.rows import row_label
+from fine_tune.evaluate.error_taxonomy import error_category
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
+from fine_tune.evaluate.stats import wilson_interval
 from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
 from fine_tune.hub_access import hf_token
 from fine_tune.models.loading import load_for_inference
 from fine_tune.models.precision import Precision
 from fine_tune.recipes.arguments import EvalConfig
-from fine_tune.task.prompts import gold_letter, prompt_messages
+from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
 from fine_tune.task.scoring import SampleScore, score_sample
 from fine_tune.task.spec import TaskSpec
+from fine_tune.task.variants import PromptVariant
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,10 @@ class ModelRun:
     records: list[dict[str, Any]] = field(default_factory=list)
     scores: list[SampleScore] = field(default_factory=list)
     timings: dict[str, Any] = field(default_factory=dict)
+    prompt_variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # variant -> strict accuracy
+    harness: dict[str, Any] | None = (
+        None  # lm-evaluation-harness's log-likelihood accuracy (fine_tune.evaluate.harness)
+    )
 
     @property
     def ok(self) -> bool:
@@ -77,11 +84,14 @@ def evaluate_model(
     lineage: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
     exemplars: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    prompt_variants: Sequence[PromptVariant] = (),
 ) -> list[ModelRun]:
     """Load one model, generate every eval set's prompts in one call (one set per task, each prompted with its task)
     and score each set: one run per set; with `exemplars` (per task), the same load also runs every set k-shot as
-    `<label>-<k>shot` (its runs follow). An exception fails all the model's runs, recorded with the stage and error;
-    the other models still run."""
+    `<label>-<k>shot` (its runs follow); with `prompt_variants`, the same call also answers every set (0-shot) under
+    each other variant, whose strict accuracies go into the 0-shot runs' `prompt_variants`. An exception fails all
+    the model's runs, recorded with the stage and error; the other models still run."""
+    others = [variant for variant in prompt_variants if not variant.is_project]
     variants = [(label, {})]
     if exemplars:
         variants.append((label + shot_suffix(len(next(iter(exemplars.values())))), exemplars))
@@ -111,6 +121,12 @@ def evaluate_model(
             for eval_set in eval_sets
             for row in eval_set.rows
         ]
+        messages += [
+            prompt_messages(row, task=eval_set.task, variant=variant)
+            for variant in others
+            for eval_set in eval_sets
+            for row in eval_set.rows
+        ]
         generation = generator_for(backend)(
             model,
             tokenizer,
@@ -127,6 +143,17 @@ def evaluate_model(
             run.scores = [score_sample(text, gold_letter(row, task), task.letters) for text, row in pairs]
             run.records = prediction_records(run.label, eval_set.rows, part, run.scores, task)
             run.timings.update(generation_timings(part))
+        for run in runs[: len(eval_sets)] if prompt_variants else ():
+            run.prompt_variants[prompt_variants[0].name] = variant_accuracy(run.scores)
+        for variant in others:
+            for run, eval_set in zip(runs, eval_sets, strict=False):
+                part = generation.part(first, first + len(eval_set.rows))
+                first += len(eval_set.rows)
+                pairs = zip(part.texts, eval_set.rows, strict=True)
+                scores = [
+                    score_sample(text, gold_letter(row, eval_set.task), eval_set.task.letters) for text, row in pairs
+                ]
+                run.prompt_variants[variant.name] = variant_accuracy(scores)
     except Exception as error:  # one model's failure must not lose the others' results
         logger.error("%s (%s) failed at %s: %s", label, source, stage, error)
         for run in runs:
@@ -138,6 +165,19 @@ def evaluate_model(
         del model
         clear_device_cache(garbage_collection=True)
     return runs
+
+
+def variant_accuracy(scores: Sequence[SampleScore]) -> dict[str, Any]:
+    """Strict accuracy under one prompt variant, with its count and 95% Wilson interval."""
+    correct = sum(score.correct for score in scores)
+    low, high = wilson_interval(correct, len(scores))
+    return {
+        "accuracy": correct / len(scores) if scores else None,
+        "n": len(scores),
+        "correct": correct,
+        "ci_low": low,
+        "ci_high": high,
+    }
 
 
 def generation_timings(generation: GenerationResult) -> dict[str, Any]:
@@ -184,6 +224,7 @@ def prediction_records(
                 "stopped": generation.stopped[index],
             }
         )
+        records[-1]["error_category"] = error_category(records[-1], task.letters if task is not None else LETTERS)
     return records
 
 
@@ -204,6 +245,7 @@ def run_models(
     lineages: Mapping[str, dict[str, Any] | None],
     console: Console,
     exemplars: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    prompt_variants: Sequence[PromptVariant] = (),
 ) -> list[list[ModelRun]]:
     """Every configured model in order over every eval set, each loaded once, with a progress bar and a one-line
     speed (or failure) summary per run; with `exemplars` (per task), each model without a training lineage is also
@@ -216,7 +258,8 @@ def run_models(
         lineage = lineages.get(label)
         shots = exemplars if exemplars and not (lineage or {}).get("phase") else None
         with progress_bar(console) as bar:
-            task = bar.add_task(f"{label}: loading", total=rows * (2 if shots else 1))
+            extra = max(len(prompt_variants) - 1, 0)
+            task = bar.add_task(f"{label}: loading", total=rows * ((2 if shots else 1) + extra))
             runs = evaluate_model(
                 label,
                 source,
@@ -229,6 +272,7 @@ def run_models(
                     task, advance=k, description=f"{label}: generating"
                 ),
                 exemplars=shots,
+                prompt_variants=prompt_variants,
             )
         for index, run in enumerate(runs):
             eval_set = eval_sets[index % len(eval_sets)]

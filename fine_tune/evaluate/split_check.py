@@ -11,8 +11,8 @@ from typing import Any
 from fine_tune import hub_access as hub
 from fine_tune.constants import SPLIT_MANIFEST_FILE
 from fine_tune.data.normalise import content_hash
+from fine_tune.data.rows import row_label
 from fine_tune.data.splits import manifest_hash, read_manifest, splits_hash
-from fine_tune.data.validation import row_label
 from fine_tune.errors import DatasetError, ModelSourceError
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.sources import resolve_source

@@ -16,7 +16,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fine_tune.errors import ModelSourceError, RecipeError
-from fine_tune.models.precision import Precision
+from fine_tune.models.precision import Precision, check_model_precision
 from fine_tune.models.source import resolve_model_source
 
 logger = logging.getLogger(__name__)
@@ -152,6 +152,7 @@ def load_for_inference(source: str, precision: Precision, token: str | None = No
         model = PeftModel.from_pretrained(base_model, source, token=token).merge_and_unload()
     else:
         model = load_causal_lm(source, precision.torch_dtype, token=token)
+    check_model_precision(precision, getattr(model.config, "model_type", None), source)
     tokenizer = load_tokenizer(source, token=token, padding_side="left")
     model.eval()
     return model, tokenizer, resolved

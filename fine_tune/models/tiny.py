@@ -32,7 +32,7 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
-from fine_tune.data.synthetic import generate_rows
+from fine_tune.data.synthetic import generate_canonical_rows
 from fine_tune.errors import ModelSourceError
 from fine_tune.task.prompts import sft_example
 
@@ -137,7 +137,7 @@ ARCHITECTURES: dict[str, TinyArchitecture] = {
 def tokenizer_corpus(seed: int = 0, n_rows: int = TINY_CORPUS_ROWS) -> list[str]:
     """Texts the tiny tokenizer is trained on: full chat renderings of synthetic rows (prompt and target)."""
     texts = []
-    for row in generate_rows(n_rows, seed=seed):
+    for row in generate_canonical_rows(n_rows, seed=seed):
         example = sft_example(row)
         texts += [f"{m['role']}\n{m['content']}" for m in example["prompt"] + example["completion"]]
     return texts

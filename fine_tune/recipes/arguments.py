@@ -26,9 +26,11 @@ from fine_tune.constants import (
     TOKEN_ENV,
 )
 from fine_tune.errors import RecipeError
+from fine_tune.models.precision import MODEL_TYPE_HELP
 from fine_tune.task.mixture import MixtureEntry, mixture_sizes, parse_task_mixture
 from fine_tune.task.rewards import DEFAULT_REWARD_MODE, REWARD_FUNCS, REWARD_MODES
 from fine_tune.task.spec import DEFAULT_TASK
+from fine_tune.task.variants import load_variants
 
 SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
 OFFICIAL_EVAL = "official"  # eval_split value: each task's own official split (its task file's eval_split)
@@ -163,6 +165,21 @@ class EvalConfig(SplitArguments):
             "(seeded) from the SFT split, labelled '<label>-<k>shot'"
         },
     )
+    prompt_variants: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also score each model under the prompt variants of a file: 'default' "
+            "(configs/tasks/variants/default.yaml: wording, option formats, instructions in or out) or a YAML path; "
+            "the headline stays the project's own prompt"
+        },
+    )
+    harness: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also score each model with lm-evaluation-harness's log-likelihood multiple-choice protocol (the "
+            "Open Medical-LLM Leaderboard's) on the same rows: 'lm_eval' (needs the [harness] extra)"
+        },
+    )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N eval rows"})
     batch_size: int | str = field(
         default=DEFAULT_BATCH_SIZE,
@@ -174,6 +191,7 @@ class EvalConfig(SplitArguments):
     )
     max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Generation budget per answer"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 older GPUs, fp32 CPU), ..."})
+    model_type: str | None = field(default=None, metadata={"help": MODEL_TYPE_HELP})
     torch_threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads for torch (default: torch's choice); 1 suits tiny models on busy CPUs"},
@@ -201,6 +219,12 @@ class EvalConfig(SplitArguments):
         self.models = parse_models(self.models)
         if self.split_manifest is not None and self.split_manifest.strip().lower() in NULL_WORDS:
             self.split_manifest = None
+        if self.prompt_variants is not None and self.prompt_variants.strip().lower() in NULL_WORDS:
+            self.prompt_variants = None
+        if self.prompt_variants is not None:
+            load_variants(self.prompt_variants)  # a bad variants file is refused before any model loads
+        if self.harness is not None and self.harness.strip().lower() in NULL_WORDS:
+            self.harness = None
         if self.precision not in PRECISIONS:
             raise RecipeError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.torch_threads is not None and self.torch_threads < 1:

@@ -4,7 +4,7 @@ Every phase (SFT, GRPO, eval) renders prompts through this module, so the text t
 the prefix it was trained on. What a base's chat template does is probed once per template (`chat_format`): a template
 without a system role gets the system prompt folded into the first user turn (Mistral v0.3 silently drops a system
 message from a [system, user, assistant] conversation), and `enable_thinking=False` goes only to templates that read
-it (Qwen3).
+it (Qwen3). Rows are canonical (`fine_tune.data.normalise`: question, options, answer, context, exp).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from fine_tune.errors import ModelSourceError
 from fine_tune.task.spec import CHOICES_FIELD, DEFAULT_TASK, TaskSpec, resolve_task
+from fine_tune.task.variants import DEFAULT_OPTION_FORMAT, PROJECT_VARIANT, PromptVariant
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 OPTION_COLUMNS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
@@ -46,30 +47,22 @@ def system_prompt(letters: Sequence[str] = LETTERS, template: str | None = None)
 SYSTEM_PROMPT = system_prompt(LETTERS)
 
 
-def canonical(row: Mapping[str, Any], task: TaskSpec | None = None) -> Mapping[str, Any]:
-    """A canonical row (`fine_tune.data.normalise`) as is; a raw MedMCQA row (opa..opd, cop) mapped by the medmcqa
-    task file, so callers holding MedMCQA rows need no conversion of their own."""
-    if "options" in row:
-        return row
-    from fine_tune.data.normalise import normalise_row
-
-    converted, problems = normalise_row(task or resolve_task(DEFAULT_TASK), row)
-    if converted is None:
-        raise ValueError(f"row cannot be rendered: {', '.join(problems)}")
-    return converted
-
-
 def gold_letter(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
-    """The letter of the correct option (canonical `answer` 0-based, or MedMCQA's `cop`)."""
-    return _letters(task)[canonical(row, task)["answer"]]
+    """The letter of a canonical row's correct option (`answer`, 0-based)."""
+    return _letters(task)[row["answer"]]
 
 
-def format_question(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
+def format_question(
+    row: Mapping[str, Any], task: TaskSpec | None = None, option_format: str = DEFAULT_OPTION_FORMAT
+) -> str:
     """The user message: the context (if the task has one) under its label, the question, the lettered options."""
-    row, task = canonical(row, task), task or resolve_task(DEFAULT_TASK)
+    task = task or resolve_task(DEFAULT_TASK)
     lines = [f"{task.context_label}: {row['context'].strip()}"] if row.get("context") else []
     lines.append(f"{task.question_label}: {row['question'].strip()}")
-    lines += [f"{letter}) {str(option).strip()}" for letter, option in zip(task.letters, row["options"], strict=False)]
+    lines += [
+        option_format.replace("{letter}", letter).replace("{text}", str(option).strip())
+        for letter, option in zip(task.letters, row["options"], strict=False)
+    ]
     return "\n".join(lines)
 
 
@@ -79,19 +72,25 @@ def prompt_messages(
     *,
     task: TaskSpec | None = None,
     exemplars: Sequence[Mapping[str, Any]] = (),
+    variant: PromptVariant | None = None,
 ) -> list[dict[str, str]]:
-    """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question."""
-    messages = [{"role": "system", "content": system_prompt(_letters(task), task.system if task else None)}]
+    """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question;
+    a `variant` (`fine_tune.task.variants`) changes the instructions, the option format or where they go."""
+    variant = variant or PromptVariant(PROJECT_VARIANT)
+    system = system_prompt(_letters(task), variant.system or (task.system if task else None))
+    messages = [{"role": "system", "content": system}] if variant.system_placement == "system" else []
     for exemplar in exemplars:
-        messages.append({"role": "user", "content": format_question(exemplar, task)})
+        messages.append({"role": "user", "content": format_question(exemplar, task, variant.option_format)})
         messages.append({"role": "assistant", "content": target_response(exemplar, task)})
-    messages.append({"role": "user", "content": format_question(row, task)})
+    question = format_question(row, task, variant.option_format)
+    if variant.system_placement == "user":
+        question = system + SYSTEM_FOLD_SEPARATOR + question
+    messages.append({"role": "user", "content": question})
     return (chat_format or DEFAULT_CHAT_FORMAT).conversation(messages)
 
 
 def target_reason(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
     """The explanation cut to REASON_MAX_CHARS; when it is missing, a sentence naming the correct option."""
-    row = canonical(row, task)
     explanation = " ".join((row.get("exp") or "").split())
     if explanation:
         return explanation[:REASON_MAX_CHARS].rstrip()

@@ -8,6 +8,8 @@ One YAML file per task under `configs/tasks/` (`--task medqa`), or a user's own 
     train_split: train                           # the split that is shuffled into sft/grpo/eval
     eval_split: test                             # the official split for scoring (null: none)
     language: en
+    source_columns: null                         # the source's columns in order (optional): absent ones read as
+                                                 # null, others dropped (one schema for partial files and the Hub)
     letters: [A, B, C, D]                        # 2..10 labels; default: the first N of A..J
     min_options: 4                               # rows may have min_options..len(letters) options
     fields:
@@ -53,6 +55,7 @@ TOP_KEYS: tuple[str, ...] = (
     "train_split",
     "eval_split",
     "language",
+    "source_columns",
     "letters",
     "min_options",
     "fields",
@@ -61,6 +64,7 @@ TOP_KEYS: tuple[str, ...] = (
 FIELD_KEYS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "explanation", "subject", "image")
 PROMPT_KEYS: tuple[str, ...] = ("question_label", "context_label", "system")
 RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")  # the answer JSON, in order
+SUBJECT_FIELD, SUBJECT_CONFIG, SUBJECT_TAGGED = "field", "config", "tagged"  # TaskSpec.subject_source
 CHOICES_FIELD = "{choices}"  # where a task's own system prompt names its letters
 
 
@@ -108,11 +112,20 @@ class TaskSpec:
     question_label: str = "Question"
     context_label: str = "Context"
     system: str | None = None  # the instructions in the task's language, naming the letters at {choices}
+    source_columns: tuple[str, ...] = ()  # the source's columns, in order, when the task file lists them
     source_file: str | None = field(default=None, compare=False)
 
     @property
     def max_options(self) -> int:
         return len(self.letters)
+
+    @property
+    def subject_source(self) -> str:
+        """Where a row's subject comes from: its subject field, the Hub config it was read from, or the topic tagger
+        (`fine_tune.data.topics`) for a set that has neither (one Hub config names the set, not a subject)."""
+        if self.subject is not None:
+            return SUBJECT_FIELD
+        return SUBJECT_CONFIG if len([c for c in self.dataset_configs if c]) > 1 else SUBJECT_TAGGED
 
     def to_dict(self) -> dict[str, Any]:
         """What a run records about its task (results, manifests)."""
@@ -189,7 +202,7 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
     dataset_path = _text(values, "dataset_path", where)
     if source is not None and not Path(dataset_path).is_absolute() and _looks_like_path(dataset_path):
         dataset_path = str((Path(source).parent / dataset_path).resolve())
-    return TaskSpec(
+    spec = TaskSpec(
         name=name,
         description=str(values.get("description") or ""),
         dataset_path=dataset_path,
@@ -210,8 +223,20 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
         question_label=_text(prompt, "question_label", f"{where}: prompt", default="Question"),
         context_label=_text(prompt, "context_label", f"{where}: prompt", default="Context"),
         system=_system(prompt, f"{where}: prompt"),
+        source_columns=_source_columns(values.get("source_columns"), where),
         source_file=str(source) if source is not None else None,
     )
+    _check_source_columns(spec, where)
+    return spec
+
+
+def _check_source_columns(spec: TaskSpec, where: str) -> None:
+    """Every column a field reads must be one of the task's `source_columns` (when it lists them)."""
+    paths = [spec.question, spec.answer.field, spec.options.field, *spec.options.columns]
+    paths += [spec.id, spec.context, spec.explanation, spec.subject, spec.image]
+    missing = [p for p in paths if p and spec.source_columns and p.split(".")[0] not in spec.source_columns]
+    if missing:
+        raise RecipeError(f"{where}: `source_columns` lacks {', '.join(missing)}, which `fields` read")
 
 
 def _system(prompt: Mapping[str, Any], where: str) -> str | None:
@@ -264,6 +289,16 @@ def _configs(value: Any, where: str) -> tuple[str | None, ...]:
         raise RecipeError(f"{where}: `dataset_configs` must be a config name or a non-empty list of names")
     if len(set(value)) != len(value):
         raise RecipeError(f"{where}: `dataset_configs` lists a config twice: {value}")
+    return tuple(value)
+
+
+def _source_columns(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise RecipeError(f"{where}: `source_columns` must be a non-empty list of column names, got {value!r}")
+    if len(set(value)) != len(value):
+        raise RecipeError(f"{where}: `source_columns` lists a column twice: {value}")
     return tuple(value)
 
 

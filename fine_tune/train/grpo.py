@@ -17,7 +17,7 @@ from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, grpo_example, usable_template_kwargs
 from fine_tune.task.rewards import check_reward_columns, get_reward_funcs
 from fine_tune.train.checkpoints import resolve_resume
-from fine_tune.train.common import finish, load_phase_rows, load_trainable_model
+from fine_tune.train.common import finish, load_phase_rows, load_trainable_model, log_training_length
 from fine_tune.train.guards import CompletionRecorder, GuardThresholds, RewardHealthGuard
 from fine_tune.train.numerics import NonFiniteGuard
 from fine_tune.train.selection import (
@@ -69,6 +69,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     template = chat_format(tokenizer)
     dataset = rows.examples(grpo_example, template)
     dev = rows.examples(grpo_example, template, "dev")
+    log_training_length(training_args, "grpo", len(dataset))
     training_args.chat_template_kwargs = usable_template_kwargs(tokenizer, training_args.chat_template_kwargs)
     reward_funcs = get_reward_funcs(script_args.reward_funcs)
     check_reward_columns(reward_funcs, dataset.column_names)

@@ -13,7 +13,7 @@ from fine_tune.models.lineage import run_config
 from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, sft_example
 from fine_tune.train.checkpoints import resolve_resume
-from fine_tune.train.common import finish, load_phase_rows, load_trainable_model
+from fine_tune.train.common import finish, load_phase_rows, load_trainable_model, log_training_length
 from fine_tune.train.lengths import enforce_max_length
 from fine_tune.train.numerics import NonFiniteGuard
 from fine_tune.train.selection import DevScorer, SelectingSFTTrainer, selection_callbacks, selection_outcome
@@ -34,6 +34,7 @@ def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
     template = chat_format(tokenizer)
     dataset = enforce_max_length(rows.examples(sft_example, template), tokenizer, training_args)
     dev = rows.examples(sft_example, template, "dev")
+    log_training_length(training_args, "sft", len(dataset))
     model = load_trainable_model(model_args, training_args, token)
     trainer = SelectingSFTTrainer(
         model=model,

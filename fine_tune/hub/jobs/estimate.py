@@ -18,6 +18,7 @@ from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
 from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavor_gpus, flavors_of_family, gpu_family
 from fine_tune.hub.phases import PHASES, JobsError
 from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
+from fine_tune.recipes.length import training_length
 
 logger = logging.getLogger(__name__)
 OFFICIAL_SPLIT_ROWS = {"validation": 4183}  # MedMCQA's labelled dev split, for eval_split: validation
@@ -262,10 +263,7 @@ def phase_units(phase: str, recipe: dict[str, Any]) -> int:
     if PHASES[phase].trains:
         if recipe["max_steps"] > 0:
             return int(recipe["max_steps"])
-        per_step = recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"]
-        completions = recipe["num_generations"] if phase == "grpo" else 1
-        rows = recipe[f"{phase}_size"] * completions * recipe["num_train_epochs"]
-        return max(1, math.ceil(rows / per_step))
+        return training_length(recipe, phase).steps
     split = recipe["eval_split"]
     rows = recipe["eval_size"] if split == SPLIT_EVAL else OFFICIAL_SPLIT_ROWS.get(split, recipe["eval_size"])
     questions = min(rows, recipe["limit"]) if recipe["limit"] else rows
@@ -344,8 +342,8 @@ def resolve_timeout(est: Estimate | None, given: str | None, flavor: str) -> tup
 
 
 def cost_table(recipes: dict[str, dict[str, Any]], benchmarks: dict[tuple[str, str], Figure] | None = None) -> str:
-    """The README's cost table: per flavor, each phase's estimated time, cost and (in brackets) default timeout for
-    the given recipes (`{phase: recipe values}`), and the pipeline total."""
+    """The cost table of docs/jobs.md: per flavor, each phase's estimated time, cost and (in brackets) default timeout
+    for the given recipes (`{phase: recipe values}`), and the pipeline total."""
     from fine_tune.markdown import md_table
 
     benchmarks = benchmark_figures() if benchmarks is None else benchmarks
