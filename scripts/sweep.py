@@ -8,7 +8,8 @@ python scripts/sweep.py configs/sweeps/mistral-7b-v0.3.yaml --print_only # the S
 import argparse
 import shlex
 
-from fine_tune.cli import run_main
+from fine_tune.cli import OneLineArgumentParser, did_you_mean, parse_only_exit, run_main
+from fine_tune.errors import RecipeError
 from fine_tune.hub.sweep import (
     OVERLAY_FILE,
     SUMMARY_STEM,
@@ -27,15 +28,21 @@ from fine_tune.io import atomic_write_json, atomic_write_text
 from fine_tune.train.curves import write_overlaid_dev_curves
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", help="sweep file (YAML)")
     parser.add_argument("--output_dir", help="replaces the sweep file's output_dir")
     parser.add_argument("--only", nargs="+", help="run these configurations only")
     parser.add_argument("--print_only", action="store_true", help="print the commands instead of running them")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sweep = load_sweep(args.sweep, args.output_dir)
     names = args.only or list(sweep.configurations)
+    for name in names:
+        if name not in sweep.configurations:
+            raise RecipeError(
+                f"--only: no configuration {name!r} in {args.sweep}{did_you_mean(name, sweep.configurations)}"
+            )
+    parse_only_exit("sweep.py")
     if args.print_only:
         for name in names:
             for command in (sft_command(sweep, name), eval_command(sweep, name)):

@@ -251,9 +251,9 @@ def test_eval_job_fetches_only_the_manifest_of_a_model_it_scores(project, no_net
     )
 
 
-def test_pipeline_rejects_unscoped_overrides(project):
-    with pytest.raises(SystemExit):
-        cli.main(["pipeline", "--namespace", NAMESPACE, "--dry-run", "--max_steps", "5"])
+def test_pipeline_rejects_unscoped_overrides(project, capsys):
+    assert cli.main(["pipeline", "--namespace", NAMESPACE, "--dry-run", "--max_steps", "5"]) == 2
+    assert "pipeline takes per-phase overrides" in capsys.readouterr().err
 
 
 # --- multi-GPU launch -----------------------------------------------------------------------------------------------

@@ -63,8 +63,11 @@ def test_project_and_demo_recipes_resolve_exactly_as_before(path):
     before = {key: value for key, value in BEFORE[path].items() if key not in HARDWARE_KEYS}
     after = resolved_json(path)
     assert {key: after.get(key) for key in before} == before
-    # keys added since the snapshot, each off by default: the precision rule's model_type; the eval's study options
-    added = {"model_type": None} | ({"prompt_variants": None, "harness": None} if phase_of(path) == "eval" else {})
+    # keys added since the snapshot, each off by default: the precision rule's model_type; the split's curriculum;
+    # the eval's study options
+    added = {"model_type": None, "curriculum": None} | (
+        {"prompt_variants": None, "harness": None} if phase_of(path) == "eval" else {}
+    )
     assert {key: after[key] for key in set(after) - set(before)} == added
 
 

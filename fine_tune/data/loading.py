@@ -51,7 +51,7 @@ def read_task_rows(
         else:
             parts = [(None, read_local(path, split))]
     elif written_as_path(source):
-        raise DatasetError(f"{spec.name}: dataset path not found: {source}")
+        raise DatasetError(f"{spec.name}: {hub.missing_path_message(source, 'dataset path')}")
     elif is_hub_id(source, namespaced=False):
         parts = [(c, LoadedRows(_load_hub(source, split, token_env, c))) for c in (configs or [None])]
     else:

@@ -104,7 +104,7 @@ def evaluate_model(
     try:
         backend = resolve_backend(config.backend)
         path = resolve_source(source)
-        check_source(path)
+        check_source(path, label)
         model, tokenizer, resolved = load_for_inference(path, precision, token=token)
         if backend == "hf":  # vLLM serves its own copy of the saved weights: the HF one stays off the GPU
             model.to(inference_device())

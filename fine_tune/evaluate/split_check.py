@@ -170,6 +170,7 @@ def fetch_split_manifest(repo_id: str, local_dir: str | Path, token: str | None 
     from huggingface_hub.errors import HfHubHTTPError
 
     hub.bound_hub_calls()
+    hub.require_hub(repo_id, "model", file=SPLIT_MANIFEST_FILE)
     token = token or hub.hf_token()
     try:
         return Path(hf_hub_download(repo_id, SPLIT_MANIFEST_FILE, local_dir=local_dir, token=token))

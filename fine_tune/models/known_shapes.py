@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.errors import ModelSourceError
-from fine_tune.hub_access import is_hub_id
+from fine_tune.hub_access import is_hub_id, require_hub
 from fine_tune.models.shape import LINEAR_NAMES, ModelShape
 
 __all__ = ["KNOWN_MODEL_CONFIGS", "LINEAR_NAMES", "ModelShape", "offline_model_config", "read_model_config"]
@@ -118,6 +118,13 @@ def read_model_config(source: str | Path, token: str | None = None, revision: st
         )
     from huggingface_hub import hf_hub_download
 
+    try:
+        require_hub(str(source), "model", file="config.json")
+    except ModelSourceError:
+        if str(source) not in KNOWN_MODEL_CONFIGS:
+            raise
+        logger.info("config.json of %s cannot be fetched now: using its stored shape", source)
+        return KNOWN_MODEL_CONFIGS[str(source)]
     try:
         return json.loads(
             Path(hf_hub_download(str(source), "config.json", token=token, revision=revision)).read_text()

@@ -67,6 +67,14 @@ class SplitArguments:
         metadata={"help": "Keep each value's share equal across the sft/grpo/eval splits: subject or answer"},
     )
     split_seed: int = field(default=DEFAULT_SPLIT_SEED, metadata={"help": "Seed of the upstream shuffle"})
+    curriculum: str | None = field(
+        default=None,
+        metadata={
+            "help": "A specialty curriculum or training_recommendations.json (docs/rounds.md): a holdout of N rows "
+            "per subject is the EVAL split, each subject trains its recommended share of the rest, the remainder is "
+            "a pool; replaces the split sizes (not with stratify_by)"
+        },
+    )
     sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
     grpo_size: int = field(default=DEFAULT_SPLIT_SIZES["grpo"])
     eval_size: int = field(default=DEFAULT_SPLIT_SIZES["eval"])
@@ -80,13 +88,18 @@ class SplitArguments:
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # TRL's ScriptArguments has its own
             parent()
-        for key in ("stratify_by", "dataset_name", "dataset_train_split"):
+        for key in ("stratify_by", "dataset_name", "dataset_train_split", "curriculum"):
             value = getattr(self, key)
             if value is not None and value.strip().lower() in NULL_WORDS:
                 setattr(self, key, None)
         if self.stratify_by is not None and self.stratify_by not in STRATIFY_COLUMNS:
             raise RecipeError(
                 f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)} (or unset), got {self.stratify_by!r}"
+            )
+        if self.curriculum is not None and self.stratify_by is not None:
+            raise RecipeError(
+                f"stratify_by {self.stratify_by!r} and curriculum are both set: a curriculum splits by subject "
+                "itself (docs/rounds.md); unset one"
             )
         if self.is_mixture:
             given = [key for key in ("dataset_name", "dataset_train_split") if getattr(self, key)]

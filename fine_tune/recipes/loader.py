@@ -8,7 +8,6 @@ are imported only when a recipe is read, so `--help` of scripts that do not trai
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import importlib
 import os
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fine_tune.cli import did_you_mean
 from fine_tune.constants import TOKEN_ENV
 from fine_tune.errors import RecipeError
 from fine_tune.io import read_yaml
@@ -65,11 +65,6 @@ def schema_types(phase: str) -> tuple[type, ...]:
 
 def schema_keys(types: Iterable[type]) -> set[str]:
     return {f.name for cls in types for f in dataclasses.fields(cls) if f.init}
-
-
-def did_you_mean(key: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from transformers import set_seed
 from trl import get_peft_config
 
 from fine_tune.data.splits import splits_hash
-from fine_tune.errors import LineageError, RewardHealthError
-from fine_tune.hub_access import hf_token
+from fine_tune.errors import LineageError, RewardHealthError, handoff_hint
+from fine_tune.hub_access import hf_token, require_source
 from fine_tune.models.acceleration import resolve_use_vllm
 from fine_tune.models.lineage import read_lineage, run_config
 from fine_tune.models.loading import full_precision_adapters, load_tokenizer
@@ -57,6 +57,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     set_seed(training_args.seed)
     token = hf_token(script_args.hf_token_env)
     source = model_args.model_name_or_path
+    require_source(source, "GRPO's starting model", produced_by=handoff_hint("sft"))  # before anything is written
     rows = load_phase_rows(script_args, training_args, "grpo")
     check_sft_lineage(source, read_lineage(source, token=token), rows.manifest, script_args.require_sft_lineage)
     tokenizer = load_tokenizer(

@@ -37,6 +37,11 @@ DEV_METRICS = {
     "schema_pass_rate": "dev_schema_pass",
     "score": SELECTION_METRIC,
 }
+# Exit 3 is the expected end of a smoke run (a few steps rarely beat the start); the fix is one flag.
+SMOKE_RUN_HINT = (
+    "This is expected for a smoke run of a few steps: add --no_improvement_action warn (no_improvement_action: warn "
+    "in the recipe) to hand on the best trained step anyway"
+)
 
 
 def carve_dev(parts: Sequence[Any], manifest: dict[str, Any], phase: str, dev_size: int) -> list[tuple[Any, Any]]:
@@ -297,7 +302,7 @@ def check_improvement(
             "eval_steps?), so nothing shows the model beats its start"
         )
         if action == "fail":
-            raise NoImprovementError(message + ". Nothing is handed on.")
+            raise NoImprovementError(f"{message}. Nothing is handed on. {SMOKE_RUN_HINT}")
         logger.warning("%s. no_improvement_action is 'warn': handing on the last step.", message)
         return
     chosen = next(r for r in history if r["step"] == selected["step"])
@@ -317,7 +322,5 @@ def check_improvement(
         f"accuracy {trajectory}; start schema pass {start['schema_pass_rate']:.3f}). Latest dev answers: {examples}"
     )
     if action == "fail":
-        raise NoImprovementError(
-            message + ". Nothing is handed on (set no_improvement_action: warn to keep the best trained step anyway)."
-        )
+        raise NoImprovementError(f"{message}. Nothing is handed on. {SMOKE_RUN_HINT}")
     logger.warning("%s. no_improvement_action is 'warn': handing on trained step %d.", message, selected["step"])

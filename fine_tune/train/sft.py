@@ -8,7 +8,7 @@ from pathlib import Path
 from transformers import set_seed
 from trl import get_peft_config
 
-from fine_tune.hub_access import hf_token
+from fine_tune.hub_access import hf_token, require_source
 from fine_tune.models.lineage import run_config
 from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, sft_example
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 def run_sft(script_args, training_args, model_args) -> dict[str, Path]:
     set_seed(training_args.seed)
     token = hf_token(script_args.hf_token_env)
+    require_source(model_args.model_name_or_path, "SFT's base model")  # before anything is written
     rows = load_phase_rows(script_args, training_args, "sft")
     tokenizer = load_tokenizer(
         model_args.model_name_or_path,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fine_tune import hub_access as hub
+from fine_tune.cli import OneLineArgumentParser, parse_only, parse_only_exit
 from fine_tune.constants import EXIT_BAD_INPUT, TOKEN_ENV
 from fine_tune.errors import PipelineError
 from fine_tune.hub.jobs import options
@@ -31,7 +32,7 @@ USAGE_EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="submit_job.py",
         description=(
             "Run a phase (or the whole SFT -> GRPO -> eval pipeline) on Hugging Face Jobs. Anything after the known "
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_cli(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
+    options_ = {option for action in parser._actions for option in action.option_strings}
+    for token in overrides:  # --dry_run for --dry-run: an option of this script, not a recipe key
+        flag = token.partition("=")[0]
+        if flag.startswith("--") and flag.replace("_", "-") in options_:
+            parser.error(f"unrecognized arguments: {flag}")
     if args.phase == "pipeline":
         if overrides:
             parser.error(
@@ -197,13 +203,20 @@ def default_api(token: str):
 
 
 def main(argv: list[str] | None = None, api_factory: Callable[[str], Any] = default_api) -> int:
-    args, overrides = parse_cli(argv)
+    try:
+        args, overrides = parse_cli(argv)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     from fine_tune.hub.jobs.submit import Submitter, check_account, http_errors, preflight, run_specs  # after --help
     from fine_tune.recipes.loader import format_recipe
 
     token: str | None = None
     try:
         namespace = args.namespace or os.environ.get(NAMESPACE_ENV) or None
+        if parse_only() and not (args.dry_run or args.show_recipe):  # the recipe is read in full, nothing sent
+            specs_from_args(args, overrides, namespace or "USER")
+            parse_only_exit(f"submit_job.py {args.phase}")
         if args.dry_run or args.show_recipe:
             if namespace is None:
                 raise PipelineError(

@@ -1,8 +1,8 @@
 """Job time, cost and timeout estimates per flavor and phase: the one source of seconds per step.
 
-Rules: a flavor's figure is measured only by `scripts/benchmark.py --device cuda` on its GPU family; until then it is
-the conservative T4 figure scaled by the hardware table (`fine_tune.hub.jobs.hardware`), monotone in the hardware, so a
-faster flavor never gets a longer estimate; a CPU run or a projection never overrides a figure."""
+Rules: a flavor's figure is measured only by `scripts/benchmark.py --device cuda --write` on its GPU family; until
+then it is the conservative T4 figure scaled by the hardware table (`fine_tune.hub.jobs.hardware`), monotone in the
+hardware, so a faster flavor never gets a longer estimate; a CPU run or a projection never overrides a figure."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class Figure:
     source: str
 
 
-# The conservative T4 figures: what a T4 flavor's timeout uses until a T4 has run `scripts/benchmark.py --device cuda`.
+# The conservative T4 figures: what a T4 flavor's timeout uses until a T4 has run `benchmark.py --device cuda --write`.
 CONSERVATIVE_T4: dict[str, Figure] = {
     "sft": Figure(
         3.5,

@@ -425,12 +425,11 @@ def main(argv: list[str] | None = None) -> None:
 def print_plan(argv: list[str] | None = None) -> int | None:
     """`python -m fine_tune.hub.jobs.memory sft --config configs/qwen3-8b/sft.yaml`: the plan on every listed flavor,
     with the micro-batch x accumulation that fits where the recipe's does not."""
-    import argparse
-
+    from fine_tune.cli import OneLineArgumentParser, parse_only_exit
     from fine_tune.models.known_shapes import read_model_config
     from fine_tune.recipes.loader import load_recipe, recipe_values
 
-    parser = argparse.ArgumentParser(description="Plan a phase's peak GPU memory on each Jobs flavor.")
+    parser = OneLineArgumentParser(description="Plan a phase's peak GPU memory on each Jobs flavor.")
     parser.add_argument("phase", choices=("sft", "grpo", "eval"))
     parser.add_argument("--config", required=True, help="the phase's recipe (YAML)")
     parser.add_argument(
@@ -438,6 +437,7 @@ def print_plan(argv: list[str] | None = None) -> int | None:
     )
     args, overrides = parser.parse_known_args(argv)
     values = recipe_values(load_recipe(args.phase, args.config, overrides))
+    parse_only_exit("fine_tune.hub.jobs.memory")
     source = args.model_config or values.get("model_name_or_path") or next(iter((values.get("models") or {}).values()))
     config = read_model_config(source, revision=values.get("model_revision"))
     for flavor, usable in flavor_memory_gib().items():
