@@ -49,8 +49,8 @@ KEY_ALIASES = {
 MAX_SUGGESTIONS = 3
 
 # Third-party log lines a user cannot act on: logger name -> start of the message format to drop. bitsandbytes logs
-# this at import on CPUs with AVX-512 BF16 when the optional `kernels` package is missing, and falls back to its own
-# 4-bit kernel, which gives the same results.
+# this at import on CPUs with AVX-512 BF16 when `kernels` has no build of its CPU kernel (fine_tune.bounds pins none:
+# no Hub lookup), and falls back to its own 4-bit kernel, which gives the same results.
 UNACTIONABLE_LOG_LINES = {
     "bitsandbytes.backends.cpu.ops": "Failed to load CPU gemm_4bit_forward",
 }

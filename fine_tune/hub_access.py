@@ -15,13 +15,14 @@ from urllib.parse import urlparse
 
 from huggingface_hub import constants
 
+from fine_tune import bounds
 from fine_tune.constants import TOKEN_ENV
 from fine_tune.errors import ModelSourceError
 
 HUB_TIMEOUT_S = 5.0
 # huggingface_hub's shared HTTP client waits forever by default: an endpoint that accepts the connection and never
 # answers hangs the caller. Calls that pass their own timeout (log streaming, downloads) keep theirs.
-HUB_READ_TIMEOUT_S = 20.0
+HUB_READ_TIMEOUT_S = bounds.read_timeout_s()
 OFFLINE_ENV_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 CACHE_MARKERS = ("config.json", "tokenizer_config.json")  # a cached model or tokenizer repo holds one of these
 # Before a Hub load: the connection and the HEAD answer each within this, so an unreachable Hub is known in <= 5 s.
@@ -156,20 +157,10 @@ def require_hub(repo_id: str, what: str, *, file: str | None = None) -> None:
 
 
 def bound_hub_calls(connect: float | None = None, read: float | None = None) -> None:
-    """Give huggingface_hub's shared client connect/read/write timeouts (through its own `set_client_factory`), so
-    that no Hub call (whoami, repo and job APIs, uploads) can wait forever on a silent endpoint."""
-    import httpx2
-    from huggingface_hub import set_client_factory
-    from huggingface_hub.utils import _http
-
-    timeout = httpx2.Timeout(read if read is not None else HUB_READ_TIMEOUT_S, connect=connect or HUB_TIMEOUT_S)
-
-    def bounded_client() -> httpx2.Client:
-        client = _http.default_client_factory()
-        client.timeout = timeout
-        return client
-
-    set_client_factory(bounded_client)
+    """Give huggingface_hub's shared client connect/read/write timeouts, so that no Hub call (whoami, repo and job
+    APIs, uploads) can wait forever on a silent endpoint. `import fine_tune` already did (`fine_tune.bounds`); this
+    sets other bounds."""
+    bounds.install_client_bounds(connect or HUB_TIMEOUT_S, read if read is not None else HUB_READ_TIMEOUT_S)
 
 
 def hf_token(token_env: str = TOKEN_ENV) -> str | None:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 from huggingface_hub import HfApi, Volume
 
+import fine_tune.recipes.trainer_configs  # noqa: F401 (loaded: the submitter reads recipes here, not in a child)
 from fine_tune.hub.jobs import estimate, shipping, spec
 from fine_tune.hub.jobs.cli import NAMESPACE_ENV
 

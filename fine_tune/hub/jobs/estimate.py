@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
-from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavors_of_family, gpu_family
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavor_gpus, flavors_of_family, gpu_family
 from fine_tune.hub.phases import PHASES, JobsError
 from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
 from fine_tune.recipes.length import training_length
@@ -180,8 +180,34 @@ def resolved_figures(benchmarks: dict[tuple[str, str], Figure] | None = None) ->
     return out
 
 
+def single_gpu_flavor(flavor: str) -> str | None:
+    """The table's single-GPU flavor of the same GPU as a multi-GPU flavor named `<name>xN` (`l4x4` -> `l4x1`,
+    `a10g-largex4` -> `a10g-large`, `h200x8` -> `h200`); None when there is none."""
+    match = _MULTI_GPU.match(flavor)
+    if flavor in JOBS_FLAVORS or not match or int(match.group(2)) < 2:
+        return None
+    prefix = match.group(1)
+    return next((name for name in (prefix, f"{prefix}x1") if name in JOBS_FLAVORS), None)
+
+
+_MULTI_GPU = re.compile(r"^(.+?)x(\d+)$")
+
+
 def figure_for(flavor: str, phase: str, benchmarks: dict[tuple[str, str], Figure] | None = None) -> Figure | None:
-    return resolved_figures(benchmarks).get(flavor, {}).get(phase)
+    """The flavor's seconds per step. A multi-GPU flavor gets its GPU's single-GPU figure unchanged: no credit for
+    the extra GPUs (data-parallel steps take at least as long as one GPU's, and the step count is not divided)."""
+    figures = resolved_figures(benchmarks)
+    if flavor in figures:
+        return figures[flavor].get(phase)
+    single = single_gpu_flavor(flavor)
+    figure = figures[single].get(phase) if single else None
+    if figure is None:
+        return None
+    return Figure(
+        figure.seconds,
+        figure.kind,
+        f"{single}'s single-GPU figure, no credit for the {flavor_gpus(flavor)} GPUs of {flavor}: {figure.source}",
+    )
 
 
 @dataclass

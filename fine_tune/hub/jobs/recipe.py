@@ -12,14 +12,16 @@ from fine_tune.hub.jobs.hardware import flavor_device
 from fine_tune.hub.jobs.shipping import ShippedTree
 from fine_tune.hub.phases import JobsError, Phase
 from fine_tune.models.precision import Precision, resolve_precision
-from fine_tune.recipes.loader import COMMAND_LINE, ResolvedRecipe, resolve_recipe
+from fine_tune.recipes.isolated import resolve_recipe_isolated
+from fine_tune.recipes.loader import COMMAND_LINE, ResolvedRecipe
 
 JOB_ORIGIN = "submit_job"  # a recipe key the job's command line sets (push, trackio, the handed-on model)
 
 
 def read_recipe(phase: str, config: Path, overrides: list[str]) -> ResolvedRecipe:
-    """The recipe as the entry script resolves it: composed files, schema defaults, overrides, each key's origin."""
-    return resolve_recipe(phase, config, overrides)
+    """The recipe as the entry script resolves it: composed files, schema defaults, overrides, each key's origin.
+    Resolved in a child process unless TRL's trainer is loaded here already: the submitter imports no trainer code."""
+    return resolve_recipe_isolated(phase, config, overrides)
 
 
 def given_keys(recipe: ResolvedRecipe) -> set[str]:
