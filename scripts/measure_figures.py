@@ -5,6 +5,7 @@ python scripts/measure_figures.py kshot      # prompt tokens at 0, 1, 3, 5 shots
 python scripts/measure_figures.py bootstrap  # paired bootstrap: ours vs scipy.stats.bootstrap, 4,183 pairs
 python scripts/measure_figures.py loader     # read_task_rows on the real validation file and on 10 copies of it
 python scripts/measure_figures.py parser     # the lenient parser on 56 KB inputs that used to be quadratic
+python scripts/measure_figures.py grpo-path  # the project code read from the GRPO script to trainer.train()
 
 Timings move with the machine's load: read them next to `uptime`. lengths, kshot and loader need ../shared.
 """
@@ -127,7 +128,66 @@ def parser(_: Path) -> None:
         print(f"{name}: {time.perf_counter() - start:.3f} s")
 
 
-MEASUREMENTS = {"lengths": lengths, "kshot": kshot, "bootstrap": bootstrap, "loader": loader, "parser": parser}
+def grpo_path(_: Path) -> None:
+    """Every project function that runs from scripts/train_medmcqa_grpo.py to the trainer's `train()` (profiled on a
+    tiny run that stops there), with its lines: what a reader follows to see how GRPO is set up."""
+    import inspect
+    import runpy
+    import sys
+
+    from trl import GRPOTrainer
+
+    from fine_tune.constants import PHASE_SCRIPTS, PROJECT_ROOT
+    from fine_tune.data.synthetic import generate_rows, write_jsonl
+    from fine_tune.models.tiny import build_tiny_model
+
+    class Reached(Exception):
+        pass
+
+    def stop(self, *args, **kwargs):
+        raise Reached
+
+    called: dict[object, str] = {}
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code.co_filename.startswith(str(PROJECT_ROOT / "fine_tune")):
+            called.setdefault(frame.f_code, frame.f_code.co_filename)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_tiny_model(Path(tmp) / "tiny")
+        data = Path(tmp) / "rows.jsonl"
+        write_jsonl(generate_rows(120, seed=0), data)
+        argv = ["--config", "configs/demo/grpo.yaml", "--model_name_or_path", str(model), "--dataset_name", str(data)]
+        argv += ["--sft_size", "40", "--grpo_size", "40", "--eval_size", "20", "--dev_size", "8"]
+        argv += ["--require_sft_lineage", "false", "--output_dir", f"{tmp}/out", "--report_to", "none"]
+        GRPOTrainer.train = stop
+        sys.argv = [PHASE_SCRIPTS["grpo"], *argv]
+        sys.setprofile(profile)
+        try:
+            runpy.run_path(str(PROJECT_ROOT / PHASE_SCRIPTS["grpo"]), run_name="__main__")
+        except (Reached, SystemExit):
+            pass
+        finally:
+            sys.setprofile(None)
+    script = len((PROJECT_ROOT / PHASE_SCRIPTS["grpo"]).read_text().splitlines())
+    per_file: dict[str, int] = {}
+    for code, filename in called.items():
+        if code.co_name == "<module>":  # module bodies (imports, constants) run once; a reader skims them
+            continue
+        per_file[filename] = per_file.get(filename, 0) + len(inspect.getsourcelines(code)[0])
+    for filename, lines in sorted(per_file.items(), key=lambda item: -item[1]):
+        print(f"{lines:5d}  {Path(filename).relative_to(PROJECT_ROOT)}")
+    print(f"{script + sum(per_file.values())} lines in {len(per_file) + 1} files (the script's {script} included)")
+
+
+MEASUREMENTS = {
+    "lengths": lengths,
+    "kshot": kshot,
+    "bootstrap": bootstrap,
+    "loader": loader,
+    "parser": parser,
+    "grpo-path": grpo_path,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
