@@ -21,7 +21,7 @@ from rich.table import Table
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.extra_metrics import EXTRA_METRICS
-from fine_tune.evaluate.results import RESULTS_FORMAT, environment, json_safe
+from fine_tune.evaluate.results import RESULTS_FORMAT, environment, json_safe, run_section
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.text_metrics import OPEN_METRICS, ROW_METRICS, CorpusBleu, metric_intervals, paired_differences
 from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, atomic_write_text
@@ -92,20 +92,6 @@ def build_open_results(
     models = {run.label: open_model_section(run, verdicts.get(run.label), fmt, resamples, seed) for run in runs}
     parts = (config, eval_set, split_section, runs, precision, warnings, seconds, shots)
     return task_results(*parts, models=models, pairwise=open_pairwise(runs, resamples, seed))
-
-
-def run_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
-    """What every model's results hold, and a failed model's error."""
-    section = {
-        "source": run.source,
-        "status": run.status,
-        "resolved": run.resolved,
-        "split_check": verdict,
-        "timings": run.timings,
-    }
-    if not run.ok:
-        return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
-    return section
 
 
 def task_results(

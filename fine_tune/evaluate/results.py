@@ -39,11 +39,8 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def model_section(
-    run: ModelRun, verdict: str | None, letters: Sequence[str] = LETTERS, resamples: int = 10000, seed: int = 42
-) -> dict[str, Any]:
-    """A model's results; where eval rows carry an explanation, `reason_rougeL` and `reason_token_f1` join its
-    metrics and intervals (`fine_tune.evaluate.reason_metrics`)."""
+def run_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
+    """What every model's results hold, and a failed model's error."""
     section = {
         "source": run.source,
         "status": run.status,
@@ -53,6 +50,17 @@ def model_section(
     }
     if not run.ok:
         return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
+    return section
+
+
+def model_section(
+    run: ModelRun, verdict: str | None, letters: Sequence[str] = LETTERS, resamples: int = 10000, seed: int = 42
+) -> dict[str, Any]:
+    """A model's results; where eval rows carry an explanation, `reason_rougeL` and `reason_token_f1` join its
+    metrics and intervals (`fine_tune.evaluate.reason_metrics`)."""
+    section = run_section(run, verdict)
+    if not run.ok:
+        return section
     summary = {**section, **model_summary(run.records, run.scores, letters)}
     metrics, intervals = reason_summary(run.records, resamples, seed)
     summary["metrics"] = {**summary["metrics"], **metrics}

@@ -17,9 +17,9 @@ from rich.console import Console
 
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.evaluate.eval_set import EvalSet
-from fine_tune.evaluate.open_results import run_section, task_results
+from fine_tune.evaluate.open_results import task_results
 from fine_tune.evaluate.perplexity import TextLosses, paired_perplexity_difference, perplexity_interval
-from fine_tune.evaluate.results import json_safe
+from fine_tune.evaluate.results import json_safe, run_section
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, atomic_write_text
 from fine_tune.models.precision import Precision
