@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 
 import fine_tune  # noqa: F401 (first: its import puts the Hub bounds in force, fine_tune/bounds.py)
+from benchmarks.bench_report import DEFAULT_OUT_DIR, main_json, write_outputs
 from benchmarks.projection import DEFAULT_T4_MFU
-from benchmarks.report import DEFAULT_OUT_DIR, main_json, write_outputs
 from benchmarks.runner import DEFAULT_SHARED_DIR, SECTIONS, run_benchmark
 from benchmarks.settings import MODES, Recipe
 from fine_tune.cli import OneLineArgumentParser, parse_only_exit, run_main

@@ -96,7 +96,7 @@ def bootstrap(_: Path) -> None:
 
 
 def loader(shared: Path) -> None:
-    from fine_tune.data.loading import read_task_rows
+    from fine_tune.data.reading import read_task_rows
     from fine_tune.task.spec import resolve_task
 
     logging.disable(logging.WARNING)

@@ -7,7 +7,7 @@ python scripts/submit_job.py {sft,grpo,eval,pipeline} --config CONFIG [--flavor 
 """
 
 from fine_tune.cli import run_main
-from fine_tune.hub.jobs.cli import main
+from fine_tune.hub.jobs.submit_cli import main
 
 if __name__ == "__main__":
     run_main(main)

@@ -118,7 +118,7 @@ def validate(args) -> dict[str, Any]:
 def validate_task(task, args, sizes, tokenizer) -> dict[str, Any]:
     """One task's report (`task`: a `TaskSource`) for splits of `sizes`."""
     from fine_tune.data.normalise import load_task
-    from fine_tune.data.report import task_dataset_report
+    from fine_tune.data.validation_report import task_dataset_report
 
     normalised = load_task(task.spec, task.hub_split, task.source, args.hf_token_env)
     return task_dataset_report(

@@ -80,9 +80,11 @@ def ship(source, mount_path, *, remote_name, read_only, namespace, token):
 
 
 def submit(hub, tmp: Path) -> Result:
-    from fine_tune.hub.jobs import cli
+    from fine_tune.hub.jobs import submit_cli
 
-    return run_guarded(lambda: cli.main(["sft", "--namespace", "alice", "--max_steps", "5"], lambda token: hub_api()))
+    return run_guarded(
+        lambda: submit_cli.main(["sft", "--namespace", "alice", "--max_steps", "5"], lambda token: hub_api())
+    )
 
 
 def follow(hub, tmp: Path) -> Result:
@@ -130,7 +132,7 @@ def push(hub, tmp: Path) -> Result:
 
 
 def eval_download(hub, tmp: Path) -> Result:
-    from fine_tune.evaluate.sources import model_lineages
+    from fine_tune.evaluate.scored_models import model_lineages
 
     hub.add_file(SFT_REPO, LINEAGE_FILE, LINEAGE)
     return run_guarded(lambda: model_lineages({"sft": SFT_REPO}, token=TOKEN)["sft"])

@@ -50,7 +50,7 @@ def hub(fake_hub, monkeypatch, network_guard):
     from huggingface_hub import HfApi, constants
 
     from fine_tune import hub_access
-    from fine_tune.evaluate import sources
+    from fine_tune.evaluate import scored_models
     from fine_tune.hub.jobs import submit
 
     monkeypatch.setenv("HF_TOKEN", "hf_FAKEtokenVALUE0123456789abcdef")
@@ -58,7 +58,7 @@ def hub(fake_hub, monkeypatch, network_guard):
     monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 1)
     monkeypatch.setattr(hub_access, "HUB_READ_TIMEOUT_S", 1.0)
     monkeypatch.setattr(submit, "WAIT_POLL_S", 0.05)
-    sources._reachable.cache_clear()
+    scored_models._reachable.cache_clear()
     stream = HfApi._stream_sse_events
     monkeypatch.setattr(HfApi, "_stream_sse_events", lambda self, **kw: stream(self, **{**kw, "timeout": 1}))
     hub_access.bound_hub_calls(connect=1.0, read=1.0)

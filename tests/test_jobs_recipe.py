@@ -8,7 +8,7 @@ import json
 import pytest
 from jobs_fakes import NAMESPACE
 
-from fine_tune.hub.jobs import cli, spec
+from fine_tune.hub.jobs import job_spec, submit_cli
 from fine_tune.hub.jobs.options import Options
 from fine_tune.hub.jobs.recipe import JOB_ORIGIN
 from fine_tune.hub.jobs.shipping import ShippedTree
@@ -18,7 +18,7 @@ pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env, project, no_network
 
 
 def dry_run(capsys, *argv: str) -> dict:
-    assert cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == 0
+    assert submit_cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -53,7 +53,7 @@ def test_medgemma_never_runs_fp16_on_a_t4(project, no_network, capsys):
     assert on_l4["precision"]["name"] == "bf16" and on_l4["recipe"]["values"]["bf16"]["value"] is True
 
     argv = ["eval", "--config", "configs/medgemma-4b/eval.yaml", "--flavor", "t4-small", "--namespace", NAMESPACE]
-    assert cli.main([*argv, "--dry-run"]) == 2
+    assert submit_cli.main([*argv, "--dry-run"]) == 2
     assert "t4-small has 14.74 GiB per GPU, too small for eval (fp32)" in capsys.readouterr().err
     chosen = dry_run(capsys, "eval", "--config", "configs/medgemma-4b/eval.yaml")
     assert (chosen["flavor"], chosen["precision"]["name"]) == ("l4x1", "bf16")
@@ -64,7 +64,8 @@ def test_medgemma_never_runs_fp16_on_a_t4(project, no_network, capsys):
 
 def test_show_recipe_prints_each_key_with_its_origin(project, no_network, capsys):
     assert (
-        cli.main(["sft", "--config", "configs/medgemma-4b/sft.yaml", "--namespace", NAMESPACE, "--show_recipe"]) == 0
+        submit_cli.main(["sft", "--config", "configs/medgemma-4b/sft.yaml", "--namespace", NAMESPACE, "--show_recipe"])
+        == 0
     )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "# sft recipe: configs/medgemma-4b/sft.yaml <- configs/defaults/sft.yaml"
@@ -79,4 +80,4 @@ def test_a_recipe_extending_an_unshipped_file_is_refused(project, no_network, ca
     (project / "configs/mine.yaml").write_text(f"extends: {outside}\nmodel_name_or_path: Qwen/Qwen3-0.6B\n")
     shipped = ShippedTree.from_project(project)
     with pytest.raises(JobsError, match="outside.yaml, which is not shipped"):
-        spec.build_spec("sft", Options(namespace=NAMESPACE), config="configs/mine.yaml", shipped=shipped)
+        job_spec.build_spec("sft", Options(namespace=NAMESPACE), config="configs/mine.yaml", shipped=shipped)

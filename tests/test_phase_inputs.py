@@ -49,7 +49,7 @@ def test_grpo_from_a_hub_sft_model_without_network_says_the_hub_is_unreachable(m
 
 
 def test_the_eval_names_the_phase_that_writes_a_missing_model(monkeypatch, tmp_path):
-    from fine_tune.evaluate.sources import check_source
+    from fine_tune.evaluate.scored_models import check_source
 
     (tmp_path / "outputs" / "medmcqa-sft").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)

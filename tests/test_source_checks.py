@@ -119,7 +119,7 @@ def test_a_path_under_an_existing_folder_is_never_a_hub_id(monkeypatch, tmp_path
 
 
 def test_a_missing_dataset_path_names_its_nearest_sibling(monkeypatch, tmp_path):
-    from fine_tune.data.loading import read_task_rows
+    from fine_tune.data.reading import read_task_rows
     from fine_tune.errors import DatasetError
     from fine_tune.task.spec import resolve_task
 

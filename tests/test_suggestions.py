@@ -58,7 +58,7 @@ def test_an_argparse_option_with_underscores_suggests_the_dashed_one():
 
 
 def test_submit_job_dry_run_with_an_underscore_is_one_line_naming_dry_dash_run(capsys):
-    from fine_tune.hub.jobs.cli import main
+    from fine_tune.hub.jobs.submit_cli import main
 
     assert main(["sft", "--config", "configs/sft.yaml", "--namespace", "USER", "--dry_run"]) == 2
     err = capsys.readouterr().err.strip()
@@ -66,7 +66,7 @@ def test_submit_job_dry_run_with_an_underscore_is_one_line_naming_dry_dash_run(c
 
 
 def test_submit_job_argument_errors_are_one_line(capsys):
-    from fine_tune.hub.jobs.cli import main
+    from fine_tune.hub.jobs.submit_cli import main
 
     assert main(["nonsense"]) == 2
     err = capsys.readouterr().err.strip()

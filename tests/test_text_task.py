@@ -21,7 +21,7 @@ from fine_tune.evaluate.perplexity import (
 from fine_tune.recipes.loader import parse_recipe
 from fine_tune.task.prompts import sft_example
 from fine_tune.task.spec import parse_task_spec, resolve_task
-from fine_tune.train.lengths import conversation_length
+from fine_tune.train.overlong import conversation_length
 from fine_tune.train.sft import check_packing
 
 TEXT = Path(__file__).resolve().parent / "fixtures" / "text"
@@ -149,7 +149,7 @@ def test_continued_pretraining_selects_on_perplexity_and_the_eval_reports_it(tin
 def test_validator_lengths_of_a_text_task_are_the_text_and_its_eos(tiny_model_dir):
     from transformers import AutoTokenizer
 
-    from fine_tune.data.report import rendered_lengths
+    from fine_tune.data.validation_report import rendered_lengths
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     rows = [{"id": None, "text": "The liver makes bile.", "subject": None}]

@@ -24,8 +24,8 @@ from typing import Any
 import datasets
 
 from fine_tune import hub_access as hub
-from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
 from fine_tune.data.open_rows import OPEN_FEATURES, TEXT_FEATURES, empty_rows, normalise_open_row, normalise_text_row
+from fine_tune.data.reading import CONFIG_COLUMN, read_task_rows
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.data.rows import (
     CONFLICTING_ANSWER,

@@ -19,7 +19,7 @@ from typing import Any
 
 import datasets
 
-from fine_tune.data.loading import CONFIG_COLUMN
+from fine_tune.data.reading import CONFIG_COLUMN
 from fine_tune.data.rows import MISSING, lookup
 from fine_tune.task.spec import TaskSpec
 

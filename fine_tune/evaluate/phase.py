@@ -28,12 +28,12 @@ from fine_tune.evaluate import report
 from fine_tune.evaluate.eval_set import fewshot_exemplars, load_eval_sets
 from fine_tune.evaluate.extra_metrics import add_extra_scores, parse_extra_metrics, require_extra_metrics
 from fine_tune.evaluate.harness import check_harness, run_harness
-from fine_tune.evaluate.mixture import mixture_results, print_mixture_summary, write_mixture_outputs
+from fine_tune.evaluate.mixture_results import mixture_results, print_mixture_summary, write_mixture_outputs
 from fine_tune.evaluate.open_results import build_open_results, print_open_summary, write_open_outputs
 from fine_tune.evaluate.regressions import parent_checks
 from fine_tune.evaluate.results import build_results, write_outputs
 from fine_tune.evaluate.runs import run_models
-from fine_tune.evaluate.sources import model_lineages
+from fine_tune.evaluate.scored_models import model_lineages
 from fine_tune.evaluate.split_check import check_split
 from fine_tune.evaluate.summaries import identical_output_warnings
 from fine_tune.evaluate.text_results import build_text_results, print_text_summary, write_text_outputs
@@ -95,7 +95,7 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
     """The whole evaluation; DatasetError (bad data, contamination) propagates, model failures are recorded.
 
     A mixture of tasks is scored task by task in one run (each model loaded once): each task's results are those of
-    a single-task run, written in their own folder, beside a summary (`fine_tune.evaluate.mixture`)."""
+    a single-task run, written in their own folder, beside a summary (`fine_tune.evaluate.mixture_results`)."""
     console = console or default_console()
     hub.bound_hub_calls()  # lineage reads and model downloads cannot wait forever on a silent endpoint
     start = time.perf_counter()

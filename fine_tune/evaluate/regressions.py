@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fine_tune.evaluate.runs import ModelRun
-from fine_tune.evaluate.sources import model_identities
+from fine_tune.evaluate.scored_models import model_identities
 from fine_tune.evaluate.stats import mcnemar_exact
 from fine_tune.evaluate.summaries import compare
 

@@ -24,7 +24,7 @@ from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.open_scoring import open_records
 from fine_tune.evaluate.perplexity import TextLosses, text_losses
-from fine_tune.evaluate.sources import check_source, model_identities, resolve_source
+from fine_tune.evaluate.scored_models import check_source, model_identities, resolve_source
 from fine_tune.evaluate.stats import wilson_interval
 from fine_tune.evaluate.vllm_backend import generator_for, resolve_backend
 from fine_tune.hub_access import hf_token

@@ -15,7 +15,7 @@ from fine_tune.data.rows import row_label
 from fine_tune.data.splits import manifest_hash, read_manifest, splits_hash
 from fine_tune.errors import DatasetError, ModelSourceError
 from fine_tune.evaluate.eval_set import EvalSet
-from fine_tune.evaluate.sources import resolve_source
+from fine_tune.evaluate.scored_models import resolve_source
 from fine_tune.hub_access import is_local
 from fine_tune.recipes.arguments import EvalConfig
 

@@ -127,12 +127,12 @@ class SplitArguments:
 
 
 @dataclass
-class MedMCQAScriptArguments(SplitArguments, ScriptArguments):
+class TrainScriptArguments(SplitArguments, ScriptArguments):
     """TRL's script arguments with the project's data source and split."""
 
 
 @dataclass
-class GRPOScriptArguments(MedMCQAScriptArguments):
+class GRPOScriptArguments(TrainScriptArguments):
     reward_funcs: list[str] = field(
         default_factory=lambda: list(REWARD_MODES[DEFAULT_REWARD_MODE]),
         metadata={"help": f"Reward functions by registry name: {sorted(REWARD_FUNCS)}"},

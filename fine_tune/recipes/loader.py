@@ -26,7 +26,7 @@ from fine_tune.recipes.length import training_length
 # phase -> the dataclasses its recipe fills, as "module:Class" (imported on use: TRL's trainer configs import torch)
 PHASE_SCHEMAS: dict[str, tuple[str, ...]] = {
     "sft": (
-        "fine_tune.recipes.arguments:MedMCQAScriptArguments",
+        "fine_tune.recipes.arguments:TrainScriptArguments",
         "fine_tune.recipes.trainer_configs:MedSFTConfig",
         "trl:ModelConfig",
     ),

@@ -15,8 +15,8 @@ from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, sft_example
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.common import finish, load_phase_rows, load_trainable_model, log_training_length
-from fine_tune.train.lengths import enforce_max_length
 from fine_tune.train.numerics import NonFiniteGuard
+from fine_tune.train.overlong import enforce_max_length
 from fine_tune.train.selection import (
     DevScorer,
     PerplexityDevScorer,

@@ -12,8 +12,8 @@ from typing import Any
 from fine_tune import hub_access as hub
 from fine_tune.constants import EXIT_JOB_FAILED, HUB_CHECKPOINT_DIR, TOKEN_ENV, TRAINER_STATE_FILE
 from fine_tune.hub.jobs.estimate import format_duration
+from fine_tune.hub.jobs.job_spec import TOKEN_SECRET, JobSpec
 from fine_tune.hub.jobs.shipping import CODE_BUCKET, CODE_MOUNT_PATH, PROJECT_NAME, ShippedTree
-from fine_tune.hub.jobs.spec import TOKEN_SECRET, JobSpec
 from fine_tune.hub.phases import PHASES, JobsError
 from fine_tune.hub_access import hf_token
 

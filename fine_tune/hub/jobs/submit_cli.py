@@ -118,8 +118,8 @@ def parse_cli(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: str):
     from fine_tune.hub.jobs.estimate import benchmark_figures
+    from fine_tune.hub.jobs.job_spec import build_pipeline, build_spec
     from fine_tune.hub.jobs.shipping import ShippedTree
-    from fine_tune.hub.jobs.spec import build_pipeline, build_spec
     from fine_tune.provenance import git_commit
 
     run_options = options.Options(
