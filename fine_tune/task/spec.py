@@ -198,6 +198,18 @@ def load_task_spec(path: str | Path) -> TaskSpec:
     return parse_task_spec(read_yaml(path), source=path)
 
 
+def _source_fields(values: Mapping[str, Any], dataset_path: str, where: str) -> dict[str, Any]:
+    """The keys every task type reads the same way: where its rows are and what it is."""
+    return {
+        "description": str(values.get("description") or ""),
+        "dataset_path": dataset_path,
+        "dataset_configs": _configs(values.get("dataset_configs"), where),
+        "train_split": _text(values, "train_split", where, default="train"),
+        "eval_split": _optional_text(values, "eval_split", where),
+        "language": _text(values, "language", where, default="en"),
+    }
+
+
 def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None) -> TaskSpec:
     """Validate a task mapping (as read from YAML) into a TaskSpec; RecipeError naming `source` and the key."""
     where = str(source) if source is not None else "task"
@@ -232,12 +244,7 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
         dataset_path = str((Path(source).parent / dataset_path).resolve())
     spec = TaskSpec(
         name=name,
-        description=str(values.get("description") or ""),
-        dataset_path=dataset_path,
-        dataset_configs=_configs(values.get("dataset_configs"), where),
-        train_split=_text(values, "train_split", where, default="train"),
-        eval_split=_optional_text(values, "eval_split", where),
-        language=_text(values, "language", where, default="en"),
+        **_source_fields(values, dataset_path, where),
         letters=letters,
         min_options=min_options,
         question=_field_path(fields, "question", where, required=True),
@@ -304,12 +311,7 @@ def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str,
         name=_text(values, "name", where) if values.get("name") is not None else _default_name(source),
         type=task_type,
         answer_format=answer_format,
-        description=str(values.get("description") or ""),
-        dataset_path=dataset_path,
-        dataset_configs=_configs(values.get("dataset_configs"), where),
-        train_split=_text(values, "train_split", where, default="train"),
-        eval_split=_optional_text(values, "eval_split", where),
-        language=_text(values, "language", where, default="en"),
+        **_source_fields(values, dataset_path, where),
         letters=(),
         min_options=0,
         question=_field_path(fields, "text" if text else "question", where, required=True),

@@ -83,6 +83,15 @@ def selection_score(metrics: Mapping[str, Any]) -> float:
     return metrics["correct"] / n + metrics["schema_valid"] / (n * (n + 1))
 
 
+def generate_dev_answers(model, tokenizer, messages, batch_size: int, max_new_tokens: int):
+    """Greedy answers to the dev prompts, the tokenizer's padding side restored afterwards (generation pads left)."""
+    padding_side = tokenizer.padding_side
+    try:
+        return generate_responses(model, tokenizer, messages, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    finally:
+        tokenizer.padding_side = padding_side
+
+
 @dataclass
 class DevScorer:
     messages: list[list[dict[str, str]]]
@@ -121,13 +130,7 @@ class DevScorer:
         return cls(messages, golds, batch_size, max_new_tokens, letters=letters, tasks=tasks)
 
     def score(self, model, tokenizer, step: int) -> dict[str, Any]:
-        padding_side = tokenizer.padding_side
-        try:
-            result = generate_responses(
-                model, tokenizer, self.messages, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens
-            )
-        finally:
-            tokenizer.padding_side = padding_side
+        result = generate_dev_answers(model, tokenizer, self.messages, self.batch_size, self.max_new_tokens)
         letters = self.letters or [LETTERS] * len(self.golds)
         scores = [
             score_sample(text, gold, row_letters)
@@ -171,13 +174,7 @@ class OpenDevScorer(DevScorer):
         return cls(messages, references, batch_size, max_new_tokens, answer_format=task.answer_format)
 
     def score(self, model, tokenizer, step: int) -> dict[str, Any]:
-        padding_side = tokenizer.padding_side
-        try:
-            result = generate_responses(
-                model, tokenizer, self.messages, batch_size=self.batch_size, max_new_tokens=self.max_new_tokens
-            )
-        finally:
-            tokenizer.padding_side = padding_side
+        result = generate_dev_answers(model, tokenizer, self.messages, self.batch_size, self.max_new_tokens)
         answers = [parse_open_response(text, self.answer_format) for text in result.texts]
         rouge_l = [rouge(a.answer, gold)["rougeL"] for a, gold in zip(answers, self.golds, strict=True)]
         n = len(answers)
