@@ -15,6 +15,8 @@ lint: setup
 test: lint
 	$(PY) -m pytest -q
 
+# The demo is offline: the Hub switched off for every phase (docs/faults.md, "Offline means offline").
+demo: export HF_HUB_OFFLINE = 1
 demo: setup
 	$(PY) scripts/make_tiny_model.py --out $(DEMO)/tiny-model
 	$(PY) -m fine_tune.data.synthetic --out $(DEMO)/synthetic.jsonl --n 3000 --seed 0

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from fine_tune.hub.jobs.memory import KNOWN_MODEL_CONFIGS
+from fine_tune.models.known_shapes import KNOWN_MODEL_CONFIGS
 from fine_tune.models.shape import ModelShape
 
 # Qwen/Qwen3-0.6B config.json (transformers' Qwen3Config() defaults are the 8B shape, not this one).

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_report import recommendations
 from benchmarks.cost import FLOPS_FORMULA, QWEN3_0_6B_SHAPE, TrainingCost, flop_check
 from benchmarks.device import TimeCapReached, describe_device, resolve_device, time_cap
 from benchmarks.lengths import SYNTHETIC_ROWS, padding_efficiency, real_lengths, synthetic_lengths
@@ -21,7 +22,6 @@ from benchmarks.measure_sft import benchmark_sft, padded_vs_padding_free, sft_tr
 from benchmarks.models import qwen3_shape_source, tiny_source
 from benchmarks.overhead import measure_host_overhead
 from benchmarks.projection import DEFAULT_T4_MFU, project_t4, t4_memory_estimate
-from benchmarks.report import recommendations
 from benchmarks.settings import MODES, SECTION_SHARES, Recipe, Settings, default_mode
 from fine_tune.constants import PROJECT_ROOT
 from fine_tune.hub.jobs.hardware import flavors_of_family
@@ -79,7 +79,7 @@ def run_benchmark(
     argv: Sequence[str] | None = None,
     time_limit_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark and return its result (nothing written; see `benchmarks.report.write_outputs`).
+    """Run the benchmark and return its result (nothing written; see `benchmarks.bench_report.write_outputs`).
 
     `mode` None: `gpu` on CUDA (the real recipe on Qwen3-0.6B's shape within 8 minutes), `full` on the CPU.
     `time_limit_s` None: the mode's limit."""

@@ -11,8 +11,7 @@ from typing import Any
 
 from fine_tune.constants import PROJECT_ROOT
 from fine_tune.errors import RecipeError
-from fine_tune.io import read_yaml
-from fine_tune.recipes.loader import load_recipe, recipe_values
+from fine_tune.recipes.loader import DEFAULT_ORIGIN, resolve_recipe
 
 RECIPE_PATHS = {phase: PROJECT_ROOT / "configs" / f"{phase}.yaml" for phase in ("sft", "grpo", "eval")}
 
@@ -22,7 +21,8 @@ NO_SELECTION = {"dev_size": 0, "eval_strategy": "no", "target_accuracy": None, "
 
 @dataclass(frozen=True)
 class Recipe:
-    """A phase's recipe as its entry script reads it: every schema key (defaults filled) and the keys the file sets."""
+    """A phase's recipe as its entry script reads it: every schema key (defaults filled) and the keys its files set
+    (the recipe and the files it extends)."""
 
     phase: str
     path: Path
@@ -32,8 +32,9 @@ class Recipe:
     @classmethod
     def load(cls, phase: str, path: str | Path | None = None) -> Recipe:
         path = Path(path or RECIPE_PATHS[phase])
-        values = recipe_values(load_recipe(phase, path))
-        return cls(phase, path, values, tuple(read_yaml(path)))
+        resolved = resolve_recipe(phase, path)
+        explicit = tuple(key for key, origin in resolved.origins.items() if origin != DEFAULT_ORIGIN)
+        return cls(phase, path, resolved.values, explicit)
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]

@@ -4,6 +4,13 @@ from pathlib import Path
 
 MEDMCQA_HUB_ID = "openlifescienceai/medmcqa"
 SPLIT_NAMES = ("sft", "grpo", "eval")
+TRAINING_PHASES = ("sft", "grpo")  # the phases that hand a model on
+# the entry script of each phase, relative to the project root
+PHASE_SCRIPTS = {
+    "sft": "scripts/train_medmcqa_sft.py",
+    "grpo": "scripts/train_medmcqa_grpo.py",
+    "eval": "scripts/eval_medmcqa.py",
+}
 DEFAULT_SPLIT_SIZES = {"sft": 1000, "grpo": 500, "eval": 200}
 DEFAULT_SPLIT_SEED = 42
 BENCHMARK_DIR = "eval_results/benchmarks"  # GPU/CPU benchmark results, under the project root

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from fine_tune.constants import EXIT_BAD_INPUT, EXIT_NO_LEARNING_SIGNAL
+from fine_tune.constants import EXIT_BAD_INPUT, EXIT_NO_LEARNING_SIGNAL, PHASE_SCRIPTS
+
+
+def handoff_hint(phase: str) -> str:
+    """What to say about a missing model that a training phase hands on."""
+    return (
+        f"it is written by the {phase.upper()} phase ({PHASE_SCRIPTS[phase]}): run it first; if it exited 3 (NO "
+        "IMPROVEMENT, or unhealthy rewards or NaN) it handed nothing on"
+    )
 
 
 class PipelineError(Exception):

@@ -14,12 +14,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from fine_tune.cli import run_main
+from fine_tune.cli import parse_only_exit, run_main
 from fine_tune.recipes.loader import parse_recipe
+
+
+def failure_summary(failed: int, models: int, folder) -> str:
+    if failed >= models:
+        return f"every model failed ({failed} of {models}): nothing was scored (the errors above say why)"
+    return f"{failed} of {models} model(s) failed; results of the others are in {folder}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     (config,) = parse_recipe("eval", argv)
+    parse_only_exit("eval_medmcqa.py")
     import datasets
 
     from fine_tune.evaluate.phase import run_evaluation
@@ -35,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for label in outcome.failed:
             model = outcome.results["models"][label]
             print(f"error: {label} failed at {model['stage']}: {model['error']}", file=sys.stderr)
-        print(f"{len(outcome.failed)} model(s) failed; results of the others are in {outcome.folder}", file=sys.stderr)
+        print(failure_summary(len(outcome.failed), len(outcome.results["models"]), outcome.folder), file=sys.stderr)
     if outcome.regressed:
         severity = "error" if config.fail_on_regression else "warning"
         regressed = ", ".join(outcome.regressed)

@@ -7,12 +7,12 @@ python scripts/make_tiny_model.py --out /tmp/tiny-mistral --arch mistral \
 
 import argparse
 
-from fine_tune.cli import run_main
+from fine_tune.cli import OneLineArgumentParser, parse_only_exit, run_main
 from fine_tune.models.tiny import ARCHITECTURES, build_tiny_model
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="folder to write the model and tokenizer to")
     parser.add_argument("--tokenizer", help="tokenizer to use (ID or path); default: a small BPE trained here")
     parser.add_argument("--seed", type=int, default=0)
@@ -20,7 +20,8 @@ def main() -> None:
     parser.add_argument("--num_layers", type=int, default=2)
     parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="qwen3")
     parser.add_argument("--chat_template", help="chat template file (.jinja); required for mistral")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    parse_only_exit("make_tiny_model.py")
     out = build_tiny_model(
         args.out, args.tokenizer, args.seed, args.hidden_size, args.num_layers, args.arch, args.chat_template
     )

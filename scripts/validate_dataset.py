@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from fine_tune.cli import setup_logging
+from fine_tune.cli import parse_only_exit, setup_logging
 from fine_tune.constants import EXIT_BAD_INPUT
 from fine_tune.errors import DatasetError, PipelineError
 from fine_tune.recipes.loader import parse_recipe
@@ -24,6 +24,9 @@ from fine_tune.recipes.loader import parse_recipe
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
+    from fine_tune.hub_access import require_source
+
+    require_source(name, "tokenizer")  # a Hub that cannot answer: one line in seconds, not minutes of retries
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
     except Exception as error:  # any failure to load is reported, not traced
@@ -115,7 +118,7 @@ def validate(args) -> dict[str, Any]:
 def validate_task(task, args, sizes, tokenizer) -> dict[str, Any]:
     """One task's report (`task`: a `TaskSource`) for splits of `sizes`."""
     from fine_tune.data.normalise import load_task
-    from fine_tune.data.report import task_dataset_report
+    from fine_tune.data.validation_report import task_dataset_report
 
     normalised = load_task(task.spec, task.hub_split, task.source, args.hf_token_env)
     return task_dataset_report(
@@ -135,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = "--json" in argv
     try:
         (args,) = parse_recipe("validate", argv)
+        parse_only_exit("validate_dataset.py")
         report = validate(args)
     except PipelineError as error:
         if as_json:

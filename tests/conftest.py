@@ -131,3 +131,58 @@ def tiny_arch_dirs(tmp_path_factory, shared_dir) -> dict:
         arch: build_tiny_model(tmp_path_factory.mktemp(f"tiny-{arch}"), arch=arch, chat_template=templates.get(arch))
         for arch in ARCHITECTURES
     }
+
+
+@pytest.fixture
+def network_guard(tmp_path_factory, monkeypatch) -> Path:
+    """Refuse and record every outbound connection attempt (anything but 127.0.0.1), in this process and in the
+    child processes it starts (tests/network_guard/sitecustomize.py on their PYTHONPATH). Yields the log file: empty
+    when nothing tried."""
+    import importlib.util
+    import os
+
+    site = REPO_ROOT / "tests" / "network_guard"
+    spec = importlib.util.spec_from_file_location("network_guard_site", site / "sitecustomize.py")
+    guard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guard)
+    log = tmp_path_factory.mktemp("network-guard") / "attempts.log"
+    log.touch()
+    monkeypatch.setenv(guard.LOG_ENV, str(log))
+    path = [str(site), str(REPO_ROOT), os.environ.get("PYTHONPATH")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
+    undo = guard.install(str(log))
+    try:
+        yield log
+    finally:
+        undo()
+
+
+@pytest.fixture
+def fake_hub(monkeypatch, tmp_path_factory):
+    """A fake Hub on 127.0.0.1 (tests/fake_hub.py) that huggingface_hub talks to, here (its endpoint constants) and in
+    child processes (HF_ENDPOINT); stopped after the test with no thread or port left."""
+    import socket
+    import threading
+
+    from fake_hub import FakeHubServer
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    server = FakeHubServer()
+    hub = server.start()
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path_factory.mktemp("hub-cache")))
+    try:
+        yield hub
+    finally:
+        server.stop()
+        _http.close_session()  # its pooled connections point at the closed port
+        assert not server.thread.is_alive()
+        assert not [t for t in threading.enumerate() if "process_request" in t.name], "a handler thread is left"
+        with pytest.raises(ConnectionRefusedError):  # the port is closed
+            socket.create_connection(("127.0.0.1", int(hub.url.rsplit(":", 1)[1])), timeout=1).close()

@@ -11,8 +11,9 @@ import pytest
 from huggingface_hub import HfApi, Volume
 from signatures import bound_to  # noqa: F401  (re-exported for the jobs tests)
 
-from fine_tune.hub.jobs import estimate, shipping, spec
-from fine_tune.hub.jobs.cli import NAMESPACE_ENV
+import fine_tune.recipes.trainer_configs  # noqa: F401 (loaded: the submitter reads recipes here, not in a child)
+from fine_tune.hub.jobs import estimate, job_spec, shipping
+from fine_tune.hub.jobs.submit_cli import NAMESPACE_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAKE_TOKEN = "hf_FAKEtokenVALUE0123456789abcdef"
@@ -48,7 +49,7 @@ def project(tmp_path, clean_env):
     if not accelerate_config.exists():
         accelerate_config.parent.mkdir(parents=True, exist_ok=True)
         accelerate_config.write_text(ACCELERATE_DDP)
-    for module in (shipping, spec, estimate):
+    for module in (shipping, job_spec, estimate):
         clean_env.setattr(module, "PROJECT_ROOT", root)
     return root
 

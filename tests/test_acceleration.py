@@ -32,7 +32,7 @@ def test_vllm_extra_pins_a_release_trl_supports():
 
 def test_base_requirements_admit_the_vllm_pins():
     """Each package the extra narrows keeps a version both ranges allow (the extra's floor), or `.[vllm]` cannot
-    resolve; the full resolution with pip is recorded in PLAN.md."""
+    resolve; the full resolution with pip is recorded in docs/measurements.md."""
     base = requirements(PYPROJECT["project"]["dependencies"])
     extra = requirements(PYPROJECT["project"]["optional-dependencies"]["vllm"])
     shared = [name for name in extra if name in base]

@@ -1,6 +1,6 @@
 """The hardware table (device specs and Jobs flavors) and the benchmark's output names."""
 
-from benchmarks.report import output_stem
+from benchmarks.bench_report import output_stem
 from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, SPECS_BY_FAMILY, T4, device_spec, flavors_of_family, gpu_family
 
 

@@ -111,8 +111,34 @@ def test_an_unknown_gpu_drives_nothing(tmp_path):
     assert estimate.benchmark_figures(tmp_path) == {}
 
 
-def test_the_readme_cost_table_is_the_generated_one():
+def test_the_jobs_doc_cost_table_is_the_generated_one():
     from benchmarks.settings import Recipe
 
     table = estimate.cost_table({phase: Recipe.load(phase).values for phase in PHASES})
-    assert table in (REPO / "README.md").read_text(), "regenerate it: python scripts/benchmark.py --cost-table"
+    doc = (REPO / "docs" / "jobs.md").read_text()
+    assert table in doc, "regenerate it: python scripts/benchmark.py --cost-table"
+    # README's T4 plan quotes the t4-small row: each phase's job time and (timeout), and the pipeline total
+    t4_row = next(line for line in table.splitlines() if line.startswith("| `t4-small`"))
+    cells = [cell.strip() for cell in t4_row.strip("|").split("|")]
+    readme = (REPO / "README.md").read_text()
+    for cell in cells[2:5]:  # "59m40s, $0.40 (1h30m)"
+        time, timeout = cell.split(",")[0], cell.rsplit("(", 1)[1].rstrip(")")
+        assert f"{time} ({timeout})" in readme, f"README's T4 table: {time} ({timeout})"
+    total_time, total_cost = cells[5].split(", ")
+    assert total_cost in readme and total_time[:5] in readme, f"README's pipeline total: {cells[5]}"
+
+
+def test_a_multi_gpu_flavor_gets_its_gpus_single_gpu_figure_with_no_credit_for_the_others():
+    from fine_tune.hub.jobs.estimate import figure_for, single_gpu_flavor
+
+    assert [single_gpu_flavor(f) for f in ("l4x4", "a10g-largex4", "h200x8", "l4x1", "foox4")] == [
+        "l4x1", "a10g-large", "h200", None, None,
+    ]  # fmt: skip
+    for phase in ("sft", "grpo", "eval"):
+        multi, single = figure_for("l4x4", phase, {}), figure_for("l4x1", phase, {})
+        assert multi.seconds == single.seconds and multi.kind == single.kind
+        assert multi.source.startswith("l4x1's single-GPU figure, no credit for the 4 GPUs of l4x4: ")
+    assert figure_for("foox4", "sft", {}) is None
+    est = estimate.estimate("sft", "l4x4", {"max_steps": 100}, {})
+    assert est.seconds_per_unit == figure_for("l4x1", "sft", {}).seconds
+    assert estimate.resolve_timeout(est, None, "l4x4") == (est.default_timeout_seconds, "estimate")

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.generation import GenerationResult
-from fine_tune.evaluate.mixture import (
+from fine_tune.evaluate.mixture_results import (
     POOLED,
     mixture_results,
     pooled_run,

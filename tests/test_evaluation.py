@@ -28,7 +28,7 @@ from fine_tune.data.splits import manifest_hash, read_manifest, write_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.task_splits import load_task_split
 from fine_tune.errors import DatasetError, RecipeError
-from fine_tune.evaluate import sources
+from fine_tune.evaluate import scored_models
 from fine_tune.evaluate.eval_set import load_eval_sets
 from fine_tune.evaluate.phase import run_evaluation
 from fine_tune.evaluate.runs import ModelRun
@@ -420,7 +420,7 @@ def test_a_merged_model_and_its_own_adapter_may_agree():
 
 
 def test_unreachable_hub_fails_the_model_fast(tmp_path, dataset_file, monkeypatch):
-    monkeypatch.setattr(sources, "hub_available", lambda: False)
+    monkeypatch.setattr(scored_models, "hub_available", lambda: False)
     config = make_config(tmp_path, dataset_file, models={"hub": "owner/model"}, limit=2)
     outcome = run_evaluation(config, console=quiet())
     assert outcome.exit_code == EXIT_MODEL_FAILED and outcome.failed == ["hub"]

@@ -13,7 +13,7 @@ import pytest
 from jobs_fakes import FAKE_TOKEN, NAMESPACE, REPO_ROOT
 
 from fine_tune import constants
-from fine_tune.hub.jobs import cli, estimate, launch, shipping, spec
+from fine_tune.hub.jobs import estimate, job_spec, launch, shipping, submit_cli
 from fine_tune.hub.jobs.hardware import flavor_gpus
 from fine_tune.hub.phases import JobsError
 
@@ -21,7 +21,7 @@ pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env, project, no_network
 
 
 def dry_run(capsys, *argv: str) -> dict:
-    assert cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == 0
+    assert submit_cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -79,7 +79,7 @@ def test_dry_run_output_never_holds_the_token(project, no_network, capsys, monke
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     monkeypatch.setenv("MY_TOKEN", FAKE_TOKEN)
     for argv in (["sft"], ["grpo", "--token-env", "MY_TOKEN"], ["pipeline"]):
-        assert cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == 0
+        assert submit_cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == 0
         captured = capsys.readouterr()
         assert FAKE_TOKEN not in captured.out + captured.err
 
@@ -87,13 +87,13 @@ def test_dry_run_output_never_holds_the_token(project, no_network, capsys, monke
 def test_a_token_passed_as_hub_token_is_refused_pointing_to_hf_token(project, no_network, capsys):
     """[robust 9] the value would land in the job spec (and the Jobs API's record of it) and in training_args.bin."""
     for argv in (["sft", "--hub_token", FAKE_TOKEN], ["grpo", f"--hub_token={FAKE_TOKEN}"]):
-        assert cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == constants.EXIT_BAD_INPUT
+        assert submit_cli.main([*argv, "--namespace", NAMESPACE, "--dry-run"]) == constants.EXIT_BAD_INPUT
         captured = capsys.readouterr()
         assert captured.out == "", "no spec is printed"
         assert "hub_token is refused" in captured.err and "HF_TOKEN" in captured.err
         assert FAKE_TOKEN not in captured.err and len(captured.err.strip().splitlines()) == 1
     (project / "configs/leaky.yaml").write_text(f"max_steps: 5\nhub_token: {FAKE_TOKEN}\n")
-    assert cli.main(["sft", "--config", "configs/leaky.yaml", "--namespace", NAMESPACE, "--dry-run"]) == 2
+    assert submit_cli.main(["sft", "--config", "configs/leaky.yaml", "--namespace", NAMESPACE, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "configs/leaky.yaml" in err and "hub_token is refused" in err and FAKE_TOKEN not in err
 
@@ -102,7 +102,7 @@ def test_submit_job_help_imports_neither_torch_nor_trl():
     """--help must answer in well under 2 s: TRL alone takes ~1 s to import on a busy CPU, its trainer configs 6 s."""
     code = (
         "import sys\n"
-        "from fine_tune.hub.jobs import cli\n"
+        "from fine_tune.hub.jobs import submit_cli\n"
         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print(*(name in sys.modules for name in ('torch', 'trl', 'fine_tune.recipes.loader')))"
     )
@@ -129,7 +129,7 @@ def test_dry_run_script_runs_offline_as_a_subprocess():
 
 
 def test_dry_run_needs_a_namespace_and_never_asks_the_hub(project, no_network, capsys):
-    assert cli.main(["sft", "--dry-run"]) == constants.EXIT_BAD_INPUT
+    assert submit_cli.main(["sft", "--dry-run"]) == constants.EXIT_BAD_INPUT
     assert "--namespace" in capsys.readouterr().err
 
 
@@ -152,7 +152,7 @@ def test_recipe_is_read_through_the_schema_with_its_defaults(project, no_network
 
 
 def test_a_misspelled_override_is_refused_with_a_did_you_mean(project, no_network, capsys):
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--max_step", "5"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--max_step", "5"]) == 2
     err = capsys.readouterr().err
     assert "max_step" in err and "did you mean 'max_steps'" in err and len(err.strip().splitlines()) == 1
 
@@ -166,9 +166,9 @@ def test_grpo_job_starts_from_the_sft_hub_model_when_the_config_names_a_local_fo
 
 
 def test_local_paths_the_job_cannot_see_are_refused(project, no_network, capsys):
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--dataset_name", "data/rows.jsonl"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--dataset_name", "data/rows.jsonl"]) == 2
     assert "local path" in capsys.readouterr().err
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--model_name_or_path", "./tiny"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--model_name_or_path", "./tiny"]) == 2
     assert "Hub" in capsys.readouterr().err
 
 
@@ -182,7 +182,7 @@ def test_resume_and_public_flags(project, no_network, capsys):
 def test_config_outside_the_project_is_refused(project, no_network, capsys, tmp_path):
     outside = tmp_path / "elsewhere.yaml"
     outside.write_text("max_steps: 1\n")
-    assert cli.main(["sft", "--config", str(outside), "--namespace", NAMESPACE, "--dry-run"]) == 2
+    assert submit_cli.main(["sft", "--config", str(outside), "--namespace", NAMESPACE, "--dry-run"]) == 2
     assert "outside the project" in capsys.readouterr().err
 
 
@@ -207,7 +207,7 @@ def test_pipeline_dry_run_hands_each_hub_model_to_the_next(project, no_network, 
     assert 'publish_eval_results("eval_results", "alice/medmcqa-eval-results", private=True)' in script
     assert script.rstrip().endswith('exit "$status"'), "the eval's exit status stays the job's"
     assert 'fetch_split_manifest("alice/medmcqa-grpo", ' in script, "the contamination check survives"
-    assert args[args.index("--split_manifest") + 1] == f"{spec.JOB_MANIFEST_DIR}/split_manifest.json"
+    assert args[args.index("--split_manifest") + 1] == f"{job_spec.JOB_MANIFEST_DIR}/split_manifest.json"
     assert script.index("fetch_split_manifest") < script.index("scripts/eval_medmcqa.py")
     assert [h["model"] for h in doc["handoff"]] == ["alice/medmcqa-sft", "alice/medmcqa-grpo"]
     assert doc["total_timeout_seconds"] == sum(s["timeout_seconds"] for s in doc["pipeline"])
@@ -233,7 +233,7 @@ def test_single_eval_job_replaces_local_models_by_their_hub_ids(project, no_netw
     job = dry_run(capsys, "eval", "--models", "base=Qwen/Qwen3-0.6B,x=team/other", "--eval_split", "validation")
     assert job["script_args"][-4:] == ["--models", "base=Qwen/Qwen3-0.6B,x=team/other", "--eval_split", "validation"]
     assert job["estimate"]["units"] == 4183 * 2
-    assert cli.main(["eval", "--namespace", NAMESPACE, "--dry-run", "--models", "base=./local/model"]) == 2
+    assert submit_cli.main(["eval", "--namespace", NAMESPACE, "--dry-run", "--models", "base=./local/model"]) == 2
 
 
 def test_eval_job_fetches_only_the_manifest_of_a_model_it_scores(project, no_network, capsys):
@@ -251,9 +251,9 @@ def test_eval_job_fetches_only_the_manifest_of_a_model_it_scores(project, no_net
     )
 
 
-def test_pipeline_rejects_unscoped_overrides(project):
-    with pytest.raises(SystemExit):
-        cli.main(["pipeline", "--namespace", NAMESPACE, "--dry-run", "--max_steps", "5"])
+def test_pipeline_rejects_unscoped_overrides(project, capsys):
+    assert submit_cli.main(["pipeline", "--namespace", NAMESPACE, "--dry-run", "--max_steps", "5"]) == 2
+    assert "pipeline takes per-phase overrides" in capsys.readouterr().err
 
 
 # --- multi-GPU launch -----------------------------------------------------------------------------------------------
@@ -315,13 +315,15 @@ def test_grpo_vllm_server_on_one_gpu_and_training_on_the_others(project, no_netw
 
 @pytest.mark.parametrize("argv", [["sft", "--flavor", "h200x4"], ["grpo", "--flavor", "a10g-large"]])
 def test_vllm_server_needs_grpo_on_two_gpus(project, no_network, capsys, argv):
-    assert cli.main([*argv, "--vllm-server", "--timeout", "4h", "--namespace", NAMESPACE, "--dry-run"]) == 2
+    assert submit_cli.main([*argv, "--vllm-server", "--timeout", "4h", "--namespace", NAMESPACE, "--dry-run"]) == 2
     assert "at least 2 GPUs" in capsys.readouterr().err
 
 
 def test_multi_gpu_launch_needs_the_accelerate_config_shipped(project, no_network, capsys):
     (project / launch.ACCELERATE_CONFIG).unlink()
-    assert cli.main(["sft", "--flavor", "h200x2", "--timeout", "2h", "--namespace", NAMESPACE, "--dry-run"]) == 2
+    assert (
+        submit_cli.main(["sft", "--flavor", "h200x2", "--timeout", "2h", "--namespace", NAMESPACE, "--dry-run"]) == 2
+    )
     assert launch.ACCELERATE_CONFIG in capsys.readouterr().err
 
 
@@ -342,7 +344,9 @@ def test_default_timeout_is_derived_from_steps_flavor_and_margin(project, no_net
 
 
 def test_a_timeout_shorter_than_the_estimate_is_refused_with_the_numbers(project, no_network, capsys):
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--timeout", "20m", "--max_steps", "800"]) == 2
+    assert (
+        submit_cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--timeout", "20m", "--max_steps", "800"]) == 2
+    )
     err = capsys.readouterr().err
     for text in ("20m", "1200 s", "800 optimizer steps", "3.5 s", "setup", "--timeout"):
         assert text in err
@@ -351,26 +355,39 @@ def test_a_timeout_shorter_than_the_estimate_is_refused_with_the_numbers(project
 
 
 def test_flavor_follows_the_memory_plan(project, no_network, capsys):
-    """Unrequested, the flavor is the cheapest whose GPU fits the planned peak (shown in the dry run); a requested
-    flavor too small for it is refused with the numbers before anything is submitted."""
+    """Unrequested, the flavor is the cheapest whose GPU fits the plan at the recipe's own batch (shown in the dry
+    run); Qwen3-8B QLoRA SFT fits a T4 (14.74 GiB usable) at 4 rows of MedMCQA's measured length."""
     small = dry_run(capsys, "sft")
     assert small["flavor"] == "t4-small" and small["memory"]["peak_gib"] < 14
     big = dry_run(capsys, "sft", "--config", "configs/qwen3-8b/sft.yaml")
-    assert big["flavor"] == "l4x1" and big["memory"]["peak_gib"] > 15, "an 8B base at max_length 1024 needs > 15 GiB"
+    assert big["flavor"] == "t4-small" and 9 < big["memory"]["peak_gib"] < 14, big["memory"]
+    assert big["memory"]["precision"] == "fp16" and "lm_head" not in big["memory"]["parts_gib"]
     assert any("cheapest whose GPU fits" in note for note in big["notes"])
-    code = cli.main(
-        ["sft", "--config", "configs/qwen3-8b/sft.yaml", "--flavor", "t4-small", "--namespace", NAMESPACE, "--dry-run"]
-    )
-    assert code == 2
+
+
+def test_fit_keeps_the_effective_batch_and_is_logged(project, no_network, capsys):
+    """The done-when of issue 18: Qwen3-8B SFT on `--flavor t4-small --fit` is accepted with a fitted micro-batch and
+    the same effective batch; a micro-batch that does not fit is refused naming the setting `--fit` applies."""
+    recipe = ["sft", "--config", "configs/qwen3-8b/sft.yaml", "--flavor", "t4-small"]
+    fitted = dry_run(capsys, *recipe, "--fit")
+    assert fitted["flavor"] == "t4-small" and fitted["memory"]["peak_gib"] + 0.75 <= 14.74
+    assert fitted["memory"]["fit"] is None, "4 x 4 already fits: nothing to change"
+    assert any("the recipe's micro-batch fits" in note for note in fitted["notes"])
+    wide = ["--per_device_train_batch_size", "16", "--gradient_accumulation_steps", "1"]
+    assert submit_cli.main([*recipe, *wide, "--namespace", NAMESPACE, "--dry-run"]) == 2
     err = capsys.readouterr().err
-    assert "t4-small has 14.9 GiB" in err and "use l4x1" in err
+    assert "t4-small has 14.74 GiB" in err and "--per_device_train_batch_size 8 --gradient_accumulation_steps 2" in err
+    job = dry_run(capsys, *recipe, *wide, "--fit")
+    assert job["memory"]["fit"] == {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}
+    assert job["script_args"][-4:] == ["--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "2"]
+    assert any(note.startswith("--fit on t4-small") for note in job["notes"])
 
 
 def test_faster_flavor_gives_shorter_estimate_and_unknown_flavor_needs_a_timeout(project, no_network, capsys):
     t4 = dry_run(capsys, "sft")["estimate"]["total_seconds"]
     a100 = dry_run(capsys, "sft", "--flavor", "a100-large")["estimate"]["total_seconds"]
     assert a100 < t4
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--flavor", "cpu-basic"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--flavor", "cpu-basic"]) == 2
     assert "--timeout" in capsys.readouterr().err
     job = dry_run(capsys, "sft", "--flavor", "cpu-basic", "--timeout", "10h")
     assert job["estimate"] is None and job["timeout_seconds"] == 36000
@@ -405,8 +422,10 @@ def test_parse_duration_rejects_nonsense():
 
 
 def test_phase_units_without_max_steps_counts_epochs():
+    """As transformers counts: ceil(250 micro-batches / 4) = 63 optimizer steps an epoch (fine_tune.recipes.length)."""
     recipe = {"max_steps": -1, "sft_size": 1000, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4}
-    assert estimate.phase_units("sft", {**recipe, "num_train_epochs": 2}) == 125
+    assert estimate.phase_units("sft", {**recipe, "num_train_epochs": 2}) == 126
+    assert estimate.phase_units("sft", {**recipe, "num_train_epochs": 2, "dev_size": 50}) == 120
 
 
 # --- the bash steps a job runs -------------------------------------------------------------------------------------
@@ -447,7 +466,7 @@ def test_a_resumed_spec_keeps_its_launch_and_adds_resume_once(project, no_networ
     from fine_tune.hub.jobs.options import Options
 
     options = Options(namespace=NAMESPACE, flavor="h200x4", timeout="4h", vllm_server=True)
-    job = spec.build_spec("grpo", options, overrides=["--max_steps", "5"])
+    job = job_spec.build_spec("grpo", options, overrides=["--max_steps", "5"])
     resumed = job.resumed()
     assert resumed.script_args == [*job.script_args, "--resume_from_checkpoint", "latest"]
     assert resumed.launch.vllm_server == job.launch.vllm_server and resumed.launch.processes == 3
@@ -460,9 +479,9 @@ def test_a_mixtures_tasks_must_reach_the_job(project, no_network, capsys, tmp_pa
     job = dry_run(capsys, "sft", "--task", "medqa:2,headqa")
     assert "medqa:2,headqa" in job["script_args"]
     local = "{medqa: 2, headqa: {dataset_name: data/headqa.jsonl}}"
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--task", local]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--task", local]) == 2
     assert "task headqa: its rows (data/headqa.jsonl) are at a local path" in capsys.readouterr().err
     outside = tmp_path / "mine.yaml"
     outside.write_text((REPO_ROOT / "configs/tasks/medqa.yaml").read_text().replace("name: medqa", "name: mine"))
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--task", f"medqa,{outside}"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--dry-run", "--task", f"medqa,{outside}"]) == 2
     assert f"task file {outside} is not shipped with the project" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from huggingface_hub import HfApi
 from jobs_fakes import FAKE_TOKEN, HF_API_METHODS, NAMESPACE, REPO_ROOT, FakeHub, fake_hf_api
 
 from fine_tune import constants, hub_access
-from fine_tune.hub.jobs import cli, estimate, shipping
+from fine_tune.hub.jobs import estimate, shipping, submit_cli
 from fine_tune.hub.phases import JobsError
 
 pytest_plugins = ["jobs_fakes"]  # fixtures: clean_env, project, no_network
@@ -27,11 +27,11 @@ TIMEOUT_MESSAGE = "Job timeout reached"
 def test_submit_ships_the_tree_and_passes_the_token_only_as_a_secret(project, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch)
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--max_steps", "50"]) == 0
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--max_steps", "50"]) == 0
     (sync,) = hub.named("sync_job_volume")
     assert sync["mount_path"] == shipping.CODE_MOUNT_PATH and sync["read_only"] is True
     assert sync["namespace"] == NAMESPACE
-    assert "fine_tune/hub/jobs/spec.py" in hub.staged_files and "configs/sft.yaml" in hub.staged_files
+    assert "fine_tune/hub/jobs/job_spec.py" in hub.staged_files and "configs/sft.yaml" in hub.staged_files
     assert all(FAKE_TOKEN not in text for text in hub.staged_files.values())
     (run,) = hub.named("run_job")
     assert run["secrets"] == {"HF_TOKEN": FAKE_TOKEN} and run["token"] == FAKE_TOKEN
@@ -67,7 +67,7 @@ def test_hub_fakes_refuse_calls_the_real_api_would_refuse(monkeypatch):
 def test_namespace_defaults_to_whoami_when_submitting(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch)
-    assert cli.main(["sft", "--max_steps", "5"]) == 0
+    assert submit_cli.main(["sft", "--max_steps", "5"]) == 0
     (run,) = hub.named("run_job")
     assert run["namespace"] == "whoami-user" and "whoami-user/medmcqa-sft" in run["command"][-1]
 
@@ -75,7 +75,9 @@ def test_namespace_defaults_to_whoami_when_submitting(project, capsys, monkeypat
 def test_follow_streams_redacted_logs_and_reports_failure(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     FakeHub(monkeypatch, stages=("ERROR",), logs=["step 1", f"leaked {FAKE_TOKEN}"])
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--follow", "--max_steps", "5"]) == constants.EXIT_JOB_FAILED
+    assert (
+        submit_cli.main(["sft", "--namespace", NAMESPACE, "--follow", "--max_steps", "5"]) == constants.EXIT_JOB_FAILED
+    )
     captured = capsys.readouterr()
     assert "step 1" in captured.out and "leaked ***" in captured.out
     assert FAKE_TOKEN not in captured.out + captured.err
@@ -85,7 +87,7 @@ def test_follow_streams_redacted_logs_and_reports_failure(project, capsys, monke
 def test_pipeline_waits_for_each_phase_and_hands_over_hub_ids(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch)
-    assert cli.main(["pipeline", "--namespace", NAMESPACE]) == 0
+    assert submit_cli.main(["pipeline", "--namespace", NAMESPACE]) == 0
     runs = hub.named("run_job")
     assert [r["labels"]["phase"] for r in runs] == ["sft", "grpo", "eval"]
     assert "--hub_model_id alice/medmcqa-sft" in runs[0]["command"][-1]
@@ -100,7 +102,7 @@ def test_pipeline_waits_for_each_phase_and_hands_over_hub_ids(project, capsys, m
 def test_pipeline_stops_at_the_first_failed_phase_with_a_clear_message(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch, stages=("COMPLETED", "ERROR", "COMPLETED"))
-    assert cli.main(["pipeline", "--namespace", NAMESPACE]) == constants.EXIT_JOB_FAILED
+    assert submit_cli.main(["pipeline", "--namespace", NAMESPACE]) == constants.EXIT_JOB_FAILED
     assert [r["labels"]["phase"] for r in hub.named("run_job")] == ["sft", "grpo"], "eval must not start"
     assert hub.named("file_exists") == [], "an error that is not the timeout is not resumed"
     out = capsys.readouterr().out
@@ -113,7 +115,7 @@ def test_a_training_job_killed_by_its_timeout_is_resubmitted_with_resume(project
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     stages = (("ERROR", TIMEOUT_MESSAGE), "COMPLETED", "COMPLETED", "COMPLETED")
     hub = FakeHub(monkeypatch, stages=stages)
-    assert cli.main(["pipeline", "--namespace", NAMESPACE]) == 0
+    assert submit_cli.main(["pipeline", "--namespace", NAMESPACE]) == 0
     runs = hub.named("run_job")
     assert [r["labels"]["phase"] for r in runs] == ["sft", "sft", "grpo", "eval"]
     assert "--resume_from_checkpoint" not in runs[0]["command"][-1]
@@ -129,12 +131,12 @@ def test_a_training_job_killed_by_its_timeout_is_resubmitted_with_resume(project
 def test_resubmission_is_bounded_and_needs_a_pushed_checkpoint(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch, stages=(("ERROR", TIMEOUT_MESSAGE),) * 3)
-    assert cli.main(["pipeline", "--namespace", NAMESPACE, "--max-resumes", "1"]) == constants.EXIT_JOB_FAILED
+    assert submit_cli.main(["pipeline", "--namespace", NAMESPACE, "--max-resumes", "1"]) == constants.EXIT_JOB_FAILED
     assert [r["labels"]["phase"] for r in hub.named("run_job")] == ["sft", "sft"]
     out = capsys.readouterr().out
     assert "resubmitted 1 time(s), the most allowed (--max-resumes)" in out and "not started: grpo, eval" in out
     hub = FakeHub(monkeypatch, stages=(("ERROR", TIMEOUT_MESSAGE),), pushed_checkpoint=False)
-    assert cli.main(["pipeline", "--namespace", NAMESPACE]) == constants.EXIT_JOB_FAILED
+    assert submit_cli.main(["pipeline", "--namespace", NAMESPACE]) == constants.EXIT_JOB_FAILED
     assert len(hub.named("run_job")) == 1
     assert "before pushing a checkpoint to alice/medmcqa-sft: not resubmitted" in capsys.readouterr().out
 
@@ -160,7 +162,7 @@ def test_a_job_that_never_ends_stops_the_pipeline_with_a_message(project, capsys
         raise TimeoutError(f"Job '{job_id}' is still in stage 'RUNNING'")
 
     fake_hf_api(monkeypatch, "wait_for_job", wait_for_job)
-    assert cli.main(["pipeline", "--namespace", NAMESPACE]) == 2
+    assert submit_cli.main(["pipeline", "--namespace", NAMESPACE]) == 2
     assert "sft job job0 has not ended" in capsys.readouterr().err
     assert len(hub.named("run_job")) == 1
 
@@ -168,7 +170,7 @@ def test_a_job_that_never_ends_stops_the_pipeline_with_a_message(project, capsys
 def test_read_only_token_is_refused_before_anything_is_shipped(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch, role="read")
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--max_steps", "5"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--max_steps", "5"]) == 2
     assert "read-only" in capsys.readouterr().err
     assert hub.named("sync_job_volume") == [] and hub.named("run_job") == []
 
@@ -176,8 +178,8 @@ def test_read_only_token_is_refused_before_anything_is_shipped(project, capsys, 
 def test_local_mistakes_are_caught_before_any_hub_call(project, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch)
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--timeout", "5m"]) == 2
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--max_stepz", "5"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--timeout", "5m"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--max_stepz", "5"]) == 2
     assert hub.calls == []
 
 
@@ -186,7 +188,7 @@ def test_local_mistakes_are_caught_before_any_hub_call(project, capsys, monkeypa
 
 @pytest.mark.parametrize("phase", ["sft", "eval", "pipeline"])
 def test_without_a_token_every_command_fails_fast_naming_the_fix(project, no_network, capsys, phase):
-    assert cli.main([phase, "--namespace", NAMESPACE]) == 2
+    assert submit_cli.main([phase, "--namespace", NAMESPACE]) == 2
     err = capsys.readouterr().err
     assert "HF_TOKEN" in err and "huggingface.co/settings/tokens" in err
 
@@ -194,7 +196,7 @@ def test_without_a_token_every_command_fails_fast_naming_the_fix(project, no_net
 def test_offline_mode_fails_fast_naming_the_fix(project, no_network, capsys, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert cli.main(["sft", "--namespace", NAMESPACE]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE]) == 2
     err = capsys.readouterr().err
     assert "offline mode is set (HF_HUB_OFFLINE" in err and "unset it" in err and FAKE_TOKEN not in err
 
@@ -205,7 +207,7 @@ def test_unreachable_hub_fails_within_seconds(project, capsys, monkeypatch):
     for name in HF_API_METHODS:
         monkeypatch.setattr(HfApi, name, lambda *a, **k: pytest.fail("the Hub was called although unreachable"))
     started = time.monotonic()
-    assert cli.main(["sft", "--namespace", NAMESPACE, "--max_steps", "5"]) == 2
+    assert submit_cli.main(["sft", "--namespace", NAMESPACE, "--max_steps", "5"]) == 2
     assert time.monotonic() - started < 60  # the recipe read included; the reachability check itself is bounded
     err = capsys.readouterr().err
     assert "unreachable" in err and "127.0.0.1:9" in err and FAKE_TOKEN not in err
@@ -249,7 +251,7 @@ def test_an_endpoint_that_never_answers_fails_in_seconds_with_one_line(project, 
     os.environ["HF_TOKEN"] = FAKE_TOKEN
     try:
         started = time.monotonic()
-        assert cli.main(["sft", "--max_steps", "5", "--namespace", NAMESPACE]) == 2
+        assert submit_cli.main(["sft", "--max_steps", "5", "--namespace", NAMESPACE]) == 2
         elapsed = time.monotonic() - started
     finally:
         del os.environ["HF_TOKEN"]
@@ -267,7 +269,7 @@ def test_whoami_on_a_silent_endpoint_is_bounded_and_hints_only_without_namespace
     hub_access.bound_hub_calls()
     started = time.monotonic()
     with pytest.raises(JobsError, match="did not answer who the token belongs to") as error:
-        check_account(cli.default_api(FAKE_TOKEN), FAKE_TOKEN, namespace)
+        check_account(submit_cli.default_api(FAKE_TOKEN), FAKE_TOKEN, namespace)
     assert time.monotonic() - started < 30
     message = str(error.value)
     assert "ReadTimeout" in message and FAKE_TOKEN not in message

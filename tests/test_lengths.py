@@ -13,7 +13,7 @@ from fine_tune.data.synthetic import generate_canonical_rows
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.prompts import sft_example
-from fine_tune.train.lengths import conversation_length, enforce_max_length, find_overlong
+from fine_tune.train.overlong import conversation_length, enforce_max_length, find_overlong
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

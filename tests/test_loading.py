@@ -1,4 +1,4 @@
-"""The one reader (`fine_tune.data.loading`): local files, save_to_disk folders and Hub IDs, read for any task."""
+"""The one reader (`fine_tune.data.reading`): local files, save_to_disk folders and Hub IDs, read for any task."""
 
 import json
 import time
@@ -8,8 +8,8 @@ import pytest
 
 from fine_tune import hub_access as hub
 from fine_tune.constants import MEDMCQA_HUB_ID
-from fine_tune.data.loading import read_task_rows
 from fine_tune.data.normalise import load_task
+from fine_tune.data.reading import read_task_rows
 from fine_tune.errors import DatasetError
 from fine_tune.task.spec import resolve_task
 

@@ -23,6 +23,7 @@ def test_score_valid_correct_sample():
         lenient_json_valid=True,
         lenient_schema_valid=True,
         lenient_correct=True,
+        reason="r",
     )
 
 

@@ -129,6 +129,7 @@ def test_fetch_split_manifest_downloads_the_file_of_one_repo(tmp_path, monkeypat
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", bound_to(huggingface_hub.hf_hub_download, hf_hub_download))
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    monkeypatch.setattr("fine_tune.hub_access.hub_reachable", lambda endpoint, timeout=5.0: True)
     path = split_check.fetch_split_manifest("alice/medmcqa-grpo", tmp_path)
     assert path == tmp_path / constants.SPLIT_MANIFEST_FILE
     assert calls == [("alice/medmcqa-grpo", constants.SPLIT_MANIFEST_FILE, str(tmp_path), FAKE_TOKEN)]

@@ -8,7 +8,7 @@ import pytest
 from fine_tune.constants import ADAPTER_CONFIG_FILE, LINEAGE_FILE, MERGED_DIR
 from fine_tune.evaluate.regressions import REGRESSION_ALPHA, parent_checks, regressions
 from fine_tune.evaluate.runs import ModelRun
-from fine_tune.evaluate.sources import model_identities
+from fine_tune.evaluate.scored_models import model_identities
 
 N = 40
 

@@ -78,7 +78,10 @@ def test_report_and_plots(results, tmp_path):
     for heading in ("## Models", "## Metrics", "## Pairwise", "## Calibration", "## Per-subject", "## Position bias"):
         assert heading in text
     assert "## Confusion matrices" in text and "## Failed models" in text and "OSError: no config.json" in text
-    for name in PLOT_FILES.values():
+    for key, name in PLOT_FILES.items():
+        if key == "variants":  # drawn only when --prompt_variants was given (tests/test_analyses.py)
+            assert not (tmp_path / "plots" / name).exists() and "## Prompt sensitivity" not in text
+            continue
         assert (tmp_path / "plots" / name).read_bytes()[:8] == PNG_SIGNATURE
         assert f"(plots/{name})" in text
     assert text.count("| **broken** |") == 2  # in the models table and the metrics table, marked FAILED
@@ -115,7 +118,9 @@ def test_console_summary(results):
 def test_no_schema_valid_answers(eval_set, tmp_path):
     rows = eval_set[1].rows
     garbage = fake_run("garbage", rows, 0.5, 4)
-    garbage.records = [{**r, "schema_valid": False, "confidence": None} for r in garbage.records]
+    garbage.records = [
+        {**r, "schema_valid": False, "confidence": None, "failure": "not_json"} for r in garbage.records
+    ]
     garbage.scores = [score_sample("not json", gold_letter(row)) for row in rows]
     results = results_for(eval_set, [garbage])
     calibration = results["models"]["garbage"]["calibration"]

@@ -5,10 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_tasks import EXPECTED, spec
+from test_normalise import EXPECTED, spec
 
-from fine_tune.data.loading import read_task_rows
 from fine_tune.data.normalise import REASON_DESCRIPTIONS, REASONS, load_task
+from fine_tune.data.reading import read_task_rows
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.task_splits import load_task_eval_rows, split_normalised
 from fine_tune.errors import DatasetError

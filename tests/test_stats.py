@@ -269,3 +269,24 @@ def test_one_paired_sample_is_enough_and_the_defaults_are_fixed():
     confidences, correct = [0.05 * i for i in range(20)], [i % 3 == 0 for i in range(20)]
     assert expected_calibration_error(confidences, correct) == expected_calibration_error(confidences, correct, 10)
     assert len(reliability_bins(confidences, correct)) == 10
+
+
+def test_per_letter_scores_agree_with_a_hand_count_and_count_invalid_as_a_miss():
+    from fine_tune.evaluate.stats import per_letter_scores
+
+    gold = ["A", "A", "B", "B", "C", "C"]
+    predicted = ["A", "B", "B", None, "C", "C"]
+    scores = per_letter_scores(gold, predicted, ("A", "B", "C"))
+    a, b, c = (scores["per_letter"][letter] for letter in "ABC")
+    assert (a["precision"], a["recall"], a["support"]) == (1.0, 0.5, 2)
+    assert (b["precision"], b["recall"]) == (0.5, 0.5)  # the invalid answer to a B question is a miss, not a B
+    assert (c["precision"], c["recall"], c["f1"]) == (1.0, 1.0, 1.0)
+    assert a["f1"] == pytest.approx(2 / 3)
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 0.5 + 1.0) / 3)
+
+
+def test_per_letter_scores_of_a_letter_never_predicted_are_zero_not_nan():
+    from fine_tune.evaluate.stats import per_letter_scores
+
+    scores = per_letter_scores(["A", "B"], ["A", "A"], ("A", "B"))
+    assert scores["per_letter"]["B"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}

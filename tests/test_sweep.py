@@ -22,7 +22,8 @@ def write_sweep(path, data, model, out, configurations):
         "output_dir": str(out),
         "flavor": "t4-small",
         "sft_overrides": {"model_name_or_path": str(model), "dataset_name": str(data), "max_steps": 3,
-                          "logging_steps": 1, "save_strategy": "no", "dev_size": 0},
+                          "logging_steps": 1, "save_strategy": "no", "dev_size": 4, "eval_steps": 1,
+                          "dev_max_new_tokens": 16, "no_improvement_action": "warn"},
         "eval_overrides": {"dataset_name": str(data), "limit": 8, "max_new_tokens": 16, "bootstrap_resamples": 100},
         "configurations": configurations,
     }  # fmt: skip
@@ -52,7 +53,8 @@ def test_sweep_runs_two_tiny_configurations_and_prints_one_table(tmp_path, synth
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| r")]
+    table = result.stdout.split("| run |")[0]  # the sweep table; the comparison summary follows it
+    rows = [line for line in table.splitlines() if line.startswith("| r")]
     assert [row.split(" | ")[0] for row in rows] == ["| r4-lr3e-3", "| r8-lr1e-3"]
     for row, name in zip(rows, configurations, strict=True):
         cells = [cell.strip() for cell in row.strip("|").split("|")]
@@ -63,6 +65,14 @@ def test_sweep_runs_two_tiny_configurations_and_prints_one_table(tmp_path, synth
         lineage = json.loads((tmp_path / "out" / name / "sft" / "merged" / "lineage.json").read_text())
         assert lineage["config"]["model"]["lora_r"] == configurations[name]["lora_r"]
     assert (tmp_path / "out" / "sweep_table.md").read_text().count("\n| r") == 2
+    assert (tmp_path / "out" / name / "sft" / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "out" / "sweep_dev_curves.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((tmp_path / "out" / "sweep_summary.json").read_text())
+    assert [row["kind"] for row in summary["rows"]] == ["base", "base", "fine-tuned", "fine-tuned"], summary
+    assert [row["name"] for row in summary["rows"][2:]] == list(configurations)
+    baseline = json.loads((tmp_path / "out" / "baseline" / "eval_results.json").read_text())
+    assert summary["rows"][1]["accuracy"] == baseline["models"]["base-3shot"]["metrics"]["accuracy"]
+    assert "| zero-shot (base) | base |" in (tmp_path / "out" / "sweep_summary.md").read_text()
 
 
 def test_the_table_reads_a_single_task_run_and_the_pooled_rates_of_a_mixture(tmp_path):

@@ -71,7 +71,7 @@ def test_real_token_lengths(shared_dir):
     from transformers import AutoTokenizer
 
     from fine_tune.data.normalise import load_task
-    from fine_tune.data.report import task_dataset_report
+    from fine_tune.data.validation_report import task_dataset_report
 
     task = resolve_task("medmcqa")
     normalised = load_task(task, "validation", str(shared_dir / "data/medmcqa/validation.jsonl"))
@@ -251,7 +251,7 @@ def token_count(tokenizer, text: str) -> int:
 
 
 def test_token_lengths_are_those_of_the_text_sft_trains_on(mistral_tokenizer):
-    from fine_tune.data.report import task_dataset_report
+    from fine_tune.data.validation_report import task_dataset_report
     from fine_tune.task.prompts import SYSTEM_PROMPT, render_prompt, render_training_text
     from fine_tune.task.spec import resolve_task
 

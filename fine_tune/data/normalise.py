@@ -24,7 +24,8 @@ from typing import Any
 import datasets
 
 from fine_tune import hub_access as hub
-from fine_tune.data.loading import CONFIG_COLUMN, read_task_rows
+from fine_tune.data.open_rows import OPEN_FEATURES, TEXT_FEATURES, empty_rows, normalise_open_row, normalise_text_row
+from fine_tune.data.reading import CONFIG_COLUMN, read_task_rows
 from fine_tune.data.records import MALFORMED_LINE, NOT_UTF8, RefusedRecord
 from fine_tune.data.rows import (
     CONFLICTING_ANSWER,
@@ -35,10 +36,13 @@ from fine_tune.data.rows import (
     has_duplicate_options,
     id_label,
     iter_rows,
+    lookup,
     normalise_text,
 )
+from fine_tune.data.rows import MISSING as _MISSING
+from fine_tune.data.topics import tag_row
 from fine_tune.errors import DatasetError
-from fine_tune.task.spec import TaskSpec
+from fine_tune.task.spec import SUBJECT_TAGGED, TaskSpec
 
 logger = logging.getLogger(__name__)
 CANONICAL_COLUMNS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "exp", "subject")
@@ -69,6 +73,7 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     "answer_not_in_options": "the answer (text, key or letter) matches none of the row's options or letters",
     "ambiguous_answer": "the answer text matches more than one option",
     "missing_context": "the task puts a context in the prompt but the row's context is null or empty",
+    "missing_text": "a text task's text is null, empty or whitespace",
     "needs_image": "the question refers to an image, which a text prompt cannot show",
     CONFLICTING_ANSWER: (
         "the same question and options appear with different answers; every row of the group is kept out of "
@@ -82,7 +87,6 @@ REASON_DESCRIPTIONS: dict[str, str] = {
     DUPLICATE_OPTIONS: "two options are identical after case/whitespace normalisation (flag only, row kept)",
 }
 REASONS: tuple[str, ...] = tuple(name for name in REASON_DESCRIPTIONS if name != DUPLICATE_OPTIONS)
-_MISSING = object()
 
 
 @dataclass(kw_only=True)
@@ -138,7 +142,9 @@ def normalise_row(
         "answer": answer,
         "context": context,
         "exp": _optional_text(lookup(row, spec.explanation)) if spec.explanation else None,
-        "subject": _subject(spec, row),
+        "subject": tag_row(question, options, context)
+        if spec.subject_source == SUBJECT_TAGGED
+        else _subject(spec, row),
     }, []
 
 
@@ -163,16 +169,17 @@ def normalise_dataset(
     examples: dict[str, list[str]] = {}
     labels: dict[int, str] = {}
     total = 0
+    normalise = normalise_open_row if spec.is_open else normalise_text_row
     for index, row in enumerate(iter_rows(dataset)):
         total += 1
-        canonical, names = normalise_row(spec, row, untyped)
+        canonical, names = normalise_row(spec, row, untyped) if spec.type == "mcq" else normalise(spec, row)
         labels[index] = _label(spec, row, index)
         for name in names:
             invalid.setdefault(name, []).append(index)
         if canonical is not None:
             rows.append(canonical)
             valid_indices.append(index)
-            if has_duplicate_options(canonical["options"]):
+            if spec.type == "mcq" and has_duplicate_options(canonical["options"]):
                 flags.setdefault(DUPLICATE_OPTIONS, []).append(index)
                 names = [DUPLICATE_OPTIONS]
         for name in names:
@@ -183,7 +190,7 @@ def normalise_dataset(
         if len(examples.setdefault(record.reason, [])) < EXAMPLES_PER_REASON:
             examples[record.reason].append(record.label())
     total += len(refused)
-    groups = conflict_groups(rows)
+    groups = conflict_groups(rows) if spec.type == "mcq" else []  # an open question may have several references
     conflicts = [
         {
             "ids": [labels[valid_indices[p]] for p in group],
@@ -207,13 +214,19 @@ def normalise_dataset(
         examples=examples,
         conflicts=conflicts,
     )
-    canonical_rows = datasets.Dataset.from_list(rows, features=CANONICAL_FEATURES) if rows else _empty()
+    features = OPEN_FEATURES if spec.is_open else TEXT_FEATURES if spec.is_text else CANONICAL_FEATURES
+    canonical_rows = datasets.Dataset.from_list(rows, features=features) if rows else _empty(spec)
     fingerprint = dataset._fingerprint if isinstance(dataset, datasets.Dataset) else None
     return NormalisedRows(canonical_rows, valid_indices, report, fingerprint)
 
 
 def required_fields(spec: TaskSpec) -> dict[str, str]:
     """What a task needs from every source, as {what: field path}."""
+    if spec.is_text:
+        return {"text": spec.question}
+    if spec.is_open:
+        context = {"context": spec.context} if spec.context else {}
+        return {"question": spec.question, "answer": spec.answer.field, **context}
     options = {} if spec.options.layout == "fixed" else {"options": spec.options.field}
     if spec.options.layout == "columns":
         options = {
@@ -285,22 +298,6 @@ def select_source_columns(spec: TaskSpec, dataset: datasets.Dataset) -> datasets
         logger.info("%s: ignoring column(s) not in source_columns: %s", spec.name, ", ".join(extra))
     kept = [*spec.source_columns, *([CONFIG_COLUMN] if CONFIG_COLUMN in dataset.column_names else [])]
     return dataset.select_columns(kept)
-
-
-def lookup(row: Mapping[str, Any], path: str | None) -> Any:
-    """The value at a column name or dotted path; `_MISSING` when a step is absent (a null step gives None)."""
-    if path is None:
-        return None
-    if path in row:
-        return row[path]
-    value: Any = row
-    for part in path.split("."):
-        if value is None:
-            return None
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value
 
 
 def _label(spec: TaskSpec, row: Mapping[str, Any], index: int) -> str:
@@ -479,5 +476,7 @@ def _subject(spec: TaskSpec, row: Mapping[str, Any]) -> str | None:
     return str(config) if config else None
 
 
-def _empty() -> datasets.Dataset:
+def _empty(spec: TaskSpec) -> datasets.Dataset:
+    if spec.type != "mcq":
+        return empty_rows(spec)
     return datasets.Dataset.from_dict({name: [] for name in CANONICAL_COLUMNS}, features=CANONICAL_FEATURES)

@@ -105,10 +105,31 @@ def has_duplicate_options(options: Iterable[Any]) -> bool:
 
 def content_hash(row: Mapping[str, Any]) -> str:
     """Order-sensitive hash of a canonical row's casefolded, whitespace-collapsed question and options (and context
-    when it has one)."""
-    parts = [row["question"], *row["options"]] + ([row["context"]] if row.get("context") else [])
+    when it has one); an open task's row has no options, a text task's row is its text."""
+    parts = [row["question"] if "question" in row else row["text"], *(row.get("options") or [])] + (
+        [row["context"]] if row.get("context") else []
+    )
     text = "\x1f".join(normalise_text(part) for part in parts)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+MISSING = object()  # `lookup`'s value for an absent column or path step
+
+
+def lookup(row: Mapping[str, Any], path: str | None) -> Any:
+    """The value at a column name or dotted path; `MISSING` when a step is absent (a null step gives None)."""
+    if path is None:
+        return None
+    if path in row:
+        return row[path]
+    value: Any = row
+    for part in path.split("."):
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
 
 
 def row_label(row: Mapping[str, Any], index: int) -> str:

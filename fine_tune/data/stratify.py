@@ -58,13 +58,22 @@ def stratified_assignment(labels: Sequence[Hashable | None], sizes: Mapping[str,
     taken = Counter()
     assignment: dict[str, list[int]] = {}
     for split, quota in quotas.items():
-        keyed = []
-        for rank, (stratum, count) in enumerate(sorted(quota.items())):
-            rows = by_stratum[stratum][taken[stratum] : taken[stratum] + count]
+        picked = {}
+        for stratum, count in quota.items():
+            picked[stratum] = by_stratum[stratum][taken[stratum] : taken[stratum] + count]
             taken[stratum] += count
-            keyed += [((k + 0.5) / count, rank, position) for k, position in enumerate(rows)]
-        assignment[split] = [position for _, _, position in sorted(keyed)]
+        assignment[split] = interleave(picked)
     return assignment
+
+
+def interleave(by_stratum: Mapping[str, Sequence[int]]) -> list[int]:
+    """One list of the strata's positions, the k-th of a stratum of q placed at (k + 1/2) / q (Sainte-Lague order;
+    ties by stratum name)."""
+    keyed = []
+    strata = sorted((stratum, rows) for stratum, rows in by_stratum.items() if rows)
+    for rank, (_, rows) in enumerate(strata):
+        keyed += [((k + 0.5) / len(rows), rank, position) for k, position in enumerate(rows)]
+    return [position for _, _, position in sorted(keyed)]
 
 
 def stratum_counts(labels: Sequence[Hashable | None]) -> dict[str, int]:

@@ -15,12 +15,12 @@ recipes were reported to fail (SFT 15% strict accuracy, then a GRPO run that gam
 
 from __future__ import annotations
 
-import argparse
 import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from fine_tune.cli import OneLineArgumentParser, parse_only_exit, run_main
 from fine_tune.data.normalise import normalise_dataset
 from fine_tune.io import atomic_write_jsonl
 from fine_tune.task.prompts import OPTION_COLUMNS
@@ -59,6 +59,7 @@ ANSWER_POSITION: dict[str, int] = {category: i % len(OPTION_COLUMNS) for i, cate
 FAMILIES: tuple[str, ...] = ("category", "member")
 EXP_NULL_RATE = 0.1
 TOPIC_NULL_RATE = 0.5
+DEFAULT_OUT_DIR = Path("demo_artifacts")
 
 
 def generate_rows(n: int, seed: int = 0, family: str = "category") -> list[dict[str, Any]]:
@@ -102,9 +103,16 @@ def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> None:
     atomic_write_jsonl(path, [dict(row) for row in rows])
 
 
+def default_out(family: str) -> Path:
+    """Where rows go without --out: under demo_artifacts/ (git-ignored), never the working folder."""
+    return DEFAULT_OUT_DIR / ("synthetic.jsonl" if family == "category" else f"synthetic-{family}.jsonl")
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write synthetic MedMCQA-schema rows as JSONL.")
-    parser.add_argument("--out", required=True, type=Path, help="output .jsonl path")
+    parser = OneLineArgumentParser(description="Write synthetic MedMCQA-schema rows as JSONL.")
+    parser.add_argument(
+        "--out", type=Path, help=f"output .jsonl path (default {DEFAULT_OUT_DIR}/synthetic[-FAMILY].jsonl, untracked)"
+    )
     parser.add_argument("--n", type=int, default=2000, help="number of rows (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
@@ -113,9 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.n < 0:
         parser.error("--n must be non-negative")
+    args.out = args.out or default_out(args.family)
+    parse_only_exit("fine_tune.data.synthetic")
     write_jsonl(generate_rows(args.n, args.seed, args.family), args.out)
     print(f"wrote {args.n} synthetic {args.family} rows (seed {args.seed}) to {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -20,6 +20,7 @@ import datasets
 
 from fine_tune import hub_access as hub
 from fine_tune.constants import DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_SIZES, STRATIFY_COLUMNS
+from fine_tune.data.curriculum import Curriculum, curriculum_assignment, load_curriculum
 from fine_tune.data.normalise import NormalisedRows, TaskReport, content_hash, load_task
 from fine_tune.data.rows import DUPLICATE_CONTENT, first_reasons
 from fine_tune.data.splits import (
@@ -75,13 +76,16 @@ def load_task_splits(
     seed: int = DEFAULT_SPLIT_SEED,
     stratify_by: str | None = None,
     token_env: str = hub.TOKEN_ENV,
+    curriculum: Curriculum | None = None,
 ) -> SplitResult:
     """Load -> normalise -> split: every split of a task's canonical rows and the manifest."""
     spec = resolve_task(task)
     source = source or spec.dataset_path
     normalised = load_task(spec, hub_split or spec.train_split, source, token_env)
-    normalised.report.require_usable(sum(sizes.values()))
-    result = split_normalised(spec, normalised, sizes, seed, source=source, stratify_by=stratify_by)
+    normalised.report.require_usable(1 if curriculum is not None else sum(sizes.values()))
+    result = split_normalised(
+        spec, normalised, sizes, seed, source=source, stratify_by=stratify_by, curriculum=curriculum
+    )
     logger.info("%s split %s: skipped %s", spec.name, format_sizes(sizes), format_counts(result.skipped) or "nothing")
     return result
 
@@ -113,6 +117,7 @@ def split_normalised(
     *,
     source: str | None,
     stratify_by: str | None = None,
+    curriculum: Curriculum | None = None,
 ) -> Any:
     """`split_task_rows` over a task's normalised rows (`load_task`): what the phases and the validator split."""
     return split_task_rows(
@@ -127,6 +132,7 @@ def split_normalised(
         task=spec.name,
         letters=spec.letters,
         stratify_by=stratify_by,
+        curriculum=curriculum,
     )
 
 
@@ -143,19 +149,22 @@ def split_task_rows(
     task: str = DEFAULT_TASK,
     letters: Sequence[str] = (),
     stratify_by: str | None = None,
+    curriculum: Curriculum | None = None,
 ) -> SplitResult:
     """Split canonical `rows` (row i is source row `source_indices[i]` of `n_source`); `skip_reasons` gives each
-    invalid source row the reason it is counted under."""
+    invalid source row the reason it is counted under. A `curriculum` replaces `sizes` and `stratify_by` with its
+    holdout / share / pool split by subject (`fine_tune.data.curriculum`)."""
     sizes = check_sizes(sizes)
+    full_walk = stratify_by is not None or curriculum is not None
     if stratify_by is not None and stratify_by not in STRATIFY_COLUMNS:
         raise DatasetError(f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)}, got {stratify_by!r}")
     position_of = {index: position for position, index in enumerate(source_indices)}
-    needed = sum(sizes.values())
+    needed = 0 if curriculum is not None else sum(sizes.values())
     candidates: list[tuple[int, int, str]] = []  # (shuffled position, canonical position, content hash)
     seen: set[str] = set()
     skipped: Counter[str] = Counter()
     for shuffled, index in enumerate(shuffle_order(n_source, seed)):
-        if stratify_by is None and len(candidates) == needed:
+        if not full_walk and len(candidates) == needed:
             break
         if index not in position_of:
             skipped[skip_reasons.get(index, "invalid")] += 1
@@ -171,7 +180,11 @@ def split_task_rows(
             f"{task}: only {len(candidates)} distinct valid rows for {needed} requested ({format_sizes(sizes)}); "
             f"skipped: {format_counts(skipped) or 'none'}"
         )
-    if stratify_by is None:
+    plan = None
+    if curriculum is not None:
+        bounds, plan = curriculum_assignment([rows[position]["subject"] for _, position, _ in candidates], curriculum)
+        sizes = {name: len(picks) for name, picks in bounds.items()}
+    elif stratify_by is None:
         bounds, start = {}, 0
         for name, size in sizes.items():
             bounds[name], start = list(range(start, start + size)), start + size
@@ -182,6 +195,11 @@ def split_task_rows(
     manifest = _manifest(rows, source_indices, sizes, seed, fingerprint, source, assigned, dict(skipped))
     if task != DEFAULT_TASK:
         manifest["task"] = {"name": task, "letters": list(letters)}
+    if plan is not None:
+        manifest["curriculum"] = curriculum_record(
+            curriculum, plan, lambda i: label(rows, source_indices, candidates[i][1])
+        )
+        stratify_by = "subject"
     if stratify_by is not None:
         manifest["stratify_by"] = stratify_by
         manifest["strata"] = {
@@ -204,11 +222,6 @@ def _manifest(
     skipped: dict[str, int],
 ) -> dict[str, Any]:
     """The split manifest (row ids: the id, else `row <index>`); the default task's names no task."""
-
-    def label(position: int) -> str:
-        row_id = rows[position]["id"]
-        return row_id if row_id not in (None, "") else f"row {source_indices[position]}"
-
     return {
         "seed": seed,
         "sizes": dict(sizes),
@@ -219,12 +232,34 @@ def _manifest(
                 "size": len(picked),
                 "shuffled_indices": [shuffled for shuffled, _, _ in picked],
                 "source_indices": [source_indices[position] for _, position, _ in picked],
-                "row_ids": [label(position) for _, position, _ in picked],
+                "row_ids": [label(rows, source_indices, position) for _, position, _ in picked],
                 "content_hashes": [digest for _, _, digest in picked],
             }
             for name, picked in assigned.items()
         },
         "skipped": dict(skipped),
+    }
+
+
+def label(rows: datasets.Dataset, source_indices: Sequence[int], position: int) -> str:
+    """A row's id in the manifest: its id, else `row <source index>`."""
+    row_id = rows[position]["id"]
+    return row_id if row_id not in (None, "") else f"row {source_indices[position]}"
+
+
+def curriculum_record(curriculum: Curriculum, plan: Mapping[str, Mapping[str, Any]], row_id: Any) -> dict[str, Any]:
+    """The manifest's `curriculum` section: the file, its settings, and per subject what it got, with the pool rows
+    drawn past the start share (row ids) and why."""
+    subjects = {}
+    for subject, entry in plan.items():
+        drawn = [row_id(position) for position in entry["drawn_from_pool"]]
+        reason = curriculum.reasons.get(subject) or ("recommended share" if drawn else None)
+        subjects[subject] = {**entry, "drawn_from_pool": {"row_ids": drawn, "reason": reason}}
+    return {
+        "file": curriculum.path,
+        "holdout_per_subject": curriculum.holdout_per_subject,
+        "start_share": curriculum.start_share,
+        "subjects": subjects,
     }
 
 
@@ -284,6 +319,7 @@ def source_splits(task: TaskSource, args: Any, sizes: Mapping[str, int]) -> Spli
         seed=args.split_seed,
         stratify_by=args.stratify_by,
         token_env=args.hf_token_env,
+        curriculum=load_curriculum(args.curriculum) if args.curriculum else None,
     )
 
 

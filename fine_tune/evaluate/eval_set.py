@@ -83,6 +83,7 @@ def eval_set(
         "source": source,
         "eval_split": config.eval_split,
         "description": description,
+        "subject_source": task.subject_source,
         "available_rows": available,
         "limit": config.limit,
         "rows": len(rows),
@@ -128,5 +129,5 @@ def eval_rows_hash(rows: Iterable[Mapping[str, Any]]) -> str:
     """sha256 over every row's id, content hash and gold answer: equal hashes mean the same questions, same order."""
     digest = hashlib.sha256()
     for index, row in enumerate(rows):
-        digest.update(f"{row_label(row, index)}\x1f{content_hash(row)}\x1f{row['answer']}\n".encode())
+        digest.update(f"{row_label(row, index)}\x1f{content_hash(row)}\x1f{row.get('answer', '')}\n".encode())
     return digest.hexdigest()

@@ -12,7 +12,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from fine_tune.evaluate.report import matrix_columns, num, ok_models, task_letters
+from fine_tune.evaluate.formatting import matrix_columns, num, ok_models, task_letters
 
 PLOTS_DIR = "plots"
 PLOT_FILES = {
@@ -20,6 +20,8 @@ PLOT_FILES = {
     "per_subject": "per_subject.png",
     "letters": "letters.png",
     "confusion": "confusion.png",
+    "errors": "errors.png",
+    "variants": "prompt_variants.png",
 }
 DPI = 110
 
@@ -115,11 +117,56 @@ def plot_confusion(results: Mapping[str, Any], path: Path) -> None:
     save(figure, path)
 
 
+def plot_errors(results: Mapping[str, Any], path: Path) -> None:
+    """One stacked bar per model: its wrong or unusable answers by error category."""
+    models = {label: model for label, model in ok_models(results).items() if "error_taxonomy" in model}
+    categories = list(next(iter(models.values()))["error_taxonomy"]) if models else []
+    figure = Figure(figsize=(7, 0.6 * len(models) + 1.6))
+    axes = figure.subplots()
+    left = [0] * len(models)
+    for category in categories:
+        counts = [model["error_taxonomy"][category] for model in models.values()]
+        if any(counts):
+            axes.barh(list(models), counts, left=left, label=category)
+            left = [a + b for a, b in zip(left, counts, strict=True)]
+    axes.invert_yaxis()
+    axes.set(xlabel="wrong or unusable answers", title="Error taxonomy")
+    if any(left):
+        axes.legend(fontsize="small", loc="lower right")
+    save(figure, path)
+
+
+def plot_variants(results: Mapping[str, Any], path: Path) -> bool:
+    """Strict accuracy per prompt variant, one group of bars per variant, one bar per model, with intervals."""
+    models = {label: model for label, model in ok_models(results).items() if model.get("prompt_variants")}
+    if not models:
+        return False
+    names = list(next(iter(models.values()))["prompt_variants"])
+    figure = Figure(figsize=(max(6, 1.1 * len(names)), 4))
+    axes = figure.subplots()
+    width = 0.8 / len(models)
+    for offset, (label, model) in enumerate(models.items()):
+        entries = [model["prompt_variants"][name] for name in names]
+        values = [entry["accuracy"] or 0.0 for entry in entries]
+        errors = [
+            [v - (e["ci_low"] or v) for v, e in zip(values, entries, strict=True)],
+            [(e["ci_high"] or v) - v for v, e in zip(values, entries, strict=True)],
+        ]
+        axes.bar([i + offset * width for i in range(len(names))], values, width=width, yerr=errors, label=label)
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(names))], names, rotation=30, ha="right")
+    axes.set(ylabel="strict accuracy", ylim=(0, 1), title="Prompt sensitivity")
+    axes.legend(fontsize="small")
+    save(figure, path)
+    return True
+
+
 PLOTTERS = {
     "reliability": plot_reliability,
     "per_subject": plot_per_subject,
     "letters": plot_letters,
     "confusion": plot_confusion,
+    "errors": plot_errors,
+    "variants": plot_variants,
 }
 
 
@@ -131,6 +178,6 @@ def write_plots(results: Mapping[str, Any], folder: Path) -> dict[str, str]:
     written = {}
     for name, plotter in PLOTTERS.items():
         relative = f"{PLOTS_DIR}/{PLOT_FILES[name]}"
-        plotter(results, folder / relative)
-        written[name] = relative
+        if plotter(results, folder / relative) is not False:  # a plot with nothing to show is not drawn
+            written[name] = relative
     return written

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fine_tune.evaluate.runs import ModelRun
-from fine_tune.evaluate.sources import model_identities
+from fine_tune.evaluate.scored_models import model_identities
+from fine_tune.evaluate.stats import mcnemar_exact
 from fine_tune.evaluate.summaries import compare
 
 REGRESSION_ALPHA = 0.05
@@ -51,7 +52,7 @@ def parent_checks(
 def parent_comparison(child: ModelRun, parent: ModelRun, resamples: int, seed: int, alpha: float) -> dict[str, Any]:
     """Child minus parent strict accuracy with its paired-bootstrap CI, McNemar's test and the verdict."""
     comparison = compare(child, parent, resamples, seed)
-    regressed = comparison["diff"] < 0 and comparison["mcnemar_p"] < alpha
+    regressed = is_regression(comparison["diff"], comparison["mcnemar_p"], alpha)
     return {
         "n": comparison["n"],
         "accuracy": comparison["accuracy_a"],
@@ -64,6 +65,21 @@ def parent_comparison(child: ModelRun, parent: ModelRun, resamples: int, seed: i
         "mcnemar_p": comparison["mcnemar_p"],
         "regressed": regressed,
     }
+
+
+def is_regression(diff: float, mcnemar_p: float, alpha: float = REGRESSION_ALPHA) -> bool:
+    """The project's no-worse-model rule: lower strict accuracy on the same rows, exact McNemar p < alpha."""
+    return diff < 0 and mcnemar_p < alpha
+
+
+def paired_regression(
+    correct: Sequence[Any], start_correct: Sequence[Any], alpha: float = REGRESSION_ALPHA
+) -> dict[str, Any]:
+    """A model's per-row strict correctness against a start model's on the same rows, under `is_regression`."""
+    n = len(correct)
+    diff = (sum(map(bool, correct)) - sum(map(bool, start_correct))) / n if n else 0.0
+    test = mcnemar_exact(correct, start_correct)
+    return {"n": n, "diff": diff, **test, "alpha": alpha, "regressed": is_regression(diff, test["mcnemar_p"], alpha)}
 
 
 def regressions(checks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -14,10 +14,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fine_tune.evaluate.formatting import format_p, matrix_columns, num, ok_models, pct, rate_with_ci, task_letters
+from fine_tune.evaluate.reason_metrics import REASON_METRICS
+from fine_tune.evaluate.report_analyses import errors_section, per_letter_section, protocols_section, variants_section
 from fine_tune.evaluate.stats import INVALID
 from fine_tune.markdown import md_table
-from fine_tune.task.prompts import LETTERS
 
+FAILED = "FAILED"
 HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "valid_json_rate", "schema_pass_rate", "accuracy_on_schema")
 LENIENT_METRICS: tuple[str, ...] = ("lenient_accuracy", "lenient_schema_pass_rate")
 METRIC_TITLES = {
@@ -30,45 +33,6 @@ METRIC_TITLES = {
 }
 
 
-def task_letters(results: Mapping[str, Any]) -> tuple[str, ...]:
-    """The letters of the task the results are about (A-D for results written before tasks existed)."""
-    return tuple((results.get("task") or {}).get("letters") or LETTERS)
-
-
-def matrix_columns(results: Mapping[str, Any]) -> tuple[str, ...]:
-    """Confusion-matrix columns: the task's letters, then INVALID."""
-    return (*task_letters(results), INVALID)
-
-
-FAILED = "FAILED"
-
-
-def ok_models(results: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    return {label: model for label, model in results["models"].items() if model["status"] == "ok"}
-
-
-def pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def num(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def format_p(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def rate_with_ci(entry: Mapping[str, Any], counts: bool = True) -> str:
-    """`34.0% [27.8, 40.8] 68/200`: the rate, its 95% Wilson interval (percent) and the counts."""
-    if entry["value"] is None:
-        return f"n/a (0/{entry['total']})" if counts else "n/a"
-    text = f"{pct(entry['value'])} [{100 * entry['ci_low']:.1f}, {100 * entry['ci_high']:.1f}]"
-    return f"{text} {entry['count']}/{entry['total']}" if counts else text
-
-
 def failure_text(model: Mapping[str, Any]) -> str:
     return f"{FAILED} ({model.get('stage')}): {model.get('error')}"
 
@@ -79,6 +43,8 @@ def print_summary(results: Mapping[str, Any], console: Console) -> None:
     console.print(metrics_table(results))
     if results["pairwise"]:
         console.print(pairwise_table(results))
+    if reason_rows(results):
+        console.print(reason_table(results))
     if ok_models(results):
         console.print(diagnostics_table(results))
     for label, model in results["models"].items():
@@ -153,6 +119,55 @@ def pairwise_cells(row: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def reason_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    """Per model: reason ROUGE-L and token F1 against the rows' explanations, each `value [95% CI] (n)`; empty when
+    no eval row has an explanation."""
+    rows = []
+    for label, model in ok_models(results).items():
+        entries = [model["intervals"].get(name) for name in REASON_METRICS]
+        if all(entries):
+            cells = [f"{e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}]" for e in entries]
+            rows.append([label, *cells, str(entries[0]["n"])])
+    return rows
+
+
+def reason_differences(results: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{row['a']} - {row['b']}: "
+        + ", ".join(f"{name} {d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" for name, d in diffs.items())
+        for row in results["pairwise"]
+        if (diffs := row.get("reason"))
+    ]
+
+
+REASON_HEADER = ("model", "reason ROUGE-L [95% CI]", "reason token F1 [95% CI]", "rows with explanation")
+
+
+def reason_table(results: Mapping[str, Any]) -> Table:
+    table = Table(
+        title="Reason vs explanation (strict answers; bootstrap CIs; paired differences below)", title_justify="left"
+    )
+    for column in REASON_HEADER:
+        table.add_column(column)
+    for row in reason_rows(results):
+        table.add_row(*row)
+    for line in reason_differences(results):
+        table.add_row(line, "", "", "")
+    return table
+
+
+def reason_section(results: Mapping[str, Any]) -> str:
+    rows = reason_rows(results)
+    if not rows:
+        return ""
+    text = (
+        "## Reason vs explanation\n\nROUGE-L F and token F1 of each strict answer's `reason` against the row's "
+        "explanation (rows with one; an answer failing the schema scores 0), 95% bootstrap intervals.\n\n"
+    )
+    diffs = "".join(f"\n- paired: {line}" for line in reason_differences(results))
+    return text + md_table(list(REASON_HEADER), rows) + diffs
+
+
 def diagnostics_table(results: Mapping[str, Any]) -> Table:
     table = Table(title="Calibration (schema-valid answers), position bias and speed", title_justify="left")
     for column in ("model", "n valid", "ECE", "Brier", "letters vs gold p", "samples/s", "tokens/s"):
@@ -180,11 +195,16 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str]) -> str
         models_section(results),
         metrics_section(results),
         pairwise_section(results),
+        reason_section(results),
         parent_checks_section(results),
         calibration_section(results, plots.get("reliability")),
         subject_section(results, plots.get("per_subject")),
         letters_section(results, plots.get("letters")),
         confusion_section(results, plots.get("confusion")),
+        per_letter_section(results),
+        variants_section(results, plots.get("variants")),
+        protocols_section(results),
+        errors_section(results, plots.get("errors")),
         failures_section(results),
         speed_section(results),
         warnings_section(results),

@@ -14,6 +14,7 @@ import torch
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
 from fine_tune.evaluate import report
 from fine_tune.evaluate.eval_set import EvalSet
+from fine_tune.evaluate.reason_metrics import reason_summary
 from fine_tune.evaluate.regressions import regressions
 from fine_tune.evaluate.runs import ModelRun, inference_device
 from fine_tune.evaluate.summaries import model_summary, pairwise_comparisons
@@ -38,7 +39,8 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def model_section(run: ModelRun, verdict: str | None, letters: Sequence[str] = LETTERS) -> dict[str, Any]:
+def run_section(run: ModelRun, verdict: str | None) -> dict[str, Any]:
+    """What every model's results hold, and a failed model's error."""
     section = {
         "source": run.source,
         "status": run.status,
@@ -48,7 +50,26 @@ def model_section(run: ModelRun, verdict: str | None, letters: Sequence[str] = L
     }
     if not run.ok:
         return {**section, "stage": run.stage, "error": run.error, "traceback": run.traceback}
-    return {**section, **model_summary(run.records, run.scores, letters)}
+    return section
+
+
+def model_section(
+    run: ModelRun, verdict: str | None, letters: Sequence[str] = LETTERS, resamples: int = 10000, seed: int = 42
+) -> dict[str, Any]:
+    """A model's results; where eval rows carry an explanation, `reason_rougeL` and `reason_token_f1` join its
+    metrics and intervals (`fine_tune.evaluate.reason_metrics`)."""
+    section = run_section(run, verdict)
+    if not run.ok:
+        return section
+    summary = {**section, **model_summary(run.records, run.scores, letters)}
+    metrics, intervals = reason_summary(run.records, resamples, seed)
+    summary["metrics"] = {**summary["metrics"], **metrics}
+    summary["intervals"] = {**summary["intervals"], **intervals}
+    if run.prompt_variants:
+        summary["prompt_variants"] = run.prompt_variants
+    if run.harness is not None:
+        summary["harness"] = run.harness
+    return summary
 
 
 def environment(precision: Precision) -> dict[str, Any]:
@@ -95,7 +116,10 @@ def build_results(
             "max_new_tokens": config.max_new_tokens,
             "padding_side": "left",
         },
-        "models": {run.label: model_section(run, verdicts.get(run.label), letters) for run in runs},
+        "models": {
+            run.label: model_section(run, verdicts.get(run.label), letters, config.bootstrap_resamples, config.seed)
+            for run in runs
+        },
         "pairwise": pairwise_comparisons(runs, config.bootstrap_resamples, config.seed),
         "parent_checks": list(checks),
         "regressions": regressions(checks),

@@ -13,9 +13,9 @@ from fine_tune.constants import SPLIT_MANIFEST_FILE
 from fine_tune.data.normalise import content_hash
 from fine_tune.data.rows import row_label
 from fine_tune.data.splits import manifest_hash, read_manifest, splits_hash
-from fine_tune.errors import DatasetError
+from fine_tune.errors import DatasetError, ModelSourceError
 from fine_tune.evaluate.eval_set import EvalSet
-from fine_tune.evaluate.sources import resolve_source
+from fine_tune.evaluate.scored_models import resolve_source
 from fine_tune.hub_access import is_local
 from fine_tune.recipes.arguments import EvalConfig
 
@@ -163,8 +163,20 @@ def model_split_verdicts(
 
 
 def fetch_split_manifest(repo_id: str, local_dir: str | Path, token: str | None = None) -> Path:
-    """The split_manifest.json a training job pushed to `repo_id`, downloaded to `local_dir`."""
+    """The split_manifest.json a training job pushed to `repo_id`, downloaded to `local_dir`; a Hub or network
+    failure is one line (ModelSourceError) once huggingface_hub's own retries are spent."""
+    import httpx2
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
 
     hub.bound_hub_calls()
-    return Path(hf_hub_download(repo_id, SPLIT_MANIFEST_FILE, local_dir=local_dir, token=token or hub.hf_token()))
+    hub.require_hub(repo_id, "model", file=SPLIT_MANIFEST_FILE)
+    token = token or hub.hf_token()
+    try:
+        return Path(hf_hub_download(repo_id, SPLIT_MANIFEST_FILE, local_dir=local_dir, token=token))
+    except (OSError, HfHubHTTPError, httpx2.HTTPError) as error:
+        detail = hub.redact(str(error).splitlines()[0] if str(error) else "no answer", token)
+        raise ModelSourceError(
+            f"cannot download {repo_id}/{SPLIT_MANIFEST_FILE} from the Hub ({type(error).__name__}: {detail}): the "
+            "eval rows cannot be checked against the rows the model trained on; run the job again"
+        ) from None

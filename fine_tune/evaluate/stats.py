@@ -152,6 +152,27 @@ def confusion_matrix(
     return matrix
 
 
+def per_letter_scores(
+    gold_letters: Sequence[str], predicted_letters: Sequence[Any], letters: Sequence[str] = LETTERS
+) -> dict[str, Any]:
+    """Precision, recall, F1 and support of each of the task's letters, and their unweighted mean F1 (macro-F1), by
+    scikit-learn. A missing or non-letter prediction is INVALID: never a letter, so it is a miss of its gold letter."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    gold = _check_letters(gold_letters, letters)
+    if len(gold) != len(predicted_letters):
+        raise ValueError(f"length mismatch: {len(gold)} gold vs {len(predicted_letters)} predicted")
+    predicted = [p if is_letter(p, letters) else INVALID for p in predicted_letters]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        gold, predicted, labels=list(letters), average=None, zero_division=0.0
+    )
+    per_letter = {
+        letter: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for letter, p, r, f, s in zip(letters, precision, recall, f1, support, strict=True)
+    }
+    return {"per_letter": per_letter, "macro_f1": float(np.mean(f1)) if len(gold) else None}
+
+
 def per_group_accuracy(groups: Sequence[Hashable | None], correct: Sequence[Any]) -> dict[Hashable, dict[str, Any]]:
     """Accuracy and its Wilson interval per group (a None group is UNKNOWN_GROUP), groups in sorted order."""
     outcome = _outcomes(correct)

@@ -1,5 +1,6 @@
 """Statistics summaries of model runs: each model's rates with intervals, calibration, per-subject accuracy,
-position bias and confusion matrix; paired comparisons of every two models; identical-output checks."""
+position bias, confusion matrix, per-letter F1 and the error taxonomy; paired comparisons of every two models;
+identical-output checks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
+from fine_tune.evaluate.error_taxonomy import error_taxonomy
+from fine_tune.evaluate.reason_metrics import reason_pairwise
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.stats import (
     brier_score,
@@ -16,6 +19,7 @@ from fine_tune.evaluate.stats import (
     mcnemar_exact,
     paired_bootstrap_diff,
     per_group_accuracy,
+    per_letter_scores,
     reliability_bins,
     wilson_interval,
 )
@@ -64,9 +68,10 @@ def model_summary(
     records: Sequence[Mapping[str, Any]], scores: Sequence[SampleScore], letters: Sequence[str] = LETTERS
 ) -> dict[str, Any]:
     """Everything reported per model, from its records and scores."""
-    metrics = aggregate_metrics(scores)
     gold = [r["gold"] for r in records]
     predicted = [r["predicted"] for r in records]
+    letter_scores = per_letter_scores(gold, predicted, letters)
+    metrics = {**aggregate_metrics(scores), "macro_f1": letter_scores["macro_f1"]}
     return {
         "metrics": metrics,
         "intervals": metric_intervals(metrics),
@@ -74,11 +79,14 @@ def model_summary(
         "per_subject": per_group_accuracy([r["subject"] for r in records], [r["correct"] for r in records]),
         "letter_distribution": letter_distribution_test(predicted, gold, letters),
         "confusion_matrix": confusion_matrix(gold, predicted, letters),
+        "per_letter": letter_scores["per_letter"],
+        "error_taxonomy": error_taxonomy(records, letters),
     }
 
 
 def compare(a: ModelRun, b: ModelRun, resamples: int, seed: int) -> dict[str, Any]:
-    """Strict accuracy of a minus b on the same rows: paired bootstrap CI and exact McNemar test."""
+    """Strict accuracy of a minus b on the same rows: paired bootstrap CI and exact McNemar test; `reason`: the
+    reason-vs-explanation metrics' paired differences ({} when no row has an explanation)."""
     correct_a, correct_b = a.correct, b.correct
     boot = paired_bootstrap_diff(correct_a, correct_b, n_resamples=resamples, seed=seed)
     return {
@@ -91,6 +99,7 @@ def compare(a: ModelRun, b: ModelRun, resamples: int, seed: int) -> dict[str, An
         "ci_low": boot["low"],
         "ci_high": boot["high"],
         **mcnemar_exact(correct_a, correct_b),
+        "reason": reason_pairwise(a.records, b.records, resamples, seed),
     }
 
 

@@ -310,7 +310,7 @@ def eval_table_from_results(results: Mapping[str, Any], label: str | None = None
     """The eval section for a card, from an eval run's results (`eval_results.json`): every model of the run, so
     the card compares this model (`label`) with the others scored on the same rows."""
     from fine_tune.evaluate import report
-    from fine_tune.evaluate.mixture import summary_section
+    from fine_tune.evaluate.mixture_results import summary_section
 
     if "mixture" in results:  # several tasks: the summary table, each task a column
         tasks = ", ".join(f"{e['task']} ({e['rows']} questions)" for e in results["mixture"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fine_tune.constants import PHASE_SCRIPTS
 from fine_tune.errors import PipelineError
 
 
@@ -21,9 +22,9 @@ class Phase:
 
 
 PHASES: dict[str, Phase] = {
-    "sft": Phase("sft", "scripts/train_medmcqa_sft.py", "configs/sft.yaml", "optimizer step", trains=True),
-    "grpo": Phase("grpo", "scripts/train_medmcqa_grpo.py", "configs/grpo.yaml", "optimizer step", trains=True),
-    "eval": Phase("eval", "scripts/eval_medmcqa.py", "configs/eval.yaml", "answer", trains=False),  # question x model
+    "sft": Phase("sft", PHASE_SCRIPTS["sft"], "configs/sft.yaml", "optimizer step", trains=True),
+    "grpo": Phase("grpo", PHASE_SCRIPTS["grpo"], "configs/grpo.yaml", "optimizer step", trains=True),
+    "eval": Phase("eval", PHASE_SCRIPTS["eval"], "configs/eval.yaml", "answer", trains=False),  # question x model
 }
 
 

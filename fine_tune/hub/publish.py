@@ -16,6 +16,7 @@ from fine_tune.constants import (
     RESULTS_FILE,
     SPLIT_MANIFEST_FILE,
 )
+from fine_tune.errors import PipelineError
 from fine_tune.hub.model_card import card_for_output_dir, update_cards_from_results
 
 logger = logging.getLogger(__name__)
@@ -36,10 +37,29 @@ def publish_phase(training_args, token: str | None) -> str | None:
 def push_to_hub(output_dir: str | Path, repo_id: str, *, token: str | None, private: bool = False) -> str:
     """Upload the merged model at the repo root, the adapter under `adapter/`, then the model card (README.md) and
     the split manifest; returns the repo URL. The card replaces any earlier one (e.g. the Trainer's): a retrained
-    model's old eval table no longer applies."""
+    model's old eval table no longer applies. A Hub or network failure (after huggingface_hub's own retries) is one
+    line that says the output is kept and how to push it again; each commit is whole or absent, so a push can be
+    redone from the start."""
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return _push(Path(output_dir), repo_id, token=token, private=private)
+    except (HfHubHTTPError, httpx2.HTTPError, ConnectionError, TimeoutError) as error:
+        detail = hub.redact(str(error).splitlines()[0] if str(error) else "no answer", token)
+        raise PushError(
+            f"pushing {output_dir} to {repo_id} failed ({type(error).__name__}: {detail}); the trained model is kept "
+            f"in {output_dir}: push it again with `python -m fine_tune.hub.publish {output_dir} {repo_id}`"
+        ) from None
+
+
+class PushError(PipelineError):
+    """A push to the Hub failed; the local output is untouched (exit 2)."""
+
+
+def _push(output_dir: Path, repo_id: str, *, token: str | None, private: bool) -> str:
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    output_dir = Path(output_dir)
     card = card_for_output_dir(output_dir, repo_id, secret=token)
     hub.bound_hub_calls()
     api = HfApi(endpoint=hub.hub_endpoint(), token=token)
@@ -88,3 +108,22 @@ def publish_eval_results(
         for path in results_files:
             updated += update_cards_from_results(json.loads(path.read_text()), token=token)
     return updated
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m fine_tune.hub.publish OUTPUT_DIR REPO_ID [--public]: push a training output again (after a failed
+    push), with the token in $HF_TOKEN."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m fine_tune.hub.publish", description=main.__doc__)
+    parser.add_argument("output_dir")
+    parser.add_argument("repo_id")
+    parser.add_argument("--public", action="store_true", help="a public repo (default private)")
+    args = parser.parse_args(argv)
+    print(push_to_hub(args.output_dir, args.repo_id, token=hub.hf_token(), private=not args.public))
+
+
+if __name__ == "__main__":
+    from fine_tune.cli import run_main
+
+    run_main(main)

@@ -3,7 +3,8 @@
 A sweep file names the SFT and eval recipes, the flavor (for cost), and `configurations`: {name: {key: value}}
 overrides of the SFT recipe. Each configuration runs `train_medmcqa_sft.py` then `eval_medmcqa.py` on its merged
 model (locally, or printed as commands for jobs), and the table gives dev accuracy, valid-JSON rate, wall time and
-cost (time x the flavor's hourly price).
+cost (time x the flavor's hourly price). The base model is scored 0-shot and `baseline_shots`-shot on the same rows,
+and a summary (JSON + markdown) sets them beside each configuration; the configurations' dev curves are overlaid.
 """
 
 from __future__ import annotations
@@ -17,15 +18,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fine_tune.constants import MERGED_DIR, RESULTS_FILE, SPLIT_MANIFEST_FILE
+from fine_tune.constants import MERGED_DIR, PHASE_SCRIPTS, RESULTS_FILE, SPLIT_MANIFEST_FILE, TRAINER_STATE_FILE
 from fine_tune.errors import RecipeError
 from fine_tune.hub.jobs.estimate import HOURLY_USD
 from fine_tune.io import read_yaml
 from fine_tune.recipes.loader import load_recipe, schema_keys, schema_types
+from fine_tune.train.curves import DEV_SCORE_KEY, curve
 
-SWEEP_KEYS = ("sft_config", "eval_config", "output_dir", "flavor", "configurations", "sft_overrides", "eval_overrides")
-SFT_SCRIPT = "scripts/train_medmcqa_sft.py"
-EVAL_SCRIPT = "scripts/eval_medmcqa.py"
+SWEEP_KEYS = (
+    "sft_config",
+    "eval_config",
+    "output_dir",
+    "flavor",
+    "configurations",
+    "sft_overrides",
+    "eval_overrides",
+    "baseline_shots",
+)
+BASELINE_LABEL = "base"
+BASELINE_RUN = "baseline"
+DEFAULT_BASELINE_SHOTS = 3
+SUMMARY_STEM = "sweep_summary"
+OVERLAY_FILE = "sweep_dev_curves.png"
+SFT_SCRIPT, EVAL_SCRIPT = PHASE_SCRIPTS["sft"], PHASE_SCRIPTS["eval"]
 EVAL_LABEL = "sft"
 
 
@@ -38,6 +53,7 @@ class Sweep:
     configurations: dict[str, dict[str, Any]]
     sft_overrides: dict[str, Any]
     eval_overrides: dict[str, Any]
+    baseline_shots: int = DEFAULT_BASELINE_SHOTS
 
 
 def as_flags(values: Mapping[str, Any]) -> list[str]:
@@ -73,10 +89,17 @@ def load_sweep(path: str | Path, output_dir: str | None = None) -> Sweep:
         configurations={str(k): dict(v) for k, v in configurations.items()},
         sft_overrides=dict(values.get("sft_overrides") or {}),
         eval_overrides=dict(values.get("eval_overrides") or {}),
+        baseline_shots=_shots(values.get("baseline_shots", DEFAULT_BASELINE_SHOTS), path),
     )
     for name in sweep.configurations:  # every configuration must parse as the SFT script would read it
         load_recipe("sft", sweep.sft_config, sft_command(sweep, name)[3:])
     return sweep
+
+
+def _shots(value: Any, path: str | Path) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RecipeError(f"{path}: baseline_shots must be a whole number >= 0, got {value!r}")
+    return value
 
 
 def run_dir(sweep: Sweep, name: str) -> Path:
@@ -98,6 +121,87 @@ def eval_command(sweep: Sweep, name: str) -> list[str]:
         "run_name": "eval",
     }
     return [EVAL_SCRIPT, "--config", sweep.eval_config, *as_flags(overrides)]
+
+
+def base_model(sweep: Sweep) -> str:
+    """The base every configuration starts from (the SFT recipe's model, after the sweep's overrides)."""
+    script_args, training_args, model_args = load_recipe("sft", sweep.sft_config, as_flags(sweep.sft_overrides))
+    return model_args.model_name_or_path
+
+
+def baseline_command(sweep: Sweep) -> list[str]:
+    """The base model scored 0-shot and k-shot (exemplars from the SFT split) on the same eval rows."""
+    overrides = {
+        **sweep.eval_overrides,
+        "models": f"{BASELINE_LABEL}={base_model(sweep)}",
+        "shots": sweep.baseline_shots,
+        "split_manifest": "null",
+        "output_dir": sweep.output_dir,
+        "run_name": BASELINE_RUN,
+    }
+    return [EVAL_SCRIPT, "--config", sweep.eval_config, *as_flags(overrides)]
+
+
+def run_baseline(sweep: Sweep, python: str = sys.executable) -> dict[str, Any]:
+    result = subprocess.run([python, *baseline_command(sweep)], capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return {"status": f"failed: {tail}"}
+    return {"status": "ok", **json.loads((Path(sweep.output_dir) / BASELINE_RUN / RESULTS_FILE).read_text())}
+
+
+def comparison_summary(sweep: Sweep, rows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> dict:
+    """Zero-shot vs k-shot (the base model) vs each fine-tuned configuration, on the same eval rows: strict accuracy
+    with its interval and the valid-JSON rate of each."""
+    entries = []
+    for label, name in ((BASELINE_LABEL, "zero-shot"), (f"{BASELINE_LABEL}-{sweep.baseline_shots}shot", "k-shot")):
+        model = (baseline.get("models") or {}).get(label)
+        if model and model.get("status") == "ok":
+            entries.append(_summary_entry(f"{name} ({label})", "base", model))
+    for row in rows:
+        if row.get("status") == "ok":
+            model = json.loads(eval_results_path(sweep, row["name"]).read_text())["models"][EVAL_LABEL]
+            entries.append(_summary_entry(row["name"], "fine-tuned", model, row.get("seconds")))
+    return {"baseline_status": baseline.get("status"), "shots": sweep.baseline_shots, "rows": entries}
+
+
+def _summary_entry(name: str, kind: str, model: Mapping[str, Any], seconds: float | None = None) -> dict[str, Any]:
+    if "pooled" in model:  # a mixture: the pooled rates over its tasks
+        accuracy, valid = model["pooled"]["accuracy"], model["pooled"]["valid_json_rate"]
+    else:
+        accuracy, valid = model["intervals"]["accuracy"], model["intervals"]["valid_json_rate"]
+    return {
+        "name": name,
+        "kind": kind,
+        "accuracy": accuracy["value"],
+        "ci_low": accuracy.get("ci_low"),
+        "ci_high": accuracy.get("ci_high"),
+        "valid_json_rate": valid["value"],
+        "seconds": seconds,
+    }
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    lines = ["| run | kind | strict accuracy [95% CI] | valid JSON |", "|---|---|---|---|"]
+    for entry in summary["rows"]:
+        interval = f" [{entry['ci_low']:.1%}, {entry['ci_high']:.1%}]" if entry["ci_low"] is not None else ""
+        accuracy = _fmt(entry["accuracy"], "{:.1%}") + interval
+        lines.append(
+            f"| {entry['name']} | {entry['kind']} | {accuracy} | {_fmt(entry['valid_json_rate'], '{:.1%}')} |"
+        )
+    if summary["baseline_status"] != "ok":
+        lines.append(f"\nbaseline: {summary['baseline_status']}")
+    return "\n".join(lines)
+
+
+def dev_curves(sweep: Sweep, names: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
+    """Each configuration's dev-score history, read from its SFT run's trainer_state.json."""
+    curves = {}
+    for name in names:
+        state = run_dir(sweep, name) / "sft" / TRAINER_STATE_FILE
+        history = json.loads(state.read_text()).get("log_history", []) if state.is_file() else []
+        curves[name] = curve(history, DEV_SCORE_KEY)
+    return curves
 
 
 def eval_results_path(sweep: Sweep, name: str) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 import fine_tune
 from fine_tune.constants import LINEAGE_FILE
-from fine_tune.hub_access import is_local
+from fine_tune.hub_access import is_local, require_source
 from fine_tune.io import atomic_write_json
 from fine_tune.provenance import git_commit
 
@@ -125,6 +125,7 @@ def read_lineage_record(source: str, token: str | None = None, subfolder: str | 
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
+    require_source(source, "model", file=LINEAGE_FILE)
     try:
         path = hf_hub_download(source, LINEAGE_FILE, subfolder=subfolder, token=token)
     except EntryNotFoundError:

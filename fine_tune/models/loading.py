@@ -16,7 +16,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fine_tune.errors import ModelSourceError, RecipeError
-from fine_tune.models.precision import Precision
+from fine_tune.hub_access import require_source
+from fine_tune.models.precision import Precision, check_model_precision
 from fine_tune.models.source import resolve_model_source
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def load_tokenizer(
     revision: str | None = None,
     trust_remote_code: bool = False,
 ):
+    require_source(source, "tokenizer")
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             source, token=token, revision=revision, trust_remote_code=trust_remote_code
@@ -112,6 +114,7 @@ def load_tokenizer(
 
 def load_causal_lm(source: str, dtype: torch.dtype | str, *, token: str | None = None, **kwargs: Any):
     """Load a full-precision model by Hub ID or local path in `dtype` ("auto": as saved)."""
+    require_source(source, "model")
     logger.info("loading %s (dtype %s)", source, dtype)
     return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, token=token, **kwargs)
 
@@ -128,6 +131,7 @@ def load_model_for_training(
     kwargs = model_init_kwargs(model_args, dtype, token, trust_remote_code=trust_remote_code)
     quantized = "quantization_config" in kwargs
     source = model_args.model_name_or_path
+    require_source(source, "model")
     logger.info("loading %s (dtype %s%s)", source, dtype_name(dtype), ", quantised" if quantized else "")
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -152,6 +156,7 @@ def load_for_inference(source: str, precision: Precision, token: str | None = No
         model = PeftModel.from_pretrained(base_model, source, token=token).merge_and_unload()
     else:
         model = load_causal_lm(source, precision.torch_dtype, token=token)
+    check_model_precision(precision, getattr(model.config, "model_type", None), source)
     tokenizer = load_tokenizer(source, token=token, padding_side="left")
     model.eval()
     return model, tokenizer, resolved

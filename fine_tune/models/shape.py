@@ -8,6 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+QK_NORM_TYPES = ("qwen3", "qwen3_moe", "gemma3", "gemma3_text")  # per-head RMSNorm on q and k
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -21,6 +24,9 @@ class ModelShape:
     head_dim: int
     tied: bool = True
     extra_params: int = 0  # e.g. a vision tower loaded with the language model (MedGemma)
+    vision_linear_params: int = 0  # the part of extra_params in nn.Linear layers (bitsandbytes quantises them)
+    vision_linear_rows: int = 0
+    qk_norm: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | Any, name: str | None = None) -> ModelShape:
@@ -35,6 +41,7 @@ class ModelShape:
             raise ValueError(f"config.json lacks {', '.join(missing)}: not a decoder-only language model config")
         heads = text["num_attention_heads"]
         vision = config.get("vision_config")
+        model_type = text.get("model_type") or config.get("model_type") or ""
         return cls(
             name=name or config.get("_name_or_path") or config.get("model_type") or "",
             vocab_size=text["vocab_size"],
@@ -46,6 +53,9 @@ class ModelShape:
             head_dim=text.get("head_dim") or text["hidden_size"] // heads,
             tied=bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
             extra_params=vision_params(vision) if vision else 0,
+            vision_linear_params=vision_linear_params(vision) if vision else 0,
+            vision_linear_rows=vision_linear_rows(vision) if vision else 0,
+            qk_norm=model_type in QK_NORM_TYPES,
         )
 
     def qwen3_config(self, **overrides: Any):
@@ -97,6 +107,27 @@ class ModelShape:
         """All parameters but the norms."""
         return self.backbone_linear_params + self.embedding_params + self.extra_params
 
+    @property
+    def norm_params(self) -> int:
+        """RMSNorm weights: two per layer and the final one, plus per-head q/k norms where the family has them."""
+        return self.num_layers * (2 * self.hidden_size + (2 * self.head_dim if self.qk_norm else 0)) + self.hidden_size
+
+    @property
+    def quantised_linear_params(self) -> int:
+        """Weights bitsandbytes quantises: every nn.Linear but the LM head (decoder and vision tower linears)."""
+        return self.backbone_linear_params + self.vision_linear_params
+
+    @property
+    def quantised_rows(self) -> int:
+        """Output rows of the quantised linears (8-bit keeps one fp32 scale per row)."""
+        per_layer = sum(out for _, out in self.linear_shapes().values())
+        return self.num_layers * per_layer + self.vision_linear_rows
+
+    @property
+    def unquantised_params(self) -> int:
+        """What stays unquantised on a k-bit base: embeddings, LM head, norms, a vision tower's non-linear parts."""
+        return self.embedding_params + self.norm_params + self.extra_params - self.vision_linear_params
+
     def lora_params(self, rank: int, targets: Sequence[str]) -> int:
         """LoRA A + B parameters: rank x (in + out) of each targeted linear of every layer."""
         shapes = self.linear_shapes()
@@ -115,7 +146,21 @@ class ModelShape:
         return self.num_layers * 2 * self.num_kv_heads * self.head_dim * bytes_per_value
 
 
-def vision_params(vision: Mapping[str, Any]) -> int:
-    """A ViT encoder's parameters (attention 4h^2 + MLP 2hi per layer), e.g. Gemma 3's SigLIP tower (~0.4B)."""
+def vision_linear_params(vision: Mapping[str, Any]) -> int:
+    """A ViT encoder's linears: attention q, k, v, out (4h^2) and MLP fc1, fc2 (2hi) per layer (SigLIP)."""
     h, i = vision.get("hidden_size", 0), vision.get("intermediate_size", 0)
     return vision.get("num_hidden_layers", 0) * (4 * h * h + 2 * h * i)
+
+
+def vision_linear_rows(vision: Mapping[str, Any]) -> int:
+    h, i = vision.get("hidden_size", 0), vision.get("intermediate_size", 0)
+    return vision.get("num_hidden_layers", 0) * (5 * h + i)
+
+
+def vision_params(vision: Mapping[str, Any]) -> int:
+    """A ViT encoder's parameters, e.g. Gemma 3's SigLIP tower (~0.4B): its linears plus the patch embedding
+    (3 x patch^2 x h) and one position embedding per patch."""
+    h = vision.get("hidden_size", 0)
+    patch = vision.get("patch_size", 14)
+    patches = (vision.get("image_size", 896) // patch) ** 2 if h else 0
+    return vision_linear_params(vision) + (3 * patch * patch + patches) * h

@@ -5,19 +5,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import LINEAGE_FILE
 from fine_tune.errors import ModelSourceError
+from fine_tune.hub_access import is_local, written_as_path
 from fine_tune.models.lineage import read_lineage
 
 logger = logging.getLogger(__name__)
 
 
 def read_adapter_base(source: str, token: str | None = None, subfolder: str | None = None) -> str | None:
-    """`base_model_name_or_path` from an adapter config, or None when `source` holds no adapter."""
+    """`base_model_name_or_path` from an adapter config, or None when `source` holds no adapter. A local folder is
+    judged on disk and never sent to the Hub: peft's `PeftConfig.from_pretrained` falls back to the Hub when a folder
+    has no adapter_config.json, and `demo_artifacts/tiny-model` reads as the Hub ID `owner/name`."""
     from peft import PeftConfig
+    from peft.utils import CONFIG_NAME
 
+    if is_local(source) or written_as_path(source):
+        folder = Path(source).expanduser() / (subfolder or "")
+        if not (folder / CONFIG_NAME).is_file():
+            return None
+        source, subfolder = str(folder), None
     try:
         return PeftConfig.from_pretrained(source, subfolder=subfolder, token=token).base_model_name_or_path
     except (OSError, ValueError):

@@ -26,9 +26,11 @@ from fine_tune.constants import (
     TOKEN_ENV,
 )
 from fine_tune.errors import RecipeError
+from fine_tune.models.precision import MODEL_TYPE_HELP
 from fine_tune.task.mixture import MixtureEntry, mixture_sizes, parse_task_mixture
 from fine_tune.task.rewards import DEFAULT_REWARD_MODE, REWARD_FUNCS, REWARD_MODES
 from fine_tune.task.spec import DEFAULT_TASK
+from fine_tune.task.variants import load_variants
 
 SPLIT_EVAL = "split"  # eval_split value: the EVAL split of the training shuffle
 OFFICIAL_EVAL = "official"  # eval_split value: each task's own official split (its task file's eval_split)
@@ -65,6 +67,14 @@ class SplitArguments:
         metadata={"help": "Keep each value's share equal across the sft/grpo/eval splits: subject or answer"},
     )
     split_seed: int = field(default=DEFAULT_SPLIT_SEED, metadata={"help": "Seed of the upstream shuffle"})
+    curriculum: str | None = field(
+        default=None,
+        metadata={
+            "help": "A specialty curriculum or training_recommendations.json (docs/rounds.md): a holdout of N rows "
+            "per subject is the EVAL split, each subject trains its recommended share of the rest, the remainder is "
+            "a pool; replaces the split sizes (not with stratify_by)"
+        },
+    )
     sft_size: int = field(default=DEFAULT_SPLIT_SIZES["sft"])
     grpo_size: int = field(default=DEFAULT_SPLIT_SIZES["grpo"])
     eval_size: int = field(default=DEFAULT_SPLIT_SIZES["eval"])
@@ -78,13 +88,18 @@ class SplitArguments:
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # TRL's ScriptArguments has its own
             parent()
-        for key in ("stratify_by", "dataset_name", "dataset_train_split"):
+        for key in ("stratify_by", "dataset_name", "dataset_train_split", "curriculum"):
             value = getattr(self, key)
             if value is not None and value.strip().lower() in NULL_WORDS:
                 setattr(self, key, None)
         if self.stratify_by is not None and self.stratify_by not in STRATIFY_COLUMNS:
             raise RecipeError(
                 f"stratify_by must be one of {', '.join(STRATIFY_COLUMNS)} (or unset), got {self.stratify_by!r}"
+            )
+        if self.curriculum is not None and self.stratify_by is not None:
+            raise RecipeError(
+                f"stratify_by {self.stratify_by!r} and curriculum are both set: a curriculum splits by subject "
+                "itself (docs/rounds.md); unset one"
             )
         if self.is_mixture:
             given = [key for key in ("dataset_name", "dataset_train_split") if getattr(self, key)]
@@ -112,12 +127,12 @@ class SplitArguments:
 
 
 @dataclass
-class MedMCQAScriptArguments(SplitArguments, ScriptArguments):
+class TrainScriptArguments(SplitArguments, ScriptArguments):
     """TRL's script arguments with the project's data source and split."""
 
 
 @dataclass
-class GRPOScriptArguments(MedMCQAScriptArguments):
+class GRPOScriptArguments(TrainScriptArguments):
     reward_funcs: list[str] = field(
         default_factory=lambda: list(REWARD_MODES[DEFAULT_REWARD_MODE]),
         metadata={"help": f"Reward functions by registry name: {sorted(REWARD_FUNCS)}"},
@@ -163,6 +178,21 @@ class EvalConfig(SplitArguments):
             "(seeded) from the SFT split, labelled '<label>-<k>shot'"
         },
     )
+    prompt_variants: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also score each model under the prompt variants of a file: 'default' "
+            "(configs/tasks/variants/default.yaml: wording, option formats, instructions in or out) or a YAML path; "
+            "the headline stays the project's own prompt"
+        },
+    )
+    harness: str | None = field(
+        default=None,
+        metadata={
+            "help": "Also score each model with lm-evaluation-harness's log-likelihood multiple-choice protocol (the "
+            "Open Medical-LLM Leaderboard's) on the same rows: 'lm_eval' (needs the [harness] extra)"
+        },
+    )
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N eval rows"})
     batch_size: int | str = field(
         default=DEFAULT_BATCH_SIZE,
@@ -174,6 +204,7 @@ class EvalConfig(SplitArguments):
     )
     max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Generation budget per answer"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 older GPUs, fp32 CPU), ..."})
+    model_type: str | None = field(default=None, metadata={"help": MODEL_TYPE_HELP})
     torch_threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads for torch (default: torch's choice); 1 suits tiny models on busy CPUs"},
@@ -184,6 +215,20 @@ class EvalConfig(SplitArguments):
     output_dir: str = field(default="eval_results", metadata={"help": "Parent folder of the run folder"})
     seed: int = field(default=42, metadata={"help": "Seed for the bootstrap (generation is greedy)"})
     bootstrap_resamples: int = field(default=10000, metadata={"help": "Paired bootstrap resamples"})
+    text_max_length: int = field(
+        default=2048, metadata={"help": "Text tasks: tokens of each text scored for perplexity (longer: cut, counted)"}
+    )
+    extra_metrics: str | None = field(
+        default=None,
+        metadata={
+            "help": "Open tasks: 'meteor' and/or 'bertscore' (comma-separated), scored per row with intervals; "
+            "refused in one line when NLTK's WordNet data or the BERTScore model cannot be loaded"
+        },
+    )
+    bertscore_model: str = field(
+        default="roberta-large",
+        metadata={"help": "BERTScore's model: an ID in bert-score's model table (default: its English default)"},
+    )
     fail_on_regression: bool = field(
         default=False,
         metadata={
@@ -201,6 +246,12 @@ class EvalConfig(SplitArguments):
         self.models = parse_models(self.models)
         if self.split_manifest is not None and self.split_manifest.strip().lower() in NULL_WORDS:
             self.split_manifest = None
+        if self.prompt_variants is not None and self.prompt_variants.strip().lower() in NULL_WORDS:
+            self.prompt_variants = None
+        if self.prompt_variants is not None:
+            load_variants(self.prompt_variants)  # a bad variants file is refused before any model loads
+        if self.harness is not None and self.harness.strip().lower() in NULL_WORDS:
+            self.harness = None
         if self.precision not in PRECISIONS:
             raise RecipeError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.torch_threads is not None and self.torch_threads < 1:

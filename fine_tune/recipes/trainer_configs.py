@@ -12,7 +12,7 @@ from fine_tune.constants import (
     TRACKIO_PROJECT,
 )
 from fine_tune.models.acceleration import VLLM_SERVER, parse_switch
-from fine_tune.models.precision import resolve_precision
+from fine_tune.models.precision import MODEL_TYPE_HELP, resolve_precision
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS
 
 # transformers 5.17, the newest release the [vllm] extra can install (vLLM 0.31 needs < 5.18), still calls
@@ -29,13 +29,18 @@ def _apply_checkpointing_name(config) -> None:
 def _apply_hardware(config) -> None:
     """Precision from the hardware, and `use_cpu` without CUDA: accelerate only treats a torchrun launch on CPU as
     data-parallel (MULTI_CPU, gloo) when told it runs on the CPU; otherwise each process trains alone, unsynced."""
-    precision = resolve_precision(config.precision)  # ValueError naming the choices for an unknown one
+    # ValueError naming the choices for an unknown one, or for fp16 on an architecture that overflows in it
+    precision = resolve_precision(config.precision, model_type=config.model_type)
     config.bf16, config.fp16 = precision.bf16, precision.fp16
     if not torch.cuda.is_available():
         config.use_cpu = True
 
 
 NO_IMPROVEMENT_ACTIONS = ("fail", "warn")
+PRECISION_HELP = (
+    "auto (bf16 on sm>=8, fp16 on older GPUs unless model_type overflows in it, then fp32; fp32 on CPU), fp32, "
+    "fp16, bf16"
+)
 
 
 @dataclass
@@ -50,6 +55,9 @@ class SelectionArguments:
     dev_max_new_tokens: int = field(default=256, metadata={"help": "Generation budget per dev answer"})
     target_accuracy: float | None = field(
         default=None, metadata={"help": "Stop once a trained step reaches this dev strict accuracy"}
+    )
+    target_perplexity: float | None = field(
+        default=None, metadata={"help": "Text tasks: stop once a trained step's dev perplexity is at or below this"}
     )
     early_stopping_patience: int | None = field(
         default=None, metadata={"help": "Stop after this many dev evaluations without a better dev score"}
@@ -69,11 +77,16 @@ def _apply_selection(config) -> None:
         )
     if config.target_accuracy is not None and not 0.0 < config.target_accuracy <= 1.0:
         raise ValueError(f"target_accuracy must be in (0, 1], got {config.target_accuracy}")
+    if config.target_perplexity is not None and not config.target_perplexity >= 1.0:
+        raise ValueError(f"target_perplexity must be >= 1 (a perplexity), got {config.target_perplexity}")
     if config.dev_size < 0:
         raise ValueError(f"dev_size must be >= 0, got {config.dev_size}")
     if config.dev_size == 0:
-        if config.target_accuracy is not None or config.early_stopping_patience:
-            raise ValueError("target_accuracy and early_stopping_patience need a dev slice: set dev_size > 0")
+        targets = (config.target_accuracy, config.target_perplexity)
+        if any(t is not None for t in targets) or config.early_stopping_patience:
+            raise ValueError(
+                "target_accuracy, target_perplexity and early_stopping_patience need a dev slice: set dev_size > 0"
+            )
         return
     if str(config.eval_strategy) in ("no", "IntervalStrategy.NO"):
         config.eval_strategy = "steps"
@@ -90,9 +103,8 @@ class ProjectArguments(SelectionArguments):
     """The fields both trainer configs add to TRL's, and their checks. A base listed before TRL's config, so that its
     defaults (precision, the trackio project) win over TrainingArguments' own."""
 
-    precision: str = field(
-        default="auto", metadata={"help": "auto (bf16 on sm>=8, fp16 on older GPUs, fp32 on CPU), fp32, fp16, bf16"}
-    )
+    precision: str = field(default="auto", metadata={"help": PRECISION_HELP})
+    model_type: str | None = field(default=None, metadata={"help": MODEL_TYPE_HELP})
     project: str = field(default=TRACKIO_PROJECT, metadata={"help": "trackio project"})
     if LEGACY_CHECKPOINTING_NAME:
         activation_checkpointing: bool = field(default=False, metadata={"help": CHECKPOINTING_HELP})

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fine_tune.task.prompts import LETTERS
-from fine_tune.task.spec import RESPONSE_KEYS
+from fine_tune.task.spec import OPEN_RESPONSE_KEYS, RESPONSE_KEYS
 
 EMPTY = "empty"
 THINK_BLOCK = "think_block"
@@ -33,6 +33,7 @@ BAD_CATEGORY = "bad_category"
 BAD_CONFIDENCE = "bad_confidence"
 BAD_REASON = "bad_reason"
 EMPTY_REASON = "empty_reason"
+BAD_ANSWER = "bad_answer"  # an open task's JSON "answer" is not a non-empty string
 
 FAILURE_REASONS: tuple[str, ...] = (
     EMPTY,  # nothing but whitespace
@@ -127,6 +128,46 @@ def parse_response(completion: Any, letters: Sequence[str] = LETTERS) -> ParsedR
     if not isinstance(value, dict):
         return _failed(NOT_OBJECT)
     return _check_object(value, letters)
+
+
+@dataclass(frozen=True)
+class OpenAnswer:
+    """An open task's answer: the text scored against the reference ("" when a JSON answer breaks the contract),
+    and, for answer_format json, the same strict checks as multiple-choice answers (None for plain text)."""
+
+    answer: str
+    json_valid: bool | None
+    schema_valid: bool | None
+    confidence: float | None
+    failure: str | None
+
+
+def parse_open_response(completion: Any, answer_format: str = "json") -> OpenAnswer:
+    """Plain text: the stripped completion (a think block removed). JSON: the stripped completion must be exactly one
+    object with exactly the keys "answer" (a non-empty string) and "confidence" (a number in [0, 1])."""
+    text = completion_text(completion).strip()
+    if answer_format == "text":
+        return OpenAnswer(strip_think(text).strip(), None, None, None, None)
+    if not text:
+        return OpenAnswer("", False, False, None, EMPTY)
+    try:
+        value, end = _decode_at(text, 0)
+    except (ValueError, RecursionError):
+        return OpenAnswer("", False, False, None, _unparseable_reason(text))
+    if end < len(text) or not isinstance(value, dict):
+        failure = TRAILING_TEXT if isinstance(value, dict) else NOT_OBJECT
+        return OpenAnswer("", False, False, None, failure)
+    answer_key, confidence_key = OPEN_RESPONSE_KEYS
+    answer, confidence = value.get(answer_key), _valid_confidence(value.get(confidence_key))
+    if isinstance(value, _DuplicateKeys) or set(value) != set(OPEN_RESPONSE_KEYS):
+        failure = WRONG_KEYS
+    elif not isinstance(answer, str) or not answer.strip():
+        failure = BAD_ANSWER
+    elif confidence is None:
+        failure = BAD_CONFIDENCE
+    else:
+        return OpenAnswer(answer.strip(), True, True, confidence, None)
+    return OpenAnswer("", True, False, confidence, failure)
 
 
 def parse_response_lenient(completion: Any, letters: Sequence[str] = LETTERS) -> ParsedResponse:

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from fine_tune.errors import ModelSourceError
-from fine_tune.task.spec import CHOICES_FIELD, DEFAULT_TASK, TaskSpec, resolve_task
+from fine_tune.errors import ModelSourceError, RecipeError
+from fine_tune.task.spec import CHOICES_FIELD, DEFAULT_TASK, OPEN_RESPONSE_KEYS, TaskSpec, resolve_task
+from fine_tune.task.variants import DEFAULT_OPTION_FORMAT, PROJECT_VARIANT, PromptVariant
 
 LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
 OPTION_COLUMNS: tuple[str, ...] = ("opa", "opb", "opc", "opd")
@@ -44,6 +45,23 @@ def system_prompt(letters: Sequence[str] = LETTERS, template: str | None = None)
 
 
 SYSTEM_PROMPT = system_prompt(LETTERS)
+OPEN_JSON_SYSTEM_PROMPT = (
+    "You are a medical expert answering a medical question. "
+    "Reply with exactly one JSON object and nothing else, with these keys: "
+    f'"{OPEN_RESPONSE_KEYS[0]}" (your answer, in the language of the question), '
+    f'"{OPEN_RESPONSE_KEYS[1]}" (a number between 0 and 1).'
+)
+OPEN_TEXT_SYSTEM_PROMPT = "You are a medical expert. Answer the medical question accurately and concisely."
+
+
+def task_system_prompt(task: TaskSpec | None) -> str:
+    """The system prompt of any task: a multiple-choice task's names its letters; an open task's asks for the JSON
+    answer (answer_format: json) or for the answer alone (text); a task's own `prompt.system` replaces either."""
+    if task is None or not task.is_open:
+        return system_prompt(_letters(task), task.system if task else None)
+    if task.system is not None:
+        return task.system
+    return OPEN_JSON_SYSTEM_PROMPT if task.answer_format == "json" else OPEN_TEXT_SYSTEM_PROMPT
 
 
 def gold_letter(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
@@ -51,12 +69,20 @@ def gold_letter(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
     return _letters(task)[row["answer"]]
 
 
-def format_question(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
-    """The user message: the context (if the task has one) under its label, the question, the lettered options."""
+def format_question(
+    row: Mapping[str, Any], task: TaskSpec | None = None, option_format: str = DEFAULT_OPTION_FORMAT
+) -> str:
+    """The user message: the context (if the task has one) under its label, the question, the lettered options (an
+    open task has none)."""
     task = task or resolve_task(DEFAULT_TASK)
     lines = [f"{task.context_label}: {row['context'].strip()}"] if row.get("context") else []
     lines.append(f"{task.question_label}: {row['question'].strip()}")
-    lines += [f"{letter}) {str(option).strip()}" for letter, option in zip(task.letters, row["options"], strict=False)]
+    if task.is_open:
+        return "\n".join(lines)
+    lines += [
+        option_format.replace("{letter}", letter).replace("{text}", str(option).strip())
+        for letter, option in zip(task.letters, row["options"], strict=False)
+    ]
     return "\n".join(lines)
 
 
@@ -66,13 +92,23 @@ def prompt_messages(
     *,
     task: TaskSpec | None = None,
     exemplars: Sequence[Mapping[str, Any]] = (),
+    variant: PromptVariant | None = None,
 ) -> list[dict[str, str]]:
-    """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question."""
-    messages = [{"role": "system", "content": system_prompt(_letters(task), task.system if task else None)}]
+    """System prompt, one user/assistant pair per exemplar (k-shot: the same strict contract), then the question;
+    a `variant` (`fine_tune.task.variants`) changes the instructions, the option format or where they go."""
+    variant = variant or PromptVariant(PROJECT_VARIANT)
+    if task is not None and task.is_open:
+        system = task_system_prompt(task)
+    else:
+        system = system_prompt(_letters(task), variant.system or (task.system if task else None))
+    messages = [{"role": "system", "content": system}] if variant.system_placement == "system" else []
     for exemplar in exemplars:
-        messages.append({"role": "user", "content": format_question(exemplar, task)})
+        messages.append({"role": "user", "content": format_question(exemplar, task, variant.option_format)})
         messages.append({"role": "assistant", "content": target_response(exemplar, task)})
-    messages.append({"role": "user", "content": format_question(row, task)})
+    question = format_question(row, task, variant.option_format)
+    if variant.system_placement == "user":
+        question = system + SYSTEM_FOLD_SEPARATOR + question
+    messages.append({"role": "user", "content": question})
     return (chat_format or DEFAULT_CHAT_FORMAT).conversation(messages)
 
 
@@ -86,7 +122,9 @@ def target_reason(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
 
 
 def target_response(row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
-    """The assistant's target: one JSON object with exactly the three keys."""
+    """The assistant's target: one JSON object with exactly the three keys (an open task's: `open_target`)."""
+    if task is not None and task.is_open:
+        return open_target(row, task)
     return json.dumps(
         {
             "predicted_category": gold_letter(row, task),
@@ -97,10 +135,21 @@ def target_response(row: Mapping[str, Any], task: TaskSpec | None = None) -> str
     )
 
 
+def open_target(row: Mapping[str, Any], task: TaskSpec) -> str:
+    """An open task's target: {"answer": reference, "confidence": TARGET_CONFIDENCE}, or the reference alone."""
+    if task.answer_format == "text":
+        return row["answer"]
+    answer_key, confidence_key = OPEN_RESPONSE_KEYS
+    return json.dumps({answer_key: row["answer"], confidence_key: TARGET_CONFIDENCE}, ensure_ascii=False)
+
+
 def sft_example(
     row: Mapping[str, Any], chat_format: ChatFormat | None = None, task: TaskSpec | None = None
 ) -> dict[str, Any]:
-    """Conversational prompt/completion: TRL masks the prompt, so loss falls on the completion only."""
+    """Conversational prompt/completion: TRL masks the prompt, so loss falls on the completion only. A text task's
+    example is its plain text (no chat template; loss on every token)."""
+    if task is not None and task.is_text:
+        return {"text": row["text"]}
     chat_format = chat_format or DEFAULT_CHAT_FORMAT
     return {
         "prompt": prompt_messages(row, chat_format, task=task),
@@ -113,6 +162,8 @@ def grpo_example(
     row: Mapping[str, Any], chat_format: ChatFormat | None = None, task: TaskSpec | None = None
 ) -> dict[str, Any]:
     """Prompt-only example; `ground_truth` and the task's `letters` reach the reward functions as keyword arguments."""
+    if task is not None and task.type != "mcq":
+        raise RecipeError(f"task {task.name} is a {task.type} task: GRPO is built for multiple-choice tasks only")
     return {
         "prompt": prompt_messages(row, chat_format, task=task),
         "ground_truth": gold_letter(row, task),
@@ -198,7 +249,10 @@ def render_prompt(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
 
 
 def render_training_text(tokenizer: Any, row: Mapping[str, Any], task: TaskSpec | None = None) -> str:
-    """The full SFT training sequence (prompt + target) for `row`, as the SFT trainer renders it."""
+    """The full SFT training sequence (prompt + target) for `row`, as the SFT trainer renders it (a text task's:
+    the text and the end-of-sequence token)."""
+    if task is not None and task.is_text:
+        return row["text"] + (tokenizer.eos_token or "")
     example = sft_example(row, chat_format(tokenizer), task=task)
     return tokenizer.apply_chat_template(
         example["prompt"] + example["completion"], tokenize=False, **example["chat_template_kwargs"]

@@ -27,6 +27,7 @@ class SampleScore:
     lenient_json_valid: bool
     lenient_schema_valid: bool
     lenient_correct: bool
+    reason: str | None = None  # the strict answer's reason (None when it breaks the contract before the reason)
 
 
 def score_sample(completion: Any, gold_letter: str, letters: Sequence[str] = LETTERS) -> SampleScore:
@@ -45,6 +46,7 @@ def score_sample(completion: Any, gold_letter: str, letters: Sequence[str] = LET
         lenient_json_valid=lenient.json_valid,
         lenient_schema_valid=lenient.schema_valid,
         lenient_correct=lenient.category == gold_letter,
+        reason=strict.reason,
     )
 
 

@@ -47,8 +47,14 @@ MIN_OPTIONS = 2
 MAX_OPTIONS = len(LETTER_POOL)
 OPTION_LAYOUTS: tuple[str, ...] = ("columns", "list", "dict", "key_value", "fixed")
 ANSWER_ENCODINGS: tuple[str, ...] = ("letter", "index0", "index1", "text", "key")
+TASK_TYPES: tuple[str, ...] = ("mcq", "open", "text")
+ANSWER_FORMATS: tuple[str, ...] = ("json", "text")  # an open task's target: {"answer", "confidence"} or plain text
+OPEN_FIELD_KEYS: tuple[str, ...] = ("id", "question", "answer", "context", "subject")
+TEXT_FIELD_KEYS: tuple[str, ...] = ("id", "text", "subject")
 TOP_KEYS: tuple[str, ...] = (
     "name",
+    "type",
+    "answer_format",
     "description",
     "dataset_path",
     "dataset_configs",
@@ -64,7 +70,10 @@ TOP_KEYS: tuple[str, ...] = (
 FIELD_KEYS: tuple[str, ...] = ("id", "question", "options", "answer", "context", "explanation", "subject", "image")
 PROMPT_KEYS: tuple[str, ...] = ("question_label", "context_label", "system")
 RESPONSE_KEYS: tuple[str, ...] = ("predicted_category", "confidence", "reason")  # the answer JSON, in order
+SUBJECT_FIELD, SUBJECT_CONFIG, SUBJECT_TAGGED = "field", "config", "tagged"  # TaskSpec.subject_source
 CHOICES_FIELD = "{choices}"  # where a task's own system prompt names its letters
+OPEN_RESPONSE_KEYS: tuple[str, ...] = ("answer", "confidence")  # an open task's JSON answer
+REFERENCE_ENCODING = "reference"  # an open task's answer: the reference text as it is
 
 
 @dataclass(frozen=True)
@@ -94,10 +103,12 @@ class TaskSpec:
     name: str
     dataset_path: str
     question: str
-    options: OptionsSpec
-    answer: AnswerSpec
+    options: OptionsSpec | None  # None for an open task
+    answer: AnswerSpec  # an open task's: the reference text's field, encoding "reference"
     letters: tuple[str, ...]
     min_options: int
+    type: str = "mcq"  # mcq | open | text
+    answer_format: str = "json"  # open tasks: json ({"answer", "confidence"}) | text
     dataset_configs: tuple[str | None, ...] = (None,)
     train_split: str = "train"
     eval_split: str | None = None
@@ -118,10 +129,29 @@ class TaskSpec:
     def max_options(self) -> int:
         return len(self.letters)
 
+    @property
+    def is_open(self) -> bool:
+        return self.type == "open"
+
+    @property
+    def is_text(self) -> bool:
+        """Plain text for continued pretraining: `question` names the text field."""
+        return self.type == "text"
+
+    @property
+    def subject_source(self) -> str:
+        """Where a row's subject comes from: its subject field, the Hub config it was read from, or the topic tagger
+        (`fine_tune.data.topics`) for a set that has neither (one Hub config names the set, not a subject)."""
+        if self.subject is not None:
+            return SUBJECT_FIELD
+        return SUBJECT_CONFIG if len([c for c in self.dataset_configs if c]) > 1 else SUBJECT_TAGGED
+
     def to_dict(self) -> dict[str, Any]:
         """What a run records about its task (results, manifests)."""
         return {
             "name": self.name,
+            "type": self.type,
+            **({"answer_format": self.answer_format} if self.is_open else {}),
             "source_file": self.source_file,
             "dataset_path": self.dataset_path,
             "dataset_configs": list(self.dataset_configs),
@@ -168,10 +198,29 @@ def load_task_spec(path: str | Path) -> TaskSpec:
     return parse_task_spec(read_yaml(path), source=path)
 
 
+def _source_fields(values: Mapping[str, Any], dataset_path: str, where: str) -> dict[str, Any]:
+    """The keys every task type reads the same way: where its rows are and what it is."""
+    return {
+        "description": str(values.get("description") or ""),
+        "dataset_path": dataset_path,
+        "dataset_configs": _configs(values.get("dataset_configs"), where),
+        "train_split": _text(values, "train_split", where, default="train"),
+        "eval_split": _optional_text(values, "eval_split", where),
+        "language": _text(values, "language", where, default="en"),
+    }
+
+
 def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None) -> TaskSpec:
     """Validate a task mapping (as read from YAML) into a TaskSpec; RecipeError naming `source` and the key."""
     where = str(source) if source is not None else "task"
     _check_keys(values, TOP_KEYS, where)
+    task_type = values.get("type", "mcq")
+    if task_type not in TASK_TYPES:
+        raise RecipeError(f"{where}: `type` must be one of {', '.join(TASK_TYPES)}, got {task_type!r}")
+    if task_type in ("open", "text"):
+        return _open_spec(values, source, where, task_type)
+    if values.get("answer_format") is not None:
+        raise RecipeError(f"{where}: `answer_format` is a setting of open tasks (type: open)")
     fields = values.get("fields")
     if not isinstance(fields, Mapping):
         raise RecipeError(f"{where}: `fields` must be a mapping with at least question, options and answer")
@@ -195,12 +244,7 @@ def parse_task_spec(values: Mapping[str, Any], source: str | Path | None = None)
         dataset_path = str((Path(source).parent / dataset_path).resolve())
     spec = TaskSpec(
         name=name,
-        description=str(values.get("description") or ""),
-        dataset_path=dataset_path,
-        dataset_configs=_configs(values.get("dataset_configs"), where),
-        train_split=_text(values, "train_split", where, default="train"),
-        eval_split=_optional_text(values, "eval_split", where),
-        language=_text(values, "language", where, default="en"),
+        **_source_fields(values, dataset_path, where),
         letters=letters,
         min_options=min_options,
         question=_field_path(fields, "question", where, required=True),
@@ -228,6 +272,59 @@ def _check_source_columns(spec: TaskSpec, where: str) -> None:
     missing = [p for p in paths if p and spec.source_columns and p.split(".")[0] not in spec.source_columns]
     if missing:
         raise RecipeError(f"{where}: `source_columns` lacks {', '.join(missing)}, which `fields` read")
+
+
+def _open_spec(values: Mapping[str, Any], source: str | Path | None, where: str, task_type: str) -> TaskSpec:
+    """An open-answer task (question, reference answer, optional context/subject/id) or a plain-text task (text,
+    optional subject/id; `question` then names the text field); neither has options or letters."""
+    text = task_type == "text"
+    fields = values.get("fields")
+    if not isinstance(fields, Mapping):
+        needed = "text" if text else "question and answer"
+        raise RecipeError(f"{where}: `fields` must be a mapping with at least {needed}")
+    _check_keys(fields, TEXT_FIELD_KEYS if text else OPEN_FIELD_KEYS, f"{where}: fields (type: {task_type})")
+    for key in ("letters", "min_options"):
+        if values.get(key) is not None:
+            raise RecipeError(f"{where}: `{key}` is a setting of multiple-choice tasks, not of type: {task_type}")
+    if text and (values.get("answer_format") is not None or values.get("prompt") is not None):
+        raise RecipeError(f"{where}: a text task has no prompt and no answer_format (it trains on the text as is)")
+    answer_format = values.get("answer_format", "json")
+    if answer_format not in ANSWER_FORMATS:
+        raise RecipeError(
+            f"{where}: `answer_format` must be one of {', '.join(ANSWER_FORMATS)}, got {answer_format!r}"
+        )
+    prompt = values.get("prompt") or {}
+    if not isinstance(prompt, Mapping):
+        raise RecipeError(f"{where}: `prompt` must be a mapping of {', '.join(PROMPT_KEYS)}")
+    _check_keys(prompt, PROMPT_KEYS, f"{where}: prompt")
+    system = _optional_text(prompt, "system", f"{where}: prompt")
+    if system is not None and answer_format == "json" and any(f'"{k}"' not in system for k in OPEN_RESPONSE_KEYS):
+        raise RecipeError(
+            f"{where}: prompt: system must name the JSON keys {', '.join(repr(k) for k in OPEN_RESPONSE_KEYS)} as "
+            "they are, in double quotes (answer_format: json)"
+        )
+    dataset_path = _text(values, "dataset_path", where)
+    if source is not None and not Path(dataset_path).is_absolute() and _looks_like_path(dataset_path):
+        dataset_path = str((Path(source).parent / dataset_path).resolve())
+    answer = None if text else _field_path(fields, "answer", where, required=True)
+    return TaskSpec(
+        name=_text(values, "name", where) if values.get("name") is not None else _default_name(source),
+        type=task_type,
+        answer_format=answer_format,
+        **_source_fields(values, dataset_path, where),
+        letters=(),
+        min_options=0,
+        question=_field_path(fields, "text" if text else "question", where, required=True),
+        options=None,
+        answer=AnswerSpec(field=answer or "", encoding=REFERENCE_ENCODING),
+        id=_field_path(fields, "id", where),
+        context=None if text else _field_path(fields, "context", where),
+        subject=_field_path(fields, "subject", where),
+        question_label=_text(prompt, "question_label", f"{where}: prompt", default="Question"),
+        context_label=_text(prompt, "context_label", f"{where}: prompt", default="Context"),
+        system=system,
+        source_file=str(source) if source is not None else None,
+    )
 
 
 def _system(prompt: Mapping[str, Any], where: str) -> str | None:

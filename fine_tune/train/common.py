@@ -15,9 +15,11 @@ from fine_tune.data.splits import manifest_hash, splits_hash, write_manifest
 from fine_tune.data.task_splits import phase_split
 from fine_tune.models.lineage import Lineage
 from fine_tune.models.loading import load_model_for_training
-from fine_tune.models.precision import resolve_precision
+from fine_tune.models.precision import check_model_precision, resolve_precision
 from fine_tune.models.saving import save_adapter_and_merged
+from fine_tune.recipes.length import training_length
 from fine_tune.task.spec import TaskSpec
+from fine_tune.train.curves import CURVES_FILE, write_training_curves
 from fine_tune.train.selection import carve_dev
 
 logger = logging.getLogger(__name__)
@@ -83,16 +85,29 @@ def load_phase_rows(script_args, training_args, phase: str) -> PhaseRows:
     return PhaseRows(parts, manifest)
 
 
+LENGTH_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "num_train_epochs")
+
+
+def log_training_length(training_args, phase: str, rows: int) -> None:
+    """One line with both units of the run's length (fine_tune.recipes.length): steps and epochs over its rows."""
+    values = {key: getattr(training_args, key) for key in LENGTH_KEYS}
+    values["num_generations"] = getattr(training_args, "num_generations", None)
+    length = training_length(values, phase, world_size=training_args.world_size, rows=rows)
+    logger.info("training length: %s", length.describe())
+
+
 def load_trainable_model(model_args, training_args, token: str | None):
-    precision = resolve_precision(training_args.precision)
+    precision = resolve_precision(training_args.precision, model_type=training_args.model_type)
     logger.info("precision %s: %s", precision.name, precision.reason)
-    return load_model_for_training(
+    model = load_model_for_training(
         model_args,
         training_dtype(precision, model_args.use_peft),
         token=token,
         trust_remote_code=training_args.trust_remote_code,
         activation_checkpointing=training_args.activation_checkpointing,
     )
+    check_model_precision(precision, getattr(model.config, "model_type", None), model_args.model_name_or_path)
+    return model
 
 
 def finish(
@@ -125,6 +140,7 @@ def finish(
     trainer.save_state()
     paths: dict[str, Path] = {}
     if trainer.is_world_process_zero():
+        write_training_curves(state.log_history, output_dir / CURVES_FILE, f"{phase} {output_dir.name}")
         model = trainer.accelerator.unwrap_model(trainer.model)
         lineage = Lineage(
             phase=phase,

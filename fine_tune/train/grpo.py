@@ -9,15 +9,15 @@ from transformers import set_seed
 from trl import get_peft_config
 
 from fine_tune.data.splits import splits_hash
-from fine_tune.errors import LineageError, RewardHealthError
-from fine_tune.hub_access import hf_token
+from fine_tune.errors import LineageError, RewardHealthError, handoff_hint
+from fine_tune.hub_access import hf_token, require_source
 from fine_tune.models.acceleration import resolve_use_vllm
 from fine_tune.models.lineage import read_lineage, run_config
 from fine_tune.models.loading import full_precision_adapters, load_tokenizer
 from fine_tune.task.prompts import chat_format, grpo_example, usable_template_kwargs
 from fine_tune.task.rewards import check_reward_columns, get_reward_funcs
 from fine_tune.train.checkpoints import resolve_resume
-from fine_tune.train.common import finish, load_phase_rows, load_trainable_model
+from fine_tune.train.common import finish, load_phase_rows, load_trainable_model, log_training_length
 from fine_tune.train.guards import CompletionRecorder, GuardThresholds, RewardHealthGuard
 from fine_tune.train.numerics import NonFiniteGuard
 from fine_tune.train.selection import (
@@ -57,6 +57,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     set_seed(training_args.seed)
     token = hf_token(script_args.hf_token_env)
     source = model_args.model_name_or_path
+    require_source(source, "GRPO's starting model", produced_by=handoff_hint("sft"))  # before anything is written
     rows = load_phase_rows(script_args, training_args, "grpo")
     check_sft_lineage(source, read_lineage(source, token=token), rows.manifest, script_args.require_sft_lineage)
     tokenizer = load_tokenizer(
@@ -69,6 +70,7 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
     template = chat_format(tokenizer)
     dataset = rows.examples(grpo_example, template)
     dev = rows.examples(grpo_example, template, "dev")
+    log_training_length(training_args, "grpo", len(dataset))
     training_args.chat_template_kwargs = usable_template_kwargs(tokenizer, training_args.chat_template_kwargs)
     reward_funcs = get_reward_funcs(script_args.reward_funcs)
     check_reward_columns(reward_funcs, dataset.column_names)

@@ -187,7 +187,9 @@ class RewardHealthGuard(TrainerCallback):
             f"({'; '.join(self.recent)}). Zero reward variance gives zero advantages (GRPO learns nothing); a reward "
             "component earned early and then lost, or prompt-independent completions, mean the policy is gaming the "
             "rewards. Check that the reward functions parse TRL's conversational completions, that Qwen3 runs with "
-            f"enable_thinking=False, and lower the learning rate. Last completions:\n{samples}"
+            "enable_thinking=False, and lower the learning rate. A smoke run of a few steps from a barely trained "
+            "model earns no reward: that is expected there; add --reward_guard_action warn to let it finish. "
+            f"Last completions:\n{samples}"
         )
         logger.error(self.message)
         if self.action == "stop":

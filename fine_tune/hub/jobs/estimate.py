@@ -1,8 +1,8 @@
 """Job time, cost and timeout estimates per flavor and phase: the one source of seconds per step.
 
-Rules: a flavor's figure is measured only by `scripts/benchmark.py --device cuda` on its GPU family; until then it is
-the conservative T4 figure scaled by the hardware table (`fine_tune.hub.jobs.hardware`), monotone in the hardware, so a
-faster flavor never gets a longer estimate; a CPU run or a projection never overrides a figure."""
+Rules: a flavor's figure is measured only by `scripts/benchmark.py --device cuda --write` on its GPU family; until
+then it is the conservative T4 figure scaled by the hardware table (`fine_tune.hub.jobs.hardware`), monotone in the
+hardware, so a faster flavor never gets a longer estimate; a CPU run or a projection never overrides a figure."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
-from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavors_of_family, gpu_family
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavor_gpus, flavors_of_family, gpu_family
 from fine_tune.hub.phases import PHASES, JobsError
 from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
+from fine_tune.recipes.length import training_length
 
 logger = logging.getLogger(__name__)
 OFFICIAL_SPLIT_ROWS = {"validation": 4183}  # MedMCQA's labelled dev split, for eval_split: validation
@@ -30,7 +31,7 @@ class Figure:
     source: str
 
 
-# The conservative T4 figures: what a T4 flavor's timeout uses until a T4 has run `scripts/benchmark.py --device cuda`.
+# The conservative T4 figures: what a T4 flavor's timeout uses until a T4 has run `benchmark.py --device cuda --write`.
 CONSERVATIVE_T4: dict[str, Figure] = {
     "sft": Figure(
         3.5,
@@ -179,8 +180,34 @@ def resolved_figures(benchmarks: dict[tuple[str, str], Figure] | None = None) ->
     return out
 
 
+def single_gpu_flavor(flavor: str) -> str | None:
+    """The table's single-GPU flavor of the same GPU as a multi-GPU flavor named `<name>xN` (`l4x4` -> `l4x1`,
+    `a10g-largex4` -> `a10g-large`, `h200x8` -> `h200`); None when there is none."""
+    match = _MULTI_GPU.match(flavor)
+    if flavor in JOBS_FLAVORS or not match or int(match.group(2)) < 2:
+        return None
+    prefix = match.group(1)
+    return next((name for name in (prefix, f"{prefix}x1") if name in JOBS_FLAVORS), None)
+
+
+_MULTI_GPU = re.compile(r"^(.+?)x(\d+)$")
+
+
 def figure_for(flavor: str, phase: str, benchmarks: dict[tuple[str, str], Figure] | None = None) -> Figure | None:
-    return resolved_figures(benchmarks).get(flavor, {}).get(phase)
+    """The flavor's seconds per step. A multi-GPU flavor gets its GPU's single-GPU figure unchanged: no credit for
+    the extra GPUs (data-parallel steps take at least as long as one GPU's, and the step count is not divided)."""
+    figures = resolved_figures(benchmarks)
+    if flavor in figures:
+        return figures[flavor].get(phase)
+    single = single_gpu_flavor(flavor)
+    figure = figures[single].get(phase) if single else None
+    if figure is None:
+        return None
+    return Figure(
+        figure.seconds,
+        figure.kind,
+        f"{single}'s single-GPU figure, no credit for the {flavor_gpus(flavor)} GPUs of {flavor}: {figure.source}",
+    )
 
 
 @dataclass
@@ -236,10 +263,7 @@ def phase_units(phase: str, recipe: dict[str, Any]) -> int:
     if PHASES[phase].trains:
         if recipe["max_steps"] > 0:
             return int(recipe["max_steps"])
-        per_step = recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"]
-        completions = recipe["num_generations"] if phase == "grpo" else 1
-        rows = recipe[f"{phase}_size"] * completions * recipe["num_train_epochs"]
-        return max(1, math.ceil(rows / per_step))
+        return training_length(recipe, phase).steps
     split = recipe["eval_split"]
     rows = recipe["eval_size"] if split == SPLIT_EVAL else OFFICIAL_SPLIT_ROWS.get(split, recipe["eval_size"])
     questions = min(rows, recipe["limit"]) if recipe["limit"] else rows
@@ -318,8 +342,8 @@ def resolve_timeout(est: Estimate | None, given: str | None, flavor: str) -> tup
 
 
 def cost_table(recipes: dict[str, dict[str, Any]], benchmarks: dict[tuple[str, str], Figure] | None = None) -> str:
-    """The README's cost table: per flavor, each phase's estimated time, cost and (in brackets) default timeout for
-    the given recipes (`{phase: recipe values}`), and the pipeline total."""
+    """The cost table of docs/jobs.md: per flavor, each phase's estimated time, cost and (in brackets) default timeout
+    for the given recipes (`{phase: recipe values}`), and the pipeline total."""
     from fine_tune.markdown import md_table
 
     benchmarks = benchmark_figures() if benchmarks is None else benchmarks

@@ -6,8 +6,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from fine_tune.models.precision import Device
+
 GB = 1e9
 GIB = 2**30
+# torch.cuda.get_device_properties(0).total_memory on a Tesla T4, in GiB (issue 18): 99% of its datasheet 16 GB
+T4_TOTAL_MEMORY_GIB = 14.74
+T4_USABLE_RATIO = T4_TOTAL_MEMORY_GIB / (16 * GB / GIB)
 
 
 @dataclass(frozen=True)
@@ -18,11 +23,24 @@ class DeviceSpec:
     memory_bandwidth: float  # bytes/s
     memory_bytes: float
     source: str
+    usable_gib: float | None = None  # torch.cuda.get_device_properties(0).total_memory / 2**30, where measured
+
+    @property
+    def usable_memory_gib(self) -> float:
+        """What torch reports as the GPU's total memory (GiB): measured where known (T4), otherwise the datasheet
+        size scaled by the T4's measured ratio (a floor: the HBM parts carry more than their rounded datasheet GB)."""
+        if self.usable_gib is not None:
+            return self.usable_gib
+        return self.memory_bytes / GIB * T4_USABLE_RATIO
+
+    @property
+    def has_bf16(self) -> bool:
+        return self.peak_flops["bf16"] > self.peak_flops["fp32"]
 
     @property
     def training_precision(self) -> str:
         """What `precision: auto` picks on this device: bf16 where it has bf16 tensor cores, fp16 otherwise."""
-        return "bf16" if self.peak_flops["bf16"] > self.peak_flops["fp32"] else "fp16"
+        return "bf16" if self.has_bf16 else "fp16"
 
     @property
     def training_flops(self) -> float:
@@ -114,6 +132,7 @@ DEVICE_SPECS: tuple[tuple[str, DeviceSpec], ...] = (
             320 * GB,
             16 * GB,
             "T4 datasheet (fp16 tensor cores 65 TFLOP/s, fp32 8.1 TFLOP/s, GDDR6 320 GB/s)",
+            usable_gib=T4_TOTAL_MEMORY_GIB,
         ),
     ),
 )
@@ -183,6 +202,18 @@ def flavor_gpus(flavor: str) -> int:
 
 
 def flavor_memory_gib() -> dict[str, float]:
-    """GPU memory (GiB, per GPU) of each listed Jobs flavor, cheapest flavor first."""
+    """Usable GPU memory (GiB, per GPU, as torch reports it) of each listed Jobs flavor, cheapest flavor first."""
     ordered = sorted(JOBS_FLAVORS.values(), key=lambda flavor: flavor.hourly_usd)
-    return {flavor.name: flavor.device.memory_bytes / GIB for flavor in ordered}
+    return {flavor.name: flavor.device.usable_memory_gib for flavor in ordered}
+
+
+def flavor_device(flavor: str) -> Device:
+    """A Jobs flavor's GPU as the precision rule sees it (`fine_tune.models.precision.resolve_precision`): bf16 where
+    the table's device has bf16 tensor cores; a cpu-* flavor is a CPU; an unlisted GPU flavor is assumed to lack
+    bf16 (the rule then never picks bf16 where it may not run)."""
+    if flavor in JOBS_FLAVORS:
+        spec = JOBS_FLAVORS[flavor].device
+        return Device(f"{flavor} ({spec.name})", cuda=True, bf16=spec.training_precision == "bf16")
+    if flavor.startswith("cpu"):
+        return Device(flavor, cuda=False, bf16=False)
+    return Device(f"{flavor} (not in the flavor table)", cuda=True, bf16=False)

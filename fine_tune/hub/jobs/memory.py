@@ -1,79 +1,41 @@
-"""Peak GPU memory of each phase, planned from the model's shape (config.json) and the recipe.
+"""Peak GPU memory of each phase, planned term by term from the code that allocates it (docs/memory.md).
 
-Terms (bytes; t = tokens in a micro-batch, L layers, h hidden, i intermediate, V vocabulary, kv = KV heads x head_dim):
-- weights: each decoder linear at the storage width (4-bit: 0.5 B/param + 4 B per 64-weight block of absmax, or
-  ~0.127 B with nested quantisation; 8-bit: 1 B + 4 B per row); embeddings and lm_head stay unquantised, and k-bit
-  preparation casts every unquantised parameter to fp32 (so a QLoRA base carries fp32 embeddings).
-- adapter: LoRA parameters r x (in + out) per target linear, with their gradient and AdamW's two fp32 moments
-  (full fine-tuning: the same for every parameter, with fp32 master weights).
-- activations (training): per layer and token, the tensors autograd keeps for a LLaMA-style block (norm inputs and
-  outputs, q/k/v, attention output, gate/up/act/product of the gated MLP) = (6h + 2kv + 4i) x compute width, plus a
-  dropout copy of a target's input per LoRA target when lora_dropout > 0; with activation checkpointing only each
-  layer's input is kept, plus one layer recomputed. Logits: t x V at compute width + fp32 copy + its gradient.
-- KV cache (generation): 2 x L x kv x compute width per token of every sequence generated at once.
-The largest of the phase's stages is the peak; a fixed CUDA context (RUNTIME_OVERHEAD_GIB) is added for `fits`.
-Measured against the tiny CPU runs in PLAN.md ("Memory planner").
+Every term is a function below whose docstring names the library code that allocates the bytes it counts, for the
+installed versions (transformers 5.x, trl 1.16, peft 0.21, bitsandbytes 0.50). Widths: `w` the compute width (2 for
+fp16/bf16 autocast, 4 for fp32), `res` the residual stream's width (4 after k-bit preparation, which casts the
+embeddings to fp32, so every decoder layer's input and output is fp32 under autocast).
+`benchmarks/memory_check.py` measures the same terms on CPU through the same code paths (docs/measurements.md).
+
+The model's shape comes from config.json (`fine_tune.models.known_shapes` for the recipe bases, offline); token
+lengths from the task's measured figures (`known_shapes.MEASURED_TOKEN_LENGTHS`) capped by the recipe's `max_length`;
+the device's usable memory from the hardware table (what torch reports as total_memory).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from fine_tune.errors import ModelSourceError
-from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, flavor_memory_gib
-from fine_tune.hub_access import is_hub_id
-from fine_tune.models.shape import ModelShape
-
-logger = logging.getLogger(__name__)
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, DeviceSpec, flavor_memory_gib
+from fine_tune.models.known_shapes import LINEAR_NAMES, ModelShape, task_token_lengths
+from fine_tune.models.precision import Device, resolve_precision
 
 GIB = 1024**3
-BNB_BLOCK = 64  # bitsandbytes 4-bit block size: one absmax per 64 weights
-NESTED_BLOCK = 256  # nested quantisation: absmax stored in 8 bits, one fp32 constant per 256 of them
-RUNTIME_OVERHEAD_GIB = 0.75  # CUDA context + cuBLAS workspace + allocator slack (assumed, not measured here)
-# The longest MedMCQA prompt: 311 tokens on the 4,183 official dev rows with the Qwen3 tokenizer (PLAN.md); other
-# tokenizers write up to ~20% more tokens for the same text.
-PROMPT_TOKENS = 384
-LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ADAM_STATE_BYTES = 8  # two fp32 moments per trained parameter
-
-
-def _decoder(hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, tied, **extra) -> dict[str, Any]:
-    return {
-        "hidden_size": hidden,
-        "intermediate_size": intermediate,
-        "num_hidden_layers": layers,
-        "num_attention_heads": heads,
-        "num_key_value_heads": kv_heads,
-        "head_dim": head_dim,
-        "vocab_size": vocab,
-        "tie_word_embeddings": tied,
-        **extra,
-    }
-
-
-# The shape fields of each recipe base's config.json, for planning without the Hub (read_model_config prefers the
-# real file). Qwen3-4B and Llama-3-8B checked against public copies of their config.json; the others as published
-# on their model pages (Qwen3 family table, Mistral v0.3, Gemma 3 4B with its 27-layer SigLIP tower), not re-checked
-# offline here.
-KNOWN_MODEL_CONFIGS: dict[str, dict[str, Any]] = {
-    "Qwen/Qwen3-0.6B": _decoder(1024, 3072, 28, 16, 8, 128, 151936, True),
-    "Qwen/Qwen3-4B": _decoder(2560, 9728, 36, 32, 8, 128, 151936, True),
-    "Qwen/Qwen3-8B": _decoder(4096, 12288, 36, 32, 8, 128, 151936, False),
-    "mistralai/Mistral-7B-Instruct-v0.3": _decoder(4096, 14336, 32, 32, 8, 128, 32768, False),
-    "dmis-lab/llama-3-meerkat-8b-v1.0": _decoder(4096, 14336, 32, 32, 8, 128, 128256, False),
-    "google/medgemma-4b-it": {
-        "text_config": _decoder(2560, 10240, 34, 8, 4, 256, 262208, True),
-        "vision_config": {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27},
-        "tie_word_embeddings": True,
-    },
-}
+FP32 = 4
+BNB_BLOCK = 64  # bitsandbytes 4-bit: one fp32 absmax per 64 weights (Params4bit, blocksize=64)
+NESTED_BLOCK = 256  # nested quantisation: the absmax stored in 8 bits, one fp32 constant per 256 of them
+ADAPTER_BYTES = 16  # fp32 weight + fp32 grad + AdamW's two fp32 moments (full_precision_adapters)
+# trl/kernels/chunked_logprob.py: TOKEN_CHUNK_SIZE tokens x _CHUNKED_LOGPROB_CHUNK_SIZE (trl/trainer/utils.py) columns
+FUSED_TOKEN_TILE = 4096
+FUSED_VOCAB_TILE = 32768
+# Fp32 tile-sized tensors alive at once in `_backward_tile`, the torch fold that replaces the Triton kernel off CUDA:
+# y = tile.float(), z, log_p, p, grad, and the two temporaries of `grad_logprobs * (is_target.float() - p)`.
+TORCH_FOLD_FP32_TILES = 7
+WIDTHS = {"fp16": 2, "bf16": 2, "fp32": 4}
+# What dropout saves per element: CUDA's fused `native_dropout` a bool mask; elsewhere `_dropout_impl` an fp32 noise
+# tensor (checked with saved_tensors_hooks on CPU).
+DROPOUT_MASK_BYTES = {"cuda": 1, "cpu": 4}
 
 
 @dataclass(frozen=True)
@@ -81,6 +43,8 @@ class MemoryPlan:
     phase: str
     parts: dict[str, int]  # bytes of each term at the peak
     notes: list[str] = field(default_factory=list)
+    precision: str = "bf16"
+    off_peak: dict[str, int] = field(default_factory=dict)  # terms of the stage that is not the peak (not summed)
 
     @property
     def peak_bytes(self) -> int:
@@ -92,38 +56,13 @@ class MemoryPlan:
 
     def describe(self) -> str:
         parts = ", ".join(f"{name} {value / GIB:.2f}" for name, value in self.parts.items())
-        return f"{self.phase}: about {self.peak_gib:.1f} GiB peak ({parts} GiB)"
-
-
-def fits(plan: MemoryPlan, gpu_memory_gib: float, overhead_gib: float = RUNTIME_OVERHEAD_GIB) -> bool:
-    """Whether the planned peak plus the CUDA runtime's own memory fits a GPU of `gpu_memory_gib`."""
-    return plan.peak_gib + overhead_gib <= gpu_memory_gib
-
-
-def smallest_fitting_flavor(
-    plan: MemoryPlan, flavors: Mapping[str, float] | None = None, cost_per_hour: Mapping[str, float] | None = None
-) -> str | None:
-    """The cheapest flavor whose GPU fits the plan (by `cost_per_hour`; without costs, the first in `flavors`' order,
-    cheapest first); None when none does. Default: the Jobs flavors of the hardware table, at their prices."""
-    if flavors is None:
-        flavors = flavor_memory_gib()
-        cost_per_hour = cost_per_hour or {name: flavor.hourly_usd for name, flavor in JOBS_FLAVORS.items()}
-    order = {name: index for index, name in enumerate(flavors)}
-    fitting = [name for name, gib in flavors.items() if fits(plan, gib)]
-    if not fitting:
-        return None
-    return min(fitting, key=lambda name: ((cost_per_hour or {}).get(name, 0.0), order[name]))
-
-
-def compute_bytes(precision: str | None) -> int:
-    """Width of weights and activations: fp32 only when asked; "auto" is bf16/fp16 on any GPU."""
-    return 4 if precision == "fp32" else 2
+        return f"{self.phase} ({self.precision}): about {self.peak_gib:.1f} GiB peak ({parts} GiB)"
 
 
 def lora_targets(values: Mapping[str, Any]) -> tuple[str, ...]:
     targets = values.get("lora_target_modules")
     if targets in (None, "all-linear") or targets == ["all-linear"]:
-        return LINEAR_NAMES  # peft's default for these architectures is q/v; TRL recipes here always name them
+        return LINEAR_NAMES
     if isinstance(targets, str):  # peft reads one string as a regex over module names
         return tuple(name for name in LINEAR_NAMES if name in targets) or LINEAR_NAMES
     targets = list(targets)
@@ -133,135 +72,348 @@ def lora_targets(values: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(targets)
 
 
-def weight_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> tuple[int, list[str]]:
+def quantised(values: Mapping[str, Any]) -> bool:
+    return bool(values.get("load_in_4bit") or values.get("load_in_8bit"))
+
+
+def checkpointed(values: Mapping[str, Any]) -> bool:
+    return bool(values.get("activation_checkpointing") or values.get("gradient_checkpointing"))
+
+
+def weight_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> int:
+    """The base model's parameters as they sit on the GPU during training.
+
+    4-bit: transformers' bitsandbytes quantiser (`quantizers/quantizer_bnb_4bit.py`, `replace_with_bnb_linear`)
+    turns every nn.Linear into `bnb.nn.Linear4bit` except `get_keys_to_not_convert` (the LM head, tied weights, the
+    last module): decoder linears and a vision tower's linears (MedGemma's SigLIP) are NF4 at 0.5 B/weight plus one
+    fp32 absmax per 64 weights (8-bit absmax + one fp32 per 256 with nested quantisation). peft's
+    `prepare_model_for_kbit_training` (peft/utils/other.py) then casts every fp16/bf16 parameter that is not a
+    Params4bit to fp32: the embeddings, the (untied) LM head, the norms, a vision tower's non-linear parameters.
+    8-bit: Int8Params, 1 B/weight plus one fp32 scale per output row. Unquantised: every parameter at the load width.
+    """
     if values.get("load_in_4bit"):
-        nested = values.get("use_bnb_nested_quant")
-        scale = 1 / BNB_BLOCK + 4 / (BNB_BLOCK * NESTED_BLOCK) if nested else 4 / BNB_BLOCK
-        linear = shape.backbone_linear_params * (0.5 + scale)
-        # k-bit preparation casts every unquantised parameter (embeddings, lm_head, norms, vision tower) to fp32
-        rest = (shape.embedding_params + shape.extra_params) * 4
-        return int(linear + rest), ["4-bit NF4 decoder linears; embeddings and lm_head in fp32 after k-bit prep"]
+        scale = 1 / BNB_BLOCK + FP32 / (BNB_BLOCK * NESTED_BLOCK) if values.get("use_bnb_nested_quant") else 4 / 64
+        linear = shape.quantised_linear_params * (0.5 + scale)
+        return int(linear + shape.unquantised_params * FP32)
     if values.get("load_in_8bit"):
-        row_scales = shape.num_layers * sum(out for _, out in shape.linear_shapes().values()) * 4
-        linear = shape.backbone_linear_params + row_scales
-        return int(linear + (shape.embedding_params + shape.extra_params) * 4), ["8-bit decoder linears"]
-    return shape.params * width, []
+        return int(shape.quantised_linear_params + shape.quantised_rows * FP32 + shape.unquantised_params * FP32)
+    return shape.params * width
 
 
-def adapter_params(shape: ModelShape, values: Mapping[str, Any]) -> int:
-    return shape.lora_params(int(values.get("lora_r") or 16), lora_targets(values))
+def adapter_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> int:
+    """LoRA A and B of every targeted linear (peft `LoraModel`): r x (in + out) parameters each. On a quantised base
+    `full_precision_adapters` (fine_tune/models/loading.py) keeps them fp32, so weight, gradient and AdamW's
+    `exp_avg`/`exp_avg_sq` (torch.optim.AdamW, fp32) are 4 B each: 16 B per parameter. Otherwise the weights and
+    their gradients follow the load width and the moments stay fp32."""
+    n = shape.lora_params(int(values.get("lora_r") or 16), lora_targets(values))
+    return n * (ADAPTER_BYTES if quantised(values) else 2 * width + 2 * FP32)
 
 
-def trainable_bytes(shape: ModelShape, values: Mapping[str, Any], width: int) -> int:
-    """Trained parameters with their gradients and AdamW states."""
-    if values.get("use_peft", True):
-        n = adapter_params(shape, values)
-        # TRL keeps LoRA weights in bf16 for a quantised base (QLoRA paper), else in the load dtype
-        adapter_width = 2 if values.get("load_in_4bit") or values.get("load_in_8bit") else width
-        return n * (2 * adapter_width + ADAM_STATE_BYTES)
-    return shape.params * (4 + 4 + ADAM_STATE_BYTES) - shape.params * width  # fp32 master + grad + moments
+def residual_width(values: Mapping[str, Any], width: int) -> int:
+    """Width of the residual stream: `prepare_model_for_kbit_training` casts the embedding to fp32, so the embedding
+    output is fp32 and `residual + attn_output` (fp32 + fp16/bf16) stays fp32 through every layer."""
+    return FP32 if quantised(values) else width
 
 
-def activation_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int) -> int:
+def checkpoint_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int) -> int:
+    """Activation checkpointing (transformers `GradientCheckpointingLayer`, torch.utils.checkpoint): each decoder
+    layer keeps only its input, tokens x hidden at the residual width, until its backward recomputes it."""
+    return shape.num_layers * tokens * shape.hidden_size * residual_width(values, width)
+
+
+def linear_output_width(values: Mapping[str, Any], width: int) -> int:
+    """bnb `Linear4bit.forward` returns `matmul_4bit(...).to(inp_dtype)`: a linear fed the fp32 residual stream
+    (q, k, v, gate, up) or the fp32 MLP product (down) answers in fp32 on a k-bit base; a plain frozen nn.Linear
+    under autocast answers at w."""
+    return FP32 if values.get("load_in_4bit") else width
+
+
+def layer_saved_bytes_per_token(shape: ModelShape, values: Mapping[str, Any], width: int, device: str = "cuda") -> int:
+    """Bytes autograd saves per token in one decoder layer under autocast (Qwen3/Llama/Mistral/Gemma blocks), as
+    `torch.autograd.graph.saved_tensors_hooks` lists them for an NF4 + LoRA layer (docs/memory.md).
+
+    - Frozen base linears save nothing of their input: bnb `MatMul4Bit.forward` keeps `(None, B)`, and a frozen
+      nn.Linear needs only its weight for the input's gradient.
+    - LoRA per target (peft `lora.Linear.forward`: `lora_B(lora_A(dropout(x)))`, the input first cast to the fp32
+      adapter's dtype): dropout's saved mask (lora_dropout > 0: a bool per element on CUDA, `native_dropout`; an fp32
+      noise tensor elsewhere, `_dropout_impl`) and autocast's cast of lora_A's input (w per input feature).
+    - RMSNorm (`hidden.to(float32)`, `pow`, `* rsqrt`) keeps its input: the post-attention norm the fp32 residual
+      sum (res x h); Qwen3's/Gemma 3's q_norm and k_norm the q and k projections, at the linears' output width.
+    - SDPA keeps q and its output at w, and k and v repeated to every head (`repeat_kv`, as a padded batch's mask
+      forces; an unpadded batch keeps them at kv width, which this over-counts by 2 x w x (q - kv)).
+    - MLP: SiLU's input, its output and up's output, at the linears' output width.
+    """
     h, i = shape.hidden_size, shape.intermediate_size
+    q = shape.num_heads * shape.head_dim
     kv = shape.num_kv_heads * shape.head_dim
-    per_token_layer = 6 * h + 2 * kv + 4 * i
-    if values.get("use_peft", True) and float(values.get("lora_dropout") or 0) > 0:
-        shapes = shape.linear_shapes()
-        per_token_layer += sum(shapes[name][0] for name in lora_targets(values))
-    layer = tokens * per_token_layer * width
-    if values.get("activation_checkpointing") or values.get("gradient_checkpointing"):
-        return shape.num_layers * tokens * h * width + layer
-    return shape.num_layers * layer
+    out = linear_output_width(values, width)
+    lora = 0
+    if values.get("use_peft", True):
+        mask = (DROPOUT_MASK_BYTES[device] if float(values.get("lora_dropout") or 0) > 0 else 0) + width
+        rank = int(values.get("lora_r") or 16)
+        lora = sum((shape.linear_shapes()[name][0] * mask + rank * width) for name in lora_targets(values))
+    norms = residual_width(values, width) * h + (out * (q + kv) if shape.qk_norm else 0)
+    attention = width * 4 * q
+    mlp = 3 * out * i
+    return lora + norms + attention + mlp
 
 
-def logits_bytes(shape: ModelShape, tokens: int, width: int) -> int:
-    return tokens * shape.vocab_size * (width + 4 + 4)
+def layer_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int, device: str = "cuda") -> int:
+    """What the layers' autograd graph holds at the start of the backward: with checkpointing one layer recomputed
+    (`layer_saved_bytes_per_token`); without, every layer's saved tensors plus its input (saved by its input norm).
+    Each layer also keeps autocast's w-wide copies of its LoRA weights (the autocast weight cache)."""
+    per_layer = tokens * layer_saved_bytes_per_token(shape, values, width, device)
+    if values.get("use_peft", True):
+        adapter = shape.lora_params(int(values.get("lora_r") or 16), lora_targets(values))
+        per_layer += adapter // shape.num_layers * width
+    if checkpointed(values):
+        return per_layer
+    return shape.num_layers * (per_layer + tokens * shape.hidden_size * residual_width(values, width))
+
+
+def backward_bytes(shape: ModelShape, values: Mapping[str, Any], tokens: int, width: int) -> int:
+    """Alive on top of the recomputed layer's saved tensors early in its backward: the gradient of the residual
+    stream arriving (res x h), the MLP's gradients once down_proj's saved tensors are freed (the product's, SiLU's
+    and up's gradients less down_proj's input: a net 2 x i at the linears' output width), and the dequantised weight
+    of the largest linear (bnb `MatMul4Bit.backward`: `dequantize_4bit(B)`, at w)."""
+    per_token = residual_width(values, width) * shape.hidden_size
+    per_token += 2 * linear_output_width(values, width) * shape.intermediate_size
+    largest = max(a * b for a, b in shape.linear_shapes().values()) * width if values.get("load_in_4bit") else 0
+    return tokens * per_token + largest
+
+
+def fused_lm_head_bytes(
+    shape: ModelShape, values: Mapping[str, Any], tokens: int, scored_tokens: int, width: int, *, triton: bool = True
+) -> int:
+    """TRL's fused LM head (`add_fused_lm_head`, trl/trainer/utils.py, applied by `SFTTrainer.__init__` and
+    `GRPOTrainer`; the kernel `ChunkedLogProbFunction`, trl/kernels/chunked_logprob.py). It never holds
+    tokens x vocabulary logits: the projection runs on a `[min(N, 4096), 32768]` tile buffer at w, with the LM
+    head's 32768-row weight slice cast to w; it saves the final hidden states (N x h, fp32 after k-bit prep: the
+    final norm's weight is fp32) and its backward returns an fp32 `grad_hidden` (N x h). The final norm keeps its
+    input (tokens x h at the residual width). N is the number of scored tokens: on CUDA (Triton) only labelled
+    positions (`hidden_states[mask]`); elsewhere every position, plus the torch fold's fp32 temporaries of tile size
+    (TORCH_FOLD_FP32_TILES)."""
+    n = scored_tokens
+    tile = min(n, FUSED_TOKEN_TILE) * min(FUSED_VOCAB_TILE, shape.vocab_size)
+    weight_slice = min(FUSED_VOCAB_TILE, shape.vocab_size) * shape.hidden_size * width
+    hidden_and_grad = 2 * n * shape.hidden_size * FP32 + tokens * shape.hidden_size * residual_width(values, width)
+    fold = 0 if triton else TORCH_FOLD_FP32_TILES * tile * FP32
+    return tile * width + weight_slice + hidden_and_grad + fold
 
 
 def kv_cache_bytes(shape: ModelShape, sequences: int, tokens: int, width: int) -> int:
+    """transformers `DynamicCache` (generate): key and value per layer, kv heads x head_dim at the model width, for
+    every token of every sequence generated at once."""
     return shape.kv_bytes_per_token(width) * sequences * tokens
 
 
+def generation_step_bytes(shape: ModelShape, sequences: int, prompt_tokens: int, width: int) -> int:
+    """The prefill's largest transient (no autograd): the MLP's gate, up and product (3 x i at w) of every prompt
+    token of the batch, plus `generate`'s next-token logits (`logits_to_keep=1`) upcast to fp32 with the processed
+    scores beside them (2 x sequences x V x 4)."""
+    prefill = sequences * prompt_tokens * 3 * shape.intermediate_size * width
+    return prefill + 2 * sequences * shape.vocab_size * FP32
+
+
+def training_tokens(values: Mapping[str, Any], micro_batch: int, length: int) -> int:
+    return micro_batch * length
+
+
+def sft_length(values: Mapping[str, Any]) -> tuple[int, str]:
+    """The longest micro-batch row: TRL's collator pads to the longest row of the batch, so a task whose measured
+    longest SFT example is shorter than `max_length` never reaches it."""
+    max_length = int(values.get("max_length") or 1024)
+    lengths = task_token_lengths(values.get("task"))
+    if lengths is None:
+        return max_length, f"rows up to max_length {max_length} (no measured token lengths for the task)"
+    if lengths.full < max_length:
+        return lengths.full, f"rows up to {lengths.full} tokens ({lengths.source}), under max_length {max_length}"
+    return max_length, f"rows cut at max_length {max_length} (longest measured {lengths.full})"
+
+
+def prompt_length(values: Mapping[str, Any]) -> int:
+    lengths = task_token_lengths(values.get("task"))
+    return lengths.prompt if lengths is not None else int(values.get("max_prompt_length") or 512)
+
+
 def plan_memory(
-    values: Mapping[str, Any], model_config: Mapping[str, Any], phase: str, *, prompt_tokens: int = PROMPT_TOKENS
+    values: Mapping[str, Any],
+    model_config: Mapping[str, Any],
+    phase: str,
+    *,
+    precision: str = "bf16",
+    device: str = "cuda",
+    length: int | None = None,
 ) -> MemoryPlan:
-    """The peak GPU memory of `phase` ("sft", "grpo", "eval") for a recipe (`recipe_values(load_recipe(...))`)."""
+    """The peak GPU memory of `phase` ("sft", "grpo", "eval") for a recipe (`recipe_values(load_recipe(...))`) run
+    at `precision` (what the flavor's GPU resolves `precision: auto` to; fp32 where fp16 is unsafe).
+
+    Training: weights, adapters and the checkpointed layer inputs (without checkpointing: every layer's saved
+    tensors) are held throughout; on top of them the peak is the larger of two stages of the backward, the fused LM
+    head (`lm_head`) and a decoder layer's backward (`backward`, with the recomputed `layer` under checkpointing);
+    the other stage is kept in `off_peak`. `device="cpu"` plans what differs off
+    CUDA (the fused head's torch fold, dropout's fp32 noise); `length` replaces the rows' length (a measurement's
+    fixed-length rows)."""
+    if precision not in WIDTHS:
+        raise ValueError(f"precision must be one of {tuple(WIDTHS)}, got {precision!r}")
     shape = ModelShape.from_config(model_config)
-    width = compute_bytes(values.get("precision"))
+    width = WIDTHS[precision]
     if phase == "eval":
-        sequences = int(values.get("batch_size") or 16)
-        generated = int(values.get("max_new_tokens") or 256)
-        parts = {
-            "weights": shape.params * width,  # eval loads the merged model in full precision
-            "kv_cache": kv_cache_bytes(shape, sequences, prompt_tokens + generated, width),
-            "logits": sequences * shape.vocab_size * 4 * 2,
-        }
-        return MemoryPlan(phase, parts)
-    weights, notes = weight_bytes(shape, values, width)
-    micro_batch = int(values.get("per_device_train_batch_size") or 8)
-    parts = {"weights": weights, "trainable_and_optimizer": trainable_bytes(shape, values, width)}
-    if phase == "sft":
-        tokens = micro_batch * int(values.get("max_length") or 1024)
-        parts["activations"] = activation_bytes(shape, values, tokens, width)
-        parts["logits"] = logits_bytes(shape, tokens, width)
-        return MemoryPlan(phase, parts, notes)
-    if phase != "grpo":
+        return plan_eval(shape, values, width, precision)
+    if phase not in ("sft", "grpo"):
         raise ValueError(f"phase must be sft, grpo or eval, got {phase!r}")
-    completion = int(values.get("max_completion_length") or 256)
-    tokens = micro_batch * (prompt_tokens + completion)
-    training = activation_bytes(shape, values, tokens, width) + logits_bytes(shape, tokens, width)
-    # TRL: generation_batch_size defaults to per_device_train_batch_size x steps_per_generation (= accumulation)
-    steps_per_generation = values.get("steps_per_generation") or values.get("gradient_accumulation_steps") or 1
-    generation_batch = int(values.get("generation_batch_size") or micro_batch * int(steps_per_generation))
-    generating = kv_cache_bytes(shape, generation_batch, prompt_tokens + completion, width)
-    generating += generation_batch * shape.vocab_size * 4 * 2
-    stage = "training step" if training >= generating else "generation"
-    parts["activations" if training >= generating else "kv_cache"] = max(training, generating)
-    notes = [*notes, f"peak in the {stage} ({generation_batch} sequences generated at once)"]
-    return MemoryPlan(phase, parts, notes)
+    micro_batch = int(values.get("per_device_train_batch_size") or 8)
+    parts = {"weights": weight_bytes(shape, values, width), "adapters": adapter_bytes(shape, values, width)}
+    if phase == "sft":
+        row_length, note = sft_length(values)
+        if length is not None:
+            row_length, note = length, "fixed-length rows"
+        tokens = micro_batch * row_length
+        scored = tokens  # conservative: every position labelled (completion-only loss scores fewer)
+        notes = [f"{micro_batch} x {row_length} tokens per micro-batch: {note}"]
+    else:
+        completion = int(values.get("max_completion_length") or 256)
+        prompt = prompt_length(values)
+        tokens = micro_batch * (prompt + completion)
+        scored = micro_batch * completion  # GRPOTrainer labels only the completion (`labels[:, :-logits_to_keep]`)
+        notes = [f"{micro_batch} x ({prompt} prompt + {completion} completion) tokens per micro-batch"]
+    head = {"lm_head": fused_lm_head_bytes(shape, values, tokens, scored, width, triton=device == "cuda")}
+    layer = {"backward": backward_bytes(shape, values, tokens, width)}
+    if checkpointed(values):  # the layer inputs are held; one layer's saved tensors exist only in its backward
+        parts["checkpoints"] = checkpoint_bytes(shape, values, tokens, width)
+        layer = {"layer": layer_bytes(shape, values, tokens, width, device), **layer}
+    else:  # every layer's saved tensors are held until the backward reaches it
+        parts["layer"] = layer_bytes(shape, values, tokens, width, device)
+    peak, off_peak = (head, layer) if sum(head.values()) >= sum(layer.values()) else (layer, head)
+    parts.update(peak)
+    if phase == "grpo":
+        parts, off_peak, notes = with_generation(shape, values, parts, off_peak, notes, width, micro_batch)
+    return MemoryPlan(phase, parts, notes, precision, off_peak)
 
 
-def offline_model_config(source: str | Path) -> dict[str, Any] | None:
-    """config.json of a local model folder or file, or the stored shape of a known base; None otherwise (no network:
-    what a job's dry run can know)."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        return json.loads(path.read_text())
-    if (path / "config.json").is_file():
-        return json.loads((path / "config.json").read_text())
-    return KNOWN_MODEL_CONFIGS.get(str(source))
+def with_generation(shape, values, parts, off_peak, notes, width, micro_batch):
+    """GRPO alternates generation (no autograd: weights + adapters + KV cache of the generation batch) and the
+    training step; the peak is the larger. TRL: generation_batch_size = per_device_train_batch_size x
+    steps_per_generation (default: gradient_accumulation_steps). With beta > 0 and peft the reference is the same
+    model with the adapter disabled (GRPOTrainer sets `ref_model = None`): no second copy of the weights."""
+    steps = values.get("steps_per_generation") or values.get("gradient_accumulation_steps") or 1
+    sequences = int(values.get("generation_batch_size") or micro_batch * int(steps))
+    prompt, completion = prompt_length(values), int(values.get("max_completion_length") or 256)
+    generating = kv_cache_bytes(shape, sequences, prompt + completion, width)
+    generating += generation_step_bytes(shape, sequences, prompt, width)
+    training = {k: v for k, v in parts.items() if k not in ("weights", "adapters")}
+    if generating > sum(training.values()):
+        parts = {"weights": parts["weights"], "adapters": parts["adapters"], "generation": generating}
+        return parts, training, [*notes, f"peak in generation ({sequences} sequences at once)"]
+    note = f"peak in the training step (generation of {sequences} sequences is smaller)"
+    return parts, {**off_peak, "generation": generating}, [*notes, note]
 
 
-def read_model_config(source: str | Path, token: str | None = None, revision: str | None = None) -> dict[str, Any]:
-    """config.json of a config file, a local model folder or a Hub repo (only that file is downloaded); a known base
-    whose file cannot be fetched (offline) falls back to KNOWN_MODEL_CONFIGS."""
-    path = Path(source).expanduser()
-    if path.is_file():
-        return json.loads(path.read_text())
-    if path.is_dir() and (path / "config.json").is_file():
-        return json.loads((path / "config.json").read_text())
-    if str(source) in KNOWN_MODEL_CONFIGS and os.environ.get("HF_HUB_OFFLINE") == "1":
-        return KNOWN_MODEL_CONFIGS[str(source)]
-    if not is_hub_id(str(source)):
-        raise ModelSourceError(
-            f"{source}: no config.json there; pass --model_config with the base's Hub ID, model folder or "
-            "config.json (a fine-tuned model has its base's shape)"
-        )
-    from huggingface_hub import hf_hub_download
+def plan_eval(shape: ModelShape, values: Mapping[str, Any], width: int, precision: str) -> MemoryPlan:
+    """Eval loads the merged model unquantised at the compute width (`load_for_inference`) and generates
+    `batch_size` sequences at once."""
+    sequences = int(values.get("batch_size") or 16)
+    prompt, generated = prompt_length(values), int(values.get("max_new_tokens") or 256)
+    parts = {
+        "weights": shape.params * width,
+        "kv_cache": kv_cache_bytes(shape, sequences, prompt + generated, width),
+        "generation": generation_step_bytes(shape, sequences, prompt, width),
+    }
+    return MemoryPlan("eval", parts, [f"{sequences} sequences x ({prompt} + {generated}) tokens"], precision)
 
+
+RUNTIME_OVERHEAD_GIB = 0.75  # CUDA context + cuBLAS workspace + allocator fragmentation (assumed; docs/memory.md)
+
+
+def model_type(model_config: Mapping[str, Any]) -> str:
+    text = model_config.get("text_config") or {}
+    return str(model_config.get("model_type") or text.get("model_type") or "")
+
+
+def planned_precision(values: Mapping[str, Any], model_config: Mapping[str, Any], device: DeviceSpec) -> str:
+    """The dtype the phase runs in on `device`, by the one precision rule (`fine_tune.models.precision`): the
+    recipe's explicit precision, else bf16 where the GPU has it, fp16 where it has not, and fp32 for an architecture
+    that overflows in fp16 (a refused explicit fp16 is planned as asked; the job's precision check refuses it)."""
+    requested = str(values.get("precision") or "auto")
+    architecture = values.get("model_type") or model_type(model_config)
+    gpu = Device(device.name, cuda=True, bf16=device.has_bf16)
     try:
-        return json.loads(
-            Path(hf_hub_download(str(source), "config.json", token=token, revision=revision)).read_text()
-        )
-    except Exception as error:  # offline, gated or unreachable: the stored shape of a known base still plans
-        if str(source) in KNOWN_MODEL_CONFIGS:
-            logger.info("config.json of %s not fetched (%s): using its stored shape", source, type(error).__name__)
-            return KNOWN_MODEL_CONFIGS[str(source)]
-        raise ModelSourceError(
-            f"cannot read config.json of {source} ({type(error).__name__}); pass --model_config with the base's "
-            "Hub ID, model folder or config.json (a fine-tuned model has its base's shape)"
-        ) from None
+        return resolve_precision(requested, model_type=architecture, device=gpu).name
+    except ValueError:
+        return requested
+
+
+def fits(plan: MemoryPlan, usable_gib: float, overhead_gib: float = RUNTIME_OVERHEAD_GIB) -> bool:
+    """Whether the planned peak plus the CUDA runtime's own memory fits a GPU whose torch-reported memory is
+    `usable_gib`."""
+    return plan.peak_gib + overhead_gib <= usable_gib
+
+
+def plan_on_flavor(values: Mapping[str, Any], model_config: Mapping[str, Any], phase: str, flavor: str) -> MemoryPlan:
+    precision = planned_precision(values, model_config, JOBS_FLAVORS[flavor].device)
+    return plan_memory(values, model_config, phase, precision=precision)
+
+
+def cheapest_fitting_flavor(values: Mapping[str, Any], model_config: Mapping[str, Any], phase: str) -> str | None:
+    """The cheapest listed Jobs flavor whose GPU fits the phase at the recipe's own batch (each flavor planned at the
+    precision it resolves to); None when none does."""
+    for flavor, usable in flavor_memory_gib().items():
+        if fits(plan_on_flavor(values, model_config, phase, flavor), usable):
+            return flavor
+    return None
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A setting that fits: the micro-batch and accumulation keep the effective batch; max_length only when no
+    micro-batch fits at the recipe's length."""
+
+    overrides: dict[str, int]
+    plan: MemoryPlan
+
+    def describe(self) -> str:
+        return " ".join(f"--{key} {value}" for key, value in self.overrides.items())
+
+
+BATCH_KEYS = {"sft": "per_device_train_batch_size", "grpo": "per_device_train_batch_size", "eval": "batch_size"}
+LENGTH_CAPS = (1024, 768, 512, 384, 256)
+
+
+def fit_to(
+    values: Mapping[str, Any], model_config: Mapping[str, Any], phase: str, usable_gib: float, precision: str
+) -> Fit | None:
+    """The largest micro-batch that fits `usable_gib`, with gradient_accumulation_steps raised so that micro-batch x
+    accumulation stays the recipe's effective batch (divisors of it only); then, for SFT at micro-batch 1, the longest
+    max_length cap that fits. None when nothing fits. Eval's batch_size is throughput only: it is halved alone."""
+    key = BATCH_KEYS[phase]
+    micro = int(values.get(key) or (16 if phase == "eval" else 8))
+    accumulation = int(values.get("gradient_accumulation_steps") or 1)
+    effective = micro * accumulation
+    for candidate in range(micro, 0, -1):
+        if phase != "eval" and effective % candidate:
+            continue
+        overrides = {key: candidate}
+        if phase != "eval":
+            overrides["gradient_accumulation_steps"] = effective // candidate
+        plan = plan_memory({**values, **overrides}, model_config, phase, precision=precision)
+        if fits(plan, usable_gib):
+            return Fit(overrides, plan)
+    if phase != "sft":
+        return None
+    single = {key: 1, "gradient_accumulation_steps": effective}
+    length = int(values.get("max_length") or 1024)
+    for cap in (cap for cap in LENGTH_CAPS if cap < length):
+        overrides = {**single, "max_length": cap}
+        plan = plan_memory({**values, **overrides}, model_config, phase, precision=precision)
+        if fits(plan, usable_gib):
+            return Fit(overrides, plan)
+    return None
+
+
+def fit_on_flavor(values: Mapping[str, Any], model_config: Mapping[str, Any], phase: str, flavor: str) -> Fit | None:
+    device = JOBS_FLAVORS[flavor].device
+    precision = planned_precision(values, model_config, device)
+    return fit_to(values, model_config, phase, device.usable_memory_gib, precision)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -271,29 +423,33 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def print_plan(argv: list[str] | None = None) -> int | None:
+    """`python -m fine_tune.hub.jobs.memory sft --config configs/qwen3-8b/sft.yaml`: the plan on every listed flavor,
+    with the micro-batch x accumulation that fits where the recipe's does not."""
+    from fine_tune.cli import OneLineArgumentParser, parse_only_exit
+    from fine_tune.models.known_shapes import read_model_config
     from fine_tune.recipes.loader import load_recipe, recipe_values
 
-    parser = argparse.ArgumentParser(description="Plan a phase's peak GPU memory from its recipe and model config.")
+    parser = OneLineArgumentParser(description="Plan a phase's peak GPU memory on each Jobs flavor.")
     parser.add_argument("phase", choices=("sft", "grpo", "eval"))
     parser.add_argument("--config", required=True, help="the phase's recipe (YAML)")
     parser.add_argument(
         "--model_config", help="config.json, model folder or Hub ID of the model's shape; default: the recipe's model"
     )
-    parser.add_argument("--gpu_memory_gib", type=float, help="also say whether this GPU fits (exit 1 when not)")
     args, overrides = parser.parse_known_args(argv)
     values = recipe_values(load_recipe(args.phase, args.config, overrides))
+    parse_only_exit("fine_tune.hub.jobs.memory")
     source = args.model_config or values.get("model_name_or_path") or next(iter((values.get("models") or {}).values()))
-    model_config = read_model_config(source, revision=values.get("model_revision"))
-    plan = plan_memory(values, model_config, args.phase)
-    print(plan.describe())
+    config = read_model_config(source, revision=values.get("model_revision"))
+    for flavor, usable in flavor_memory_gib().items():
+        plan = plan_on_flavor(values, config, args.phase, flavor)
+        verdict = "fits" if fits(plan, usable) else "too small"
+        if verdict != "fits":
+            fitted = fit_on_flavor(values, config, args.phase, flavor)
+            verdict += f"; --fit: {fitted.describe()}" if fitted else "; no micro-batch fits"
+        print(f"{flavor:<11} {usable:6.2f} GiB usable  {plan.describe()}  {verdict}")
     for note in plan.notes:
         print(f"  {note}")
-    for flavor, gib in flavor_memory_gib().items():
-        print(f"  {flavor:<12} {gib:>4.0f} GiB  {'fits' if fits(plan, gib) else 'too small'}")
-    print(f"smallest fitting flavor: {smallest_fitting_flavor(plan) or 'none'}")
-    if args.gpu_memory_gib is not None and not fits(plan, args.gpu_memory_gib):
-        print(f"does not fit {args.gpu_memory_gib:g} GiB ({plan.peak_gib:.1f} + {RUNTIME_OVERHEAD_GIB} GiB runtime)")
-        return 1
+    print(f"cheapest flavor at the recipe's batch: {cheapest_fitting_flavor(values, config, args.phase) or 'none'}")
     return None
 
 

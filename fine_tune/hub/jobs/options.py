@@ -25,6 +25,7 @@ class Options:
     resume: bool = False
     vllm_server: bool = False  # GRPO on a multi-GPU flavor: TRL's vLLM server on one GPU, training on the others
     max_resumes: int = DEFAULT_MAX_RESUMES  # resubmissions of a training job killed by its timeout
+    fit: bool = False  # a --flavor too small for the recipe's batch: apply the micro-batch x accumulation that fits
 
     def hub_id(self, phase: str) -> str:
         return f"{self.namespace}/{self.repo_prefix}-{phase}"

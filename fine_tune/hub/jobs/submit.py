@@ -4,6 +4,7 @@ stream or wait, and continue a training job its timeout killed from the checkpoi
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,16 @@ from typing import Any
 from fine_tune import hub_access as hub
 from fine_tune.constants import EXIT_JOB_FAILED, HUB_CHECKPOINT_DIR, TOKEN_ENV, TRAINER_STATE_FILE
 from fine_tune.hub.jobs.estimate import format_duration
+from fine_tune.hub.jobs.job_spec import TOKEN_SECRET, JobSpec
 from fine_tune.hub.jobs.shipping import CODE_BUCKET, CODE_MOUNT_PATH, PROJECT_NAME, ShippedTree
-from fine_tune.hub.jobs.spec import TOKEN_SECRET, JobSpec
 from fine_tune.hub.phases import PHASES, JobsError
 from fine_tune.hub_access import hf_token
 
 WAIT_POLL_S = 30.0
 WAIT_SLACK_S = 1800.0  # beyond the job's own timeout, before waiting gives up
-TIMEOUT_RUN_FRACTION = 0.98  # a job that failed after running this share of its timeout was killed by it
+TIMEOUT_RUN_FRACTION = 0.98
+RATE_LIMIT_RETRIES = 3  # a job submission answered 429 is sent again after Retry-After, at most this many times
+MAX_RETRY_AFTER_S = 120.0  # a job that failed after running this share of its timeout was killed by it
 
 
 def preflight(token_env: str = TOKEN_ENV, timeout: float = hub.HUB_TIMEOUT_S) -> str:
@@ -73,6 +76,21 @@ def check_account(api, token: str, namespace: str | None, token_env: str = TOKEN
     return namespace or info["name"]
 
 
+def first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def retry_after_s(error) -> float | None:
+    """The seconds a 429 answer asks to wait (Retry-After, capped at MAX_RETRY_AFTER_S); None for any other error."""
+    response = getattr(error, "response", None)
+    if getattr(response, "status_code", None) != 429:
+        return None
+    try:
+        return min(float(response.headers.get("Retry-After", 1)), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return 1.0
+
+
 def http_errors() -> tuple[type[BaseException], ...]:
     """The HTTP client's errors (timeouts, refused or dropped connections): huggingface_hub's transport."""
     import httpx2
@@ -108,7 +126,7 @@ class Submitter:
 
     def submit(self, spec: JobSpec):
         volume = self.ship(spec.shipped, spec.namespace)
-        job = self.api.run_job(**spec.run_job_kwargs({TOKEN_SECRET: self.token}, [volume]), token=self.token)
+        job = self.run_job(spec, volume)
         self.out(
             f"{spec.phase}: job {job.id} submitted on {spec.flavor} (timeout {format_duration(spec.timeout_seconds)})"
             f"\n  {job.url}\n  logs: hf jobs logs -f {spec.namespace}/{job.id}"
@@ -117,10 +135,46 @@ class Submitter:
             self.out(f"  curves: https://huggingface.co/spaces/{spec.trackio_space_id}")
         return job
 
+    def run_job(self, spec: JobSpec, volume):
+        """POST the job. A 429 is retried after the server's Retry-After (at most RATE_LIMIT_RETRIES times); any other
+        failure is one line saying whether the job may exist (no answer: check before submitting again)."""
+        from huggingface_hub.errors import HfHubHTTPError
+
+        kwargs = spec.run_job_kwargs({TOKEN_SECRET: self.token}, [volume])
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                return self.api.run_job(**kwargs, token=self.token)
+            except HfHubHTTPError as error:
+                wait = retry_after_s(error)
+                if wait is None or attempt == RATE_LIMIT_RETRIES:
+                    raise JobsError(
+                        f"{spec.phase}: the Hub refused the job ({hub.redact(first_line(error), self.token)}); "
+                        "nothing was submitted: retry later"
+                    ) from None
+                self.out(f"{spec.phase}: rate limited by the Hub; submitting again in {wait:.0f} s (its Retry-After)")
+                time.sleep(wait)
+            except http_errors() as error:
+                raise JobsError(
+                    f"{spec.phase}: no answer from the Hub to the job submission ({type(error).__name__}: "
+                    f"{hub.redact(first_line(error), self.token)}); the job may have started: check `hf jobs ps "
+                    f"--namespace {spec.namespace}` before submitting again"
+                ) from None
+        raise AssertionError("unreachable")
+
     def follow(self, job, spec: JobSpec):
-        """Stream the logs until the stream ends, then wait for the final stage (a stream can end early)."""
-        for line in self.api.fetch_job_logs(job_id=job.id, namespace=spec.namespace, follow=True, token=self.token):
-            self.out(line)
+        """Stream the logs until the stream ends, then wait for the final stage (a stream can end early, or fail:
+        the job runs on either way, so its end is then polled)."""
+        try:
+            for line in self.api.fetch_job_logs(
+                job_id=job.id, namespace=spec.namespace, follow=True, token=self.token
+            ):
+                self.out(line)
+        except http_errors() as error:
+            self.out(
+                f"{spec.phase}: the log stream of job {job.id} failed ({type(error).__name__}: "
+                f"{hub.redact(first_line(error), self.token)}); waiting for the job's end (logs: hf jobs logs "
+                f"{spec.namespace}/{job.id})"
+            )
         return self.wait(job, spec, announce=False)
 
     def wait(self, job, spec: JobSpec, announce: bool = True):

@@ -4,8 +4,12 @@ unreachable, a Hub ID fails in seconds with what to do."""
 
 from __future__ import annotations
 
+import codecs
+import json
 import logging
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from fine_tune.task.spec import TaskSpec
 logger = logging.getLogger(__name__)
 CONFIG_COLUMN = "__config__"  # the Hub config (or config folder) a row of a multi-config task came from
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+JsonReader = Callable[[Path], tuple[datasets.Dataset, list[RefusedRecord]]]
 
 
 @dataclass
@@ -44,19 +49,28 @@ def read_task_rows(
     """
     source = source or spec.dataset_path
     configs = [c for c in spec.dataset_configs if c is not None]
+    reader = open_json_reader(spec.question) if spec.is_open else read_json_rows
+    specialties = False
     if is_local(source):
         path = Path(source).expanduser()
+        specialties = spec.is_open and not configs and is_specialty_folder(path, split)
         if configs and path.is_dir() and all((path / c).is_dir() for c in configs):
-            parts = [(c, _labelled(read_local(path / c, split), path)) for c in configs]
+            parts = [(c, _labelled(read_local(path / c, split, reader), path)) for c in configs]
+        elif spec.is_text and path.suffix.lower() == ".txt":
+            parts = [(None, read_text_file(path))]
+        elif specialties:  # one file per specialty: the file name is each row's config (its subject)
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl"))
+            parts = [(file.stem, _labelled(_read_file(file, reader), path)) for file in files]
         else:
-            parts = [(None, read_local(path, split))]
+            parts = [(None, read_local(path, split, reader))]
     elif written_as_path(source):
-        raise DatasetError(f"{spec.name}: dataset path not found: {source}")
+        raise DatasetError(f"{spec.name}: {hub.missing_path_message(source, 'dataset path')}")
     elif is_hub_id(source, namespaced=False):
         parts = [(c, LoadedRows(_load_hub(source, split, token_env, c))) for c in (configs or [None])]
     else:
         raise DatasetError(f"{spec.name}: {source!r} is neither an existing path nor a Hub dataset ID (owner/name)")
-    tagged = [p.dataset.add_column(CONFIG_COLUMN, [c] * len(p.dataset)) if configs else p.dataset for c, p in parts]
+    tag = configs or specialties
+    tagged = [p.dataset.add_column(CONFIG_COLUMN, [c] * len(p.dataset)) if tag else p.dataset for c, p in parts]
     tagged = [part for part in tagged if len(part)] or tagged[:1]  # a config of refused records only adds none
     try:
         dataset = tagged[0] if len(tagged) == 1 else datasets.concatenate_datasets(tagged)
@@ -70,7 +84,55 @@ def read_task_rows(
     return LoadedRows(dataset, refused, untyped=any(part.untyped for _, part in parts))
 
 
-def read_local(path: Path, split: str) -> LoadedRows:
+def read_text_file(path: Path) -> LoadedRows:
+    """A plain .txt file for a text task: one record {text} per paragraph (blank-line separated), in order."""
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    bad = first_non_utf8(data)
+    if bad:
+        raise DatasetError(f"{path}: {bad}; re-save the file as UTF-8")
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", data.decode("utf-8")) if p.strip()]
+    if not paragraphs:
+        raise DatasetError(f"{path}: empty file (no text)")
+    return LoadedRows(datasets.Dataset.from_list([{"text": p} for p in paragraphs]), path=path)
+
+
+def is_specialty_folder(path: Path, split: str) -> bool:
+    """A folder of .json/.jsonl files, one per specialty (the file name is the specialty), that is neither a
+    `save_to_disk` folder nor a folder holding `<split>.<ext>`."""
+    if not path.is_dir() or (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        return False
+    if any((path / f"{split}{ext}").is_file() for ext in FILE_BUILDERS):
+        return False
+    return any(p.suffix.lower() in (".json", ".jsonl") for p in path.iterdir())
+
+
+def open_json_reader(question_field: str) -> JsonReader:
+    """An open task's JSON reader: a file that is one JSON object mapping terms to definition texts (and does not
+    hold the question field) is a dictionary, one row {term, definition} per entry; any other file is read as rows."""
+
+    def read(path: Path) -> tuple[datasets.Dataset, list[RefusedRecord]]:
+        entries = dictionary_entries(path, question_field)
+        if entries is None:
+            return read_json_rows(path)
+        return datasets.Dataset.from_list([{"term": k, "definition": v} for k, v in entries.items()]), []
+
+    return read
+
+
+def dictionary_entries(path: Path, question_field: str) -> dict[str, str] | None:
+    """The {term: definition} entries of a dictionary file, or None when the file is not one."""
+    try:
+        whole = json.loads(path.read_bytes().removeprefix(codecs.BOM_UTF8))
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(whole, dict) or not whole or question_field in whole:
+        return None
+    if not all(isinstance(value, str) for value in whole.values()):
+        return None
+    return whole
+
+
+def read_local(path: Path, split: str, json_reader: JsonReader = read_json_rows) -> LoadedRows:
     """The one local reader: a .jsonl/.json/.parquet/.csv file (`split` is ignored), a `save_to_disk` folder (a
     DatasetDict's `split` is picked), or a folder holding `<split>.<ext>` files.
 
@@ -78,7 +140,7 @@ def read_local(path: Path, split: str) -> LoadedRows:
     and a CSV holding a byte that is not UTF-8 (named), are one line each.
     """
     if path.is_file():
-        return _read_file(path)
+        return _read_file(path, json_reader)
     if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
         return _load_saved(path, split)
     found = [path / f"{split}{ext}" for ext in FILE_BUILDERS if (path / f"{split}{ext}").is_file()]
@@ -86,17 +148,17 @@ def read_local(path: Path, split: str) -> LoadedRows:
         raise DatasetError(
             f"{path} is neither a save_to_disk folder nor a folder with a {split}.jsonl/.json/.parquet/.csv file"
         )
-    return _read_file(found[0])
+    return _read_file(found[0], json_reader)
 
 
-def _read_file(path: Path) -> LoadedRows:
+def _read_file(path: Path, json_reader: JsonReader = read_json_rows) -> LoadedRows:
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise DatasetError(f"unsupported file type {path.suffix!r} for {path}: use .jsonl, .json, .parquet or .csv")
     if path.stat().st_size == 0:
         raise DatasetError(f"{path}: empty file (no rows)")
     if builder == "json":
-        return LoadedRows(*read_json_rows(path), path=path)
+        return LoadedRows(*json_reader(path), path=path)
     if builder == "csv":
         bad = first_non_utf8(path.read_bytes())
         if bad:

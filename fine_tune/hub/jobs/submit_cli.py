@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fine_tune import hub_access as hub
+from fine_tune.cli import OneLineArgumentParser, parse_only, parse_only_exit
 from fine_tune.constants import EXIT_BAD_INPUT, TOKEN_ENV
 from fine_tune.errors import PipelineError
 from fine_tune.hub.jobs import options
@@ -31,7 +32,7 @@ USAGE_EXAMPLES = """examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="submit_job.py",
         description=(
             "Run a phase (or the whole SFT -> GRPO -> eval pipeline) on Hugging Face Jobs. Anything after the known "
@@ -47,9 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="hardware; default: the cheapest flavor whose GPU fits the phase's planned peak memory "
         f"({options.DEFAULT_FLAVOR} when the model's shape is unknown offline); a flavor too small is refused",
     )
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="when --flavor is too small for the recipe's micro-batch: lower it and raise "
+        "gradient_accumulation_steps to keep the effective batch (then cap max_length if needed); logged in the notes",
+    )
     parser.add_argument("--timeout", help="e.g. 2h, 90m (default: the estimate + margin; never the 30 min default)")
     parser.add_argument("--namespace", help=f"Hub user or org for jobs and repos (or ${NAMESPACE_ENV})")
     parser.add_argument("--dry-run", action="store_true", help="print the job specification as JSON; no network")
+    parser.add_argument(
+        "--show_recipe",
+        action="store_true",
+        help="print each job's resolved recipe (every key, value and origin) as its script will read it; no network",
+    )
     parser.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
     parser.add_argument("--resume", action="store_true", help="resume from the last checkpoint pushed to the Hub")
     parser.add_argument(
@@ -82,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_cli(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = build_parser()
     args, overrides = parser.parse_known_args(argv)
+    options_ = {option for action in parser._actions for option in action.option_strings}
+    for token in overrides:  # --dry_run for --dry-run: an option of this script, not a recipe key
+        flag = token.partition("=")[0]
+        if flag.startswith("--") and flag.replace("_", "-") in options_:
+            parser.error(f"unrecognized arguments: {flag}")
     if args.phase == "pipeline":
         if overrides:
             parser.error(
@@ -101,8 +118,8 @@ def parse_cli(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
 
 def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: str):
     from fine_tune.hub.jobs.estimate import benchmark_figures
+    from fine_tune.hub.jobs.job_spec import build_pipeline, build_spec
     from fine_tune.hub.jobs.shipping import ShippedTree
-    from fine_tune.hub.jobs.spec import build_pipeline, build_spec
     from fine_tune.provenance import git_commit
 
     run_options = options.Options(
@@ -116,6 +133,7 @@ def specs_from_args(args: argparse.Namespace, overrides: list[str], namespace: s
         resume=args.resume,
         vllm_server=args.vllm_server,
         max_resumes=args.max_resumes,
+        fit=args.fit,
     )
     shipped = ShippedTree.from_project()
     benchmarks = benchmark_figures()
@@ -185,20 +203,31 @@ def default_api(token: str):
 
 
 def main(argv: list[str] | None = None, api_factory: Callable[[str], Any] = default_api) -> int:
-    args, overrides = parse_cli(argv)
+    try:
+        args, overrides = parse_cli(argv)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     from fine_tune.hub.jobs.submit import Submitter, check_account, http_errors, preflight, run_specs  # after --help
+    from fine_tune.recipes.loader import format_recipe
 
     token: str | None = None
     try:
         namespace = args.namespace or os.environ.get(NAMESPACE_ENV) or None
-        if args.dry_run:
+        if parse_only() and not (args.dry_run or args.show_recipe):  # the recipe is read in full, nothing sent
+            specs_from_args(args, overrides, namespace or "USER")
+            parse_only_exit(f"submit_job.py {args.phase}")
+        if args.dry_run or args.show_recipe:
             if namespace is None:
                 raise PipelineError(
-                    f"--dry-run needs --namespace USER (or ${NAMESPACE_ENV}): Hub IDs are built from it and a dry "
-                    "run never asks the Hub who you are"
+                    f"--dry-run and --show_recipe need --namespace USER (or ${NAMESPACE_ENV}): Hub IDs are built from "
+                    "it and neither asks the Hub who you are"
                 )
             specs = specs_from_args(args, overrides, namespace)
-            print(json.dumps(dry_run_document(specs, args.phase), indent=2))
+            if args.show_recipe:
+                print("\n\n".join(format_recipe(spec.recipe) for spec in specs))
+            else:
+                print(json.dumps(dry_run_document(specs, args.phase), indent=2))
             return 0
         specs = specs_from_args(args, overrides, namespace) if namespace else None  # local checks first
         token = preflight(args.token_env)

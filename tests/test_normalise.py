@@ -4,7 +4,6 @@ from pathlib import Path
 import datasets
 import pytest
 
-from fine_tune.data.loading import read_task_rows
 from fine_tune.data.normalise import (
     CANONICAL_COLUMNS,
     REASONS,
@@ -14,6 +13,7 @@ from fine_tune.data.normalise import (
     normalise_row,
     select_source_columns,
 )
+from fine_tune.data.reading import read_task_rows
 from fine_tune.errors import DatasetError, RecipeError
 from fine_tune.task.spec import DEFAULT_TASK, available_tasks, parse_task_spec, resolve_task
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
-from fine_tune.evaluate import report
+from fine_tune.evaluate import formatting, report
 from fine_tune.evaluate.regressions import parent_checks, regressions
 from fine_tune.evaluate.results import RESULTS_FORMAT, environment, json_safe, write_report
 from fine_tune.evaluate.runs import ModelRun
@@ -150,14 +150,14 @@ def accuracy_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]
     header += ["macro mean", "pooled [95% CI]", "pooled schema pass"]
     rows = []
     for label, model in summary["models"].items():
-        cells = [report.rate_with_ci(model["per_task_accuracy"][t], counts=False) if model["per_task_accuracy"][t]
+        cells = [formatting.rate_with_ci(model["per_task_accuracy"][t], counts=False) if model["per_task_accuracy"][t]
                  else report.FAILED for t in tasks]  # fmt: skip
         if model["status"] == "ok":
             pooled = model["pooled"]
             cells += [
-                report.pct(model["macro_accuracy"]),
-                report.rate_with_ci(pooled["accuracy"]),
-                report.rate_with_ci(pooled["schema_pass_rate"], counts=False),
+                formatting.pct(model["macro_accuracy"]),
+                formatting.rate_with_ci(pooled["accuracy"]),
+                formatting.rate_with_ci(pooled["schema_pass_rate"], counts=False),
             ]
         else:
             cells += [report.FAILED, "", ""]

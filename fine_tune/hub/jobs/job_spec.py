@@ -12,20 +12,24 @@ from typing import Any
 
 from fine_tune.constants import PROJECT_ROOT, SPLIT_MANIFEST_FILE, TOKEN_ENV
 from fine_tune.hub.jobs.estimate import Estimate, Figure, estimate, format_duration, resolve_timeout
-from fine_tune.hub.jobs.hardware import flavor_memory_gib
+from fine_tune.hub.jobs.hardware import JOBS_FLAVORS
 from fine_tune.hub.jobs.launch import VLLM_SERVER_ARGS, Launch, plan_launch
 from fine_tune.hub.jobs.memory import (
     RUNTIME_OVERHEAD_GIB,
     MemoryPlan,
+    cheapest_fitting_flavor,
+    fit_on_flavor,
     fits,
-    offline_model_config,
-    plan_memory,
-    smallest_fitting_flavor,
+    plan_on_flavor,
 )
 from fine_tune.hub.jobs.options import DEFAULT_FLAVOR, Options
+from fine_tune.hub.jobs.recipe import check_recipe_files, given_keys, job_precision, job_recipe, read_recipe
 from fine_tune.hub.jobs.shipping import PROJECT_NAME, ShippedTree, job_command
 from fine_tune.hub.phases import PHASES, PIPELINE, JobsError, Phase
 from fine_tune.hub_access import is_hub_id, is_local, written_as_path
+from fine_tune.models.known_shapes import offline_model_config
+from fine_tune.models.precision import Precision
+from fine_tune.recipes.length import TrainingLength, training_length
 
 TOKEN_SECRET = TOKEN_ENV  # the secret's name inside the job: what the entry scripts and huggingface_hub read
 JOB_MANIFEST_DIR = "/tmp/medmcqa-ft-manifest"  # where an eval job puts a scored model's split manifest
@@ -50,7 +54,10 @@ class JobSpec:
     timeout_seconds: int
     timeout_source: str
     estimate: Estimate | None
-    memory: dict[str, Any] | None  # the planned peak GPU memory (fine_tune.hub.jobs.memory), when the shape is known
+    memory: dict[str, Any] | None  # the memory plan (fine_tune.hub.jobs.memory) and any --fit, when the shape is known
+    precision: Precision  # what the job's script resolves on the flavor's GPU, and why
+    length: TrainingLength | None  # a training phase's steps and epochs
+    recipe: Any  # fine_tune.recipes.loader.ResolvedRecipe: every key the job's script reads, with its origin
     namespace: str
     script: str
     config: str
@@ -108,6 +115,9 @@ class JobSpec:
             "estimate": self.estimate.to_dict() if self.estimate else None,
             "max_cost_usd": self.estimate.cost_usd(self.timeout_seconds) if self.estimate else None,
             "memory": self.memory,
+            "precision": {"name": self.precision.name, "reason": self.precision.reason},
+            "training_length": self.length.to_dict() if self.length else None,
+            "recipe": self.recipe.to_dict(),
             "script": self.script,
             "config": self.config,
             "script_args": self.script_args,
@@ -179,14 +189,6 @@ def check_shipped(phase: Phase, config: str, shipped: ShippedTree) -> str:
     return config_rel
 
 
-def read_recipe(phase: str, config: Path, overrides: list[str]) -> tuple[dict[str, Any], set[str]]:
-    """The recipe's values as the entry script parses them (schema, defaults, overrides) and the keys the override
-    tokens set. The loader imports the trainer configs (torch), so only when a spec is built."""
-    from fine_tune.recipes.loader import load_recipe, override_keys, recipe_values
-
-    return recipe_values(load_recipe(phase, config, overrides)), set(override_keys(overrides))
-
-
 def training_job_args(
     phase: Phase, options: Options, values: dict[str, Any], given: set[str], handoff: dict[str, str], notes: list[str]
 ) -> tuple[str | None, list[str]]:
@@ -251,35 +253,66 @@ def manifest_source(models: dict[str, str], options: Options, handoff: dict[str,
     return scored[0] if scored else None
 
 
-def memory_plan(phase: Phase, values: dict[str, Any], model: Any, notes: list[str]) -> MemoryPlan | None:
-    """The phase's planned peak GPU memory (fine_tune.hub.jobs.memory) when the model's shape is known offline: a local
-    config.json or the stored shape of a known base. `model`: what a training job starts from, or the eval's models."""
+def model_shape_config(phase: Phase, model: Any, notes: list[str]) -> dict[str, Any] | None:
+    """The config.json of what the phase loads when its shape is known offline: a local config.json or the stored
+    shape of a known base. `model`: what a training job starts from, or the eval's models."""
     sources = list(model.values()) if isinstance(model, dict) else [model]
     for source in sources:
         config = offline_model_config(source) if source else None
         if config is not None:
-            return plan_memory(values, config, phase.name)
+            return config
     notes.append(f"no memory plan: the shape of {', '.join(map(str, sources))} is not known offline")
     return None
 
 
-def choose_flavor(requested: str | None, memory: MemoryPlan | None, notes: list[str]) -> str:
-    """The requested flavor, refused when the plan does not fit its GPU; unrequested, the cheapest that fits."""
-    if memory is None:
-        return requested or DEFAULT_FLAVOR
-    cheapest = smallest_fitting_flavor(memory)
+def memory_record(plan: MemoryPlan, fitted: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "peak_gib": round(plan.peak_gib, 2),
+        "precision": plan.precision,
+        "parts_gib": {name: round(value / 2**30, 3) for name, value in plan.parts.items()},
+        "runtime_overhead_gib": RUNTIME_OVERHEAD_GIB,
+        "plan": plan.describe(),
+        "notes": plan.notes,
+        "fit": fitted,
+    }
+
+
+def choose_flavor(
+    requested: str | None, fit: bool, phase: str, values: dict[str, Any], config: dict[str, Any] | None, notes: list
+) -> tuple[str, dict[str, int], dict[str, Any] | None]:
+    """The flavor, the overrides `--fit` applies, and the memory record. Unrequested: the cheapest flavor that fits
+    at the recipe's own batch. Requested and too small: refused, naming the micro-batch x accumulation (same
+    effective batch) and length cap that would fit, which `--fit` applies."""
+    if config is None:
+        return requested or DEFAULT_FLAVOR, {}, None
     if requested is None:
-        if cheapest is None:
-            raise JobsError(f"no listed flavor fits {memory.describe()}: pass --flavor (and --timeout) explicitly")
-        notes.append(f"flavor {cheapest}: the cheapest whose GPU fits {memory.describe()}")
-        return cheapest
-    gib = flavor_memory_gib().get(requested)
-    if gib is not None and not fits(memory, gib):
-        raise JobsError(
-            f"--flavor {requested} has {gib:.1f} GiB per GPU, too small for {memory.describe()} plus "
-            f"{RUNTIME_OVERHEAD_GIB} GiB CUDA runtime: use {cheapest or 'a larger flavor'}, or lower the batch size"
-        )
-    return requested
+        flavor = cheapest_fitting_flavor(values, config, phase)
+        if flavor is None:
+            largest = plan_on_flavor(values, config, phase, list(JOBS_FLAVORS)[-1])
+            raise JobsError(f"no listed flavor fits {largest.describe()}: pass --flavor (and --timeout) explicitly")
+        plan = plan_on_flavor(values, config, phase, flavor)
+        notes.append(f"flavor {flavor}: the cheapest whose GPU fits {plan.describe()}")
+        return flavor, {}, memory_record(plan)
+    if requested not in JOBS_FLAVORS:
+        return requested, {}, None
+    plan = plan_on_flavor(values, config, phase, requested)
+    usable = JOBS_FLAVORS[requested].device.usable_memory_gib
+    if fits(plan, usable):
+        if fit:
+            notes.append(f"--fit on {requested}: the recipe's micro-batch fits ({plan.describe()}); nothing changed")
+        return requested, {}, memory_record(plan)
+    fitted = fit_on_flavor(values, config, phase, requested)
+    too_small = (
+        f"--flavor {requested} has {usable:.2f} GiB per GPU, too small for {plan.describe()} plus "
+        f"{RUNTIME_OVERHEAD_GIB} GiB CUDA runtime"
+    )
+    if fitted is None:
+        cheapest = cheapest_fitting_flavor(values, config, phase)
+        raise JobsError(f"{too_small}, at any micro-batch: use {cheapest or 'a larger flavor'}")
+    if not fit:
+        raise JobsError(f"{too_small}: {fitted.describe()} fits (same effective batch); pass --fit to apply it")
+    notes.append(f"--fit on {requested}: {fitted.describe()} (same effective batch): {fitted.plan.describe()}")
+    return requested, fitted.overrides, memory_record(fitted.plan, fitted.overrides)
 
 
 def build_spec(
@@ -305,7 +338,9 @@ def build_spec(
     handoff = dict(handoff or {})
     shipped = shipped or ShippedTree.from_project()
     config_rel = check_shipped(phase, config or phase.default_config, shipped)
-    values, given = read_recipe(phase.name, shipped.root / config_rel, overrides)
+    recipe = read_recipe(phase.name, shipped.root / config_rel, overrides)
+    check_recipe_files(recipe, shipped)
+    values, given = recipe.values, given_keys(recipe)
     notes: list[str] = []
     job_args: list[str] = []
     hub_model_id = trackio_space_id = model = models = results_repo = None
@@ -366,10 +401,18 @@ def build_spec(
                 ]
             )
         )
-    script_args = ["--config", config_rel, *job_args, *overrides]  # the user's overrides come last and win
-    memory = memory_plan(phase, values, model if phase.trains else models, notes)
-    flavor = choose_flavor(options.flavor, memory, notes)
+    shape = model_shape_config(phase, model if phase.trains else models, notes)
+    flavor, fitted, memory = choose_flavor(options.flavor, options.fit, phase.name, values, shape, notes)
+    values = {**values, **fitted}
+    fit_args = [arg for key, value in fitted.items() for arg in (f"--{key}", str(value))]
+    # the user's overrides come after the recipe's job arguments and win; what --fit applies comes last
+    script_args = ["--config", config_rel, *job_args, *overrides, *fit_args]
+    precision = job_precision(phase, values, flavor, notes)
     launch = plan_launch(phase, flavor, script_args, shipped.files, model=model, vllm_server=options.vllm_server)
+    length = None
+    if phase.trains:
+        length = training_length(values, phase.name, world_size=launch.processes)
+        notes.append(f"training length: {length.describe()}")
 
     est = estimate(phase.name, flavor, values, benchmarks)
     if est is None:
@@ -390,7 +433,10 @@ def build_spec(
         env=env,
         secrets=[TOKEN_SECRET],
         flavor=flavor,
-        memory=None if memory is None else {"peak_gib": round(memory.peak_gib, 2), "plan": memory.describe()},
+        memory=memory,
+        precision=precision,
+        length=length,
+        recipe=job_recipe(phase, config_rel, script_args, overrides, shipped, precision),
         timeout_seconds=timeout_seconds,
         timeout_source=timeout_source,
         estimate=est,

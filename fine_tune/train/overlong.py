@@ -40,7 +40,10 @@ class Overlong:
 
 
 def conversation_length(example: Mapping[str, Any], tokenizer: Any, *, prompt_only: bool = False) -> int:
-    """Tokens of a conversational prompt(+completion) example, rendered as TRL's SFTTrainer tokenizes it."""
+    """Tokens of a conversational prompt(+completion) example, rendered as TRL's SFTTrainer tokenizes it; of a plain
+    `text` example, its tokens and the end-of-sequence token TRL appends (a text has no prompt: 0)."""
+    if "text" in example:
+        return 0 if prompt_only else len(tokenizer(example["text"])["input_ids"]) + 1
     kwargs = dict(example.get("chat_template_kwargs") or {})
     if prompt_only:
         messages, kwargs["add_generation_prompt"] = list(example["prompt"]), True

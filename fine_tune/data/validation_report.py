@@ -22,7 +22,8 @@ def rendered_lengths(tokenizer: Any, rows: Iterable[Mapping[str, Any]], task: Ta
     """Length stats of each row's generation prompt and full SFT training text, rendered exactly as the phases do
     (`render_prompt`, `render_training_text`: the system prompt folded where the template drops it)."""
     rows = list(rows)
-    prompts = [render_prompt(tokenizer, prompt_messages(row, task=task)) for row in rows]
+    text = task is not None and task.is_text  # plain text: no prompt
+    prompts = [""] * len(rows) if text else [render_prompt(tokenizer, prompt_messages(row, task=task)) for row in rows]
     full = [render_training_text(tokenizer, row, task) for row in rows]
     return {"rows": len(rows), "prompt": _length_stats(tokenizer, prompts), "full": _length_stats(tokenizer, full)}
 

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from fine_tune import hub_access as hub
-from fine_tune.constants import ADAPTER_CONFIG_FILE, MERGED_DIR
-from fine_tune.errors import ModelSourceError
+from fine_tune.constants import ADAPTER_CONFIG_FILE, MERGED_DIR, TRAINING_PHASES
+from fine_tune.errors import ModelSourceError, handoff_hint
 from fine_tune.hub_access import is_hub_id, is_local, written_as_path
 from fine_tune.models.lineage import read_lineage
 
@@ -29,12 +29,15 @@ def resolve_source(source: str) -> str:
     return source
 
 
-def check_source(source: str) -> None:
-    """A source written like a path (./, /, ~, or more than one '/') must exist; a Hub ID needs the Hub."""
+def check_source(source: str, label: str | None = None) -> None:
+    """A source meant as a path must exist (the message names the nearest existing path, and for the `sft` and
+    `grpo` labels the phase that writes it); a Hub ID needs the Hub."""
     if is_local(source):
         return
     if written_as_path(source):
-        raise ModelSourceError(f"model path not found: {source} (train it first, or pass a Hub ID like owner/name)")
+        phase = (label or "").split("-")[0]
+        fix = handoff_hint(phase) if phase in TRAINING_PHASES else "train it first, or pass a Hub ID like owner/name"
+        raise ModelSourceError(f"{hub.missing_path_message(source, 'model path')}; {fix}")
     if not hub_available():
         raise ModelSourceError(
             f"{source} is a Hub ID but the Hugging Face Hub ({hub.hub_endpoint()}) is unreachable: pass a local "
