@@ -320,7 +320,7 @@ def test_a_small_drop_on_one_task_is_within_noise(caplog):
     chosen = scored(10, [True] * 40 + [True] * 10 + [False] * 2, TASKS)  # pubmedqa 10/12: McNemar p = 0.5
     caplog.set_level("INFO", logger=selection.__name__)
     check_improvement(selection_summary([start, chosen], best_step=10), [start, chosen], "fail", TASKS)
-    assert "selected step 10: dev accuracy 0.962 (start 0.423)" in caplog.text
+    assert "selected step 10: dev accuracy 0.962 (start accuracy 0.423)" in caplog.text
     assert "TASK REGRESSION" not in caplog.text
 
 
