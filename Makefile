@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 DEMO := demo_artifacts
 
-.PHONY: setup test lint demo benchmark clean
+.PHONY: setup test lint demo benchmark clean mutation
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -29,3 +29,10 @@ benchmark: setup
 
 clean:
 	rm -rf $(DEMO) outputs
+
+# Mutation testing of the core (docs/mutation.md): out of CI, about an hour on 2 busy cores. One module:
+# make mutation MODULES=fine_tune.task.scoring
+MODULES ?=
+mutation: setup
+	$(PY) -c "import mutmut" 2>/dev/null || $(PY) -m pip install --quiet -e ".[mutation]"
+	$(PY) scripts/mutation.py $(MODULES)

@@ -1,8 +1,67 @@
+import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# `make mutation` runs each mutant against the tests covering it: fewer examples per property keep that affordable
+settings.register_profile("mutation", max_examples=25, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURE = "shared_dir"
+_uses_shared: set[str] = set()
+
+
+def _mutation_tests() -> set[str]:
+    return {name for name in os.environ.get("MUTATION_TESTS", "").split(",") if name}
+
+
+def pytest_ignore_collect(collection_path):
+    """Under `make mutation`, test files other than the mutated module's own are not even imported."""
+    wanted = _mutation_tests()
+    if wanted and collection_path.suffix == ".py" and collection_path.name.startswith("test_"):
+        return collection_path.name not in wanted or None
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Remember the tests that need ../shared (directly or through a fixture that does). Under `make mutation`,
+    MUTATION_TESTS (test file names, comma-separated) keeps only the mutated module's own test files."""
+    _uses_shared.update(item.nodeid for item in items if SHARED_FIXTURE in getattr(item, "fixturenames", ()))
+    wanted = _mutation_tests()
+    if wanted:
+        dropped = [item for item in items if item.path.name not in wanted]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = [item for item in items if item.path.name in wanted]
+
+
+def skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def shared_summary(stats: dict, uses_shared: set[str]) -> list[str]:
+    """What the run says about ../shared: how many tests ran with the real templates and data, how many skipped,
+    and every skip grouped by its reason."""
+    ran = {r.nodeid for key in ("passed", "failed") for r in stats.get(key, []) if r.when == "call"}
+    skipped = [r for r in stats.get("skipped", []) if r.skipped]
+    lines = [
+        f"../shared (real templates and data): {len(ran & uses_shared)} tests ran with it, "
+        f"{len({r.nodeid for r in skipped} & uses_shared)} skipped; {len(skipped)} skipped in all"
+    ]
+    for reason, count in Counter(skip_reason(r) for r in skipped).most_common():
+        lines.append(f"  {count} skipped: {reason}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_sep("-", "tests needing ../shared")
+    for line in shared_summary(terminalreporter.stats, _uses_shared):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -3,14 +3,13 @@ method is bound to the real `HfApi` signature (a call the real API would reject 
 
 from __future__ import annotations
 
-import functools
-import inspect
 import socket
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from huggingface_hub import HfApi, Volume
+from signatures import bound_to  # noqa: F401  (re-exported for the jobs tests)
 
 import fine_tune.recipes.trainer_configs  # noqa: F401 (loaded: the submitter reads recipes here, not in a child)
 from fine_tune.hub.jobs import estimate, job_spec, shipping
@@ -28,18 +27,6 @@ split_manifest: outputs/medmcqa-sft/split_manifest.json
 """
 ACCELERATE_DDP = "distributed_type: MULTI_GPU\nnum_machines: 1\nnum_processes: 2\n"
 HF_API_METHODS = ("whoami", "sync_job_volume", "run_job", "fetch_job_logs", "inspect_job", "wait_for_job")
-
-
-def bound_to(real, fake):
-    """`fake`, refusing (TypeError) any call that does not bind to `real`'s signature."""
-    signature = inspect.signature(real)
-
-    @functools.wraps(fake)
-    def checked(*args, **kwargs):
-        signature.bind(*args, **kwargs)
-        return fake(*args, **kwargs)
-
-    return checked
 
 
 def fake_hf_api(monkeypatch, name: str, fake) -> None:

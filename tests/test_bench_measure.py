@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from vllm_fakes import FakeLLM
+from vllm_fakes import ENGINE_SIGNATURE, FakeLLM
 
 from benchmarks.device import PeakMemory, TimeCapReached, time_cap
 from benchmarks.lengths import Lengths
@@ -146,7 +146,8 @@ def test_the_benchmark_times_the_evals_own_vllm_path(vllm_bench, tiny_model_dir)
 
 
 def test_a_vllm_engine_that_fails_is_recorded_with_its_reason(vllm_bench, fake_vllm, monkeypatch, tiny_model_dir):
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
+        ENGINE_SIGNATURE.bind(*args, **kwargs)  # the call is one vLLM's engine accepts; then it fails
         raise RuntimeError("no GPU memory left")
 
     monkeypatch.setattr(fake_vllm, "LLM", broken)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from rich.console import Console
+from signatures import bound_to
 
 from fine_tune.cli import run_main
 from fine_tune.constants import (
@@ -501,12 +502,15 @@ def lineage_pair(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
 def fake_generation(wrong_for: str, n_wrong: int, rows):
     """generate_responses stand-in: the gold answer to every question, except the first `n_wrong` answers of the
     model whose path contains `wrong_for`, which name the next letter instead."""
-    from fine_tune.evaluate.generation import GenerationResult
+    from fine_tune.evaluate.generation import GenerationResult, generate_responses
     from fine_tune.task.prompts import LETTERS, format_question, gold_letter
 
     gold = {format_question(row): gold_letter(row) for row in rows}
 
-    def generate(model, tokenizer, messages, **kwargs):
+    @bound_to(generate_responses)
+    def generate(
+        model, tokenizer, messages, *, batch_size=None, max_new_tokens=256, sort_by_length=True, progress=None
+    ):
         texts = []
         for index, conversation in enumerate(messages):
             letter = gold[conversation[-1]["content"]]
@@ -578,11 +582,15 @@ def test_one_load_and_one_generate_call_per_model_and_vllm_gets_the_gpu(monkeypa
     from fine_tune.evaluate import runs
     from fine_tune.evaluate.generation import GenerationResult
     from fine_tune.evaluate.runs import run_models
+    from fine_tune.evaluate.vllm_backend import generate_responses_vllm
     from fine_tune.models.precision import resolve_precision
 
     calls = []
 
-    def fake_vllm(model, tokenizer, messages, **options):
+    @bound_to(generate_responses_vllm)
+    def fake_vllm(
+        model, tokenizer, messages, *, batch_size=None, max_new_tokens=256, sort_by_length=True, progress=None
+    ):
         calls.append(len(messages))
         assert all(p.device.type == "cpu" for p in model.parameters()), "the HF copy was moved to the GPU"
         return GenerationResult(["x"] * len(messages), [1] * len(messages), [True] * len(messages), 1.0)

@@ -158,7 +158,7 @@ def test_a_job_that_never_ends_stops_the_pipeline_with_a_message(project, capsys
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     hub = FakeHub(monkeypatch)
 
-    def wait_for_job(api, job_id, **kwargs):
+    def wait_for_job(api, job_id, *, timeout=None, poll_interval=None, namespace=None, token=None):
         raise TimeoutError(f"Job '{job_id}' is still in stage 'RUNNING'")
 
     fake_hf_api(monkeypatch, "wait_for_job", wait_for_job)

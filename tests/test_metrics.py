@@ -99,3 +99,23 @@ def test_aggregate_invariants(samples):
     assert metrics["schema_valid"] <= metrics["json_valid"] <= metrics["n"]
     assert metrics["schema_valid"] <= metrics["lenient_schema_valid"]
     assert sum(metrics["failure_counts"].values()) == metrics["n"] - metrics["schema_valid"]
+
+
+def test_a_five_option_task_scores_e_and_a_three_option_task_refuses_d():
+    """The task's letters reach the gold check and both parsers (MedQA-5 has an E; PubMedQA stops at C)."""
+    e_answer = json.dumps({"predicted_category": "E", "confidence": 0.7, "reason": "r"})
+    five = score_sample("Answer: " + e_answer, "E", letters="ABCDE")
+    assert (five.schema_valid, five.correct, five.lenient_schema_valid, five.lenient_correct) == (
+        False,
+        False,
+        True,
+        True,
+    )
+    strict_five = score_sample(e_answer, "E", letters="ABCDE")
+    assert strict_five.schema_valid and strict_five.correct
+    d_answer = e_answer.replace('"E"', '"D"')
+    three = score_sample("Answer: " + d_answer, "C", letters="ABC")
+    assert three.lenient_json_valid and not three.lenient_schema_valid
+    assert score_sample(d_answer, "C", letters="ABC").failure == "bad_category"
+    with pytest.raises(ValueError, match="gold letter"):
+        score_sample(d_answer, "D", letters="ABC")

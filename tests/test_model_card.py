@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import yaml
+from hub_fakes import fake_hub_pushes
 from huggingface_hub import HfApi
+from signatures import patch_bound
 
 from fine_tune.hub import model_card
 from fine_tune.hub.model_card import (
@@ -184,12 +187,17 @@ def test_update_on_the_hub_downloads_replaces_and_uploads_one_file(tmp_path, mon
     existing.write_text(render_model_card(lineage(), repo_id="alice/medmcqa-sft"))
     downloads, uploads = [], []
 
-    def hf_hub_download(repo_id, filename, **kwargs):
-        downloads.append((repo_id, filename, kwargs.get("token")))
+    def hf_hub_download(repo_id, filename, *, token=None):
+        downloads.append((repo_id, filename, token))
         return str(existing)
 
-    monkeypatch.setattr("huggingface_hub.hf_hub_download", hf_hub_download)
-    monkeypatch.setattr(HfApi, "upload_file", lambda api, **kwargs: uploads.append((api.token, kwargs)))
+    def upload_file(api, *, path_or_fileobj, path_in_repo, repo_id, commit_message=None):
+        uploads.append(
+            (api.token, {"path_or_fileobj": path_or_fileobj, "path_in_repo": path_in_repo, "repo_id": repo_id})
+        )
+
+    patch_bound(monkeypatch, huggingface_hub, "hf_hub_download", hf_hub_download)
+    patch_bound(monkeypatch, HfApi, "upload_file", upload_file)
     where = update_model_card_with_eval("alice/medmcqa-sft", EVAL_TABLE, token=SECRET)
     assert where == "alice/medmcqa-sft/README.md"
     assert downloads == [("alice/medmcqa-sft", "README.md", SECRET)]
@@ -205,13 +213,16 @@ def test_update_on_the_hub_without_a_card_renders_one_from_lineage(tmp_path, mon
     (tmp_path / "lineage.json").write_text(json.dumps(lineage()))
     uploads = []
 
-    def hf_hub_download(repo_id, filename, **kwargs):
+    def hf_hub_download(repo_id, filename, *, token=None):
         if filename != "lineage.json":
             raise EntryNotFoundError(filename)
         return str(tmp_path / filename)
 
-    monkeypatch.setattr("huggingface_hub.hf_hub_download", hf_hub_download)
-    monkeypatch.setattr(HfApi, "upload_file", lambda api, **kwargs: uploads.append(kwargs))
+    def upload_file(api, *, path_or_fileobj, path_in_repo, repo_id, commit_message=None):
+        uploads.append({"path_or_fileobj": path_or_fileobj, "path_in_repo": path_in_repo, "repo_id": repo_id})
+
+    patch_bound(monkeypatch, huggingface_hub, "hf_hub_download", hf_hub_download)
+    patch_bound(monkeypatch, HfApi, "upload_file", upload_file)
     update_model_card_with_eval("alice/medmcqa-sft", EVAL_TABLE)
     text = uploads[0]["path_or_fileobj"].decode()
     assert front(text)["base_model"] == "Qwen/Qwen3-0.6B" and EVAL_TABLE in text
@@ -266,9 +277,7 @@ def test_push_to_hub_uploads_the_card_and_split_manifest(tmp_path, monkeypatch):
         (out / sub / "lineage.json").write_text(json.dumps(lineage()))
     (out / "split_manifest.json").write_text(json.dumps(MANIFEST))
     calls = []
-    monkeypatch.setattr(HfApi, "create_repo", lambda api, repo_id, **kw: calls.append(("create_repo", repo_id, kw)))
-    monkeypatch.setattr(HfApi, "upload_folder", lambda api, **kw: calls.append(("upload_folder", kw)))
-    monkeypatch.setattr(HfApi, "create_commit", lambda api, **kw: calls.append(("create_commit", kw)))
+    fake_hub_pushes(monkeypatch, calls)
     publish.push_to_hub(out, "alice/medmcqa-sft", token=SECRET, private=True)
     assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_folder", "create_commit"]
     commit = calls[-1][1]

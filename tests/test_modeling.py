@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import torch
+from hub_fakes import fake_hub_pushes
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -127,29 +128,16 @@ def test_push_uploads_merged_at_root_and_adapter_in_subfolder(saved_run, monkeyp
     out, _ = saved_run
     calls = []
 
-    class FakeApi:
-        def __init__(self, endpoint=None, token=None):
-            calls.append(("init", token))
-
-        def create_repo(self, repo_id, **kwargs):
-            calls.append(("create_repo", repo_id))
-            return f"https://hub.example/{repo_id}"
-
-        def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, **kwargs):
-            calls.append(("upload_folder", repo_id, str(folder_path), path_in_repo, kwargs.get("delete_patterns")))
-
-        def __getattr__(self, name):
-            return lambda *a, **k: calls.append((name, a, k))
-
-    monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    fake_hub_pushes(monkeypatch, calls)  # every HfApi method the push calls, bound to the real signature
     url = publish.push_to_hub(out, "user/medmcqa-sft", token="hf_secret", private=True)
     assert url == "https://hub.example/user/medmcqa-sft"
-    uploads = [c for c in calls if c[0] == "upload_folder"]
-    merged_upload = next(c for c in uploads if c[2] == str(out / MERGED_DIR))
-    adapter_upload = next(c for c in uploads if c[2] == str(out / ADAPTER_DIR))
-    assert merged_upload[3] in (None, "", ".")
-    assert "adapter_config.json" in merged_upload[4], "a stale root adapter would shadow the merged model"
-    assert adapter_upload[3] == ADAPTER_DIR
+    assert [c[0] for c in calls] == ["create_repo", "upload_folder", "upload_folder", "create_commit"]
+    uploads = [c[1] for c in calls if c[0] == "upload_folder"]
+    merged_upload = next(c for c in uploads if str(c["folder_path"]) == str(out / MERGED_DIR))
+    adapter_upload = next(c for c in uploads if str(c["folder_path"]) == str(out / ADAPTER_DIR))
+    assert merged_upload["path_in_repo"] in (None, "", ".")
+    assert "adapter_config.json" in merged_upload["delete_patterns"], "a stale root adapter would shadow the merged"
+    assert adapter_upload["path_in_repo"] == ADAPTER_DIR
 
 
 def model_args(model_dir, **overrides):
@@ -203,6 +191,24 @@ def test_model_config_options_reach_from_pretrained(tiny_model_dir):
     assert model_init_kwargs(model_args(tiny_model_dir, dtype="bfloat16"), torch.bfloat16)["dtype"] == torch.bfloat16
     eight = model_init_kwargs(model_args(tiny_model_dir, load_in_8bit=True), torch.float32)["quantization_config"]
     assert eight.load_in_8bit and not eight.load_in_4bit
+
+
+@pytest.mark.parametrize("nested", [True, False])
+def test_a_bf16_4bit_load_is_prepared_for_kbit_training_and_nested_quant_reaches_the_weights(tiny_model_dir, nested):
+    """On a bf16 load only k-bit preparation puts the norms in fp32; nested (double) quantisation is read from the
+    loaded weights' bitsandbytes quant state, not the recorded config."""
+    from fine_tune.models.loading import load_model_for_training
+
+    args = model_args(tiny_model_dir, load_in_4bit=True, use_bnb_nested_quant=nested, dtype="bfloat16")
+    model = load_model_for_training(args, torch.bfloat16)
+    layer = model.model.layers[0]
+    assert layer.input_layernorm.weight.dtype == torch.float32, "k-bit prep casts the bf16 norms to fp32"
+    assert model.model.norm.weight.dtype == torch.float32
+    assert model.get_input_embeddings().weight.dtype == torch.float32
+    assert all(not p.requires_grad for p in model.parameters()), "k-bit prep freezes the base"
+    quantised = [module.weight for module in model.modules() if type(module).__name__ == "Linear4bit"]
+    assert quantised and all(weight.quant_state.nested is nested for weight in quantised)
+    assert all(weight.quant_state.quant_type == "nf4" for weight in quantised)
 
 
 def test_qlora_on_cpu_loads_4bit_trains_the_adapter_and_merges_into_a_full_precision_base(tiny_model_dir, tmp_path):

@@ -319,29 +319,165 @@ def test_strip_think_matches_the_regular_expressions_on_random_tag_soup():
         assert strip_think(text) == reference_strip_think(text), text
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "<think> a " * 5600 + VALID,  # unclosed tags: the old regex rescanned to the end from each one
-        "{ " * 28000,  # a failed decode at each brace counted the lines up to it
-        '{"a": "' * 8000,
-        "<think>" + "x" * 56000 + "</think>" + VALID,
-    ],
-)
-def test_lenient_parse_of_56kb_decodes_a_bounded_window_per_candidate(monkeypatch, text):
-    spans = []
+def object_starts(text: str) -> list[int]:
+    """Where a JSON object can begin, found without the parser's regex: "{", optional whitespace, then '"' or '}'."""
+    starts = []
+    for i, char in enumerate(text):
+        if char == "{":
+            rest = text[i + 1 :].lstrip()
+            if rest[:1] in ('"', "}"):
+                starts.append(i)
+    return starts
+
+
+def recorded_decodes(monkeypatch) -> list[tuple[str, int]]:
+    calls = []
     original = parsing._decode_at
 
     def recording(window, start):
-        spans.append(len(window) - start)
+        calls.append((window, start))
         return original(window, start)
 
     monkeypatch.setattr(parsing, "_decode_at", recording)
-    parse_response_lenient(text)
-    assert all(span <= parsing.MAX_OBJECT_CHARS for span in spans[1:]), "only the strict parse sees the whole text"
+    return calls
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "' * 8000,  # 8,000 candidates, each followed by 56 KB: every window is cut at MAX_OBJECT_CHARS
+        "{ " * 1500 + '{"a": "' * 3000 + "prose " + VALID,  # non-candidates, 3,000 failed windows, the answer
+        "{ " * 28000,  # a failed decode at each brace counted the lines up to it: now no brace is a candidate
+    ],
+)
+def test_lenient_parse_decodes_one_bounded_window_per_place_an_object_can_begin(monkeypatch, text):
+    calls = recorded_decodes(monkeypatch)
+    parsed = parse_response_lenient(text)
+    assert calls[0] == (text.strip(), 0), "the strict parse reads the whole text once"
+    starts = object_starts(text)
+    assert len(calls) - 1 == len(starts), "one decode per candidate, none at a brace that cannot begin an object"
+    for (window, start), position in zip(calls[1:], starts, strict=True):
+        assert start == 0 and window == text[position : position + parsing.MAX_OBJECT_CHARS]
+    assert sum(len(window) == parsing.MAX_OBJECT_CHARS for window, _ in calls[1:]) >= min(len(starts), 1000)
+    assert parsed.schema_valid == text.endswith(VALID)
+
+
+class RecordingPattern:
+    """A compiled pattern that records each call (method, text length) and forwards it."""
+
+    def __init__(self, pattern, calls):
+        self.pattern, self.calls = pattern, calls
+
+    def __getattr__(self, name):
+        method = getattr(self.pattern, name)
+
+        def recorded(text, *args, **kwargs):
+            self.calls.append((self.pattern.pattern, name, len(text)))
+            return method(text, *args, **kwargs)
+
+        return recorded
+
+
+class RecordingRe:
+    """The `re` module, its pattern functions recording each call (pattern, function, text length)."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __getattr__(self, name):
+        function = getattr(re, name)
+        if not callable(function) or name == "compile":
+            return function
+
+        def recorded(pattern, text, *args, **kwargs):
+            self.calls.append((getattr(pattern, "pattern", pattern), name, len(text)))
+            return function(pattern, text, *args, **kwargs)
+
+        return recorded
+
+
+def test_unclosed_think_tags_are_scanned_once(monkeypatch):
+    """The regexes this replaced rescanned to the end of the text from each of 5,600 unclosed <think> tags."""
+    text = "<think> a " * 5600 + VALID
+    calls = []
+    recorder = RecordingPattern(parsing._THINK_TAG, calls)
+    monkeypatch.setattr(parsing, "_THINK_TAG", recorder)
+    monkeypatch.setattr(parsing, "re", RecordingRe(calls))
+    assert parse_response_lenient(text).failure == "empty", "an unclosed <think> runs to the end: nothing is left"
+    tag_scans = [call for call in calls if call[:2] == (r"</?think>", "finditer")]
+    assert tag_scans == [(r"</?think>", "finditer", len(text))], "one pass over the tags"
+    others = [call for call in calls if call[1] != "finditer"]
+    assert all(name == "search" and ".*" not in pattern for pattern, name, _ in others), others
+    assert len(others) <= 3, "a bounded number of searches, none of which runs to the end from each tag"
 
 
 def test_lenient_parse_finds_the_answer_after_long_reasoning_and_prose():
     text = "<think>" + "step {x} " * 6000 + "</think>Sure. { not json } " * 3 + VALID + " bye"
     parsed = parse_response_lenient(text)
     assert parsed.schema_valid and parsed.category == "B"
+
+
+@pytest.mark.parametrize(
+    ("text", "failure"),
+    [
+        ('{"reason": "x\\"}', "truncated"),  # an escaped quote does not close the string
+        ('{"a": "\\\\" x}', "not_json"),  # an escaped backslash does not escape the quote after it
+        ('{"a": "}', "truncated"),  # a brace inside a string does not close the object
+        ('{"": 1]', "not_json"),  # an empty string closes at its second quote
+        ('{"a": 1, X}', "not_json"),  # balanced: not cut off
+        ('{"a": X', "truncated"),
+        ('{"a": [1, [2]', "truncated"),  # nested: two brackets still open
+        ('{"a": [1]', "truncated"),
+    ],
+)
+def test_a_text_is_truncated_only_when_it_ends_inside_a_string_or_an_open_brace(text, failure):
+    assert parse_response(text).failure == failure
+    assert parse_response_lenient(text).failure == failure
+
+
+@pytest.mark.parametrize(
+    ("text", "failure"),
+    [
+        ("a { z }", "not_json"),  # braces, but nothing cut off
+        ('a { "{" z }', "not_json"),  # the truncation check starts at the first brace, not one inside a string
+        ('a {"x": "cut', "truncated"),
+    ],
+)
+def test_lenient_failure_when_no_object_is_found(text, failure):
+    assert parse_response_lenient(text).failure == failure
+
+
+def test_bytes_that_are_not_utf8_are_replaced_never_raised():
+    assert completion_text(b"caf\xe9 " + VALID.encode()) == "caf\ufffd " + VALID
+    assert parse_response_lenient(b"\xff\xfe" + VALID.encode()).category == "B"
+
+
+def test_reasoning_split_off_as_thinking_is_put_back_and_text_parts_are_joined():
+    message = {"role": "assistant", "thinking": "hmm", "content": [{"type": "text", "text": "a"}, {"text": "b"}]}
+    assert completion_text([message]) == "<think>hmm</think>ab"
+    assert parse_response([message]).failure == "think_block"
+
+
+@pytest.mark.parametrize("parse", [parse_response, parse_response_lenient])
+def test_the_tasks_letters_decide_the_category(parse):
+    five = json.dumps({"predicted_category": "E", "confidence": 0.5, "reason": "r"})
+    three = VALID.replace('"B"', '"D"')
+    assert parse(five, letters="ABCDE").category == "E" and parse(five).failure == "bad_category"
+    assert parse(three, letters="ABC").failure == "bad_category" and parse(three).category == "D"
+    assert parse(" " + five + " ", letters="ABCDE").category == "E"
+
+
+def test_lenient_keeps_a_strictly_valid_response_as_it_is():
+    """Think tags inside a strictly valid object's reason are the model's text, not reasoning to strip."""
+    text = json.dumps({"predicted_category": "A", "confidence": 0.5, "reason": "<think>x</think> y"})
+    assert parse_response_lenient(text) == parse_response(text)
+    assert parse_response_lenient(text).reason == "<think>x</think> y"
+    assert parse_response_lenient("Sure: " + text.replace('"A"', '"E"'), letters="ABCDE").category == "E"
+
+
+@pytest.mark.parametrize(
+    ("text", "failure"),
+    [("1 2", "not_json"), ('"a" ```', "code_fence"), ("[1] </think>", "think_block"), ("{} x", "trailing_text")],
+)
+def test_a_json_value_followed_by_text_is_trailing_text_only_for_an_object(text, failure):
+    assert parse_response(text).failure == failure

@@ -28,7 +28,7 @@ ADAPTER_BYTES = len(_ADAPTER_HEADER).to_bytes(8, "little") + _ADAPTER_HEADER + b
 
 
 def fake_snapshot(step: int | None, calls: list):
-    def snapshot_download(repo_id, *, allow_patterns=None, local_dir=None, token=None, revision=None, **kwargs):
+    def snapshot_download(repo_id, *, allow_patterns=None, local_dir=None, token=None, revision=None):
         calls.append({"repo_id": repo_id, "allow_patterns": allow_patterns, "token": token, "revision": revision})
         if step is not None:
             folder = Path(local_dir) / constants.HUB_CHECKPOINT_DIR
@@ -123,7 +123,7 @@ def test_fetch_checkpoint_offline_fails_fast_with_the_fix(tmp_path, monkeypatch,
 def test_fetch_split_manifest_downloads_the_file_of_one_repo(tmp_path, monkeypatch, clean_env):
     calls = []
 
-    def hf_hub_download(repo_id, filename, *, local_dir=None, token=None, **kwargs):
+    def hf_hub_download(repo_id, filename, *, local_dir=None, token=None):
         calls.append((repo_id, filename, str(local_dir), token))
         return str(Path(local_dir) / filename)
 
@@ -160,7 +160,7 @@ def test_publish_eval_results_uploads_and_updates_the_scored_models_cards(tmp_pa
     assert written[1:] == ["alice/medmcqa-sft/README.md", "alice/medmcqa-grpo/README.md"]
 
 
-def missing_file(repo_id, filename, **kwargs):
+def missing_file(repo_id, filename, *, local_dir=None, token=None):
     from huggingface_hub.errors import EntryNotFoundError
 
     raise EntryNotFoundError(f"{filename} not in {repo_id}")

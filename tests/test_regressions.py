@@ -121,3 +121,26 @@ def test_relative_paths_match_the_same_folder_written_differently(tmp_path, monk
     assert model_identities("./outputs/sft/adapter") & model_identities("outputs/sft/merged/")
     assert not model_identities("outputs/sft/adapter") & model_identities("Qwen/Qwen3-0.6B")
     assert model_identities("missing/run/merged") == model_identities("./missing/run/merged")
+
+
+def test_the_check_records_the_comparison_and_is_reproducible_by_seed():
+    parent = run("sft", "out/sft/merged", outcomes({0}), {"phase": "sft", "base": "Qwen/Qwen3-0.6B"})
+    child = run("grpo", "out/grpo/merged", outcomes(set(range(9))), {"phase": "grpo", "base": "out/sft/merged"})
+    check = parent_checks([parent, child], resamples=200, seed=0)[1]
+    assert {key: check[key] for key in ("n", "accuracy", "parent_accuracy")} == {
+        "n": N,
+        "accuracy": (N - 9) / N,
+        "parent_accuracy": (N - 1) / N,
+    }
+    assert check["ci_low"] < check["diff"] < check["ci_high"] < 0
+    assert (check["parent_source"], check["alpha"]) == ("out/sft/merged", REGRESSION_ALPHA)
+    again = parent_checks([parent, child], resamples=200, seed=0)[1]
+    assert (again["ci_low"], again["ci_high"]) == (check["ci_low"], check["ci_high"]), "the seed fixes the bootstrap"
+
+
+def test_a_p_value_equal_to_alpha_is_not_a_regression():
+    parent = run("sft", "out/sft/merged", outcomes(set()), {"phase": "sft", "base": "Qwen/Qwen3-0.6B"})
+    child = run("grpo", "out/grpo/merged", outcomes(set(range(8))), {"phase": "grpo", "base": "out/sft/merged"})
+    p_value = 2 / 2**8
+    assert parent_checks([parent, child], resamples=50, seed=0, alpha=p_value)[1]["regressed"] is False
+    assert parent_checks([parent, child], resamples=50, seed=0, alpha=p_value * 1.01)[1]["regressed"] is True

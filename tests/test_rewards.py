@@ -1,8 +1,11 @@
 import json
+from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from signatures import bound_to
+from trl import GRPOTrainer
 
 from fine_tune.errors import RecipeError
 from fine_tune.task.prompts import grpo_example, target_response
@@ -35,8 +38,8 @@ def trl_call(reward_func, contents, ground_truth):
         completion_ids=[[1, 2, 3]] * len(contents),
         ground_truth=ground_truth,
         trainer_state=object(),
-        log_extra=lambda *args, **kwargs: None,
-        log_metric=lambda *args, **kwargs: None,
+        log_extra=bound_to(partial(GRPOTrainer._log_completion_extra, None), lambda column, values: None),
+        log_metric=bound_to(partial(GRPOTrainer._log_metric, None), lambda name, value: None),
     )
 
 
@@ -95,6 +98,7 @@ def test_unknown_reward_name_is_named_with_the_known_ones():
     with pytest.raises(ValueError, match="format_reward") as error:
         get_reward_funcs(["accuracy_reward", "format_reward"])
     assert all(name in str(error.value) for name in REWARD_FUNCS)
+    assert f"known: {', '.join(REWARD_FUNCS)} (or a dotted import path)" in str(error.value)
 
 
 def test_reward_by_dotted_import_path():
@@ -158,3 +162,47 @@ def test_a_reward_whose_column_is_missing_is_refused_before_training():
     with pytest.raises(RecipeError, match="accuracy_reward needs ground_truth") as error:
         check_reward_columns(funcs, ["prompt"])
     assert error.value.exit_code == 2 and "json_validity_reward" not in str(error.value)
+
+
+def test_the_missing_columns_message_names_every_reward_and_column():
+    def by_subject(completions, subject_name, topic_name, **kwargs):
+        return [0.0] * len(completions)
+
+    class Scorer:  # a callable without __name__ is named by its repr
+        def __call__(self, completions, ground_truth, **kwargs):
+            return [0.0] * len(completions)
+
+        def __repr__(self):
+            return "Scorer()"
+
+    with pytest.raises(RecipeError) as error:
+        check_reward_columns([by_subject, Scorer()], ["prompt", "solution"])
+    assert str(error.value) == (
+        "the GRPO dataset lacks reward input column(s): by_subject needs subject_name, topic_name; "
+        "Scorer() needs ground_truth (columns: prompt, solution)"
+    )
+
+
+def test_gated_accuracy_pays_for_a_letter_of_the_rows_own_task():
+    """A five-option row's E is a real answer; on a three-option row a D is no answer at all."""
+    answer = json.dumps({"predicted_category": "E", "confidence": 0.9, "reason": "r"})
+    five, three = ["A", "B", "C", "D", "E"], ["A", "B", "C"]
+    assert gated_accuracy_reward([answer], ground_truth=["E"], letters=[five]) == [1.0]
+    d_answer = answer.replace('"E"', '"D"')
+    assert gated_accuracy_reward([d_answer, d_answer], ground_truth=["D", "D"], letters=[three, None]) == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("reward", [accuracy_reward, gated_accuracy_reward, calibration_reward])
+def test_every_reward_reads_the_rows_own_letters(reward):
+    answer = json.dumps({"predicted_category": "E", "confidence": 1.0, "reason": "r"})
+    five = ["A", "B", "C", "D", "E"]
+    assert reward([answer], ground_truth=["E"], letters=[five]) == [1.0]
+    assert reward([answer], ground_truth=["E"]) == [0.0], "no letters column: A-D"
+    a_answer = answer.replace('"E"', '"A"')
+    assert reward([a_answer], ground_truth=["A"], letters=[[]]) == [1.0], "an empty letters cell means A-D"
+
+
+def test_a_single_completion_and_gold_are_a_batch_of_one():
+    answer = json.dumps({"predicted_category": "B", "confidence": 1.0, "reason": "r"})
+    assert accuracy_reward(answer, ground_truth="B") == [1.0]
+    assert json_validity_reward(answer) == [1.0]

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from signatures import bound_to
 from transformers import TrainerControl, TrainerState
 
 from fine_tune.data.normalise import normalise_dataset
@@ -11,6 +12,7 @@ from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, wri
 from fine_tune.data.task_splits import phase_split, split_normalised
 from fine_tune.errors import NoImprovementError
 from fine_tune.evaluate.generation import GenerationResult
+from fine_tune.evaluate.stats import mcnemar_exact
 from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.recipes.loader import load_recipe
 from fine_tune.recipes.trainer_configs import MedSFTConfig
@@ -274,7 +276,11 @@ def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypat
     answer = '{"predicted_category": "D", "confidence": 0.5, "reason": "r"}'
     n = len(scorer.golds)
     monkeypatch.setattr(
-        selection, "generate_responses", lambda *a, **k: GenerationResult([answer] * n, [1] * n, [True] * n, 1.0)
+        selection,
+        "generate_responses",
+        bound_to(
+            selection.generate_responses, lambda *a, **k: GenerationResult([answer] * n, [1] * n, [True] * n, 1.0)
+        ),
     )
     record = scorer.score(model=None, tokenizer=type("T", (), {"padding_side": "left"})(), step=0)
     medqa_rows = len(split.parts[0].splits["sft"])
@@ -293,6 +299,7 @@ def scored(step, correct, tasks):
 
 
 TASKS = ["medqa"] * 40 + ["pubmedqa"] * 12
+TASKS_2 = ("medqa", "pubmedqa")
 
 
 def test_a_mixture_step_that_wins_overall_but_loses_one_task_is_not_handed_on(caplog):
@@ -308,7 +315,106 @@ def test_a_mixture_step_that_wins_overall_but_loses_one_task_is_not_handed_on(ca
     check_improvement(summary, history, "fail", None)  # one task: the whole dev slice decides
 
 
-def test_a_small_drop_on_one_task_is_within_noise():
+def test_a_small_drop_on_one_task_is_within_noise(caplog):
     start = scored(0, [True] * 10 + [False] * 30 + [True] * 12, TASKS)
     chosen = scored(10, [True] * 40 + [True] * 10 + [False] * 2, TASKS)  # pubmedqa 10/12: McNemar p = 0.5
+    caplog.set_level("INFO", logger=selection.__name__)
     check_improvement(selection_summary([start, chosen], best_step=10), [start, chosen], "fail", TASKS)
+    assert "selected step 10: dev accuracy 0.962 (start accuracy 0.423)" in caplog.text
+    assert "TASK REGRESSION" not in caplog.text
+
+
+def drop_on_pubmedqa(lost: int, gained: int = 0):
+    """Start and chosen records where pubmedqa loses `lost` rows and gains `gained` (discordant pairs), and medqa
+    gains enough that the chosen step wins overall."""
+    tasks = ["medqa"] * 40 + ["pubmedqa"] * 30
+    pubmed_start = [True] * lost + [False] * gained + [True] * (30 - lost - gained)
+    pubmed_chosen = [False] * lost + [True] * gained + [True] * (30 - lost - gained)
+    start = scored(0, [False] * 40 + pubmed_start, tasks)
+    chosen = scored(10, [True] * 40 + pubmed_chosen, tasks)
+    return start, chosen, tasks
+
+
+@pytest.mark.parametrize(
+    ("lost", "gained", "flagged"),
+    [
+        (5, 0, False),  # p = 2 / 2**5 = 0.0625: just above 0.05
+        (6, 0, True),  # p = 0.03125
+        (17, 6, True),  # p = 0.0347
+        (16, 6, False),  # p = 0.0525: just above 0.05
+        (15, 5, True),  # p = 0.0414
+    ],
+)
+def test_the_per_task_mcnemar_threshold_at_its_edge(lost, gained, flagged):
+    start, chosen, tasks = drop_on_pubmedqa(lost, gained)
+    p_value = mcnemar_exact(chosen["correct"][40:], start["correct"][40:])["mcnemar_p"]
+    assert (p_value < 0.05) is flagged, p_value
+    found = selection.task_regressions(start, chosen, tasks)
+    assert [entry.split(" ")[0] for entry in found] == (["pubmedqa"] if flagged else [])
+
+
+def test_a_p_value_equal_to_alpha_is_not_significant():
+    start, chosen, tasks = drop_on_pubmedqa(5)  # p = 0.0625 exactly
+    assert selection.task_regressions(start, chosen, tasks, alpha=0.0625) == []
+    assert selection.task_regressions(start, chosen, tasks, alpha=0.0626) != []
+
+
+def test_a_task_that_improved_is_never_a_regression():
+    start, chosen, tasks = drop_on_pubmedqa(6)
+    # reversed: medqa 40/40 -> 0/40 is flagged; pubmedqa 24/30 -> 30/30 (p = 0.03125) is a gain, never flagged
+    assert [entry.split(" ")[0] for entry in selection.task_regressions(chosen, start, tasks)] == ["medqa"]
+
+
+def mixture_trainer(history, tasks, best_step):
+    """What `selection_outcome` reads from the Trainer: its dev scorer (tasks, history) and its state."""
+    scorer = DevScorer([[]] * len(tasks), ["A"] * len(tasks), 1, 1, history=list(history), tasks=tasks)
+    state = TrainerState()
+    state.best_global_step = best_step
+    return type("Trainer", (), {"dev_scorer": scorer, "state": state})()
+
+
+def test_the_per_task_guard_runs_through_selection_outcome():
+    start = scored(0, [True] * 10 + [False] * 30 + [True] * 12, TASKS)
+    chosen = scored(10, [True] * 40 + [False] * 12, TASKS)
+    with pytest.raises(NoImprovementError, match=r"TASK REGRESSION: step 10 .* pubmedqa \(0/12 vs 12/12"):
+        selection.selection_outcome(mixture_trainer([start, chosen], TASKS, 10), "fail")
+    summary = selection.selection_outcome(mixture_trainer([start, chosen], TASKS, 10), "warn")
+    assert summary["selected"]["step"] == 10 and summary["selected"]["per_task"] == {"medqa": 1.0, "pubmedqa": 0.0}
+
+
+class TaskScriptedScorer(DevScorer):
+    """Per-task dev accuracy by step from a script (the real `from_parts` gives each dev row its task): drives the
+    real Trainer, `selection_outcome` and the per-task guard on a mixture without generating."""
+
+    script: dict[int, dict[str, int]] = {}  # step -> task -> how many of its dev rows are right
+
+    def score(self, model, tokenizer, step):
+        right = dict(self.script[step])
+        correct = []
+        for task in self.tasks:
+            correct.append(right[task] > 0)
+            right[task] -= 1
+        record = scored(step, correct, self.tasks)
+        self.history.append(record)
+        return record
+
+
+def test_a_mixture_run_with_fail_hands_nothing_on_when_one_task_regresses(monkeypatch, tiny_model_dir, tmp_path):
+    task = "{" + ", ".join(f"{name}: {{weight: 1, dataset_name: '{FIXTURES / name}.jsonl'}}" for name in TASKS_2) + "}"
+    # start 7/14 (medqa 0/7, pubmedqa 7/7); step 2: 8/14 overall, but pubmedqa 7/7 -> 1/7 (McNemar p = 0.031)
+    script = {0: {"medqa": 0, "pubmedqa": 7}, 2: {"medqa": 7, "pubmedqa": 1}}
+    monkeypatch.setattr(TaskScriptedScorer, "script", script)
+    monkeypatch.setattr(sft, "DevScorer", TaskScriptedScorer)
+    args = load_recipe(
+        "sft",
+        "configs/demo/sft.yaml",
+        ["--model_name_or_path", str(tiny_model_dir), "--task", task, "--dataset_name", "null",
+         "--output_dir", str(tmp_path), "--sft_size", "20", "--grpo_size", "2", "--eval_size", "1",
+         "--split_seed", "1",
+         "--dev_size", "14", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2",
+         "--per_device_train_batch_size", "2", "--logging_steps", "1", "--max_length", "512",
+         "--no_improvement_action", "fail"],
+    )  # fmt: skip
+    with pytest.raises(NoImprovementError, match=r"TASK REGRESSION: step 2 .* pubmedqa \(1/7 vs 7/7 at the start"):
+        sft.run_sft(*args)
+    assert not (tmp_path / "merged").exists(), "nothing is handed on"

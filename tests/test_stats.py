@@ -232,6 +232,45 @@ def test_per_group_accuracy():
         per_group_accuracy(["x"], [1, 0])
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: brier_score([0.5, 0.5], [1]), "length mismatch: 2 confidences vs 1 outcomes"),
+        (lambda: brier_score([1.5], [1]), r"confidences must lie in \[0, 1\]"),
+        (lambda: brier_score([0.5], [2]), "outcomes must be 0/1 or booleans"),
+        (lambda: wilson_interval(1, 2, confidence=1.0), r"confidence level must be in \(0, 1\), got 1.0"),
+        (
+            lambda: confusion_matrix(["A", "Z"], ["A", "A"]),
+            r"gold letters must be in \('A', 'B', 'C', 'D'\); got e.g. 'Z'",
+        ),
+        (lambda: confusion_matrix(["A"], ["A", "B"]), "length mismatch: 1 gold vs 2 predicted"),
+        (lambda: paired_bootstrap_diff([], []), "need at least one paired sample"),
+        (lambda: reliability_bins([0.5], [1], n_bins=0), "n_bins must be >= 1, got 0"),
+        (lambda: wilson_interval(3, 2), "need 0 <= successes <= n, got successes=3, n=2"),
+        (lambda: per_group_accuracy(["a"], [1, 0]), "length mismatch: 1 groups vs 2 outcomes"),
+    ],
+)
+def test_bad_inputs_are_named(call, message):
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        call()
+
+
+def test_a_five_letter_task_counts_its_e():
+    matrix = confusion_matrix(["E", "E", "A"], ["E", "E", "F"], letters="ABCDE")
+    assert matrix["E"]["E"] == 2 and matrix["A"]["invalid"] == 1
+    result = letter_distribution_test(["E", "E", "A", "B"], ["E", "A", "B", "C"], letters="ABCDE")
+    assert result["predicted_counts"]["E"] == 2
+
+
+def test_one_paired_sample_is_enough_and_the_defaults_are_fixed():
+    assert paired_bootstrap_diff([1], [0])["diff"] == 1.0
+    a, b = [1, 0, 1, 1, 0, 1, 0, 0], [0, 0, 1, 0, 1, 1, 0, 1]
+    assert paired_bootstrap_diff(a, b) == paired_bootstrap_diff(a, b, n_resamples=10000, seed=0)
+    confidences, correct = [0.05 * i for i in range(20)], [i % 3 == 0 for i in range(20)]
+    assert expected_calibration_error(confidences, correct) == expected_calibration_error(confidences, correct, 10)
+    assert len(reliability_bins(confidences, correct)) == 10
+
+
 def test_per_letter_scores_agree_with_a_hand_count_and_count_invalid_as_a_miss():
     from fine_tune.evaluate.stats import per_letter_scores
 

@@ -7,6 +7,7 @@ prompt token ids, the sampling parameters, the stop-token bookkeeping, decoding 
 
 import pytest
 import torch
+from signatures import bound_to
 from transformers import AutoModelForCausalLM
 from vllm_fakes import CompletionOutput, FakeLLM
 
@@ -97,6 +98,7 @@ def test_compare_backends_counts_identical_completions(fake_vllm, tiny, messages
     agreement = compare_backends(model, tokenizer, messages, sample_size=4, max_new_tokens=MAX_NEW_TOKENS)
     assert (agreement.sample, agreement.identical, agreement.rate, agreement.first_mismatch) == (4, 4, 1.0, None)
 
+    @bound_to(generate_responses_vllm)
     def one_flipped(*args, **kwargs):
         result = generate_responses_vllm(*args, **kwargs)
         result.texts[2] += "!"

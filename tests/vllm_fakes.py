@@ -1,8 +1,11 @@
 """A stand-in `vllm` module for the CPU tests (vLLM itself needs CUDA and is not installed here): the engine loads
 the checkpoint it is pointed at and decodes greedily with transformers, returning vLLM-shaped outputs.
 
-`pytest_plugins = ["vllm_fakes"]` gives a test module the `fake_vllm` fixture."""
+`pytest_plugins = ["vllm_fakes"]` gives a test module the `fake_vllm` fixture. The engine refuses (TypeError) any
+keyword that is not one of vLLM's `EngineArgs` fields (tests/fixtures/vllm/engine_args.json, with its source)."""
 
+import inspect
+import json
 import sys
 import types
 from dataclasses import dataclass, field
@@ -11,6 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
+
+ENGINE_ARGS = json.loads((Path(__file__).parent / "fixtures" / "vllm" / "engine_args.json").read_text())["fields"]
+# vllm.LLM(model, *, ...) hands every keyword on to EngineArgs(model=..., **kwargs)
+ENGINE_SIGNATURE = inspect.Signature(
+    [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+        for name in ENGINE_ARGS
+        if name != "model"
+    ]
+)
 
 
 @dataclass
@@ -39,14 +53,16 @@ class FakeLLM:
     instances: list["FakeLLM"] = []
     keep_stop_token = True
 
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
+    def __init__(self, *args, **kwargs):
+        self.kwargs = ENGINE_SIGNATURE.bind(*args, **kwargs).arguments  # vLLM's engine would reject anything else
+        kwargs = self.kwargs
         self.files = sorted(path.name for path in Path(kwargs["model"]).iterdir())  # what it was handed
         self.model = AutoModelForCausalLM.from_pretrained(kwargs["model"], dtype=getattr(torch, kwargs["dtype"]))
         self.calls: list[tuple[list[dict], SamplingParams]] = []
         FakeLLM.instances.append(self)
 
-    def generate(self, prompts, params, use_tqdm=True):
+    def generate(self, prompts, sampling_params=None, *, use_tqdm=True):  # vllm.LLM.generate's parameters
+        params = sampling_params
         self.calls.append((prompts, params))
         results = []
         for prompt in prompts:

@@ -1,0 +1,64 @@
+"""Mutation testing of the core with mutmut, module by module, each against its own fast test files only.
+
+python scripts/mutation.py [MODULE ...]      # default: every module below, smallest first; then the report
+python scripts/mutation.py --survivors [MODULE ...]   # recheck only the last run's survivors (after adding tests)
+
+A module's mutants run only the tests (of its own files) that cover the mutated function. Results are cached in
+mutants/ (git-ignored): a rerun checks only new or changed mutants. Kill rates: scripts/mutation_report.py.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mutation_report import MUTANTS, module_statuses
+
+# module -> its own fast test files (tests mirror modules)
+MODULES = {
+    "fine_tune.task.scoring": ["test_metrics.py"],
+    "fine_tune.evaluate.regressions": ["test_regressions.py"],
+    "fine_tune.task.rewards": ["test_rewards.py"],
+    "fine_tune.train.guards": ["test_guards.py"],
+    "fine_tune.task.parsing": ["test_parsing.py"],
+    "fine_tune.evaluate.stats": ["test_stats.py"],
+    "fine_tune.train.selection": ["test_selection.py"],
+}
+STATS = Path("mutants/mutmut-stats.json")  # which tests cover which function: recomputed for each module's tests
+
+
+def survivors(module: str) -> list[str]:
+    meta = MUTANTS / (module.replace(".", "/") + ".py.meta")
+    statuses = module_statuses(meta) if meta.is_file() else {}
+    return [name for name, status in statuses.items() if status in ("survived", "no tests")]
+
+
+def run_module(module: str, names: list[str]) -> int:
+    env = os.environ | {
+        "MUTATION_TESTS": ",".join(MODULES[module]),
+        "HYPOTHESIS_PROFILE": "mutation",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    STATS.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modules", nargs="*", choices=[[], *MODULES], metavar="MODULE", help=", ".join(MODULES))
+    parser.add_argument("--survivors", action="store_true", help="recheck only the surviving mutants")
+    args = parser.parse_args(argv)
+    for module in args.modules or list(MODULES):
+        names = survivors(module) if args.survivors else [f"{module}.*"]
+        print(f"== {module}: {len(names) if args.survivors else 'all'} mutants, {', '.join(MODULES[module])}")
+        if names:
+            sys.stdout.flush()
+            run_module(module, names)
+    subprocess.run([sys.executable, "scripts/mutation_report.py"], check=True)
+
+
+if __name__ == "__main__":
+    main()
