@@ -28,7 +28,21 @@ REPO = Path(__file__).resolve().parent.parent
 BOUND_S = 5.0
 PYTHONS = {"python", "python3", ".venv/bin/python", "$(PY)"}
 # Tools outside this repository: named in the docs, not replayed.
-EXTERNAL = {"pip", "git", "hf", "huggingface-cli", "trackio", "cd", "nvidia-smi", "ls", "cat", "trl", "vllm", "uv", "mutmut"}
+EXTERNAL = {
+    "pip",
+    "git",
+    "hf",
+    "huggingface-cli",
+    "trackio",
+    "cd",
+    "nvidia-smi",
+    "ls",
+    "cat",
+    "trl",
+    "vllm",
+    "uv",
+    "mutmut",
+}
 SHELL_SPLIT = {"&&", "||", ";", "|"}
 PLACEHOLDER = re.compile(r"<[^<>\s][^<>]*>")  # <run_name>, <gpu family>: a stand-in value
 
