@@ -15,6 +15,8 @@ from pathlib import Path
 
 from mutation_report import MUTANTS, module_statuses
 
+from fine_tune.cli import OneLineArgumentParser, parse_only_exit, run_main
+
 # module -> its own fast test files (tests mirror modules)
 MODULES = {
     "fine_tune.task.scoring": ["test_metrics.py"],
@@ -47,10 +49,11 @@ def run_module(module: str, names: list[str]) -> int:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("modules", nargs="*", choices=[[], *MODULES], metavar="MODULE", help=", ".join(MODULES))
     parser.add_argument("--survivors", action="store_true", help="recheck only the surviving mutants")
     args = parser.parse_args(argv)
+    parse_only_exit("mutation.py")
     for module in args.modules or list(MODULES):
         names = survivors(module) if args.survivors else [f"{module}.*"]
         print(f"== {module}: {len(names) if args.survivors else 'all'} mutants, {', '.join(MODULES[module])}")
@@ -61,4 +64,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

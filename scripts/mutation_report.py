@@ -10,21 +10,27 @@ import argparse
 import json
 from pathlib import Path
 
-from mutmut.stats import status_by_exit_code
+from fine_tune.cli import OneLineArgumentParser, parse_only_exit, run_main
+from fine_tune.errors import RecipeError
 
 MUTANTS = Path("mutants")
 COUNTED = ("killed", "survived", "no tests", "timeout", "suspicious")
 
 
 def module_statuses(meta: Path) -> dict[str, str]:
+    try:
+        from mutmut.stats import status_by_exit_code
+    except ImportError:
+        raise RecipeError("mutation testing needs mutmut: pip install -e '.[mutation]' (or make mutation)") from None
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     return {name: status_by_exit_code[code] for name, code in codes.items()}
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--survivors", action="store_true")
     args = parser.parse_args(argv)
+    parse_only_exit("mutation_report.py")
     print("| module | mutants | killed | survived | timeout | not run | kill rate |\n|---|---|---|---|---|---|---|")
     survivors = []
     for meta in sorted(MUTANTS.rglob("*.py.meta")):
@@ -42,4 +48,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

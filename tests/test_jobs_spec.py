@@ -103,7 +103,7 @@ def test_submit_job_help_imports_neither_torch_nor_trl():
     code = (
         "import sys\n"
         "from fine_tune.hub.jobs import submit_cli\n"
-        "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "try:\n    submit_cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print(*(name in sys.modules for name in ('torch', 'trl', 'fine_tune.recipes.loader')))"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

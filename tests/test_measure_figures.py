@@ -30,7 +30,7 @@ def test_a_missing_shared_folder_is_one_line_and_exit_2(tmp_path):
 
 def test_every_measurement_the_doc_names_exists():
     doc = (REPO_ROOT / "docs" / "measurements.md").read_text()
-    named = set(re.findall(r"python scripts/measure_figures\.py (\w+)", doc))
+    named = set(re.findall(r"python scripts/measure_figures\.py ([\w-]+)", doc))
     usage = run("--help").stdout
-    choices = set(re.search(r"\{([\w,]+)\}", usage).group(1).split(","))
+    choices = set(re.search(r"\{([\w,-]+)\}", usage).group(1).split(","))
     assert named and named <= choices, (named, choices)
