@@ -20,7 +20,7 @@ from fine_tune.evaluate.mixture_results import (
 )
 from fine_tune.evaluate.phase import EvalOutcome
 from fine_tune.evaluate.regressions import parent_checks
-from fine_tune.evaluate.results import build_results
+from fine_tune.evaluate.results import ScoredSet, build_results
 from fine_tune.evaluate.runs import ModelRun, generation_timings, prediction_records
 from fine_tune.hub.model_card import eval_table_from_results
 from fine_tune.models.precision import resolve_precision
@@ -65,7 +65,7 @@ def task_results(task, task_rows, runs):
     config = EvalConfig(models="base=models/base,sft=models/sft", task=task.name, bootstrap_resamples=500)
     checks = parent_checks(runs, 500, 0)
     warnings = ["the same warning"]
-    return build_results(config, eval_set, section, runs, resolve_precision("fp32"), warnings, 1.0, checks)
+    return build_results(ScoredSet(config, eval_set, section, runs, resolve_precision("fp32"), warnings, 1.0), checks)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from fine_tune.evaluate.eval_set import load_eval_sets
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.plots import PLOT_FILES
 from fine_tune.evaluate.report import print_summary, render_markdown
-from fine_tune.evaluate.results import build_results, write_report
+from fine_tune.evaluate.results import ScoredSet, build_results, write_report
 from fine_tune.evaluate.runs import ModelRun, generation_timings, prediction_records
 from fine_tune.evaluate.split_check import check_split
 from fine_tune.models.precision import resolve_precision
@@ -61,7 +61,7 @@ def fake_run(label: str, rows, skill: float, seed: int, always: str | None = Non
 def results_for(eval_set, runs):
     config, rows = eval_set
     rows_set, split, warnings = check_split(config, rows, {run.label: None for run in runs})
-    return build_results(config, rows_set, split, runs, resolve_precision("fp32"), warnings, seconds=3.0)
+    return build_results(ScoredSet(config, rows_set, split, runs, resolve_precision("fp32"), warnings, seconds=3.0))
 
 
 @pytest.fixture(scope="module")

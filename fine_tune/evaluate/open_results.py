@@ -19,14 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
-from fine_tune.evaluate.eval_set import EvalSet
 from fine_tune.evaluate.extra_metrics import EXTRA_METRICS
-from fine_tune.evaluate.results import RESULTS_FORMAT, environment, json_safe, run_section
+from fine_tune.evaluate.results import ScoredSet, greedy_generation, json_safe, run_section
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.text_metrics import OPEN_METRICS, ROW_METRICS, CorpusBleu, metric_intervals, paired_differences
 from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from fine_tune.models.precision import Precision
-from fine_tune.recipes.arguments import EvalConfig
 from fine_tune.task.prompts import CHAT_TEMPLATE_KWARGS, task_system_prompt
 
 
@@ -76,69 +73,22 @@ def open_pairwise(runs: Sequence[ModelRun], resamples: int, seed: int) -> list[d
     ]
 
 
-def build_open_results(
-    config: EvalConfig,
-    eval_set: EvalSet,
-    split_section: dict[str, Any],
-    runs: Sequence[ModelRun],
-    precision: Precision,
-    warnings: list[str],
-    seconds: float,
-    shots: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The open task's results (`task_results`)."""
-    verdicts, fmt = split_section["models"], eval_set.task.answer_format
+def build_open_results(scored: ScoredSet) -> dict[str, Any]:
+    """An open task's results, with the multiple-choice results' top-level keys; no parent checks (the no-worse-model
+    check reads strict accuracy, which open tasks do not have)."""
+    config, task = scored.config, scored.eval_set.task
     resamples, seed = config.bootstrap_resamples, config.seed
-    models = {run.label: open_model_section(run, verdicts.get(run.label), fmt, resamples, seed) for run in runs}
-    parts = (config, eval_set, split_section, runs, precision, warnings, seconds, shots)
-    return task_results(*parts, models=models, pairwise=open_pairwise(runs, resamples, seed))
-
-
-def task_results(
-    config: EvalConfig,
-    eval_set: EvalSet,
-    split_section: dict[str, Any],
-    runs: Sequence[ModelRun],
-    precision: Precision,
-    warnings: list[str],
-    seconds: float,
-    shots: Mapping[str, Any] | None,
-    *,
-    models: Mapping[str, Any],
-    pairwise: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """An open or text task's results, with the multiple-choice results' top-level keys; no parent checks (the
-    no-worse-model check reads strict accuracy, which these tasks do not have)."""
-    task = eval_set.task
-    return json_safe(
-        {
-            "format_version": RESULTS_FORMAT,
-            "run_name": config.resolved_run_name,
-            "config": config.to_dict(),
-            "task": task.to_dict(),
-            "shots": dict(shots or {"k": 0}),
-            "dataset": eval_set.info,
-            "split_check": split_section,
-            "prompt": None
-            if task.is_text
-            else {"system_prompt": task_system_prompt(task), "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
-            "generation": {"scoring": "perplexity (no generation)", "text_max_length": config.text_max_length}
-            if task.is_text
-            else {
-                "decoding": "greedy",
-                "batch_size": config.batch_size,
-                "max_new_tokens": config.max_new_tokens,
-                "padding_side": "left",
-            },
-            "models": dict(models),
-            "pairwise": pairwise,
-            "parent_checks": [],
-            "regressions": [],
-            "failed": [run.label for run in runs if not run.ok],
-            "warnings": warnings,
-            "environment": environment(precision),
-            "timings": {"total_seconds": seconds},
-        }
+    models = {
+        run.label: open_model_section(run, scored.verdict(run), task.answer_format, resamples, seed)
+        for run in scored.runs
+    }
+    return scored.results(
+        prompt={"system_prompt": task_system_prompt(task), "chat_template_kwargs": CHAT_TEMPLATE_KWARGS},
+        generation=greedy_generation(config),
+        models=models,
+        pairwise=open_pairwise(scored.runs, resamples, seed),
+        parent_checks=[],
+        regressions=[],
     )
 
 

@@ -31,7 +31,7 @@ from fine_tune.evaluate.harness import check_harness, run_harness
 from fine_tune.evaluate.mixture_results import mixture_results, print_mixture_summary, write_mixture_outputs
 from fine_tune.evaluate.open_results import build_open_results, print_open_summary, write_open_outputs
 from fine_tune.evaluate.regressions import parent_checks
-from fine_tune.evaluate.results import build_results, write_outputs
+from fine_tune.evaluate.results import ScoredSet, build_results, write_outputs
 from fine_tune.evaluate.runs import run_models
 from fine_tune.evaluate.scored_models import model_lineages
 from fine_tune.evaluate.split_check import check_split
@@ -139,7 +139,7 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         shots = exemplars.get(eval_set.task.name, (None, {"k": 0}))[1]
         if eval_set.task.is_text:
             task_results.append(
-                build_text_results(config, eval_set, section, runs, precision, set_warnings, seconds, shots)
+                build_text_results(ScoredSet(config, eval_set, section, runs, precision, set_warnings, seconds, shots))
             )
             continue
         if eval_set.task.is_open:
@@ -147,7 +147,7 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
                 add_extra_scores(run.records, extras, config.bertscore_model)
             set_warnings = set_warnings + identical_output_warnings(runs)
             task_results.append(
-                build_open_results(config, eval_set, section, runs, precision, set_warnings, seconds, shots)
+                build_open_results(ScoredSet(config, eval_set, section, runs, precision, set_warnings, seconds, shots))
             )
             continue
         checks = parent_checks(runs, config.bootstrap_resamples, config.seed)
@@ -157,9 +157,8 @@ def run_evaluation(config: EvalConfig, console: Console | None = None) -> EvalOu
         for check in checks:
             if check["regressed"]:
                 logger.warning(report.regression_message(check))
-        task_results.append(
-            build_results(config, eval_set, section, runs, precision, set_warnings, seconds, checks, shots)
-        )
+        scored = ScoredSet(config, eval_set, section, runs, precision, set_warnings, seconds, shots)
+        task_results.append(build_results(scored, checks))
     task_records = [[record for run in runs for record in run.records] for runs in runs_per_task]
     folder = Path(config.output_dir) / config.resolved_run_name
     if not config.is_mixture:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,52 +84,73 @@ def environment(precision: Precision) -> dict[str, Any]:
     }
 
 
-def build_results(
-    config: EvalConfig,
-    eval_set: EvalSet,
-    split_section: dict[str, Any],
-    runs: Sequence[ModelRun],
-    precision: Precision,
-    warnings: list[str],
-    seconds: float,
-    checks: Sequence[Mapping[str, Any]] = (),
-    shots: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Everything the run measured, JSON-ready; `checks` are the parent checks (`regressions.parent_checks`),
-    `shots` what `eval_set.fewshot_exemplars` drew for the k-shot runs."""
-    letters = eval_set.task.letters
-    verdicts = split_section["models"]
-    results = {
-        "format_version": RESULTS_FORMAT,
-        "run_name": config.resolved_run_name,
-        "config": config.to_dict(),
-        "task": eval_set.task.to_dict(),
-        "shots": dict(shots or {"k": 0}),
-        "dataset": eval_set.info,
-        "split_check": split_section,
-        "prompt": {
-            "system_prompt": system_prompt(letters, eval_set.task.system),
+@dataclass(frozen=True)
+class ScoredSet:
+    """One eval set and what the run measured on it: what the results of every task type are built from."""
+
+    config: EvalConfig
+    eval_set: EvalSet
+    split_section: dict[str, Any]
+    runs: Sequence[ModelRun]
+    precision: Precision
+    warnings: list[str]
+    seconds: float
+    shots: Mapping[str, Any] | None = None  # what `eval_set.fewshot_exemplars` drew for the k-shot runs
+
+    def verdict(self, run: ModelRun) -> str | None:
+        return self.split_section["models"].get(run.label)
+
+    def results(self, prompt: Any, generation: Mapping[str, Any], models: Mapping[str, Any], **rest: Any) -> dict:
+        """The results dict every task type writes, JSON-ready: these keys, then the task type's own."""
+        config, eval_set = self.config, self.eval_set
+        return json_safe(
+            {
+                "format_version": RESULTS_FORMAT,
+                "run_name": config.resolved_run_name,
+                "config": config.to_dict(),
+                "task": eval_set.task.to_dict(),
+                "shots": dict(self.shots or {"k": 0}),
+                "dataset": eval_set.info,
+                "split_check": self.split_section,
+                "prompt": prompt,
+                "generation": dict(generation),
+                "models": dict(models),
+                "failed": [run.label for run in self.runs if not run.ok],
+                "warnings": self.warnings,
+                "environment": environment(self.precision),
+                "timings": {"total_seconds": self.seconds},
+                **rest,
+            }
+        )
+
+
+def greedy_generation(config: EvalConfig) -> dict[str, Any]:
+    return {
+        "decoding": "greedy",
+        "batch_size": config.batch_size,
+        "max_new_tokens": config.max_new_tokens,
+        "padding_side": "left",
+    }
+
+
+def build_results(scored: ScoredSet, checks: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Everything a multiple-choice run measured, JSON-ready; `checks` are the parent checks
+    (`regressions.parent_checks`)."""
+    config, task = scored.config, scored.eval_set.task
+    resamples, seed = config.bootstrap_resamples, config.seed
+    return scored.results(
+        prompt={
+            "system_prompt": system_prompt(task.letters, task.system),
             "chat_template_kwargs": CHAT_TEMPLATE_KWARGS,
         },
-        "generation": {
-            "decoding": "greedy",
-            "batch_size": config.batch_size,
-            "max_new_tokens": config.max_new_tokens,
-            "padding_side": "left",
+        generation=greedy_generation(config),
+        models={
+            run.label: model_section(run, scored.verdict(run), task.letters, resamples, seed) for run in scored.runs
         },
-        "models": {
-            run.label: model_section(run, verdicts.get(run.label), letters, config.bootstrap_resamples, config.seed)
-            for run in runs
-        },
-        "pairwise": pairwise_comparisons(runs, config.bootstrap_resamples, config.seed),
-        "parent_checks": list(checks),
-        "regressions": regressions(checks),
-        "failed": [run.label for run in runs if not run.ok],
-        "warnings": warnings,
-        "environment": environment(precision),
-        "timings": {"total_seconds": seconds},
-    }
-    return json_safe(results)
+        pairwise=pairwise_comparisons(scored.runs, resamples, seed),
+        parent_checks=list(checks),
+        regressions=regressions(checks),
+    )
 
 
 def write_report(results: Mapping[str, Any], folder: str | Path, report_file: str = REPORT_FILE) -> Path:

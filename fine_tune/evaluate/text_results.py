@@ -16,14 +16,10 @@ import numpy as np
 from rich.console import Console
 
 from fine_tune.constants import PREDICTIONS_FILE, REPORT_FILE, RESULTS_FILE
-from fine_tune.evaluate.eval_set import EvalSet
-from fine_tune.evaluate.open_results import task_results
 from fine_tune.evaluate.perplexity import TextLosses, paired_perplexity_difference, perplexity_interval
-from fine_tune.evaluate.results import json_safe, run_section
+from fine_tune.evaluate.results import ScoredSet, json_safe, run_section
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.io import atomic_write_dir, atomic_write_json, atomic_write_jsonl, atomic_write_text
-from fine_tune.models.precision import Precision
-from fine_tune.recipes.arguments import EvalConfig
 
 
 def losses_of(records: Sequence[Mapping[str, Any]]) -> TextLosses:
@@ -53,19 +49,11 @@ def text_model_section(run: ModelRun, verdict: str | None, resamples: int, seed:
     }
 
 
-def build_text_results(
-    config: EvalConfig,
-    eval_set: EvalSet,
-    split_section: dict[str, Any],
-    runs: Sequence[ModelRun],
-    precision: Precision,
-    warnings: list[str],
-    seconds: float,
-    shots: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
+def build_text_results(scored: ScoredSet) -> dict[str, Any]:
+    """A text task's results: perplexity per model with its interval, paired differences; no generation."""
+    config = scored.config
     resamples, seed = config.bootstrap_resamples, config.seed
-    verdicts = split_section["models"]
-    models = {run.label: text_model_section(run, verdicts.get(run.label), resamples, seed) for run in runs}
+    models = {run.label: text_model_section(run, scored.verdict(run), resamples, seed) for run in scored.runs}
     pairwise = [
         {
             "a": a.label,
@@ -75,10 +63,12 @@ def build_text_results(
                 "perplexity": paired_perplexity_difference(losses_of(a.records), losses_of(b.records), resamples, seed)
             },
         }
-        for a, b in combinations([run for run in runs if run.ok], 2)
+        for a, b in combinations([run for run in scored.runs if run.ok], 2)
     ]
-    parts = (config, eval_set, split_section, runs, precision, warnings, seconds, shots)
-    return task_results(*parts, models=models, pairwise=pairwise)
+    generation = {"scoring": "perplexity (no generation)", "text_max_length": config.text_max_length}
+    return scored.results(
+        prompt=None, generation=generation, models=models, pairwise=pairwise, parent_checks=[], regressions=[]
+    )
 
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
