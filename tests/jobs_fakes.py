@@ -37,6 +37,9 @@ def fake_hf_api(monkeypatch, name: str, fake) -> None:
 def clean_env(monkeypatch):
     for name in ("HF_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", NAMESPACE_ENV, "HF_ENDPOINT", "MY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: a developer's exported switch must not leak into tests
+    # that fake the Hub's answers
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
     return monkeypatch
 
 
