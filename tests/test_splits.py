@@ -64,3 +64,48 @@ def test_contamination_check_catches_injected_overlap(normalised):
     assert contamination_count(injected) == 3
     with pytest.raises(DatasetError, match="sft/eval: 1.*grpo/eval: 2"):
         check_disjoint(injected)
+
+
+def test_split_sizes_are_checked_and_ordered_as_the_splits_are():
+    from fine_tune.data.splits import check_sizes
+
+    assert list(check_sizes({"eval": 2, "sft": 5})) == ["sft", "eval"]  # SFT, GRPO, EVAL order, absent ones left out
+    assert check_sizes({"sft": 0, "grpo": 3}) == {"sft": 0, "grpo": 3}  # 0 is a size
+    for bad in ({"sft": -1}, {"sft": 1.5}, {"grpo": True}, {"eval": "3"}):
+        with pytest.raises(DatasetError, match=r"split sizes must be non-negative integers, got \{"):
+            check_sizes(bad)
+    with pytest.raises(DatasetError, match=r"unknown split name\(s\) train, dev; expected sft, grpo, eval"):
+        check_sizes({"train": 1, "dev": 2, "sft": 1})
+
+
+def test_counts_and_sizes_read_as_the_messages_print_them():
+    from fine_tune.data.splits import format_counts, format_sizes
+
+    assert format_counts({"missing_answer": 2, "duplicate_content": 1}) == "missing_answer: 2, duplicate_content: 1"
+    assert format_sizes({"sft": 10, "grpo": 5, "eval": 2}) == "sft=10/grpo=5/eval=2"
+
+
+def test_the_manifest_hash_is_the_sha256_of_its_canonical_json():
+    import hashlib
+
+    manifest_ = {"b": [1, 2], "a": "é"}
+    canonical = '{"a":"é","b":[1,2]}'
+    assert manifest_hash(manifest_) == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def test_the_splits_hash_ignores_only_the_dev_record(normalised):
+    from fine_tune.data.splits import DEV_KEY, splits_hash, splits_only
+
+    base = manifest(normalised)
+    with_dev = {**base, DEV_KEY: {"phase": "sft", "rows": [1, 2]}}
+    assert splits_only(with_dev) == base and DEV_KEY in with_dev
+    assert splits_hash(with_dev) == splits_hash(base) == manifest_hash(base) != manifest_hash(with_dev)
+    assert splits_hash({**base, "seed": 7}) != splits_hash(base)
+
+
+def test_a_manifest_is_read_as_utf8_and_a_missing_one_is_named(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_bytes('{"source": "données"}'.encode())
+    assert read_manifest(path) == {"source": "données"}
+    with pytest.raises(DatasetError, match=f"could not read the split manifest {tmp_path / 'absent.json'}: "):
+        read_manifest(tmp_path / "absent.json")
