@@ -37,6 +37,10 @@ class DeviceSpec:
     def has_bf16(self) -> bool:
         return self.peak_flops["bf16"] > self.peak_flops["fp32"]
 
+    def precision_device(self, name: str | None = None) -> Device:
+        """This GPU as the precision rule (`fine_tune.models.precision.resolve_precision`) sees it."""
+        return Device(name or self.name, cuda=True, bf16=self.has_bf16)
+
     @property
     def training_precision(self) -> str:
         """What `precision: auto` picks on this device: bf16 where it has bf16 tensor cores, fp16 otherwise."""
@@ -213,7 +217,7 @@ def flavor_device(flavor: str) -> Device:
     bf16 (the rule then never picks bf16 where it may not run)."""
     if flavor in JOBS_FLAVORS:
         spec = JOBS_FLAVORS[flavor].device
-        return Device(f"{flavor} ({spec.name})", cuda=True, bf16=spec.training_precision == "bf16")
+        return spec.precision_device(f"{flavor} ({spec.name})")
     if flavor.startswith("cpu"):
         return Device(flavor, cuda=False, bf16=False)
     return Device(f"{flavor} (not in the flavor table)", cuda=True, bf16=False)

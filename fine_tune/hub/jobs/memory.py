@@ -19,7 +19,7 @@ from typing import Any
 
 from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, DeviceSpec, flavor_memory_gib
 from fine_tune.models.known_shapes import LINEAR_NAMES, ModelShape, task_token_lengths
-from fine_tune.models.precision import Device, resolve_precision
+from fine_tune.models.precision import resolve_precision
 
 GIB = 1024**3
 FP32 = 4
@@ -336,9 +336,8 @@ def planned_precision(values: Mapping[str, Any], model_config: Mapping[str, Any]
     that overflows in fp16 (a refused explicit fp16 is planned as asked; the job's precision check refuses it)."""
     requested = str(values.get("precision") or "auto")
     architecture = values.get("model_type") or model_type(model_config)
-    gpu = Device(device.name, cuda=True, bf16=device.has_bf16)
     try:
-        return resolve_precision(requested, model_type=architecture, device=gpu).name
+        return resolve_precision(requested, model_type=architecture, device=device.precision_device()).name
     except ValueError:
         return requested
 
