@@ -4,6 +4,7 @@ with intervals and paired differences, in eval_results.json, the console and rep
 import json
 
 import pytest
+from signatures import bound_to
 
 from fine_tune.constants import REPORT_FILE, RESULTS_FILE
 from fine_tune.data.synthetic import generate_rows, write_jsonl
@@ -41,7 +42,7 @@ def test_rows_with_an_explanation_only_and_a_failed_schema_scores_zero():
 
 def test_mcq_eval_reports_reason_vs_explanation(tmp_path, tiny_model_dir, monkeypatch, capsys):
     from fine_tune.evaluate import runs
-    from fine_tune.evaluate.generation import GenerationResult
+    from fine_tune.evaluate.generation import GenerationResult, generate_responses
     from fine_tune.evaluate.phase import run_evaluation
     from fine_tune.recipes.loader import parse_recipe
     from fine_tune.task.prompts import format_question, gold_letter
@@ -53,18 +54,19 @@ def test_mcq_eval_reports_reason_vs_explanation(tmp_path, tiny_model_dir, monkey
     by_question = {format_question(row): row for row in rows}
     assert any(row["exp"] for row in rows) and not all(row["exp"] for row in rows)
 
+    @bound_to(generate_responses)
     def generate(model, tokenizer, messages, **kwargs):  # "copy" repeats the explanation, "short" says "Because."
         texts = []
         for conversation in messages:
             row = by_question[conversation[-1]["content"]]
-            reason = (row["exp"] or "No explanation.") if generate.label == "copy" else "Because."
+            reason = (row["exp"] or "No explanation.") if model_label[0] == "copy" else "Because."
             texts.append(json.dumps({"predicted_category": gold_letter(row), "confidence": 0.9, "reason": reason}))
         return GenerationResult(texts, [20] * len(texts), [True] * len(texts), seconds=1.0)
 
-    labels = iter(["copy", "short"])
+    labels, model_label = iter(["copy", "short"]), [None]
 
     def generator_for(backend):
-        generate.label = next(labels)
+        model_label[0] = next(labels)
         return generate
 
     monkeypatch.setattr(runs, "generator_for", generator_for)
