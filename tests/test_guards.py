@@ -224,3 +224,8 @@ def test_the_gamed_verdict_and_window_edges():
     one = GuardThresholds(patience=1, hacking_peak_min=0.5, hacking_floor_ratio=0.25)
     assert "held or rose (2.000 -> 1.920)" in gamed_component({"x": [0.5, 0.1]}, [2.0, 1.92], [1, 2], one)
     assert collapsed([], [], [100.0, 0.0, 0.0], GuardThresholds(patience=2)) is None, "two full windows needed"
+
+
+def test_a_log_before_any_recorded_batch_is_judged_on_the_rewards_alone():
+    guard = RewardHealthGuard(GuardThresholds(patience=2), "stop")
+    assert guard.observe(1, {"reward": 0.5, "reward_std": 0.3, "frac_reward_zero_std": 0.0}) is None

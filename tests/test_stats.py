@@ -290,3 +290,18 @@ def test_per_letter_scores_of_a_letter_never_predicted_are_zero_not_nan():
 
     scores = per_letter_scores(["A", "B"], ["A", "A"], ("A", "B"))
     assert scores["per_letter"]["B"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def test_the_bootstrap_interval_is_central_and_matches_the_normal_approximation():
+    # 400 pairs, 120 only-a and 80 only-b right: diff 0.1, per-pair variance 0.5 - 0.1**2, so sd 0.035
+    a, b = paired(b10=120, b01=80, both=100, neither=100)
+    result = paired_bootstrap_diff(a, b, n_resamples=100_000)
+    half_width = Z95 * math.sqrt((0.5 - 0.1**2) / 400)
+    assert result["high"] - result["diff"] == pytest.approx(half_width, abs=0.002)
+    assert result["diff"] - result["low"] == pytest.approx(half_width, abs=0.002)
+
+
+def test_groups_of_mixed_types_are_ordered_by_their_text():
+    result = per_group_accuracy([10, "b", None, 9, 10], [1, 0, 1, 1, 0])
+    assert list(result) == [10, 9, "b", "unknown"]
+    assert (result[10]["n"], result[10]["correct"]) == (2, 1)
