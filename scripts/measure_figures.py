@@ -11,7 +11,6 @@ Timings move with the machine's load: read them next to `uptime`. lengths, kshot
 """
 
 import argparse
-import json
 import logging
 import tempfile
 import time
@@ -33,8 +32,13 @@ def _shared(shared: Path, *parts: str) -> Path:
 
 
 def _rows(shared: Path) -> list[dict]:
-    with _shared(shared, "data", "medmcqa", "validation.jsonl").open() as f:
-        return [json.loads(line) for line in f]
+    """The real validation rows as every phase reads them: canonical, through the task's one data path."""
+    from fine_tune.data.normalise import load_task
+    from fine_tune.task.spec import resolve_task
+
+    logging.disable(logging.WARNING)
+    source = _shared(shared, "data", "medmcqa", "validation.jsonl")
+    return list(load_task(resolve_task("medmcqa"), "validation", str(source)).dataset)
 
 
 def _tokenizer(shared: Path):
@@ -57,7 +61,7 @@ def kshot(shared: Path) -> None:
     from fine_tune.task.prompts import chat_format, prompt_messages, render_prompt, select_exemplars
 
     tokenizer = _tokenizer(shared)
-    rows = [r for r in _rows(shared) if r["cop"] in (0, 1, 2, 3)]
+    rows = _rows(shared)
     scored, pool = rows[:1000], rows[1000:3000]  # exemplars from 2,000 other rows, as the eval draws from SFT rows
     fmt = chat_format(tokenizer)
     for shots in (0, 1, 3, 5):

@@ -11,7 +11,7 @@ SCRIPT = REPO_ROOT / "scripts" / "measure_figures.py"
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, str(SCRIPT), *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
 
 
@@ -34,3 +34,13 @@ def test_every_measurement_the_doc_names_exists():
     usage = run("--help").stdout
     choices = set(re.search(r"\{([\w,-]+)\}", usage).group(1).split(","))
     assert named and named <= choices, (named, choices)
+
+
+def test_the_length_figures_of_the_doc_are_what_the_script_prints(shared_dir):
+    done = run("lengths", "--shared-dir", str(shared_dir))
+    assert done.returncode == 0, done.stderr
+    doc = " ".join((REPO_ROOT / "docs" / "measurements.md").read_text().split())
+    tokens = re.search(r"target JSON tokens: mean ([\d.]+), p95 (\d+), max (\d+)", done.stdout).groups()
+    assert "Target JSON alone: mean {} tokens, p95 {}, max {}".format(*tokens) in doc
+    missing, rows, share = re.search(r"explanation missing: (\d+) of (\d+) rows \(([\d.]+%)\)", done.stdout).groups()
+    assert f"missing in {int(missing):,} of {int(rows):,} rows ({share})" in doc
