@@ -5,6 +5,7 @@ import pytest
 import torch
 from hub_fakes import fake_hub_pushes
 from peft import LoraConfig, get_peft_model
+from signatures import patch_bound
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from fine_tune.constants import ADAPTER_DIR, LINEAGE_FILE, MERGED_DIR
@@ -23,8 +24,8 @@ from fine_tune.models.source import resolve_model_source
 )
 def test_precision_follows_the_gpu(monkeypatch, capability, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "GPU")
+    patch_bound(monkeypatch, torch.cuda, "get_device_capability", lambda device=None: capability)
+    patch_bound(monkeypatch, torch.cuda, "get_device_name", lambda device=None: "GPU")
     precision = resolve_precision("auto")
     assert precision.name == expected
     assert (precision.bf16, precision.fp16) == (expected == "bf16", expected == "fp16")

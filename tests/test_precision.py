@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from signatures import bound_to, patch_bound
 
 from fine_tune.errors import RecipeError
 from fine_tune.hub.jobs.hardware import flavor_device
@@ -59,13 +60,15 @@ def test_trainer_config_on_a_t4_applies_the_rule(monkeypatch):
     from fine_tune.recipes.trainer_configs import _apply_hardware
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "GPU")
+    real_capability = torch.cuda.get_device_capability
+    patch_bound(monkeypatch, torch.cuda, "get_device_name", lambda device=None: "GPU")
     for capability, model_type, expected in (
         ((7, 5), "gemma3", (False, False)),
         ((7, 5), "qwen3", (False, True)),
         ((8, 9), "gemma3", (True, False)),
     ):
-        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        fake = bound_to(real_capability, lambda device=None, c=capability: c)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", fake)
         config = SimpleNamespace(precision="auto", model_type=model_type)
         _apply_hardware(config)
         assert (config.bf16, config.fp16) == expected, (capability, model_type)
