@@ -1,6 +1,7 @@
 """The lineage record beside every saved model (`fine_tune.models.lineage`): what training writes and what eval, GRPO,
 model cards and saving read back, on a local folder and on the Hub (fakes bound to the real signatures)."""
 
+import copy
 import datetime as dt
 import json
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ def sft_lineage(**changes) -> Lineage:
     fields = {
         "phase": "sft",
         "base": "Qwen/Qwen3-0.6B",
-        "config": {**ROLES, "world_size": 1, "global_step": 5},
+        "config": copy.deepcopy({**ROLES, "world_size": 1, "global_step": 5}),
         "split_manifest_hash": "m" * 64,
         "splits_hash": "s" * 64,
         "selection": {"chosen_step": 5},
@@ -149,9 +150,9 @@ def test_a_record_without_a_role_gives_empty_dicts(record):
 
 
 def test_a_role_read_is_a_copy_the_record_does_not_see_changed():
-    record = sft_lineage().to_dict()
-    training_config(record)["learning_rate"] = 1.0
-    assert record["config"]["training"] == ROLES["training"]
+    for record in (json.loads(json.dumps(sft_lineage().to_dict())), {"config": json.loads(json.dumps(LEGACY))}):
+        training_config(record)["learning_rate"] = 1.0
+        assert training_config(record) == {"learning_rate": 2e-4}
 
 
 # quantization_record
