@@ -264,10 +264,18 @@ def test_a_five_letter_task_counts_its_e():
 
 def test_one_paired_sample_is_enough_and_the_defaults_are_fixed():
     assert paired_bootstrap_diff([1], [0])["diff"] == 1.0
-    a, b = [1, 0, 1, 1, 0, 1, 0, 0], [0, 0, 1, 0, 1, 1, 0, 1]
-    assert paired_bootstrap_diff(a, b) == paired_bootstrap_diff(a, b, n_resamples=10000, seed=0)
-    confidences, correct = [0.05 * i for i in range(20)], [i % 3 == 0 for i in range(20)]
-    assert expected_calibration_error(confidences, correct) == expected_calibration_error(confidences, correct, 10)
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 2, 100_000), rng.integers(0, 2, 100_000)  # a fine grid of differences: no ties
+    default = paired_bootstrap_diff(a, b)
+    assert default == paired_bootstrap_diff(a, b, n_resamples=10000, seed=0) == paired_bootstrap_diff(a, b)
+    assert default != paired_bootstrap_diff(a, b, seed=1), "the default seed is 0, not merely some seed"
+    confidences, correct = rng.random(200), rng.random(200) < 0.6
+    ece = expected_calibration_error(confidences, correct)
+    assert (
+        ece
+        == expected_calibration_error(confidences, correct, 10)
+        != expected_calibration_error(confidences, correct, 11)
+    )
     assert len(reliability_bins(confidences, correct)) == 10
 
 
@@ -305,3 +313,24 @@ def test_groups_of_mixed_types_are_ordered_by_their_text():
     result = per_group_accuracy([10, "b", None, 9, 10], [1, 0, 1, 1, 0])
     assert list(result) == [10, 9, "b", "unknown"]
     assert (result[10]["n"], result[10]["correct"]) == (2, 1)
+
+
+def test_per_letter_scores_of_a_five_letter_task_count_its_e_silently():
+    import warnings
+
+    from fine_tune.evaluate.stats import per_letter_scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a letter never predicted scores 0 without a warning in the eval's log
+        scores = per_letter_scores(["E", "E", "A"], ["E", "B", "A"], "ABCDE")
+    assert scores["per_letter"]["E"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert scores["per_letter"]["C"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+def test_per_letter_scores_of_no_rows_have_no_macro_f1_and_a_mismatch_is_named():
+    from fine_tune.evaluate.stats import per_letter_scores
+
+    empty = per_letter_scores([], [])
+    assert empty["macro_f1"] is None and empty["per_letter"]["D"]["support"] == 0
+    with pytest.raises(ValueError, match="^length mismatch: 2 gold vs 1 predicted$"):
+        per_letter_scores(["A", "B"], ["A"])

@@ -162,6 +162,9 @@ def per_letter_scores(
     gold = _check_letters(gold_letters, letters)
     if len(gold) != len(predicted_letters):
         raise ValueError(f"length mismatch: {len(gold)} gold vs {len(predicted_letters)} predicted")
+    if not gold:
+        empty = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+        return {"per_letter": {letter: dict(empty) for letter in letters}, "macro_f1": None}
     predicted = [p if is_letter(p, letters) else INVALID for p in predicted_letters]
     precision, recall, f1, support = precision_recall_fscore_support(
         gold, predicted, labels=list(letters), average=None, zero_division=0.0
@@ -170,7 +173,7 @@ def per_letter_scores(
         letter: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
         for letter, p, r, f, s in zip(letters, precision, recall, f1, support, strict=True)
     }
-    return {"per_letter": per_letter, "macro_f1": float(np.mean(f1)) if len(gold) else None}
+    return {"per_letter": per_letter, "macro_f1": float(np.mean(f1))}
 
 
 def per_group_accuracy(groups: Sequence[Hashable | None], correct: Sequence[Any]) -> dict[Hashable, dict[str, Any]]:
