@@ -27,6 +27,8 @@ MODULES = {
     "fine_tune.evaluate.stats": ["test_stats.py"],
     "fine_tune.train.selection": ["test_selection.py"],
     "fine_tune.data.splits": ["test_splits.py", "test_task_splits.py"],
+    "fine_tune.data.rows": ["test_rows.py"],
+    "fine_tune.data.task_splits": ["test_task_splits.py", "test_splits.py"],
 }
 STATS = Path("mutants/mutmut-stats.json")  # which tests cover which function: recomputed for each module's tests
 
