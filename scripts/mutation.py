@@ -28,6 +28,8 @@ MODULES = {
     "fine_tune.train.selection": ["test_selection.py"],
     "fine_tune.data.splits": ["test_splits.py", "test_task_splits.py"],
     "fine_tune.models.lineage": ["test_lineage.py"],
+    "fine_tune.data.rows": ["test_rows.py"],
+    "fine_tune.data.task_splits": ["test_task_splits.py", "test_splits.py"],
 }
 STATS = Path("mutants/mutmut-stats.json")  # which tests cover which function: recomputed for each module's tests
 

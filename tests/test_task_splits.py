@@ -8,18 +8,25 @@ from pathlib import Path
 import datasets
 import pytest
 import yaml
+from signatures import patch_bound
 
 from fine_tune.constants import DEFAULT_SPLIT_SIZES
-from fine_tune.data.normalise import load_task, normalise_dataset
+from fine_tune.data import task_splits
+from fine_tune.data.curriculum import Curriculum
+from fine_tune.data.normalise import content_hash, load_task, normalise_dataset
 from fine_tune.data.splits import contamination_count, manifest_hash, read_manifest
 from fine_tune.data.synthetic import generate_rows, write_jsonl
 from fine_tune.data.task_splits import (
+    TaskSource,
+    label,
     load_task_eval_rows,
     load_task_split,
     load_task_splits,
+    official_rows,
     phase_split,
     split_normalised,
     split_task_rows,
+    task_sources,
 )
 from fine_tune.errors import DatasetError
 from fine_tune.recipes.arguments import SplitArguments
@@ -136,8 +143,29 @@ def test_load_task_split_writes_manifest_counts_refused_records_and_names_confli
         "missing_question: 1 rows" in caplog.text and "malformed_line: 1 rows (e.g. line 64 (not JSON" in caplog.text
     )
     assert "q5 (B), q5-again (C)" in caplog.text
-    with pytest.raises(DatasetError, match="unknown split"):
+    assert f"wrote split manifest to {manifest_path}" in caplog.messages
+    skipped = ", ".join(f"{name}: {count}" for name, count in manifest["skipped"].items())
+    assert f"medmcqa split sft=30/grpo=15/eval=10: skipped {skipped}" in caplog.messages
+    with pytest.raises(DatasetError) as error:
         load_task_split(None, "test", source=str(path), sizes=sizes)
+    assert str(error.value) == "unknown split 'test'; expected one of sft, grpo, eval"
+
+
+def test_a_split_without_skips_logs_that_it_skipped_nothing(clean_2000, tmp_path, caplog):
+    write_jsonl(clean_2000[:10], tmp_path / "rows.jsonl")
+    with caplog.at_level(logging.INFO, logger="fine_tune.data"):
+        load_task_splits(None, source=str(tmp_path / "rows.jsonl"), sizes={"sft": 5, "grpo": 2, "eval": 2})
+    assert "medmcqa split sft=5/grpo=2/eval=2: skipped nothing" in caplog.messages
+
+
+def test_too_few_usable_rows_are_refused_with_the_reasons_before_splitting(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    write_jsonl([make_row(i) for i in range(5)] + [make_row(5, cop=-1)], path)
+    with pytest.raises(DatasetError) as error:
+        load_task_splits(None, source=str(path), sizes={"sft": 3, "grpo": 2, "eval": 2})
+    assert str(error.value).startswith(
+        "medmcqa: only 5 of 6 rows are usable but 7 are needed; invalid rows by reason: answer_out_of_range: 1 rows"
+    )
 
 
 def test_eval_rows_drop_and_count_invalid_rows(tmp_path, caplog):
@@ -148,6 +176,9 @@ def test_eval_rows_drop_and_count_invalid_rows(tmp_path, caplog):
     assert len(rows) == 10 and report.n_invalid == 1
     assert report.invalid_counts() == {"answer_out_of_range": 1}
     assert "11 rows: 10 valid, 1 invalid" in caplog.text
+    write_jsonl([make_row(0), make_row(1, cop=-1)], path)
+    rows, report = load_task_eval_rows("medmcqa", source=str(path))
+    assert rows["id"] == ["q0"] and report.n_invalid == 1, "one valid row can be scored"
 
 
 def test_real_validation_split_is_disjoint_and_upstream(shared_dir):
@@ -224,8 +255,11 @@ def test_other_tasks_record_the_task_and_letters():
 
 def test_too_few_rows_names_the_task():
     normalised = normalise_dataset(MEDMCQA, generate_rows(5, seed=1))
-    with pytest.raises(DatasetError, match=r"medmcqa: only 5 distinct valid rows for 9 requested"):
+    with pytest.raises(DatasetError) as error:
         split_task_rows(normalised.dataset, normalised.source_indices, {}, 5, {"sft": 5, "grpo": 2, "eval": 2}, 0)
+    assert str(error.value) == (
+        "medmcqa: only 5 distinct valid rows for 9 requested (sft=5/grpo=2/eval=2); skipped: none"
+    )
     with pytest.raises(DatasetError, match="stratify_by must be one of subject, answer"):
         split_task_rows(normalised.dataset, normalised.source_indices, {}, 5, {"sft": 1}, 0, stratify_by="topic")
 
@@ -242,7 +276,7 @@ def test_load_task_split_writes_the_manifest_and_uses_the_task_defaults(tmp_path
         stratify_by="subject",
         manifest_path=tmp_path / "m.json",
     )
-    assert read_manifest(tmp_path / "m.json") == manifest
+    assert read_manifest(tmp_path / "m.json") == manifest and manifest["seed"] == 3
     assert manifest["task"]["letters"] == list("ABCDE") and manifest["strata"]["sft"] == {
         "dentist": 2,
         "doctor": 2,
@@ -279,13 +313,26 @@ def mixture_args(task, **sizes):
     return SplitArguments(task=task, **sizes)
 
 
-def test_a_mixture_splits_each_task_by_its_weight_and_keeps_its_rows(tmp_path):
+def test_a_mixture_splits_each_task_by_its_weight_and_keeps_its_rows(tmp_path, caplog):
     task = {
         "medqa": {"weight": 2, "dataset_name": str(FIXTURES / "medqa.jsonl")},
         "pubmedqa": {"dataset_name": str(FIXTURES / "pubmedqa.jsonl")},
     }
-    split = phase_split(mixture_args(task), tmp_path / "manifest.json")
+    with caplog.at_level(logging.INFO, logger="fine_tune.data"):
+        split = phase_split(mixture_args(task), tmp_path / "manifest.json")
     manifest = split.manifest
+    assert f"wrote split manifest to {tmp_path / 'manifest.json'}" in caplog.messages
+    assert (manifest["seed"], manifest["sizes"]) == (1, {"sft": 6, "grpo": 2, "eval": 3})
+    assert manifest["mixture"] == [
+        {"task": name, "weight": weight, "source": task[name]["dataset_name"], "hub_split": "train", "sizes": sizes}
+        for name, weight, sizes in [
+            ("medqa", 2, {"sft": 4, "grpo": 1, "eval": 3}),
+            ("pubmedqa", 1.0, {"sft": 2, "grpo": 1, "eval": 3}),
+        ]
+    ]
+    assert [(s.spec.name, s.source) for s in split.sources] == [(n, task[n]["dataset_name"]) for n in task]
+    assert {name: part["size"] for name, part in manifest["splits"].items()} == {"sft": 6, "grpo": 2, "eval": 6}
+    assert manifest["skipped"] == {name: manifest["tasks"][name]["skipped"] for name in task}
     assert [(p.task.name, len(p.splits["sft"])) for p in split.parts] == [("medqa", 4), ("pubmedqa", 2)]
     assert json.loads((tmp_path / "manifest.json").read_text()) == manifest
     assert manifest["splits"]["sft"]["tasks"] == {"medqa": 4, "pubmedqa": 2}
@@ -301,6 +348,7 @@ def test_a_mixture_splits_each_task_by_its_weight_and_keeps_its_rows(tmp_path):
         )
         alone = phase_split(single)
         assert manifest["tasks"][part.task.name] == alone.manifest
+        assert alone.parts[0].task.name == alone.sources[0].spec.name == part.task.name
         assert part.splits["sft"]["question"] == alone.parts[0].splits["sft"]["question"]
     hashes = manifest["splits"]["sft"]["content_hashes"]
     assert hashes == [
@@ -326,3 +374,143 @@ def test_a_question_in_two_tasks_of_a_mixture_cannot_train_one_and_score_the_oth
 def test_two_tasks_of_a_mixture_need_two_names(tmp_path):
     with pytest.raises(DatasetError, match="two tasks of the mixture are named medqa"):
         phase_split(mixture_args({"medqa": 1, task_copy(tmp_path, "medqa"): 1}))
+    with pytest.raises(DatasetError, match="two tasks of the mixture are named medqa:"):
+        phase_split(mixture_args({"pubmedqa": 1, "medqa": 1, task_copy(tmp_path, "medqa"): 1}, grpo_size=3))
+
+
+KORMEDMCQA = str(FIXTURES / "kormedmcqa")  # configs doctor/nurse/pharm/dentist: 20 train rows (4 invalid), 8 test
+
+
+def test_a_phase_splits_the_recipes_source_split_seed_and_strata():
+    args = SplitArguments(
+        task="kormedmcqa",
+        dataset_name=KORMEDMCQA,
+        dataset_train_split="test",
+        stratify_by="subject",
+        split_seed=3,
+        sft_size=4,
+        grpo_size=2,
+        eval_size=2,
+    )
+    manifest = phase_split(args).manifest
+    sizes = {"sft": 4, "grpo": 2, "eval": 2}
+    direct = load_task_splits(
+        "kormedmcqa", source=KORMEDMCQA, hub_split="test", sizes=sizes, seed=3, stratify_by="subject"
+    )
+    assert manifest == direct.manifest
+    assert (manifest["seed"], manifest["stratify_by"]) == (3, "subject")
+    test_hashes = {content_hash(row) for row in load_task_eval_rows("kormedmcqa", source=KORMEDMCQA)[0]}
+    assert {h for part in manifest["splits"].values() for h in part["content_hashes"]} == test_hashes
+
+
+def test_load_task_split_reads_the_named_source_split():
+    sizes = {"sft": 4, "grpo": 2, "eval": 2}
+    rows, manifest = load_task_split("kormedmcqa", "sft", source=KORMEDMCQA, hub_split="test", sizes=sizes)
+    test_rows, _ = load_task_eval_rows("kormedmcqa", source=KORMEDMCQA)
+    assert set(rows["question"]) <= set(test_rows["question"]) and manifest["skipped"] == {}
+
+
+def test_the_official_rows_are_the_eval_split_or_the_one_named_with_the_dropped_rows_counted():
+    source = TaskSource(resolve_task("kormedmcqa"), KORMEDMCQA, "train")
+    rows, dropped = official_rows(source, None, "HF_TOKEN")
+    assert (len(rows), dropped) == (8, {})
+    rows, dropped = official_rows(source, "train", "HF_TOKEN")
+    assert len(rows) == 16 and sum(dropped.values()) == 4
+    assert dropped == load_task(source.spec, "train", KORMEDMCQA).report.invalid_counts()
+
+
+def test_the_recipes_token_env_reaches_the_reader(monkeypatch):
+    seen = []
+    real = task_splits.load_task
+
+    def spy(spec, split, source=None, token_env="HF_TOKEN"):
+        seen.append((split, token_env))
+        return real(spec, split, source, token_env)
+
+    patch_bound(monkeypatch, task_splits, "load_task", spy)
+    sizes = {"sft": 4, "grpo": 2, "eval": 2}
+    load_task_split("kormedmcqa", "sft", source=KORMEDMCQA, sizes=sizes, token_env="TOKEN_A")
+    load_task_eval_rows("kormedmcqa", source=KORMEDMCQA, token_env="TOKEN_B")
+    official_rows(TaskSource(resolve_task("kormedmcqa"), KORMEDMCQA, "train"), None, "TOKEN_C")
+    phase_split(SplitArguments(task="kormedmcqa", dataset_name=KORMEDMCQA, hf_token_env="TOKEN_D", **sizes_of(sizes)))
+    assert seen == [("train", "TOKEN_A"), ("test", "TOKEN_B"), ("test", "TOKEN_C"), ("train", "TOKEN_D")]
+
+
+def sizes_of(sizes):
+    return {f"{name}_size": size for name, size in sizes.items()}
+
+
+def test_task_sources_take_the_entry_then_the_recipe_then_the_task_file():
+    args = SplitArguments(
+        task={"medqa": {"weight": 2, "dataset_name": "a.jsonl", "dataset_train_split": "dev"}, "pubmedqa": 1}
+    )
+    assert [(s.spec.name, s.source, s.hub_split, s.weight) for s in task_sources(args)] == [
+        ("medqa", "a.jsonl", "dev", 2),
+        ("pubmedqa", resolve_task("pubmedqa").dataset_path, "train", 1),
+    ]
+    (alone,) = task_sources(SplitArguments(task="medqa", dataset_name="b.jsonl", dataset_train_split="validation"))
+    assert (alone.source, alone.hub_split, alone.weight) == ("b.jsonl", "validation", 1.0)
+
+
+def test_rows_left_out_without_a_reason_are_counted_as_invalid():
+    normalised = normalise_dataset(MEDMCQA, [make_row(i) for i in range(6)])
+    result = split_task_rows(normalised.dataset, [0, 2, 4, 6, 8, 10], {}, 11, {"sft": 2, "grpo": 1, "eval": 1}, 0)
+    used = [i for part in result.manifest["splits"].values() for i in part["source_indices"]]
+    assert set(used) <= {0, 2, 4, 6, 8, 10} and result.skipped == result.manifest["skipped"]
+    assert set(result.skipped) == {"invalid"} and result.skipped["invalid"] >= 1
+
+
+def test_a_manifest_labels_a_row_by_its_id_else_its_source_index():
+    rows = datasets.Dataset.from_list([{"id": ""}, {"id": "q1"}, {"id": None}])
+    assert [label(rows, [4, 5, 6], position) for position in range(3)] == ["row 4", "q1", "row 6"]
+
+
+SUBJECTS = ("Anatomy", "Physiology", "Surgery")
+
+
+def curriculum_rows():
+    """One invalid row first (source index = canonical position + 1), then 5 rows of each subject, without ids."""
+    return [make_row(99, cop=-1)] + [make_row(i, id=None, subject_name=s) for i, s in enumerate(SUBJECTS * 5)]
+
+
+def test_a_curriculum_holds_out_each_subject_and_records_the_rows_drawn_from_the_pool(tmp_path):
+    write_jsonl(curriculum_rows(), tmp_path / "rows.jsonl")
+    raised = {"holdout_per_subject": 1, "start_share": 0.5, "recommended_shares": {"Anatomy": 1, "Physiology": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**raised, "reasons": {"Anatomy": "below overall"}}))
+    args = SplitArguments(dataset_name=str(tmp_path / "rows.jsonl"), curriculum=str(tmp_path / "c.yaml"))
+    split = phase_split(args)  # the recipe's sizes (1000/500/200) give way to the curriculum
+    manifest = split.manifest
+    start = load_task_splits(None, source=str(tmp_path / "rows.jsonl"), curriculum=Curriculum(1, 0.5)).manifest
+    assert manifest["sizes"] == {"sft": 10, "grpo": 0, "eval": 3}
+    assert manifest["splits"]["eval"] == start["splits"]["eval"]
+    assert (manifest["stratify_by"], manifest["strata"]) == (
+        "subject",
+        {"sft": {"Anatomy": 4, "Physiology": 4, "Surgery": 2}, "grpo": {}, "eval": dict.fromkeys(SUBJECTS, 1)},
+    )
+    record = manifest["curriculum"]
+    assert (record["file"], record["holdout_per_subject"], record["start_share"]) == (str(tmp_path / "c.yaml"), 1, 0.5)
+    sft_ids = manifest["splits"]["sft"]["row_ids"]
+    subject_of = dict(zip(sft_ids, split.parts[0].splits["sft"]["subject"], strict=True))
+    new = set(sft_ids) - set(start["splits"]["sft"]["row_ids"])
+    for subject, reason in [("Anatomy", "below overall"), ("Physiology", "recommended share")]:
+        drawn = record["subjects"][subject]["drawn_from_pool"]
+        assert drawn["reason"] == reason and len(drawn["row_ids"]) == 2
+        assert set(drawn["row_ids"]) == {i for i in new if subject_of[i] == subject}
+        assert all(row_id.startswith("row ") for row_id in drawn["row_ids"])
+    assert record["subjects"]["Surgery"] == {
+        "holdout": 1,
+        "share": 0.5,
+        "sft": 2,
+        "pool": 2,
+        "drawn_from_pool": {"row_ids": [], "reason": None},
+    }
+
+
+def test_a_curriculum_needs_one_usable_row(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    write_jsonl([make_row(0, subject_name="Anatomy"), make_row(1, cop=-1)], path)
+    result = load_task_splits(None, source=str(path), curriculum=Curriculum(1, 0.5))
+    assert result.splits["eval"]["id"] == ["q0"] and result.manifest["sizes"] == {"sft": 0, "grpo": 0, "eval": 1}
+    write_jsonl([make_row(1, cop=-1)], path)
+    with pytest.raises(DatasetError, match=r"^medmcqa: only 0 of 1 rows are usable but 1 are needed; invalid"):
+        load_task_splits(None, source=str(path), curriculum=Curriculum(1, 0.5))
