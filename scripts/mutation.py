@@ -46,6 +46,7 @@ def run_module(module: str, names: list[str]) -> int:
         "HYPOTHESIS_PROFILE": "mutation",
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
+        "SHARED_DIR": str(Path("..", "shared").resolve()),  # the tests run from mutants/, one folder down
     }
     STATS.unlink(missing_ok=True)
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
