@@ -10,7 +10,6 @@ from fine_tune.data.normalise import load_task
 from fine_tune.errors import RecipeError
 from fine_tune.evaluate.text_metrics import OPEN_METRICS, row_scores
 from fine_tune.recipes.loader import parse_recipe
-from fine_tune.task.parsing import parse_open_response
 from fine_tune.task.prompts import grpo_example, sft_example
 from fine_tune.task.spec import parse_task_spec, resolve_task
 
@@ -83,22 +82,6 @@ def test_prompts_and_targets_follow_the_answer_format():
     assert plain["prompt"][1]["content"] == "Define: Syncope"
     with pytest.raises(RecipeError, match="GRPO is built for multiple-choice tasks only"):
         grpo_example(row, task=spec)
-
-
-def test_open_parser_is_strict_for_json_and_plain_for_text():
-    good = parse_open_response('{"answer": "Naloxone.", "confidence": 0.8}')
-    assert (good.answer, good.schema_valid, good.confidence, good.failure) == ("Naloxone.", True, 0.8, None)
-    for text, failure in [
-        ('{"answer": "Naloxone."}', "wrong_keys"),
-        ('{"answer": "", "confidence": 0.8}', "bad_answer"),
-        ('{"answer": "x", "confidence": 2}', "bad_confidence"),
-        ('{"answer": "x", "confidence": 0.5} more', "trailing_text"),
-        ("Naloxone.", "not_json"),
-    ]:
-        parsed = parse_open_response(text)
-        assert (parsed.answer, parsed.schema_valid, parsed.failure) == ("", False, failure), text
-    text = parse_open_response("<think>hm</think> Naloxone.", "text")
-    assert (text.answer, text.json_valid, text.schema_valid) == ("Naloxone.", None, None)
 
 
 SIZES = ["--sft_size", "20", "--grpo_size", "0", "--eval_size", "6", "--split_seed", "1"]

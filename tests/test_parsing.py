@@ -12,6 +12,7 @@ from fine_tune.task.parsing import (
     ParsedResponse,
     completion_text,
     is_letter,
+    parse_open_response,
     parse_response,
     parse_response_lenient,
     strip_think,
@@ -481,3 +482,51 @@ def test_lenient_keeps_a_strictly_valid_response_as_it_is():
 )
 def test_a_json_value_followed_by_text_is_trailing_text_only_for_an_object(text, failure):
     assert parse_response(text).failure == failure
+
+
+ANSWER_OPEN = '{"answer": "Naloxone.", "confidence": 0.8}'
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        ('{"answer": "  Naloxone. ", "confidence": 0.8}', ("Naloxone.", True, True, 0.8, None)),
+        ('  {"answer": "N", "confidence": 1}  ', ("N", True, True, 1.0, None)),
+        ([{"role": "assistant", "content": '{"answer": "N", "confidence": 0}'}], ("N", True, True, 0.0, None)),
+        ("", ("", False, False, None, "empty")),
+        ("   ", ("", False, False, None, "empty")),
+        ('{"answer": "x", "conf', ("", False, False, None, "truncated")),
+        ("Naloxone.", ("", False, False, None, "not_json")),
+        ('{"answer": "x", "confidence": NaN}', ("", False, False, None, "not_json")),
+        ("[1]", ("", False, False, None, "not_object")),
+        ("3", ("", False, False, None, "not_object")),
+        (ANSWER_OPEN + " more", ("", False, False, None, "trailing_text")),
+        ('{"answer": "x"}', ("", True, False, None, "wrong_keys")),
+        ('{"answer": "x", "confidence": 0.5, "reason": "r"}', ("", True, False, 0.5, "wrong_keys")),
+        ('{"answer": "x", "answer": "y", "confidence": 0.5}', ("", True, False, 0.5, "wrong_keys")),
+        ('{"answer": "  ", "confidence": 0.8}', ("", True, False, 0.8, "bad_answer")),
+        ('{"answer": 3, "confidence": 0.8}', ("", True, False, 0.8, "bad_answer")),
+        ('{"answer": "x", "confidence": 2}', ("", True, False, None, "bad_confidence")),
+        ('{"answer": "x", "confidence": true}', ("", True, False, None, "bad_confidence")),
+    ],
+)
+def test_an_open_json_answer_is_one_object_with_exactly_answer_and_confidence(completion, expected):
+    parsed = parse_open_response(completion)
+    assert (parsed.answer, parsed.json_valid, parsed.schema_valid, parsed.confidence, parsed.failure) == expected
+    assert parse_open_response(completion, "json") == parsed, "json is the default answer format"
+
+
+@pytest.mark.parametrize(
+    ("completion", "answer"),
+    [
+        ("<think>hm</think> Naloxone. ", "Naloxone."),
+        ("", ""),
+        ("  <THINK>a</THINK>b", "b"),
+        (ANSWER_OPEN, ANSWER_OPEN),
+    ],
+)
+def test_an_open_text_answer_is_the_completion_without_its_think_block(completion, answer):
+    parsed = parse_open_response(completion, "text")
+    assert (parsed.answer, parsed.json_valid, parsed.schema_valid, parsed.confidence, parsed.failure) == (
+        answer, None, None, None, None
+    )  # fmt: skip

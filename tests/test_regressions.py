@@ -6,7 +6,13 @@ from pathlib import Path
 import pytest
 
 from fine_tune.constants import ADAPTER_CONFIG_FILE, LINEAGE_FILE, MERGED_DIR
-from fine_tune.evaluate.regressions import REGRESSION_ALPHA, parent_checks, regressions
+from fine_tune.evaluate.regressions import (
+    REGRESSION_ALPHA,
+    is_regression,
+    paired_regression,
+    parent_checks,
+    regressions,
+)
 from fine_tune.evaluate.runs import ModelRun
 from fine_tune.evaluate.scored_models import model_identities
 
@@ -144,3 +150,47 @@ def test_a_p_value_equal_to_alpha_is_not_a_regression():
     p_value = 2 / 2**8
     assert parent_checks([parent, child], resamples=50, seed=0, alpha=p_value)[1]["regressed"] is False
     assert parent_checks([parent, child], resamples=50, seed=0, alpha=p_value * 1.01)[1]["regressed"] is True
+
+
+def lost_and_gained(lost: int, gained: int, same: int = 4) -> tuple[list[bool], list[bool]]:
+    """(model, start) correctness: the model loses `lost` rows the start had and gains `gained` it had not."""
+    start = [True] * lost + [False] * gained + [True] * same
+    model = [False] * lost + [True] * gained + [True] * same
+    return model, start
+
+
+@pytest.mark.parametrize(
+    ("lost", "gained", "alpha", "regressed"),
+    [
+        (6, 0, REGRESSION_ALPHA, True),  # exact McNemar p = 2 / 2**6 = 0.031
+        (5, 0, REGRESSION_ALPHA, False),  # p = 0.0625
+        (5, 0, 0.1, True),
+        (0, 6, REGRESSION_ALPHA, False),  # as significant, but better
+    ],
+)
+def test_a_paired_regression_is_lower_accuracy_on_the_same_rows_at_p_below_alpha(lost, gained, alpha, regressed):
+    model, start = lost_and_gained(lost, gained)
+    n = lost + gained + 4
+    check = paired_regression(model, start, alpha)
+    assert check == {
+        "n": n,
+        "diff": pytest.approx((gained - lost) / n),
+        "b01": lost,
+        "b10": gained,
+        "mcnemar_p": pytest.approx(2 * 0.5 ** max(lost, gained)),
+        "alpha": alpha,
+        "regressed": regressed,
+    }
+
+
+def test_a_paired_regression_reads_truthy_outcomes_and_no_rows_is_no_regression():
+    assert paired_regression([1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1])["diff"] == pytest.approx(-6 / 7)
+    assert paired_regression([], []) == {
+        "n": 0, "diff": 0.0, "b01": 0, "b10": 0, "mcnemar_p": 1.0, "alpha": REGRESSION_ALPHA, "regressed": False
+    }  # fmt: skip
+
+
+def test_the_default_rule_is_p_below_five_percent():
+    assert REGRESSION_ALPHA == 0.05
+    assert is_regression(-0.1, 0.049) and not is_regression(-0.1, 0.05) and not is_regression(0.1, 0.001)
+    assert paired_regression(*lost_and_gained(6, 0))["alpha"] == 0.05
