@@ -332,6 +332,7 @@ def test_per_letter_scores_of_no_rows_have_no_macro_f1_and_a_mismatch_is_named()
 
     empty = per_letter_scores([], [])
     assert empty["macro_f1"] is None
-    assert empty["per_letter"] == {letter: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for letter in "ABCD"}
+    zeros = {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert empty["per_letter"] == {letter: zeros for letter in "ABCD"}
     with pytest.raises(ValueError, match="^length mismatch: 2 gold vs 1 predicted$"):
         per_letter_scores(["A", "B"], ["A"])
