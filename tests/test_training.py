@@ -172,6 +172,8 @@ def test_guard_stops_grpo_on_a_constant_reward(tiny_model_dir, synthetic_file, t
     assert "REWARD HEALTH GUARD" in result.stderr and "frac_reward_zero_std = 1.0" in result.stderr
     assert "Traceback" not in result.stderr
     assert "unhealthy rewards for 2 consecutive logging steps (step 1: " in result.stderr
+    # the rewards are wrapped by the guard's recorder (train/grpo.py): the message shows what the policy wrote
+    assert "Last completions:\n  '" in result.stderr and "(none captured)" not in result.stderr
     assert not (tmp_path / "grpo" / "merged").exists(), "a run without learning signal must not hand on a model"
 
 
