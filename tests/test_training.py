@@ -142,7 +142,7 @@ def run_script(script, *args, env_extra=None, timeout=600):
     )
 
 
-def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args):
+def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args, env_extra=None):
     """The GRPO script (demo recipe, 4 completions of at most 8 tokens a step) from a fake SFT model on a 100/50/20
     split, writing tmp_path/grpo."""
     sizes = {"sft": 100, "grpo": 50, "eval": 20}
@@ -156,6 +156,7 @@ def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args):
         "--output_dir", tmp_path / "grpo",
         "--per_device_train_batch_size", 4, "--num_generations", 4, "--max_completion_length", 8,
         *args,
+        env_extra=env_extra,
     )  # fmt: skip
 
 
@@ -191,6 +192,21 @@ def test_guard_stops_grpo_when_a_reward_component_is_gamed_away(tiny_model_dir, 
     assert "reward component fading fell from 1.000" in result.stderr and "held or rose" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "grpo" / "merged").exists()
+
+
+def test_grpo_stops_with_exit_3_at_the_first_non_finite_gradient(tiny_model_dir, synthetic_file, tmp_path):
+    """NonFiniteGuard is wired into GRPO (train/grpo.py): a diverging run stops before its NaN update is applied and
+    before the next generation samples from NaN logits."""
+    path = os.pathsep.join(str(p) for p in (REPO / "tests" / "nan_gradients", REPO / "tests", REPO))
+    result = run_grpo_after_fake_sft(
+        tiny_model_dir, synthetic_file, tmp_path,
+        "--max_steps", 5, "--dev_size", 0, "--precision", "fp32", "--reward_guard_action", "warn",
+        env_extra={"PYTHONPATH": path, "NAN_GRADIENTS_FROM_STEP": "2"},
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "error: non-finite gradients at step 2 under precision fp32" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "grpo" / "merged").exists(), "no model is handed on"
 
 
 def test_grpo_refuses_a_reward_whose_column_is_missing(tiny_model_dir, synthetic_file, tmp_path):
