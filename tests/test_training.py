@@ -142,11 +142,13 @@ def run_script(script, *args, env_extra=None, timeout=600):
     )
 
 
-def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args, env_extra=None):
+def run_grpo_after_fake_sft(tiny_model_dir, synthetic_file, tmp_path, *args, env_extra=None, prepare_start=None):
     """The GRPO script (demo recipe, 4 completions of at most 8 tokens a step) from a fake SFT model on a 100/50/20
     split, writing tmp_path/grpo."""
     sizes = {"sft": 100, "grpo": 50, "eval": 20}
     start = fake_sft_model(tiny_model_dir, synthetic_file, tmp_path / "sft" / "merged", sizes)
+    if prepare_start is not None:
+        prepare_start(start)
     return run_script(
         "train_medmcqa_grpo.py",
         "--config", "configs/demo/grpo.yaml",
@@ -207,6 +209,23 @@ def test_grpo_stops_with_exit_3_at_the_first_non_finite_gradient(tiny_model_dir,
     assert "error: non-finite gradients at step 2 under precision fp32" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "grpo" / "merged").exists(), "no model is handed on"
+
+
+def test_grpo_from_a_policy_with_nan_weights_stops_with_one_line(tiny_model_dir, synthetic_file, tmp_path):
+    """Sampling from NaN probabilities (torch.multinomial's RuntimeError) is the non-finite failure too: exit 3."""
+
+    def poison(start):
+        model = AutoModelForCausalLM.from_pretrained(start)
+        model.model.norm.weight.data.fill_(float("nan"))
+        model.save_pretrained(start)
+
+    result = run_grpo_after_fake_sft(
+        tiny_model_dir, synthetic_file, tmp_path, "--max_steps", 2, "--dev_size", 0, "--precision", "fp32",
+        prepare_start=poison,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "error: non-finite sampling probabilities in the generation of step 1 under precision fp32" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_grpo_refuses_a_reward_whose_column_is_missing(tiny_model_dir, synthetic_file, tmp_path):

@@ -19,7 +19,7 @@ from fine_tune.task.rewards import check_reward_columns, get_reward_funcs
 from fine_tune.train.checkpoints import resolve_resume
 from fine_tune.train.common import finish, load_phase_rows, load_trainable_model, log_training_length
 from fine_tune.train.guards import CompletionRecorder, GuardThresholds, RewardHealthGuard
-from fine_tune.train.numerics import NonFiniteGuard
+from fine_tune.train.numerics import NonFiniteGuard, non_finite_sampling_stops
 from fine_tune.train.selection import (
     DevScorer,
     SelectingGRPOTrainer,
@@ -98,7 +98,8 @@ def run_grpo(script_args, training_args, model_args) -> dict[str, Path]:
         trainer.dev_scorer = DevScorer.from_parts(
             rows.dev_parts(), training_args.dev_batch_size, training_args.dev_max_new_tokens
         )
-    trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    with non_finite_sampling_stops(trainer):
+        trainer.train(resume_from_checkpoint=resolve_resume(training_args))
     if guard.message is not None and training_args.reward_guard_action == "stop":
         raise RewardHealthError(guard.message)
     selection = selection_outcome(trainer, training_args.no_improvement_action)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from transformers import TrainerCallback
@@ -27,11 +29,27 @@ RERUN_HINT = (
 )
 
 
+NON_FINITE_SAMPLING = "probability tensor contains either `inf`, `nan` or element < 0"  # torch.multinomial's error
+
+
 def precision_label(args) -> str:
     """The precision the run trains in, and the recipe value it came from when that was `auto`."""
     resolved = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
     asked = getattr(args, "precision", resolved)
     return resolved if asked == resolved else f"{resolved} (precision: {asked})"
+
+
+@contextmanager
+def non_finite_sampling_stops(trainer) -> Iterator[None]:
+    """GRPO samples completions with torch.multinomial, which raises a RuntimeError when the policy's probabilities
+    are NaN or infinite (its logits overflowed or its weights are NaN): the same one line and exit 3 instead."""
+    try:
+        yield
+    except RuntimeError as error:
+        if NON_FINITE_SAMPLING not in str(error):
+            raise
+        step = trainer.state.global_step + 1
+        NonFiniteGuard.fail(f"non-finite sampling probabilities in the generation of step {step}", trainer.args)
 
 
 def gradients_finite(model: torch.nn.Module) -> bool:
