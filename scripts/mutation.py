@@ -27,6 +27,12 @@ MODULES = {
     "fine_tune.evaluate.stats": ["test_stats.py"],
     "fine_tune.train.selection": ["test_selection.py"],
     "fine_tune.data.splits": ["test_splits.py", "test_task_splits.py"],
+    "fine_tune.data.normalise": [
+        "test_normalise.py",
+        "test_records.py",
+        "test_robust_task_files.py",
+        "test_loading.py",
+    ],
 }
 STATS = Path("mutants/mutmut-stats.json")  # which tests cover which function: recomputed for each module's tests
 
