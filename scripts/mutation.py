@@ -32,6 +32,7 @@ MODULES = {
         "test_records.py",
         "test_robust_task_files.py",
         "test_loading.py",
+        "test_topics.py",
     ],
 }
 STATS = Path("mutants/mutmut-stats.json")  # which tests cover which function: recomputed for each module's tests
