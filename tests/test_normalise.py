@@ -625,7 +625,7 @@ def test_conflicting_answers_are_reported_with_their_letters():
     assert report.to_dict()["conflicts"] == report.conflicts and report.to_dict()["task"] == "medmcqa"
 
 
-def warnings_of(caplog, level=logging.WARNING) -> list[str]:
+def logged(caplog, level=logging.WARNING) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "fine_tune.data.normalise" and r.levelno == level]
 
 
@@ -635,7 +635,7 @@ def test_load_task_logs_the_summary_and_each_conflict(tmp_path, caplog):
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     with caplog.at_level(logging.INFO, logger="fine_tune.data.normalise"):
         normalised = load_task(resolve_task("medmcqa"), "train", str(path))
-    assert warnings_of(caplog) == [
+    assert logged(caplog) == [
         normalised.report.summary(),
         "medmcqa: same question, different answers, kept out: q0 (A), q1 (B)",
     ]
@@ -690,7 +690,7 @@ def test_present_columns_pass_and_absent_optional_ones_are_logged(caplog):
     rows = datasets.Dataset.from_list([{k: v for k, v in medmcqa_row(0).items() if k != "id"}])
     with caplog.at_level(logging.INFO, logger="fine_tune.data.normalise"):
         normalise_dataset(resolve_task("medmcqa"), rows)
-    assert warnings_of(caplog, logging.INFO) == [
+    assert logged(caplog, logging.INFO) == [
         "task medmcqa: optional column(s) id, exp, subject_name absent, read as null"
     ]
 
@@ -698,10 +698,11 @@ def test_present_columns_pass_and_absent_optional_ones_are_logged(caplog):
 def test_source_columns_type_all_null_columns_as_text_and_keep_the_config(caplog):
     task = resolve_task("medmcqa")
     rows = [
-        {"extra": 1, "__config__": "c", **medmcqa_row(i), "exp": None, "subject_name": "Anatomy"} for i in range(2)
+        {"extra": 1, "__config__": "c", **medmcqa_row(i), "exp": None, "subject_name": "Anatomy", "more": 2}
+        for i in range(2)
     ]
     with caplog.at_level(logging.INFO, logger="fine_tune.data.normalise"):
         conformed = select_source_columns(task, datasets.Dataset.from_list(rows))
     assert conformed.column_names == [*task.source_columns, "__config__"]
     assert conformed.features["exp"] == datasets.Value("string") and conformed["__config__"] == ["c", "c"]
-    assert warnings_of(caplog, logging.INFO) == ["medmcqa: ignoring column(s) not in source_columns: extra"]
+    assert logged(caplog, logging.INFO) == ["medmcqa: ignoring column(s) not in source_columns: extra, more"]
