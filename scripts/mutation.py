@@ -30,6 +30,13 @@ MODULES = {
     "fine_tune.models.lineage": ["test_lineage.py"],
     "fine_tune.data.rows": ["test_rows.py"],
     "fine_tune.data.task_splits": ["test_task_splits.py", "test_splits.py"],
+    "fine_tune.data.normalise": [
+        "test_normalise.py",
+        "test_records.py",
+        "test_robust_task_files.py",
+        "test_loading.py",
+        "test_topics.py",
+    ],
 }
 STATS = Path("mutants/mutmut-stats.json")  # which tests cover which function: recomputed for each module's tests
 

@@ -220,27 +220,23 @@ def normalise_dataset(
     return NormalisedRows(canonical_rows, valid_indices, report, fingerprint)
 
 
-def required_fields(spec: TaskSpec) -> dict[str, str]:
-    """What a task needs from every source, as {what: field path}."""
+def required_fields(spec: TaskSpec) -> list[str]:
+    """The field paths a task needs from every source: question (a text task's text), options, answer, context."""
+    context = [spec.context] if spec.context else []
     if spec.is_text:
-        return {"text": spec.question}
+        return [spec.question]
     if spec.is_open:
-        context = {"context": spec.context} if spec.context else {}
-        return {"question": spec.question, "answer": spec.answer.field, **context}
-    options = {} if spec.options.layout == "fixed" else {"options": spec.options.field}
-    if spec.options.layout == "columns":
-        options = {
-            f"option {letter}": column for letter, column in zip(spec.letters, spec.options.columns, strict=True)
-        }
-    context = {"context": spec.context} if spec.context else {}
-    return {"question": spec.question, **options, "answer": spec.answer.field, **context}
+        return [spec.question, spec.answer.field, *context]
+    layout = spec.options.layout
+    options = [] if layout == "fixed" else list(spec.options.columns) if layout == "columns" else [spec.options.field]
+    return [spec.question, *options, spec.answer.field, *context]
 
 
 def check_columns(spec: TaskSpec, columns: Iterable[str]) -> None:
     """DatasetError when a column the task needs is absent: the wrong --task or the wrong data, said in one line.
     Absent optional columns (id, explanation, subject, image) are read as nulls."""
     columns = set(columns)
-    missing = [path for path in required_fields(spec).values() if not _column_present(path, columns)]
+    missing = [path for path in required_fields(spec) if not _column_present(path, columns)]
     columns -= {CONFIG_COLUMN}
     if missing:
         raise DatasetError(
@@ -452,7 +448,7 @@ def _answer(
     return matches[0]
 
 
-def _integer(value: Any, untyped: bool = False) -> int | None:
+def _integer(value: Any, untyped: bool) -> int | None:
     if isinstance(value, bool):
         return None
     if untyped and isinstance(value, str):  # a CSV column pandas could not read as numbers (another cell is text)
