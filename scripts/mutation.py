@@ -47,6 +47,14 @@ def survivors(module: str) -> list[str]:
     return [name for name, status in statuses.items() if status in ("survived", "no tests")]
 
 
+def drop_unmutated_copy(module: str) -> None:
+    """A module put in only_mutate after mutants/ was made has a plain copy there, newer than its source, that mutmut
+    would keep unmutated ("0 files mutated"): removed, so the run mutates it."""
+    copy = MUTANTS / (module.replace(".", "/") + ".py")
+    if copy.is_file() and not copy.with_suffix(".py.meta").is_file():
+        copy.unlink()
+
+
 def run_module(module: str, names: list[str]) -> int:
     env = os.environ | {
         "MUTATION_TESTS": ",".join(MODULES[module]),
@@ -56,6 +64,7 @@ def run_module(module: str, names: list[str]) -> int:
         "SHARED_DIR": str(Path("..", "shared").resolve()),  # the tests run from mutants/, one folder down
     }
     STATS.unlink(missing_ok=True)
+    drop_unmutated_copy(module)
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *names]
     return subprocess.run(command, env=env, check=False).returncode
 
