@@ -8,7 +8,8 @@ import json
 import pytest
 from jobs_fakes import NAMESPACE
 
-from fine_tune.hub.jobs import job_spec, submit_cli
+from fine_tune.hub.jobs import estimate, job_spec, submit_cli
+from fine_tune.hub.jobs.hardware import T4
 from fine_tune.hub.jobs.options import Options
 from fine_tune.hub.jobs.recipe import JOB_ORIGIN
 from fine_tune.hub.jobs.shipping import ShippedTree
@@ -81,3 +82,23 @@ def test_a_recipe_extending_an_unshipped_file_is_refused(project, no_network, ca
     shipped = ShippedTree.from_project(project)
     with pytest.raises(JobsError, match="outside.yaml, which is not shipped"):
         job_spec.build_spec("sft", Options(namespace=NAMESPACE), config="configs/mine.yaml", shipped=shipped)
+
+
+def test_an_fp32_job_on_a_t4_is_timed_at_fp32_speed(project, no_network, capsys):
+    """The conservative T4 figures assume fp16 tensor cores; MedGemma on a T4 trains in fp32 (8x less peak), so its
+    step takes longer by the compute share, and the timeout follows."""
+    gemma = dry_run(capsys, "grpo", "--config", "configs/medgemma-4b/grpo.yaml", "--flavor", "t4-small")
+    on_l4 = dry_run(capsys, "grpo", "--config", "configs/medgemma-4b/grpo.yaml", "--flavor", "l4x1")
+    assumed = estimate.CONSERVATIVE_T4["grpo"].seconds
+    slowdown = estimate.precision_slowdown("grpo", T4, "fp32")
+    assert gemma["estimate"]["seconds_per_unit"] == pytest.approx(assumed * slowdown, rel=1e-3)
+    assert "x 2.11 in fp32 instead of fp16" in gemma["estimate"]["figure_source"]
+    assert "instead of" not in on_l4["estimate"]["figure_source"], "bf16 on an L4 is what its figure assumes"
+    qwen = dry_run(capsys, "grpo", "--flavor", "t4-small")
+    assert qwen["estimate"]["seconds_per_unit"] == assumed
+
+
+def test_the_precision_slowdown_scales_compute_by_the_peaks_and_traffic_by_the_widths():
+    assert estimate.precision_slowdown("sft", T4, "fp16") == 1.0
+    assert estimate.precision_slowdown("sft", T4, "fp32") == pytest.approx(0.45 + 0.55 * 65 / 8.1)
+    assert estimate.precision_slowdown("eval", T4, "fp32") == pytest.approx(0.67 + 0.33 * 2)

@@ -73,6 +73,22 @@ def speedup_over_t4(phase: str, device: DeviceSpec) -> float:
     return 1 / relative
 
 
+def precision_slowdown(phase: str, device: DeviceSpec, precision: str) -> float:
+    """A step in `precision` over a step in the precision the figures assume (`device.training_precision`): the
+    compute share scales by the two tensor peaks, the memory-traffic share by the element widths (fp32 moves twice
+    the bytes of fp16/bf16); host time does not change."""
+    assumed = device.training_precision
+    if precision == assumed:
+        return 1.0
+    shares = STEP_SHARES[phase]
+    widths = {"fp16": 2, "bf16": 2, "fp32": 4}
+    return (
+        shares.get("host", 0.0)
+        + shares.get("compute", 0.0) * device.peak_flops[assumed] / device.peak_flops[precision]
+        + shares.get("bandwidth", 0.0) * widths[precision] / widths[assumed]
+    )
+
+
 def scaled_figure(flavor: str, phase: str) -> Figure:
     """The conservative T4 figure scaled to the flavor's GPU by the hardware table (monotone: a device at least as
     fast in compute and bandwidth never gets a longer figure)."""
@@ -270,10 +286,22 @@ def phase_units(phase: str, recipe: dict[str, Any]) -> int:
     return questions * max(1, len(parse_models(recipe["models"])))
 
 
-def estimate(phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None) -> Estimate | None:
+def estimate(
+    phase: str, flavor: str, recipe: dict[str, Any], benchmarks=None, precision: str | None = None
+) -> Estimate | None:
+    """`precision`: what the precision rule resolves to on the flavor (the figures assume the GPU's fp16/bf16)."""
     figure = figure_for(flavor, phase, benchmarks)
     if figure is None:
         return None
+    device = JOBS_FLAVORS[flavor].device if flavor in JOBS_FLAVORS else None
+    if precision is not None and device is not None and precision != device.training_precision:
+        slowdown = precision_slowdown(phase, device, precision)
+        figure = Figure(
+            round(figure.seconds * slowdown, 4),
+            figure.kind,
+            f"{figure.source}; x {slowdown:.2f} in {precision} instead of {device.training_precision} (compute by "
+            "the tensor peaks, memory traffic by the element widths)",
+        )
     setup = SETUP_SECONDS
     if not PHASES[phase].trains:
         setup += EVAL_MODEL_LOAD_SECONDS * len(parse_models(recipe.get("models")))

@@ -414,7 +414,7 @@ def build_spec(
         length = training_length(values, phase.name, world_size=launch.processes)
         notes.append(f"training length: {length.describe()}")
 
-    est = estimate(phase.name, flavor, values, benchmarks)
+    est = estimate(phase.name, flavor, values, benchmarks, precision=precision.name)
     if est is None:
         notes.append(f"no seconds-per-step figure for {flavor}: no time or cost estimate")
     timeout_seconds, timeout_source = resolve_timeout(est, options.timeout, flavor)
