@@ -177,6 +177,7 @@ def run_scripted_sft(monkeypatch, tiny_model_dir, small_file, out, script, *over
     return sft.run_sft(*args)
 
 
+@pytest.mark.slow  # trains the tiny model through the real Trainer
 def test_training_stops_at_the_target(monkeypatch, tiny_model_dir, small_file, tmp_path):
     script = {0: 0.0, 2: 0.2, 4: 0.5, 6: 0.8, 8: 0.9, 10: 1.0}
     run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--target_accuracy", "0.8")
@@ -185,6 +186,7 @@ def test_training_stops_at_the_target(monkeypatch, tiny_model_dir, small_file, t
     assert lineage["selection"]["selected"]["step"] == 6 and lineage["selection"]["start"]["accuracy"] == 0.0
 
 
+@pytest.mark.slow  # trains the tiny model through the real Trainer
 def test_the_best_step_is_handed_on_and_patience_stops(monkeypatch, tiny_model_dir, small_file, tmp_path):
     script = {0: 0.1, 2: 0.6, 4: 0.3, 6: 0.2, 8: 0.9, 10: 0.9}
     run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--early_stopping_patience", "2")
@@ -202,6 +204,7 @@ def test_the_best_step_is_handed_on_and_patience_stops(monkeypatch, tiny_model_d
     assert manifest["dev"]["size"] == 10 and manifest_hash(manifest) == lineage["split_manifest_hash"]
 
 
+@pytest.mark.slow  # trains the tiny model through the real Trainer
 def test_nothing_is_handed_on_when_no_step_beats_the_start(monkeypatch, tiny_model_dir, small_file, tmp_path):
     script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
     with pytest.raises(NoImprovementError, match="no trained step beat the starting model"):
@@ -209,6 +212,7 @@ def test_nothing_is_handed_on_when_no_step_beats_the_start(monkeypatch, tiny_mod
     assert not (tmp_path / "merged").exists()
 
 
+@pytest.mark.slow  # trains the tiny model through the real Trainer
 def test_a_resumed_run_still_compares_with_the_start_it_logged(monkeypatch, tiny_model_dir, small_file, tmp_path):
     script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
     with pytest.raises(NoImprovementError):
@@ -399,6 +403,7 @@ class TaskScriptedScorer(DevScorer):
         return record
 
 
+@pytest.mark.slow  # trains the tiny model through the real Trainer
 def test_a_mixture_run_with_fail_hands_nothing_on_when_one_task_regresses(monkeypatch, tiny_model_dir, tmp_path):
     task = "{" + ", ".join(f"{name}: {{weight: 1, dataset_name: '{FIXTURES / name}.jsonl'}}" for name in TASKS_2) + "}"
     # start 7/14 (medqa 0/7, pubmedqa 7/7); step 2: 8/14 overall, but pubmedqa 7/7 -> 1/7 (McNemar p = 0.031)
