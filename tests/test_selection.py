@@ -1,10 +1,13 @@
 import json
+import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 from signatures import bound_to
-from transformers import TrainerControl, TrainerState
+from transformers import EarlyStoppingCallback, Trainer, TrainerControl, TrainerState, TrainingArguments
 
 from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.splits import manifest_hash, splits_only
@@ -16,7 +19,7 @@ from fine_tune.evaluate.stats import mcnemar_exact
 from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.recipes.loader import load_recipe
 from fine_tune.recipes.trainer_configs import MedSFTConfig
-from fine_tune.task.spec import resolve_task
+from fine_tune.task.spec import parse_task_spec, resolve_task
 from fine_tune.train import selection, sft
 from fine_tune.train.selection import (
     DevScorer,
@@ -292,6 +295,7 @@ def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypat
     assert record["schema_pass_rate"] == medqa_rows / n, "D is no letter of PubMedQA's A-C"
     medqa_golds = scorer.golds[:medqa_rows]
     assert record["accuracy"] == medqa_golds.count("D") / n
+    assert record["per_task"] == {"medqa": medqa_golds.count("D") / medqa_rows, "pubmedqa": 0.0}
 
 
 def scored(step, correct, tasks):
@@ -369,12 +373,16 @@ def test_a_task_that_improved_is_never_a_regression():
     assert [entry.split(" ")[0] for entry in selection.task_regressions(chosen, start, tasks)] == ["medqa"]
 
 
-def mixture_trainer(history, tasks, best_step):
-    """What `selection_outcome` reads from the Trainer: its dev scorer (tasks, history) and its state."""
-    scorer = DevScorer([[]] * len(tasks), ["A"] * len(tasks), 1, 1, history=list(history), tasks=tasks)
-    state = TrainerState()
+def trainer_with(scorer, best_step, log_history=()):
+    """What `selection_outcome` reads from the Trainer: its dev scorer and its state (the log: a checkpoint's)."""
+    state = TrainerState(log_history=list(log_history))
     state.best_global_step = best_step
     return type("Trainer", (), {"dev_scorer": scorer, "state": state})()
+
+
+def mixture_trainer(history, tasks, best_step):
+    scorer = DevScorer([[]] * len(tasks), ["A"] * len(tasks), 1, 1, history=list(history), tasks=tasks)
+    return trainer_with(scorer, best_step)
 
 
 def test_the_per_task_guard_runs_through_selection_outcome():
@@ -423,3 +431,524 @@ def test_a_mixture_run_with_fail_hands_nothing_on_when_one_task_regresses(monkey
     with pytest.raises(NoImprovementError, match=r"TASK REGRESSION: step 2 .* pubmedqa \(1/7 vs 7/7 at the start"):
         sft.run_sft(*args)
     assert not (tmp_path / "merged").exists(), "nothing is handed on"
+
+
+# Fast behaviour tests of every function (no training): `make mutation` runs these per mutant (-m "not slow").
+
+
+def selection_logs(caplog):
+    """(level, message) of every record this module logged."""
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == selection.__name__]
+
+
+class Tokenizer:
+    """What dev scoring reads and restores of a tokenizer: its padding side."""
+
+    def __init__(self, padding_side="right"):
+        self.padding_side = padding_side
+
+
+def fake_generation(monkeypatch, texts, calls=None):
+    """generate_responses answering `texts`, bound to the real signature; it pads left, as the real one does."""
+
+    def generate(model, tokenizer, messages, *, batch_size=None, max_new_tokens=256, **_):
+        if calls is not None:
+            training = getattr(model, "training", None)  # the mode the model was scored in
+            calls.append({"model": model, "training": training, "messages": messages, "batch_size": batch_size,
+                          "tokens": max_new_tokens})  # fmt: skip
+        tokenizer.padding_side = "left"
+        return GenerationResult(list(texts), [1] * len(texts), [True] * len(texts), 1.0)
+
+    monkeypatch.setattr(selection, "generate_responses", bound_to(selection.generate_responses, generate))
+
+
+def answer(letter):
+    return json.dumps({"predicted_category": letter, "confidence": 0.5, "reason": "r"})
+
+
+def test_selection_score_is_exactly_accuracy_plus_the_schema_tie_break():
+    assert selection_score(metrics(5, 10)) == pytest.approx(0.5 + 10 / 110)
+    assert selection_score(metrics(0, 4, n=4)) == pytest.approx(4 / 20)
+
+
+def test_no_dev_size_carves_nothing_and_records_nothing():
+    result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
+    sft_rows = result.splits["sft"]
+    assert carve_dev([sft_rows], result.manifest, "sft", 0) == [(sft_rows, None)]
+    assert "dev" not in result.manifest
+
+
+def test_the_dev_record_names_phase_size_rows_and_content_hashes():
+    result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
+    split = result.manifest["splits"]["grpo"]
+    [(train, dev)] = carve_dev([result.splits["grpo"]], result.manifest, "grpo", 9)  # all but one row
+    assert (len(train), len(dev)) == (1, 9)
+    assert result.manifest["dev"] == {
+        "phase": "grpo",
+        "size": 9,
+        "row_ids": split["row_ids"][1:],
+        "content_hashes": split["content_hashes"][1:],
+    }
+
+
+def test_dev_size_equal_to_the_rows_is_refused_with_its_own_message():
+    result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
+    with pytest.raises(ValueError, match=r"^dev_size 10 leaves no sft rows to train on \(10 in the split\)$"):
+        carve_dev([result.splits["sft"]], result.manifest, "sft", 10)
+
+
+def test_a_mixture_task_whose_share_takes_all_its_rows_is_refused():
+    split = mixture_split()  # sft: medqa 6 rows, pubmedqa 3; 8 dev rows share out as 5 + 3
+    parts = [part.splits["sft"] for part in split.parts]
+    with pytest.raises(ValueError, match=r"^dev_size 8 leaves no sft rows of one task to train on \(3 rows\)$"):
+        carve_dev(parts, split.manifest, "sft", 8)
+
+
+def test_a_mixture_task_with_no_dev_share_keeps_all_its_rows():
+    split = mixture_split()
+    parts = [part.splits["sft"] for part in split.parts]
+    (medqa_train, medqa_dev), (pubmed_train, pubmed_dev) = carve_dev(parts, split.manifest, "sft", 1)
+    assert (len(medqa_train), len(medqa_dev), len(pubmed_train), pubmed_dev) == (5, 1, 3, None)
+    assert split.manifest["dev"]["row_ids"] == split.manifest["splits"]["sft"]["row_ids"][5:6]
+
+
+def test_dev_answers_restore_the_padding_side_even_when_generation_fails(monkeypatch):
+    def fail(model, tokenizer, messages, *, batch_size=None, max_new_tokens=256, **_):
+        tokenizer.padding_side = "left"
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(selection, "generate_responses", bound_to(selection.generate_responses, fail))
+    tokenizer = Tokenizer("right")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        selection.generate_dev_answers(None, tokenizer, [[]], batch_size=2, max_new_tokens=4)
+    assert tokenizer.padding_side == "right"
+
+
+def test_a_dev_record_counts_correct_valid_and_schema_passing_answers(monkeypatch):
+    rows = generate_canonical_rows(4, seed=2)
+    scorer = DevScorer.from_rows(rows, batch_size=3, max_new_tokens=7)
+    assert scorer.golds == ["A", "D", "D", "A"]
+    texts = [answer("A"), answer("A"), "nope", '{"predicted_category": "A"}']
+    calls = []
+    fake_generation(monkeypatch, texts, calls)
+    tokenizer = Tokenizer("right")
+    record = scorer.score("model", tokenizer, step=4)
+    assert calls == [{"model": "model", "training": None, "messages": scorer.messages, "batch_size": 3, "tokens": 7}]
+    assert record == {
+        "step": 4,
+        "n": 4,
+        "accuracy": 0.5,
+        "valid_json_rate": 0.75,
+        "schema_pass_rate": 0.5,
+        "score": pytest.approx(2 / 4 + 2 / 20),
+        "examples": texts[:3],
+        "correct": [True, False, False, True],
+    }, "one task: no per-task accuracy"
+    assert scorer.history == [record] and tokenizer.padding_side == "right"
+    assert scorer.describe(record) == "dev step 4: accuracy 0.500, valid JSON 0.750, schema pass 0.500"
+
+
+def test_a_scorer_built_without_letters_scores_with_a_to_d(monkeypatch):
+    scorer = DevScorer([[]] * 2, ["D", "C"], 1, 1)
+    fake_generation(monkeypatch, [answer("D"), answer("E")])
+    record = scorer.score(None, Tokenizer(), step=0)
+    assert record["correct"] == [True, False] and record["schema_pass_rate"] == 0.5, "E is no letter of A-D"
+    assert scorer.history == [record]
+
+
+def test_dev_rows_without_a_task_are_prompted_and_scored_as_medmcqa():
+    from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
+
+    rows = generate_canonical_rows(3, seed=5)
+    scorer = DevScorer.from_parts([(None, rows)], batch_size=2, max_new_tokens=9)
+    assert type(scorer) is DevScorer and (scorer.batch_size, scorer.max_new_tokens) == (2, 9)
+    assert scorer.messages == [prompt_messages(row) for row in rows]
+    assert scorer.golds == [gold_letter(row, None) for row in rows]
+    assert scorer.letters == [LETTERS] * 3 and scorer.tasks == ["medmcqa"] * 3
+    medqa5 = resolve_task("medqa5")
+    named = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=9, task=medqa5)
+    assert named.letters == [medqa5.letters] * 3 and named.tasks == ["medqa5"] * 3
+    assert named.messages == [prompt_messages(row, task=medqa5) for row in rows]
+
+
+OPEN_TASK = Path(__file__).resolve().parent / "fixtures" / "open" / "specialties.yaml"
+OPEN_ROWS = [
+    {"id": "a", "question": "Which drug reverses heparin?", "answer": "Protamine sulfate.", "context": None},
+    {"id": "b", "question": "What is ascites?", "answer": "Fluid in the peritoneal cavity.", "context": None},
+    {"id": "c", "question": "What is oliguria?", "answer": "Low urine output.", "context": None},
+]
+
+
+def open_task(answer_format):
+    return parse_task_spec(
+        {"name": "notes", "type": "open", "answer_format": answer_format, "dataset_path": "./x.jsonl",
+         "fields": {"question": "question", "answer": "answer"}}
+    )  # fmt: skip
+
+
+def test_an_open_tasks_dev_rows_get_the_open_scorer():
+    from fine_tune.task.prompts import prompt_messages
+
+    task = resolve_task(str(OPEN_TASK))
+    scorer = DevScorer.from_parts([(task, OPEN_ROWS)], batch_size=2, max_new_tokens=9)
+    assert type(scorer) is selection.OpenDevScorer and scorer.answer_format == "json"
+    assert scorer.messages == [prompt_messages(row, task=task) for row in OPEN_ROWS]
+    assert scorer.golds == [row["answer"] for row in OPEN_ROWS]
+    assert (scorer.batch_size, scorer.max_new_tokens) == (2, 9)
+    assert DevScorer.from_parts([(open_task("text"), OPEN_ROWS)], 1, 1).answer_format == "text"
+    message = "task: an open task is trained alone, not in a mixture (medmcqa, specialties)"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        DevScorer.from_parts([(None, generate_canonical_rows(2, seed=1)), (task, OPEN_ROWS)], 1, 1)
+
+
+def test_an_open_dev_record_is_the_mean_rouge_l_with_the_schema_tie_break(monkeypatch):
+    scorer = DevScorer.from_parts([(open_task("json"), OPEN_ROWS)], batch_size=2, max_new_tokens=9)
+    texts = [json.dumps({"answer": "Protamine sulfate.", "confidence": 0.9}), '{"answer": "Fluid"}', "no JSON"]
+    calls = []
+    fake_generation(monkeypatch, texts, calls)
+    tokenizer = Tokenizer("right")
+    record = scorer.score("model", tokenizer, step=6)
+    assert calls == [{"model": "model", "training": None, "messages": scorer.messages, "batch_size": 2, "tokens": 9}]
+    assert record == {
+        "step": 6,
+        "n": 3,
+        "accuracy": pytest.approx(1 / 3),  # ROUGE-L 1, 0 (wrong keys: no answer), 0
+        "valid_json_rate": pytest.approx(2 / 3),
+        "schema_pass_rate": pytest.approx(1 / 3),
+        "score": pytest.approx(1 / 3 + 1 / 12),
+        "examples": texts,
+    }
+    assert scorer.history == [record] and tokenizer.padding_side == "right"
+
+
+def test_a_plain_text_open_answer_is_valid_when_not_empty(monkeypatch):
+    scorer = DevScorer.from_parts([(open_task("text"), OPEN_ROWS[:2])], batch_size=1, max_new_tokens=4)
+    fake_generation(monkeypatch, ["Protamine sulfate.", "  "])
+    record = scorer.score(None, Tokenizer(), step=2)
+    assert (record["accuracy"], record["valid_json_rate"], record["schema_pass_rate"]) == (0.5, 0.5, 0.5)
+    assert record["score"] == pytest.approx(0.5 + 1 / 6)
+
+
+TEXT_TASK = {"name": "notes", "type": "text", "dataset_path": "./t.jsonl", "fields": {"text": "body"}}
+TEXT_ROWS = [{"id": "t0", "text": "The heart has four chambers."}, {"id": "t1", "text": "Kidneys filter blood."}]
+
+
+def test_a_text_tasks_dev_rows_get_the_perplexity_scorer():
+    task = parse_task_spec(TEXT_TASK)
+    scorer = DevScorer.from_parts([(task, TEXT_ROWS)], batch_size=3, max_new_tokens=9)
+    assert type(scorer) is selection.PerplexityDevScorer
+    assert scorer.golds == [row["text"] for row in TEXT_ROWS] and scorer.batch_size == 3
+    assert scorer.metrics == {"perplexity": "dev_perplexity", "score": "dev_score"}
+    message = "task: a text task is trained alone, not in a mixture (notes, medmcqa)"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        DevScorer.from_parts([(task, TEXT_ROWS), (None, generate_canonical_rows(2, seed=1))], 1, 1)
+
+
+def test_a_perplexity_record_is_the_corpus_perplexity_and_minus_the_mean_nll(monkeypatch):
+    from fine_tune.evaluate.perplexity import TextLosses, text_losses
+
+    calls = []
+
+    def losses(model, tokenizer, texts, batch_size=8, max_length=None):
+        calls.append((model, tokenizer, texts, batch_size, max_length))
+        return TextLosses(np.array([6.0, 3.0]), np.array([4, 2]), 0)
+
+    monkeypatch.setattr(selection, "text_losses", bound_to(text_losses, losses))
+    scorer = DevScorer.from_parts([(parse_task_spec(TEXT_TASK), TEXT_ROWS)], batch_size=3, max_new_tokens=9)
+    scorer.max_length = 64
+    record = scorer.score("model", "tokenizer", step=8)
+    assert calls == [("model", "tokenizer", scorer.golds, 3, 64)]
+    assert record == {"step": 8, "n": 2, "tokens": 6, "perplexity": pytest.approx(math.exp(1.5)), "score": -1.5,
+                      "examples": []}  # fmt: skip
+    assert type(record["tokens"]) is int and scorer.history == [record]
+    assert scorer.describe(record) == "dev step 8: perplexity 4.482 over 6 tokens"
+
+
+def test_perplexity_scoring_on_the_tiny_model(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    scorer = DevScorer.from_parts([(parse_task_spec(TEXT_TASK), TEXT_ROWS)], batch_size=1, max_new_tokens=0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    record = scorer.score(model, AutoTokenizer.from_pretrained(tiny_model_dir), step=0)
+    assert record["tokens"] > 0 and record["score"] == pytest.approx(-math.log(record["perplexity"]))
+
+
+def test_target_perplexity_stops_at_or_below_the_target_but_never_on_the_start(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    callback = selection.TargetPerplexityCallback(10.0)
+    for step, metrics_, stops in (
+        (0, {"eval_dev_perplexity": 2.0}, False),
+        (10, {"eval_dev_perplexity": 10.5}, False),
+        (10, {"eval_dev_score": -1.0}, False),
+        (10, None, False),
+        (20, {"eval_dev_perplexity": 10.0}, True),
+    ):
+        control = TrainerControl()
+        callback.on_evaluate(None, TrainerState(global_step=step), control, metrics=metrics_)
+        assert control.should_training_stop is stops, (step, metrics_)
+    assert selection_logs(caplog) == [("INFO", "dev perplexity 10.000 reached the target 10.000 at step 20")]
+
+
+def test_target_accuracy_says_when_it_stops_and_ignores_missing_metrics(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    callback = TargetAccuracyCallback(0.75)
+    for metrics_ in (None, {"eval_dev_score": 1.0}):
+        control = TrainerControl()
+        callback.on_evaluate(None, TrainerState(global_step=4), control, metrics=metrics_)
+        assert not control.should_training_stop
+    control = TrainerControl()
+    callback.on_evaluate(None, TrainerState(global_step=4), control, metrics={"eval_dev_accuracy": 0.8})
+    assert control.should_training_stop
+    assert selection_logs(caplog) == [("INFO", "dev accuracy 0.800 reached the target 0.750 at step 4")]
+
+
+def selection_config(tmp_path, **values):
+    return MedSFTConfig(output_dir=str(tmp_path), report_to="none", dev_size=4, eval_steps=5, save_strategy="no",
+                        **values)  # fmt: skip
+
+
+def test_the_recipes_stop_rules_become_callbacks(tmp_path):
+    assert selection.selection_callbacks(selection_config(tmp_path)) == []
+    patience, accuracy, perplexity = selection.selection_callbacks(
+        selection_config(tmp_path, early_stopping_patience=2, target_accuracy=0.9, target_perplexity=5.0)
+    )
+    assert type(patience) is EarlyStoppingCallback and patience.early_stopping_patience == 2
+    assert type(accuracy) is TargetAccuracyCallback and accuracy.target == 0.9
+    assert type(perplexity) is selection.TargetPerplexityCallback and perplexity.target == 5.0
+    [only] = selection.selection_callbacks(selection_config(tmp_path, target_perplexity=1.0))
+    assert type(only) is selection.TargetPerplexityCallback and only.target == 1.0
+
+
+def test_headline_and_per_task_accuracy():
+    assert selection.headline({"perplexity": 12.3456, "accuracy": 0.5}) == "perplexity 12.346"
+    assert selection.headline({"accuracy": 0.5}) == "accuracy 0.500"
+    accuracy = selection.per_task_accuracy(["b", "a", "b", "a", "b"], [True, False, True, True, False])
+    assert list(accuracy) == ["b", "a"] and accuracy == {"b": pytest.approx(2 / 3), "a": 0.5}
+
+
+class BaseTrainer:
+    """The Trainer's own evaluate (bound to its signature), for a trainer without a dev slice."""
+
+    evaluate = bound_to(
+        Trainer.evaluate,
+        lambda self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval": {
+            "own": (eval_dataset, ignore_keys, metric_key_prefix)
+        },
+    )
+
+
+class DevTrainer(selection.DevSelectionMixin, BaseTrainer):
+    """What `DevSelectionMixin.evaluate` reads of a Trainer, with the real state, control and callback handler."""
+
+    def __init__(self, scorer, model, step, callbacks=(), args=None):
+        from accelerate import Accelerator
+        from transformers.trainer_callback import CallbackHandler
+
+        self.dev_scorer, self.model, self.processing_class = scorer, model, Tokenizer("right")
+        self.accelerator, self.args = Accelerator(cpu=True), args
+        self.state, self.control = TrainerState(global_step=step), TrainerControl()
+        self.callback_handler = CallbackHandler(list(callbacks), model, self.processing_class, None, None)
+        self.logged = []
+
+    @bound_to(Trainer.log)
+    def log(self, logs, start_time=None):
+        self.logged.append(dict(logs))
+
+
+def test_evaluate_without_a_dev_slice_is_the_trainers_own():
+    trainer = DevTrainer(None, None, step=0)
+    assert trainer.evaluate("data", ["past"], "test") == {"own": ("data", ["past"], "test")}
+
+
+def test_evaluate_scores_the_dev_slice_in_eval_mode_and_hands_the_metrics_on(monkeypatch, caplog, tmp_path):
+    import torch
+
+    caplog.set_level("INFO", logger=selection.__name__)
+    split = mixture_split()
+    scorer = DevScorer.from_parts([(part.task, part.splits["sft"]) for part in split.parts], 4, 8)
+    n, calls = len(scorer.golds), []
+    fake_generation(monkeypatch, [answer(gold) for gold in scorer.golds[:-1]] + ["no"], calls)
+    model = torch.nn.Linear(1, 1)
+    trainer = DevTrainer(scorer, model, step=6, callbacks=[TargetAccuracyCallback(0.8)],
+                         args=TrainingArguments(output_dir=str(tmp_path), report_to="none"))  # fmt: skip
+    metrics_ = trainer.evaluate(metric_key_prefix="eval")
+    k = n - 1
+    assert metrics_ == {
+        "eval_dev_accuracy": k / n,
+        "eval_dev_valid_json": k / n,
+        "eval_dev_schema_pass": k / n,
+        "eval_dev_score": pytest.approx(k / n + k / (n * (n + 1))),
+        "eval_dev_accuracy/medqa": 1.0,
+        "eval_dev_accuracy/pubmedqa": pytest.approx(2 / 3),
+    }
+    assert trainer.logged == [metrics_] and calls[0]["training"] is False and model.training is True
+    assert trainer.control.should_training_stop, "the callbacks saw the metrics: 8/9 reaches the target 0.8"
+    describe = f"dev step 6: accuracy {k / n:.3f}, valid JSON {k / n:.3f}, schema pass {k / n:.3f}"
+    assert ("INFO", describe) in selection_logs(caplog)
+    model.eval()
+    assert set(trainer.evaluate(metric_key_prefix="dev")) == {m.replace("eval_", "dev_", 1) for m in metrics_}
+    assert model.training is False, "a model in eval mode stays in it"
+
+
+def test_the_summary_keeps_the_reported_fields_of_start_selected_and_every_evaluation():
+    start = {**scored(0, [True, False, True, False], TASKS_2 * 2), "perplexity": 9.0, "tokens": 40}
+    best = scored(10, [True, True, True, False], TASKS_2 * 2)
+    summary = selection_summary([start, best], best_step=10)
+    kept = {"step", "n", "accuracy", "valid_json_rate", "schema_pass_rate", "per_task"}
+    assert summary["metric"] == "eval_dev_score"
+    assert summary["start"] == {key: start[key] for key in (*kept, "perplexity", "tokens")}
+    assert summary["selected"] == {key: best[key] for key in kept}
+    assert summary["history"] == [summary["start"], summary["selected"]]
+    assert selection_summary([start, best], best_step=0)["selected"] == summary["start"], "step 0 can be the best"
+    assert selection_summary([best], best_step=20) == {
+        "metric": "eval_dev_score", "start": None, "selected": None, "history": [summary["selected"]],
+    }  # fmt: skip
+
+
+def log_entry(step, accuracy, score):
+    return {"eval_dev_accuracy": accuracy, "eval_dev_valid_json": 1.0, "eval_dev_schema_pass": 1.0,
+            "eval_dev_score": score, "epoch": 1.0, "step": step}  # fmt: skip
+
+
+def test_the_logged_history_is_the_dev_evaluations_of_the_trainers_log():
+    log = [{"loss": 2.0, "step": 2}, log_entry(0, 0.5, 0.55), {"eval_loss": 1.0, "step": 2}, log_entry(4, 0.6, 0.65)]
+    assert selection.logged_history(log, n=10) == [
+        {"step": 0, "n": 10, "accuracy": 0.5, "valid_json_rate": 1.0, "schema_pass_rate": 1.0, "score": 0.55,
+         "examples": []},
+        {"step": 4, "n": 10, "accuracy": 0.6, "valid_json_rate": 1.0, "schema_pass_rate": 1.0, "score": 0.65,
+         "examples": []},
+    ]  # fmt: skip
+    text = [{"eval_dev_perplexity": 9.0, "eval_dev_score": -2.2, "step": 0}]
+    assert selection.logged_history(text, 3, {"perplexity": "dev_perplexity", "score": "dev_score"}) == [
+        {"step": 0, "n": 3, "perplexity": 9.0, "score": -2.2, "examples": []}
+    ]
+
+
+def test_the_outcome_merges_the_checkpoints_log_with_this_processs_scores(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    this_process = [scored(step, [True] * k + [False] * (10 - k), ["medmcqa"] * 10) for step, k in ((4, 6), (6, 7))]
+    scorer = DevScorer([[]] * 10, ["A"] * 10, 1, 1, history=this_process, tasks=["medmcqa"] * 10)
+    log = [log_entry(0, 0.5, 0.55), log_entry(4, 0.1, 0.15), {"loss": 1.0, "step": 5}]
+    summary = selection.selection_outcome(trainer_with(scorer, 6, log), "fail")
+    assert [(r["step"], r["n"], r["accuracy"]) for r in summary["history"]] == [
+        (0, 10, 0.5),
+        (4, 10, 0.6),
+        (6, 10, 0.7),
+    ]
+    assert summary["start"]["accuracy"] == 0.5 and summary["selected"]["step"] == 6
+    assert selection_logs(caplog) == [("INFO", "selected step 6: dev accuracy 0.700 (start accuracy 0.500)")]
+
+
+def test_the_outcome_of_a_text_task_reads_the_perplexity_log():
+    scorer = DevScorer.from_parts([(parse_task_spec(TEXT_TASK), TEXT_ROWS)], 1, 0)
+    scorer.history.append({"step": 4, "n": 2, "tokens": 9, "perplexity": 7.0, "score": -1.9, "examples": []})
+    log = [{"eval_dev_perplexity": 9.0, "eval_dev_score": -2.2, "step": 0}]
+    summary = selection.selection_outcome(trainer_with(scorer, 4, log), "fail")
+    assert summary["start"] == {"step": 0, "n": 2, "perplexity": 9.0}
+    assert summary["selected"] == {"step": 4, "n": 2, "perplexity": 7.0, "tokens": 9}
+
+
+def test_no_dev_slice_no_outcome():
+    assert selection.selection_outcome(trainer_with(None, None), "fail") is None
+
+
+def test_a_task_regression_is_described_with_both_counts_and_the_p_value():
+    start, chosen, tasks = drop_on_pubmedqa(6)
+    assert selection.task_regressions(start, chosen, tasks) == ["pubmedqa (24/30 vs 30/30 at the start, p=0.0312)"]
+
+
+def test_the_per_task_guard_refuses_or_warns_with_the_regression(caplog):
+    start, chosen, tasks = drop_on_pubmedqa(6)
+    message = (
+        "TASK REGRESSION: step 10 beats the start on the whole dev slice but is significantly worse (exact McNemar) "
+        "on pubmedqa (24/30 vs 30/30 at the start, p=0.0312)"
+    )
+    with pytest.raises(NoImprovementError) as error:
+        selection.check_tasks(start, chosen, tasks, "fail")
+    assert str(error.value) == message + ". Nothing is handed on (no_improvement_action: warn keeps it anyway)."
+    assert error.value.exit_code == 3
+    selection.check_tasks(start, chosen, tasks, "warn")
+    assert selection_logs(caplog) == [("WARNING", message + ". no_improvement_action is 'warn': handing on step 10.")]
+
+
+def test_the_per_task_guard_needs_two_tasks_and_every_rows_answer(caplog):
+    start, chosen, tasks = drop_on_pubmedqa(6)
+    selection.check_tasks(start, chosen, ["pubmedqa"] * 70, "fail")  # one task: the whole dev slice decides
+    selection.check_tasks(start, chosen, None, "fail")
+    assert selection_logs(caplog) == []
+    resumed = "NOT CHECKED per task: the dev answers of step 0 or step 10 came from a checkpoint's log (resumed run)"
+    for before, after in ((start, without_answers(chosen)), (without_answers(start), chosen)):
+        caplog.clear()
+        selection.check_tasks(before, after, tasks, "fail")
+        assert selection_logs(caplog) == [("WARNING", resumed)]
+
+
+def without_answers(record):
+    return {key: value for key, value in record.items() if key != "correct"}
+
+
+def test_a_resumed_run_without_its_start_is_not_checked_and_says_so(caplog):
+    records = [{**record, "step": record["step"] + 100} for record in history(0.6, 0.4)]
+    check_improvement(selection_summary(records, best_step=100), records, "fail")
+    assert selection_logs(caplog) == [
+        (
+            "WARNING",
+            "NOT CHECKED: this run resumed at step 100, so the starting model's dev score is not known here and no "
+            "step could be compared with it; rerun from step 0 to check for an improvement",
+        )
+    ]
+    caplog.clear()
+    check_improvement(selection_summary([], best_step=None), [], "fail")
+    assert selection_logs(caplog) == []
+
+
+def test_no_scored_trained_step_refuses_or_warns_with_the_reason(caplog):
+    records = history(0.6)
+    message = (
+        "NO IMPROVEMENT: no trained step was scored on the 10-row dev slice (is max_steps below eval_steps?), so "
+        "nothing shows the model beats its start"
+    )
+    with pytest.raises(NoImprovementError) as error:
+        check_improvement(selection_summary(records, best_step=None), records, "fail")
+    assert str(error.value) == f"{message}. Nothing is handed on. {selection.SMOKE_RUN_HINT}"
+    check_improvement(selection_summary(records, best_step=None), records, "warn")
+    assert selection_logs(caplog) == [
+        ("WARNING", f"{message}. no_improvement_action is 'warn': handing on the last step.")
+    ]
+
+
+def test_no_improvement_names_the_trajectory_and_the_latest_answers(caplog):
+    records = history(0.6, 0.5, 0.4)
+    records[-1]["examples"] = ["x" * 130, "B"]
+    message = (
+        "NO IMPROVEMENT: no trained step beat the starting model on the 10-row dev slice (dev strict accuracy "
+        f"step 0: 0.600, step 10: 0.500, step 20: 0.400; start schema pass 1.000). Latest dev answers: '{'x' * 120}'; "
+        "'B'"
+    )
+    summary = selection_summary(records, best_step=10)
+    with pytest.raises(NoImprovementError) as error:
+        check_improvement(summary, records, "fail")
+    assert str(error.value) == f"{message}. Nothing is handed on. {selection.SMOKE_RUN_HINT}"
+    check_improvement(summary, records, "warn")
+    assert selection_logs(caplog) == [
+        ("WARNING", f"{message}. no_improvement_action is 'warn': handing on trained step 10.")
+    ]
+
+
+def perplexities(*values):
+    return [{"step": 4 * i, "n": 2, "tokens": 9, "perplexity": p, "score": -math.log(p), "examples": []}
+            for i, p in enumerate(values)]  # fmt: skip
+
+
+def test_a_text_task_is_checked_on_its_perplexity(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    worse = perplexities(5.0, 6.0)
+    with pytest.raises(NoImprovementError) as error:
+        check_improvement(selection_summary(worse, best_step=4), worse, "fail")
+    assert str(error.value).startswith(
+        "NO IMPROVEMENT: no trained step beat the starting model on the 2-row dev slice (dev perplexity step 0: "
+        "5.000, step 4: 6.000). Latest dev answers: none (perplexity). Nothing is handed on."
+    )
+    better = perplexities(5.0, 4.0)
+    check_improvement(selection_summary(better, best_step=4), better, "fail")
+    assert selection_logs(caplog) == [("INFO", "selected step 4: dev perplexity 4.000 (start perplexity 5.000)")]

@@ -308,7 +308,7 @@ def selection_callbacks(args) -> list[TrainerCallback]:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     if args.target_accuracy is not None:
         callbacks.append(TargetAccuracyCallback(args.target_accuracy))
-    if getattr(args, "target_perplexity", None) is not None:
+    if args.target_perplexity is not None:
         callbacks.append(TargetPerplexityCallback(args.target_perplexity))
     return callbacks
 
