@@ -1,26 +1,20 @@
-import json
-import math
-import re
-from pathlib import Path
+"""Held-out selection without training: the dev slice, the stop rules, the summary and the refusals."""
 
-import numpy as np
+import math
+
 import pytest
-from safetensors.torch import load_file
-from signatures import bound_to
-from transformers import EarlyStoppingCallback, Trainer, TrainerControl, TrainerState, TrainingArguments
+from dev_records import TASKS_2, TEXT_ROWS, TEXT_TASK, history, metrics, mixture_split, scored, selection_logs
+from transformers import EarlyStoppingCallback, TrainerControl, TrainerState
 
 from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.splits import manifest_hash, splits_only
-from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
-from fine_tune.data.task_splits import phase_split, split_normalised
+from fine_tune.data.synthetic import generate_rows
+from fine_tune.data.task_splits import split_normalised
 from fine_tune.errors import NoImprovementError
-from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.stats import mcnemar_exact
-from fine_tune.recipes.arguments import SplitArguments
-from fine_tune.recipes.loader import load_recipe
 from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.spec import parse_task_spec, resolve_task
-from fine_tune.train import selection, sft
+from fine_tune.train import selection
 from fine_tune.train.selection import (
     DevScorer,
     TargetAccuracyCallback,
@@ -31,10 +25,6 @@ from fine_tune.train.selection import (
 )
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-def metrics(correct, schema_valid, n=10):
-    return {"n": n, "correct": correct, "schema_valid": schema_valid}
 
 
 def test_selection_score_is_accuracy_then_schema_pass():
@@ -64,21 +54,6 @@ def test_dev_slice_cannot_take_every_row():
     result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
     with pytest.raises(ValueError, match="dev_size 10 leaves no sft rows"):
         carve_dev([result.splits["sft"]], result.manifest, "sft", 10)
-
-
-def history(*accuracies, n=10):
-    return [
-        {
-            "step": 10 * i,
-            "n": n,
-            "accuracy": a,
-            "valid_json_rate": 1.0,
-            "schema_pass_rate": 1.0,
-            "score": selection_score(metrics(round(a * n), n, n)),
-            "examples": ['{"predicted_category": "A"}'],
-        }
-        for i, a in enumerate(accuracies)
-    ]
 
 
 def test_no_trained_step_better_than_the_start_fails_loudly():
@@ -132,118 +107,6 @@ def test_selection_options_are_checked(tmp_path):
     assert config.save_strategy == "best" and config.eval_strategy == "steps" and config.eval_on_start
 
 
-class ScriptedScorer(DevScorer):
-    """Dev accuracy by step from a script instead of generation: drives the real Trainer's selection machinery."""
-
-    script: dict[int, float] = {}
-
-    @classmethod
-    def from_parts(cls, parts, batch_size, max_new_tokens):
-        n = sum(len(rows) for _, rows in parts)
-        return cls([[]] * n, ["A"] * n, batch_size, max_new_tokens)
-
-    def score(self, model, tokenizer, step):
-        n = len(self.golds)
-        correct = round(self.script[step] * n)
-        record = {
-            "step": step,
-            "n": n,
-            "accuracy": correct / n,
-            "valid_json_rate": 1.0,
-            "schema_pass_rate": 1.0,
-            "score": selection_score(metrics(correct, n, n)),
-            "examples": [],
-        }
-        self.history.append(record)
-        return record
-
-
-@pytest.fixture(scope="module")
-def small_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
-    write_jsonl(generate_rows(120, seed=0), path)
-    return path
-
-
-def run_scripted_sft(monkeypatch, tiny_model_dir, small_file, out, script, *overrides):
-    monkeypatch.setattr(ScriptedScorer, "script", script)
-    monkeypatch.setattr(sft, "DevScorer", ScriptedScorer)
-    args = load_recipe(
-        "sft",
-        "configs/demo/sft.yaml",
-        ["--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(small_file), "--output_dir", str(out),
-         "--sft_size", "60", "--grpo_size", "10", "--eval_size", "10", "--dev_size", "10",
-         "--max_steps", "10", "--eval_steps", "2", "--save_steps", "2", "--save_total_limit", "10",
-         "--per_device_train_batch_size", "4", "--logging_steps", "2",
-         *overrides],
-    )  # fmt: skip
-    return sft.run_sft(*args)
-
-
-@pytest.mark.slow  # trains the tiny model through the real Trainer
-def test_training_stops_at_the_target(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = {0: 0.0, 2: 0.2, 4: 0.5, 6: 0.8, 8: 0.9, 10: 1.0}
-    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--target_accuracy", "0.8")
-    lineage = json.loads((tmp_path / "merged" / "lineage.json").read_text())
-    assert lineage["config"]["global_step"] == 6, "stops at the first evaluation that reaches the target"
-    assert lineage["selection"]["selected"]["step"] == 6 and lineage["selection"]["start"]["accuracy"] == 0.0
-
-
-@pytest.mark.slow  # trains the tiny model through the real Trainer
-def test_the_best_step_is_handed_on_and_patience_stops(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = {0: 0.1, 2: 0.6, 4: 0.3, 6: 0.2, 8: 0.9, 10: 0.9}
-    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--early_stopping_patience", "2")
-    lineage = json.loads((tmp_path / "merged" / "lineage.json").read_text())
-    assert lineage["config"]["global_step"] == 6, "two evaluations without a gain stop training"
-    assert lineage["selection"]["selected"] == {
-        "step": 2, "n": 10, "accuracy": 0.6, "valid_json_rate": 1.0, "schema_pass_rate": 1.0,
-    }  # fmt: skip
-    saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
-    best = load_file(tmp_path / "checkpoint-2" / "adapter_model.safetensors")
-    last = load_file(tmp_path / "checkpoint-6" / "adapter_model.safetensors")
-    assert all((saved[key] == best[key]).all() for key in best), "the adapter handed on is the best checkpoint's"
-    assert any((saved[key] != last[key]).any() for key in last)
-    manifest = json.loads((tmp_path / "split_manifest.json").read_text())
-    assert manifest["dev"]["size"] == 10 and manifest_hash(manifest) == lineage["split_manifest_hash"]
-
-
-@pytest.mark.slow  # trains the tiny model through the real Trainer
-def test_nothing_is_handed_on_when_no_step_beats_the_start(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
-    with pytest.raises(NoImprovementError, match="no trained step beat the starting model"):
-        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script)
-    assert not (tmp_path / "merged").exists()
-
-
-@pytest.mark.slow  # trains the tiny model through the real Trainer
-def test_a_resumed_run_still_compares_with_the_start_it_logged(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
-    with pytest.raises(NoImprovementError):
-        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script)
-    with pytest.raises(NoImprovementError, match=r"step 0: 0\.500.*step 6: 0\.300"):  # step 0 from checkpoint-4's log
-        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script,
-                         "--resume_from_checkpoint", str(tmp_path / "checkpoint-4"))  # fmt: skip
-    script = script | {8: 0.9}
-    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script,
-                     "--resume_from_checkpoint", str(tmp_path / "checkpoint-4"))  # fmt: skip
-    selection = json.loads((tmp_path / "merged" / "lineage.json").read_text())["selection"]
-    assert selection["start"]["accuracy"] == 0.5 and selection["selected"]["step"] == 8
-    assert [record["step"] for record in selection["history"]] == [0, 2, 4, 6, 8, 10]
-
-
-def test_dev_scoring_uses_the_strict_greedy_eval(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    rows = generate_canonical_rows(4, seed=2)
-    scorer = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=8)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tokenizer.padding_side = "right"
-    record = scorer.score(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, step=0)
-    assert record["n"] == 4 and record["accuracy"] == 0.0 and record["valid_json_rate"] == 0.0
-    assert tokenizer.padding_side == "right", "scoring restores the tokenizer's padding side"
-    assert scorer.history == [record]
-
-
 def test_selection_summary_without_a_start_or_best():
     assert selection_summary([], None) == {"metric": "eval_dev_score", "start": None, "selected": None, "history": []}
 
@@ -252,15 +115,6 @@ def test_a_resumed_run_says_the_start_was_not_checked(caplog):
     records = [{**record, "step": record["step"] + 100} for record in history(0.6, 0.4)]
     check_improvement(selection_summary(records, best_step=100), records, "fail")
     assert "NOT CHECKED" in caplog.text and "resumed at step 100" in caplog.text
-
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tasks"
-
-
-def mixture_split():
-    task = {name: {"weight": weight, "dataset_name": str(FIXTURES / f"{name}.jsonl")}
-            for name, weight in (("medqa", 2), ("pubmedqa", 1))}  # fmt: skip
-    return phase_split(SplitArguments(task=task, sft_size=9, grpo_size=2, eval_size=2, split_seed=1))
 
 
 def test_a_mixtures_dev_slice_is_each_tasks_tail_in_proportion():
@@ -276,38 +130,7 @@ def test_a_mixtures_dev_slice_is_each_tasks_tail_in_proportion():
     assert medqa_dev["question"] == split.parts[0].splits["sft"]["question"][4:6]
 
 
-def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypatch):
-    split = mixture_split()
-    parts = [(part.task, part.splits["sft"]) for part in split.parts]
-    scorer = DevScorer.from_parts(parts, batch_size=4, max_new_tokens=8)
-    answer = '{"predicted_category": "D", "confidence": 0.5, "reason": "r"}'
-    n = len(scorer.golds)
-    monkeypatch.setattr(
-        selection,
-        "generate_responses",
-        bound_to(
-            selection.generate_responses, lambda *a, **k: GenerationResult([answer] * n, [1] * n, [True] * n, 1.0)
-        ),
-    )
-    record = scorer.score(model=None, tokenizer=type("T", (), {"padding_side": "left"})(), step=0)
-    medqa_rows = len(split.parts[0].splits["sft"])
-    assert [len(letters) for letters in scorer.letters] == [4] * medqa_rows + [3] * (n - medqa_rows)
-    assert record["schema_pass_rate"] == medqa_rows / n, "D is no letter of PubMedQA's A-C"
-    medqa_golds = scorer.golds[:medqa_rows]
-    assert record["accuracy"] == medqa_golds.count("D") / n
-    assert record["per_task"] == {"medqa": medqa_golds.count("D") / medqa_rows, "pubmedqa": 0.0}
-
-
-def scored(step, correct, tasks):
-    """A dev record as DevScorer writes it, from per-row correctness."""
-    n, k = len(correct), sum(correct)
-    return {"step": step, "n": n, "accuracy": k / n, "valid_json_rate": 1.0, "schema_pass_rate": 1.0,
-            "score": selection_score(metrics(k, n, n)), "examples": [], "correct": correct,
-            "per_task": selection.per_task_accuracy(tasks, correct)}  # fmt: skip
-
-
 TASKS = ["medqa"] * 40 + ["pubmedqa"] * 12
-TASKS_2 = ("medqa", "pubmedqa")
 
 
 def test_a_mixture_step_that_wins_overall_but_loses_one_task_is_not_handed_on(caplog):
@@ -394,78 +217,6 @@ def test_the_per_task_guard_runs_through_selection_outcome():
     assert summary["selected"]["step"] == 10 and summary["selected"]["per_task"] == {"medqa": 1.0, "pubmedqa": 0.0}
 
 
-class TaskScriptedScorer(DevScorer):
-    """Per-task dev accuracy by step from a script (the real `from_parts` gives each dev row its task): drives the
-    real Trainer, `selection_outcome` and the per-task guard on a mixture without generating."""
-
-    script: dict[int, dict[str, int]] = {}  # step -> task -> how many of its dev rows are right
-
-    def score(self, model, tokenizer, step):
-        right = dict(self.script[step])
-        correct = []
-        for task in self.tasks:
-            correct.append(right[task] > 0)
-            right[task] -= 1
-        record = scored(step, correct, self.tasks)
-        self.history.append(record)
-        return record
-
-
-@pytest.mark.slow  # trains the tiny model through the real Trainer
-def test_a_mixture_run_with_fail_hands_nothing_on_when_one_task_regresses(monkeypatch, tiny_model_dir, tmp_path):
-    task = "{" + ", ".join(f"{name}: {{weight: 1, dataset_name: '{FIXTURES / name}.jsonl'}}" for name in TASKS_2) + "}"
-    # start 7/14 (medqa 0/7, pubmedqa 7/7); step 2: 8/14 overall, but pubmedqa 7/7 -> 1/7 (McNemar p = 0.031)
-    script = {0: {"medqa": 0, "pubmedqa": 7}, 2: {"medqa": 7, "pubmedqa": 1}}
-    monkeypatch.setattr(TaskScriptedScorer, "script", script)
-    monkeypatch.setattr(sft, "DevScorer", TaskScriptedScorer)
-    args = load_recipe(
-        "sft",
-        "configs/demo/sft.yaml",
-        ["--model_name_or_path", str(tiny_model_dir), "--task", task, "--dataset_name", "null",
-         "--output_dir", str(tmp_path), "--sft_size", "20", "--grpo_size", "2", "--eval_size", "1",
-         "--split_seed", "1",
-         "--dev_size", "14", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2",
-         "--per_device_train_batch_size", "2", "--logging_steps", "1", "--max_length", "512",
-         "--no_improvement_action", "fail"],
-    )  # fmt: skip
-    with pytest.raises(NoImprovementError, match=r"TASK REGRESSION: step 2 .* pubmedqa \(1/7 vs 7/7 at the start"):
-        sft.run_sft(*args)
-    assert not (tmp_path / "merged").exists(), "nothing is handed on"
-
-
-# Fast behaviour tests of every function (no training): `make mutation` runs these per mutant (-m "not slow").
-
-
-def selection_logs(caplog):
-    """(level, message) of every record this module logged."""
-    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == selection.__name__]
-
-
-class Tokenizer:
-    """What dev scoring reads and restores of a tokenizer: its padding side."""
-
-    def __init__(self, padding_side="right"):
-        self.padding_side = padding_side
-
-
-def fake_generation(monkeypatch, texts, calls=None):
-    """generate_responses answering `texts`, bound to the real signature; it pads left, as the real one does."""
-
-    def generate(model, tokenizer, messages, *, batch_size=None, max_new_tokens=256, **_):
-        if calls is not None:
-            training = getattr(model, "training", None)  # the mode the model was scored in
-            calls.append({"model": model, "training": training, "messages": messages, "batch_size": batch_size,
-                          "tokens": max_new_tokens})  # fmt: skip
-        tokenizer.padding_side = "left"
-        return GenerationResult(list(texts), [1] * len(texts), [True] * len(texts), 1.0)
-
-    monkeypatch.setattr(selection, "generate_responses", bound_to(selection.generate_responses, generate))
-
-
-def answer(letter):
-    return json.dumps({"predicted_category": letter, "confidence": 0.5, "reason": "r"})
-
-
 def test_selection_score_is_exactly_accuracy_plus_the_schema_tie_break():
     assert selection_score(metrics(5, 10)) == pytest.approx(0.5 + 10 / 110)
     assert selection_score(metrics(0, 4, n=4)) == pytest.approx(4 / 20)
@@ -510,167 +261,6 @@ def test_a_mixture_task_with_no_dev_share_keeps_all_its_rows():
     (medqa_train, medqa_dev), (pubmed_train, pubmed_dev) = carve_dev(parts, split.manifest, "sft", 1)
     assert (len(medqa_train), len(medqa_dev), len(pubmed_train), pubmed_dev) == (5, 1, 3, None)
     assert split.manifest["dev"]["row_ids"] == split.manifest["splits"]["sft"]["row_ids"][5:6]
-
-
-def test_dev_answers_restore_the_padding_side_even_when_generation_fails(monkeypatch):
-    def fail(model, tokenizer, messages, *, batch_size=None, max_new_tokens=256, **_):
-        tokenizer.padding_side = "left"
-        raise RuntimeError("out of memory")
-
-    monkeypatch.setattr(selection, "generate_responses", bound_to(selection.generate_responses, fail))
-    tokenizer = Tokenizer("right")
-    with pytest.raises(RuntimeError, match="out of memory"):
-        selection.generate_dev_answers(None, tokenizer, [[]], batch_size=2, max_new_tokens=4)
-    assert tokenizer.padding_side == "right"
-
-
-def test_a_dev_record_counts_correct_valid_and_schema_passing_answers(monkeypatch):
-    rows = generate_canonical_rows(4, seed=2)
-    scorer = DevScorer.from_rows(rows, batch_size=3, max_new_tokens=7)
-    assert scorer.golds == ["A", "D", "D", "A"]
-    texts = [answer("A"), answer("A"), "nope", '{"predicted_category": "A"}']
-    calls = []
-    fake_generation(monkeypatch, texts, calls)
-    tokenizer = Tokenizer("right")
-    record = scorer.score("model", tokenizer, step=4)
-    assert calls == [{"model": "model", "training": None, "messages": scorer.messages, "batch_size": 3, "tokens": 7}]
-    assert record == {
-        "step": 4,
-        "n": 4,
-        "accuracy": 0.5,
-        "valid_json_rate": 0.75,
-        "schema_pass_rate": 0.5,
-        "score": pytest.approx(2 / 4 + 2 / 20),
-        "examples": texts[:3],
-        "correct": [True, False, False, True],
-    }, "one task: no per-task accuracy"
-    assert scorer.history == [record] and tokenizer.padding_side == "right"
-    assert scorer.describe(record) == "dev step 4: accuracy 0.500, valid JSON 0.750, schema pass 0.500"
-
-
-def test_a_scorer_built_without_letters_scores_with_a_to_d(monkeypatch):
-    scorer = DevScorer([[]] * 2, ["D", "C"], 1, 1)
-    fake_generation(monkeypatch, [answer("D"), answer("E")])
-    record = scorer.score(None, Tokenizer(), step=0)
-    assert record["correct"] == [True, False] and record["schema_pass_rate"] == 0.5, "E is no letter of A-D"
-    assert scorer.history == [record]
-
-
-def test_dev_rows_without_a_task_are_prompted_and_scored_as_medmcqa():
-    from fine_tune.task.prompts import LETTERS, gold_letter, prompt_messages
-
-    rows = generate_canonical_rows(3, seed=5)
-    scorer = DevScorer.from_parts([(None, rows)], batch_size=2, max_new_tokens=9)
-    assert type(scorer) is DevScorer and (scorer.batch_size, scorer.max_new_tokens) == (2, 9)
-    assert scorer.messages == [prompt_messages(row) for row in rows]
-    assert scorer.golds == [gold_letter(row, None) for row in rows]
-    assert scorer.letters == [LETTERS] * 3 and scorer.tasks == ["medmcqa"] * 3
-    medqa5 = resolve_task("medqa5")
-    named = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=9, task=medqa5)
-    assert named.letters == [medqa5.letters] * 3 and named.tasks == ["medqa5"] * 3
-    assert named.messages == [prompt_messages(row, task=medqa5) for row in rows]
-
-
-OPEN_TASK = Path(__file__).resolve().parent / "fixtures" / "open" / "specialties.yaml"
-OPEN_ROWS = [
-    {"id": "a", "question": "Which drug reverses heparin?", "answer": "Protamine sulfate.", "context": None},
-    {"id": "b", "question": "What is ascites?", "answer": "Fluid in the peritoneal cavity.", "context": None},
-    {"id": "c", "question": "What is oliguria?", "answer": "Low urine output.", "context": None},
-]
-
-
-def open_task(answer_format):
-    return parse_task_spec(
-        {"name": "notes", "type": "open", "answer_format": answer_format, "dataset_path": "./x.jsonl",
-         "fields": {"question": "question", "answer": "answer"}}
-    )  # fmt: skip
-
-
-def test_an_open_tasks_dev_rows_get_the_open_scorer():
-    from fine_tune.task.prompts import prompt_messages
-
-    task = resolve_task(str(OPEN_TASK))
-    scorer = DevScorer.from_parts([(task, OPEN_ROWS)], batch_size=2, max_new_tokens=9)
-    assert type(scorer) is selection.OpenDevScorer and scorer.answer_format == "json"
-    assert scorer.messages == [prompt_messages(row, task=task) for row in OPEN_ROWS]
-    assert scorer.golds == [row["answer"] for row in OPEN_ROWS]
-    assert (scorer.batch_size, scorer.max_new_tokens) == (2, 9)
-    assert DevScorer.from_parts([(open_task("text"), OPEN_ROWS)], 1, 1).answer_format == "text"
-    message = "task: an open task is trained alone, not in a mixture (medmcqa, specialties)"
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        DevScorer.from_parts([(None, generate_canonical_rows(2, seed=1)), (task, OPEN_ROWS)], 1, 1)
-
-
-def test_an_open_dev_record_is_the_mean_rouge_l_with_the_schema_tie_break(monkeypatch):
-    scorer = DevScorer.from_parts([(open_task("json"), OPEN_ROWS)], batch_size=2, max_new_tokens=9)
-    texts = [json.dumps({"answer": "Protamine sulfate.", "confidence": 0.9}), '{"answer": "Fluid"}', "no JSON"]
-    calls = []
-    fake_generation(monkeypatch, texts, calls)
-    tokenizer = Tokenizer("right")
-    record = scorer.score("model", tokenizer, step=6)
-    assert calls == [{"model": "model", "training": None, "messages": scorer.messages, "batch_size": 2, "tokens": 9}]
-    assert record == {
-        "step": 6,
-        "n": 3,
-        "accuracy": pytest.approx(1 / 3),  # ROUGE-L 1, 0 (wrong keys: no answer), 0
-        "valid_json_rate": pytest.approx(2 / 3),
-        "schema_pass_rate": pytest.approx(1 / 3),
-        "score": pytest.approx(1 / 3 + 1 / 12),
-        "examples": texts,
-    }
-    assert scorer.history == [record] and tokenizer.padding_side == "right"
-
-
-def test_a_plain_text_open_answer_is_valid_when_not_empty(monkeypatch):
-    scorer = DevScorer.from_parts([(open_task("text"), OPEN_ROWS[:2])], batch_size=1, max_new_tokens=4)
-    fake_generation(monkeypatch, ["Protamine sulfate.", "  "])
-    record = scorer.score(None, Tokenizer(), step=2)
-    assert (record["accuracy"], record["valid_json_rate"], record["schema_pass_rate"]) == (0.5, 0.5, 0.5)
-    assert record["score"] == pytest.approx(0.5 + 1 / 6)
-
-
-TEXT_TASK = {"name": "notes", "type": "text", "dataset_path": "./t.jsonl", "fields": {"text": "body"}}
-TEXT_ROWS = [{"id": "t0", "text": "The heart has four chambers."}, {"id": "t1", "text": "Kidneys filter blood."}]
-
-
-def test_a_text_tasks_dev_rows_get_the_perplexity_scorer():
-    task = parse_task_spec(TEXT_TASK)
-    scorer = DevScorer.from_parts([(task, TEXT_ROWS)], batch_size=3, max_new_tokens=9)
-    assert type(scorer) is selection.PerplexityDevScorer
-    assert scorer.golds == [row["text"] for row in TEXT_ROWS] and scorer.batch_size == 3
-    assert scorer.metrics == {"perplexity": "dev_perplexity", "score": "dev_score"}
-    message = "task: a text task is trained alone, not in a mixture (notes, medmcqa)"
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        DevScorer.from_parts([(task, TEXT_ROWS), (None, generate_canonical_rows(2, seed=1))], 1, 1)
-
-
-def test_a_perplexity_record_is_the_corpus_perplexity_and_minus_the_mean_nll(monkeypatch):
-    from fine_tune.evaluate.perplexity import TextLosses, text_losses
-
-    calls = []
-
-    def losses(model, tokenizer, texts, batch_size=8, max_length=None):
-        calls.append((model, tokenizer, texts, batch_size, max_length))
-        return TextLosses(np.array([6.0, 3.0]), np.array([4, 2]), 0)
-
-    monkeypatch.setattr(selection, "text_losses", bound_to(text_losses, losses))
-    scorer = DevScorer.from_parts([(parse_task_spec(TEXT_TASK), TEXT_ROWS)], batch_size=3, max_new_tokens=9)
-    scorer.max_length = 64
-    record = scorer.score("model", "tokenizer", step=8)
-    assert calls == [("model", "tokenizer", scorer.golds, 3, 64)]
-    assert record == {"step": 8, "n": 2, "tokens": 6, "perplexity": pytest.approx(math.exp(1.5)), "score": -1.5,
-                      "examples": []}  # fmt: skip
-    assert type(record["tokens"]) is int and scorer.history == [record]
-    assert scorer.describe(record) == "dev step 8: perplexity 4.482 over 6 tokens"
-
-
-def test_perplexity_scoring_on_the_tiny_model(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    scorer = DevScorer.from_parts([(parse_task_spec(TEXT_TASK), TEXT_ROWS)], batch_size=1, max_new_tokens=0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    record = scorer.score(model, AutoTokenizer.from_pretrained(tiny_model_dir), step=0)
-    assert record["tokens"] > 0 and record["score"] == pytest.approx(-math.log(record["perplexity"]))
 
 
 def test_target_perplexity_stops_at_or_below_the_target_but_never_on_the_start(caplog):
@@ -724,70 +314,6 @@ def test_headline_and_per_task_accuracy():
     assert selection.headline({"accuracy": 0.5}) == "accuracy 0.500"
     accuracy = selection.per_task_accuracy(["b", "a", "b", "a", "b"], [True, False, True, True, False])
     assert list(accuracy) == ["b", "a"] and accuracy == {"b": pytest.approx(2 / 3), "a": 0.5}
-
-
-class BaseTrainer:
-    """The Trainer's own evaluate (bound to its signature), for a trainer without a dev slice."""
-
-    evaluate = bound_to(
-        Trainer.evaluate,
-        lambda self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval": {
-            "own": (eval_dataset, ignore_keys, metric_key_prefix)
-        },
-    )
-
-
-class DevTrainer(selection.DevSelectionMixin, BaseTrainer):
-    """What `DevSelectionMixin.evaluate` reads of a Trainer, with the real state, control and callback handler."""
-
-    def __init__(self, scorer, model, step, callbacks=(), args=None):
-        from accelerate import Accelerator
-        from transformers.trainer_callback import CallbackHandler
-
-        self.dev_scorer, self.model, self.processing_class = scorer, model, Tokenizer("right")
-        self.accelerator, self.args = Accelerator(cpu=True), args
-        self.state, self.control = TrainerState(global_step=step), TrainerControl()
-        self.callback_handler = CallbackHandler(list(callbacks), model, self.processing_class, None, None)
-        self.logged = []
-
-    @bound_to(Trainer.log)
-    def log(self, logs, start_time=None):
-        self.logged.append(dict(logs))
-
-
-def test_evaluate_without_a_dev_slice_is_the_trainers_own():
-    trainer = DevTrainer(None, None, step=0)
-    assert trainer.evaluate("data", ["past"], "test") == {"own": ("data", ["past"], "test")}
-
-
-def test_evaluate_scores_the_dev_slice_in_eval_mode_and_hands_the_metrics_on(monkeypatch, caplog, tmp_path):
-    import torch
-
-    caplog.set_level("INFO", logger=selection.__name__)
-    split = mixture_split()
-    scorer = DevScorer.from_parts([(part.task, part.splits["sft"]) for part in split.parts], 4, 8)
-    n, calls = len(scorer.golds), []
-    fake_generation(monkeypatch, [answer(gold) for gold in scorer.golds[:-1]] + ["no"], calls)
-    model = torch.nn.Linear(1, 1)
-    trainer = DevTrainer(scorer, model, step=6, callbacks=[TargetAccuracyCallback(0.8)],
-                         args=TrainingArguments(output_dir=str(tmp_path), report_to="none"))  # fmt: skip
-    metrics_ = trainer.evaluate(metric_key_prefix="eval")
-    k = n - 1
-    assert metrics_ == {
-        "eval_dev_accuracy": k / n,
-        "eval_dev_valid_json": k / n,
-        "eval_dev_schema_pass": k / n,
-        "eval_dev_score": pytest.approx(k / n + k / (n * (n + 1))),
-        "eval_dev_accuracy/medqa": 1.0,
-        "eval_dev_accuracy/pubmedqa": pytest.approx(2 / 3),
-    }
-    assert trainer.logged == [metrics_] and calls[0]["training"] is False and model.training is True
-    assert trainer.control.should_training_stop, "the callbacks saw the metrics: 8/9 reaches the target 0.8"
-    describe = f"dev step 6: accuracy {k / n:.3f}, valid JSON {k / n:.3f}, schema pass {k / n:.3f}"
-    assert ("INFO", describe) in selection_logs(caplog)
-    model.eval()
-    assert set(trainer.evaluate(metric_key_prefix="dev")) == {m.replace("eval_", "dev_", 1) for m in metrics_}
-    assert model.training is False, "a model in eval mode stays in it"
 
 
 def test_the_summary_keeps_the_reported_fields_of_start_selected_and_every_evaluation():
