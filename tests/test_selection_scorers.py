@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from dev_records import TEXT_ROWS, TEXT_TASK, mixture_split, selection_logs
 from signatures import bound_to
-from transformers import Trainer, TrainerControl, TrainerState, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainerControl, TrainerState, TrainingArguments
 
 from fine_tune.data.synthetic import generate_canonical_rows
 from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.task.spec import parse_task_spec, resolve_task
 from fine_tune.train import selection
-from fine_tune.train.selection import DevScorer, TargetAccuracyCallback
+from fine_tune.train.selection import DevScorer
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -276,8 +276,9 @@ def test_evaluate_scores_the_dev_slice_in_eval_mode_and_hands_the_metrics_on(mon
     n, calls = len(scorer.golds), []
     fake_generation(monkeypatch, [answer(gold) for gold in scorer.golds[:-1]] + ["no"], calls)
     model = torch.nn.Linear(1, 1)
-    trainer = DevTrainer(scorer, model, step=6, callbacks=[TargetAccuracyCallback(0.8)],
-                         args=TrainingArguments(output_dir=str(tmp_path), report_to="none"))  # fmt: skip
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", metric_for_best_model="dev_score")
+    trainer = DevTrainer(scorer, model, 6, callbacks=[EarlyStoppingCallback(early_stopping_patience=1)], args=args)
+    trainer.state.best_metric = 2.0  # an earlier step scored higher: one evaluation without a gain stops training
     metrics_ = trainer.evaluate(metric_key_prefix="eval")
     k = n - 1
     assert metrics_ == {
@@ -289,7 +290,7 @@ def test_evaluate_scores_the_dev_slice_in_eval_mode_and_hands_the_metrics_on(mon
         "eval_dev_accuracy/pubmedqa": pytest.approx(2 / 3),
     }
     assert trainer.logged == [metrics_] and calls[0]["training"] is False and model.training is True
-    assert trainer.control.should_training_stop, "the callbacks saw the metrics: 8/9 reaches the target 0.8"
+    assert trainer.control.should_training_stop, "the callbacks saw the args, the state and the metrics"
     describe = f"dev step 6: accuracy {k / n:.3f}, valid JSON {k / n:.3f}, schema pass {k / n:.3f}"
     assert ("INFO", describe) in selection_logs(caplog)
     model.eval()
