@@ -3,15 +3,26 @@
 import math
 
 import pytest
-from dev_records import TASKS_2, TEXT_ROWS, TEXT_TASK, history, metrics, mixture_split, scored, selection_logs
+from dev_records import (
+    FIXTURES,
+    TASKS_2,
+    TEXT_ROWS,
+    TEXT_TASK,
+    history,
+    metrics,
+    mixture_split,
+    scored,
+    selection_logs,
+)
 from transformers import EarlyStoppingCallback, TrainerControl, TrainerState
 
 from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.splits import manifest_hash, splits_only
 from fine_tune.data.synthetic import generate_rows
-from fine_tune.data.task_splits import split_normalised
+from fine_tune.data.task_splits import phase_split, split_normalised
 from fine_tune.errors import NoImprovementError
 from fine_tune.evaluate.stats import mcnemar_exact
+from fine_tune.recipes.arguments import SplitArguments
 from fine_tune.recipes.trainer_configs import MedSFTConfig
 from fine_tune.task.spec import parse_task_spec, resolve_task
 from fine_tune.train import selection
@@ -263,6 +274,16 @@ def test_a_mixture_task_with_no_dev_share_keeps_all_its_rows():
     assert split.manifest["dev"]["row_ids"] == split.manifest["splits"]["sft"]["row_ids"][5:6]
 
 
+def test_a_three_task_mixtures_dev_rows_are_each_tasks_tail():
+    task = {name: {"weight": 1, "dataset_name": str(FIXTURES / f"{name}.jsonl")} for name in (*TASKS_2, "headqa")}
+    split = phase_split(SplitArguments(task=task, sft_size=9, grpo_size=3, eval_size=2, split_seed=1))
+    carved = carve_dev([part.splits["sft"] for part in split.parts], split.manifest, "sft", 3)
+    assert [(len(train), len(dev)) for train, dev in carved] == [(2, 1)] * 3
+    ids = split.manifest["splits"]["sft"]["row_ids"]
+    assert split.manifest["dev"]["row_ids"] == [ids[2], ids[5], ids[8]]
+    assert [i.split("/")[0] for i in split.manifest["dev"]["row_ids"]] == ["medqa", "pubmedqa", "headqa"]
+
+
 def test_target_perplexity_stops_at_or_below_the_target_but_never_on_the_start(caplog):
     caplog.set_level("INFO", logger=selection.__name__)
     callback = selection.TargetPerplexityCallback(10.0)
@@ -272,11 +293,15 @@ def test_target_perplexity_stops_at_or_below_the_target_but_never_on_the_start(c
         (10, {"eval_dev_score": -1.0}, False),
         (10, None, False),
         (20, {"eval_dev_perplexity": 10.0}, True),
+        (1, {"eval_dev_perplexity": 3.0}, True),  # the first trained step
     ):
         control = TrainerControl()
         callback.on_evaluate(None, TrainerState(global_step=step), control, metrics=metrics_)
         assert control.should_training_stop is stops, (step, metrics_)
-    assert selection_logs(caplog) == [("INFO", "dev perplexity 10.000 reached the target 10.000 at step 20")]
+    assert selection_logs(caplog) == [
+        ("INFO", "dev perplexity 10.000 reached the target 10.000 at step 20"),
+        ("INFO", "dev perplexity 3.000 reached the target 10.000 at step 1"),
+    ]
 
 
 def test_target_accuracy_says_when_it_stops_and_ignores_missing_metrics(caplog):
@@ -287,9 +312,9 @@ def test_target_accuracy_says_when_it_stops_and_ignores_missing_metrics(caplog):
         callback.on_evaluate(None, TrainerState(global_step=4), control, metrics=metrics_)
         assert not control.should_training_stop
     control = TrainerControl()
-    callback.on_evaluate(None, TrainerState(global_step=4), control, metrics={"eval_dev_accuracy": 0.8})
-    assert control.should_training_stop
-    assert selection_logs(caplog) == [("INFO", "dev accuracy 0.800 reached the target 0.750 at step 4")]
+    callback.on_evaluate(None, TrainerState(global_step=1), control, metrics={"eval_dev_accuracy": 0.8})
+    assert control.should_training_stop, "the first trained step can reach the target"
+    assert selection_logs(caplog) == [("INFO", "dev accuracy 0.800 reached the target 0.750 at step 1")]
 
 
 def selection_config(tmp_path, **values):
@@ -395,6 +420,19 @@ def test_the_per_task_guard_refuses_or_warns_with_the_regression(caplog):
     assert error.value.exit_code == 3
     selection.check_tasks(start, chosen, tasks, "warn")
     assert selection_logs(caplog) == [("WARNING", message + ". no_improvement_action is 'warn': handing on step 10.")]
+
+
+def test_every_regressing_task_is_named():
+    tasks = ["a"] * 6 + ["b"] * 6 + ["c"] * 6
+    start = scored(0, [True] * 12 + [False] * 6, tasks)
+    chosen = scored(10, [False] * 12 + [True] * 6, tasks)
+    with pytest.raises(NoImprovementError, match=r"on a \(0/6 vs 6/6 at the start, p=0.0312\); b \(0/6 vs 6/6"):
+        selection.check_tasks(start, chosen, tasks, "fail")
+
+
+def test_answers_and_tasks_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="shorter"):
+        selection.per_task_accuracy(["a", "b", "a"], [True, False])
 
 
 def test_the_per_task_guard_needs_two_tasks_and_every_rows_answer(caplog):

@@ -131,6 +131,17 @@ def test_dev_rows_without_a_task_are_prompted_and_scored_as_medmcqa():
     named = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=9, task=medqa5)
     assert named.letters == [medqa5.letters] * 3 and named.tasks == ["medqa5"] * 3
     assert named.messages == [prompt_messages(row, task=medqa5) for row in rows]
+    fifth = {**rows[0], "options": [*rows[0]["options"], "a fifth option"], "answer": 4}
+    assert DevScorer.from_rows([fifth], 1, 1, task=medqa5).golds == ["E"], "the gold letter is the task's"
+
+
+def test_a_generation_that_lost_an_answer_is_refused(monkeypatch):
+    for parts in ([(None, generate_canonical_rows(3, seed=5))], [(open_task("json"), OPEN_ROWS[:3])]):
+        scorer = DevScorer.from_parts(parts, batch_size=1, max_new_tokens=1)
+        fake_generation(monkeypatch, [answer("A")] * 2)
+        with pytest.raises(ValueError, match=r"zip\(\) argument 2 is longer"):  # 2 answers for 3 rows
+            scorer.score(None, Tokenizer(), step=0)
+        assert scorer.history == []
 
 
 OPEN_TASK = Path(__file__).resolve().parent / "fixtures" / "open" / "specialties.yaml"
@@ -140,6 +151,7 @@ OPEN_ROWS = [
     {"id": "a", "question": "Which drug reverses heparin?", "answer": "Protamine sulfate.", "context": None},
     {"id": "b", "question": "What is ascites?", "answer": "Fluid in the peritoneal cavity.", "context": None},
     {"id": "c", "question": "What is oliguria?", "answer": "Low urine output.", "context": None},
+    {"id": "d", "question": "What is anuria?", "answer": "No urine output.", "context": None},
 ]
 
 
@@ -167,21 +179,25 @@ def test_an_open_tasks_dev_rows_get_the_open_scorer():
 
 def test_an_open_dev_record_is_the_mean_rouge_l_with_the_schema_tie_break(monkeypatch):
     scorer = DevScorer.from_parts([(open_task("json"), OPEN_ROWS)], batch_size=2, max_new_tokens=9)
-    texts = [json.dumps({"answer": "Protamine sulfate.", "confidence": 0.9}), '{"answer": "Fluid"}', "no JSON"]
+    right = [json.dumps({"answer": row["answer"], "confidence": 0.9}) for row in (OPEN_ROWS[0], OPEN_ROWS[3])]
+    texts = [right[0], '{"answer": "Fluid"}', "no JSON", right[1]]
     calls = []
     fake_generation(monkeypatch, texts, calls)
     tokenizer = Tokenizer("right")
     record = scorer.score("model", tokenizer, step=6)
     assert calls == [{"model": "model", "training": None, "messages": scorer.messages, "batch_size": 2, "tokens": 9}]
-    assert record == {
-        "step": 6,
-        "n": 3,
-        "accuracy": pytest.approx(1 / 3),  # ROUGE-L 1, 0 (wrong keys: no answer), 0
-        "valid_json_rate": pytest.approx(2 / 3),
-        "schema_pass_rate": pytest.approx(1 / 3),
-        "score": pytest.approx(1 / 3 + 1 / 12),
-        "examples": texts,
-    }
+    assert (
+        record
+        == {
+            "step": 6,
+            "n": 4,
+            "accuracy": 0.5,  # ROUGE-L 1, 0 (wrong keys: no answer), 0, 1
+            "valid_json_rate": 0.75,
+            "schema_pass_rate": 0.5,
+            "score": pytest.approx(0.5 + 2 / 20),
+            "examples": texts[:3],
+        }
+    )
     assert scorer.history == [record] and tokenizer.padding_side == "right"
 
 
@@ -279,7 +295,7 @@ def test_evaluate_scores_the_dev_slice_in_eval_mode_and_hands_the_metrics_on(mon
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", metric_for_best_model="dev_score")
     trainer = DevTrainer(scorer, model, 6, callbacks=[EarlyStoppingCallback(early_stopping_patience=1)], args=args)
     trainer.state.best_metric = 2.0  # an earlier step scored higher: one evaluation without a gain stops training
-    metrics_ = trainer.evaluate(metric_key_prefix="eval")
+    metrics_ = trainer.evaluate()
     k = n - 1
     assert metrics_ == {
         "eval_dev_accuracy": k / n,
@@ -296,3 +312,15 @@ def test_evaluate_scores_the_dev_slice_in_eval_mode_and_hands_the_metrics_on(mon
     model.eval()
     assert set(trainer.evaluate(metric_key_prefix="dev")) == {m.replace("eval_", "dev_", 1) for m in metrics_}
     assert model.training is False, "a model in eval mode stays in it"
+
+
+def test_evaluate_on_one_tasks_dev_slice_logs_no_per_task_accuracy(monkeypatch, tmp_path):
+    import torch
+
+    scorer = DevScorer.from_rows(generate_canonical_rows(4, seed=2), batch_size=2, max_new_tokens=4)
+    fake_generation(monkeypatch, [answer(gold) for gold in scorer.golds])
+    trainer = DevTrainer(scorer, torch.nn.Linear(1, 1), 2, args=TrainingArguments(str(tmp_path), report_to="none"))
+    assert trainer.evaluate() == {
+        "eval_dev_accuracy": 1.0, "eval_dev_valid_json": 1.0, "eval_dev_schema_pass": 1.0,
+        "eval_dev_score": pytest.approx(1 + 4 / 20),
+    }  # fmt: skip
