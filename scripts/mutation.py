@@ -25,7 +25,7 @@ MODULES = {
     "fine_tune.train.guards": ["test_guards.py"],
     "fine_tune.task.parsing": ["test_parsing.py"],
     "fine_tune.evaluate.stats": ["test_stats.py"],
-    "fine_tune.train.selection": ["test_selection.py"],
+    "fine_tune.train.selection": ["test_selection.py", "test_selection_scorers.py"],
     "fine_tune.data.splits": ["test_splits.py", "test_task_splits.py"],
     "fine_tune.models.lineage": ["test_lineage.py"],
     "fine_tune.data.rows": ["test_rows.py"],

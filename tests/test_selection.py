@@ -1,23 +1,31 @@
-import json
-from pathlib import Path
+"""Held-out selection without training: the dev slice, the stop rules, the summary and the refusals."""
+
+import math
 
 import pytest
-from safetensors.torch import load_file
-from signatures import bound_to
-from transformers import TrainerControl, TrainerState
+from dev_records import (
+    FIXTURES,
+    TASKS_2,
+    TEXT_ROWS,
+    TEXT_TASK,
+    history,
+    metrics,
+    mixture_split,
+    scored,
+    selection_logs,
+)
+from transformers import EarlyStoppingCallback, TrainerControl, TrainerState
 
 from fine_tune.data.normalise import normalise_dataset
 from fine_tune.data.splits import manifest_hash, splits_only
-from fine_tune.data.synthetic import generate_canonical_rows, generate_rows, write_jsonl
+from fine_tune.data.synthetic import generate_rows
 from fine_tune.data.task_splits import phase_split, split_normalised
 from fine_tune.errors import NoImprovementError
-from fine_tune.evaluate.generation import GenerationResult
 from fine_tune.evaluate.stats import mcnemar_exact
 from fine_tune.recipes.arguments import SplitArguments
-from fine_tune.recipes.loader import load_recipe
 from fine_tune.recipes.trainer_configs import MedSFTConfig
-from fine_tune.task.spec import resolve_task
-from fine_tune.train import selection, sft
+from fine_tune.task.spec import parse_task_spec, resolve_task
+from fine_tune.train import selection
 from fine_tune.train.selection import (
     DevScorer,
     TargetAccuracyCallback,
@@ -28,10 +36,6 @@ from fine_tune.train.selection import (
 )
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-def metrics(correct, schema_valid, n=10):
-    return {"n": n, "correct": correct, "schema_valid": schema_valid}
 
 
 def test_selection_score_is_accuracy_then_schema_pass():
@@ -61,21 +65,6 @@ def test_dev_slice_cannot_take_every_row():
     result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
     with pytest.raises(ValueError, match="dev_size 10 leaves no sft rows"):
         carve_dev([result.splits["sft"]], result.manifest, "sft", 10)
-
-
-def history(*accuracies, n=10):
-    return [
-        {
-            "step": 10 * i,
-            "n": n,
-            "accuracy": a,
-            "valid_json_rate": 1.0,
-            "schema_pass_rate": 1.0,
-            "score": selection_score(metrics(round(a * n), n, n)),
-            "examples": ['{"predicted_category": "A"}'],
-        }
-        for i, a in enumerate(accuracies)
-    ]
 
 
 def test_no_trained_step_better_than_the_start_fails_loudly():
@@ -129,114 +118,6 @@ def test_selection_options_are_checked(tmp_path):
     assert config.save_strategy == "best" and config.eval_strategy == "steps" and config.eval_on_start
 
 
-class ScriptedScorer(DevScorer):
-    """Dev accuracy by step from a script instead of generation: drives the real Trainer's selection machinery."""
-
-    script: dict[int, float] = {}
-
-    @classmethod
-    def from_parts(cls, parts, batch_size, max_new_tokens):
-        n = sum(len(rows) for _, rows in parts)
-        return cls([[]] * n, ["A"] * n, batch_size, max_new_tokens)
-
-    def score(self, model, tokenizer, step):
-        n = len(self.golds)
-        correct = round(self.script[step] * n)
-        record = {
-            "step": step,
-            "n": n,
-            "accuracy": correct / n,
-            "valid_json_rate": 1.0,
-            "schema_pass_rate": 1.0,
-            "score": selection_score(metrics(correct, n, n)),
-            "examples": [],
-        }
-        self.history.append(record)
-        return record
-
-
-@pytest.fixture(scope="module")
-def small_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
-    write_jsonl(generate_rows(120, seed=0), path)
-    return path
-
-
-def run_scripted_sft(monkeypatch, tiny_model_dir, small_file, out, script, *overrides):
-    monkeypatch.setattr(ScriptedScorer, "script", script)
-    monkeypatch.setattr(sft, "DevScorer", ScriptedScorer)
-    args = load_recipe(
-        "sft",
-        "configs/demo/sft.yaml",
-        ["--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(small_file), "--output_dir", str(out),
-         "--sft_size", "60", "--grpo_size", "10", "--eval_size", "10", "--dev_size", "10",
-         "--max_steps", "10", "--eval_steps", "2", "--save_steps", "2", "--save_total_limit", "10",
-         "--per_device_train_batch_size", "4", "--logging_steps", "2",
-         *overrides],
-    )  # fmt: skip
-    return sft.run_sft(*args)
-
-
-def test_training_stops_at_the_target(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = {0: 0.0, 2: 0.2, 4: 0.5, 6: 0.8, 8: 0.9, 10: 1.0}
-    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--target_accuracy", "0.8")
-    lineage = json.loads((tmp_path / "merged" / "lineage.json").read_text())
-    assert lineage["config"]["global_step"] == 6, "stops at the first evaluation that reaches the target"
-    assert lineage["selection"]["selected"]["step"] == 6 and lineage["selection"]["start"]["accuracy"] == 0.0
-
-
-def test_the_best_step_is_handed_on_and_patience_stops(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = {0: 0.1, 2: 0.6, 4: 0.3, 6: 0.2, 8: 0.9, 10: 0.9}
-    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script, "--early_stopping_patience", "2")
-    lineage = json.loads((tmp_path / "merged" / "lineage.json").read_text())
-    assert lineage["config"]["global_step"] == 6, "two evaluations without a gain stop training"
-    assert lineage["selection"]["selected"] == {
-        "step": 2, "n": 10, "accuracy": 0.6, "valid_json_rate": 1.0, "schema_pass_rate": 1.0,
-    }  # fmt: skip
-    saved = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
-    best = load_file(tmp_path / "checkpoint-2" / "adapter_model.safetensors")
-    last = load_file(tmp_path / "checkpoint-6" / "adapter_model.safetensors")
-    assert all((saved[key] == best[key]).all() for key in best), "the adapter handed on is the best checkpoint's"
-    assert any((saved[key] != last[key]).any() for key in last)
-    manifest = json.loads((tmp_path / "split_manifest.json").read_text())
-    assert manifest["dev"]["size"] == 10 and manifest_hash(manifest) == lineage["split_manifest_hash"]
-
-
-def test_nothing_is_handed_on_when_no_step_beats_the_start(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
-    with pytest.raises(NoImprovementError, match="no trained step beat the starting model"):
-        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script)
-    assert not (tmp_path / "merged").exists()
-
-
-def test_a_resumed_run_still_compares_with_the_start_it_logged(monkeypatch, tiny_model_dir, small_file, tmp_path):
-    script = dict.fromkeys(range(0, 11, 2), 0.3) | {0: 0.5}
-    with pytest.raises(NoImprovementError):
-        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script)
-    with pytest.raises(NoImprovementError, match=r"step 0: 0\.500.*step 6: 0\.300"):  # step 0 from checkpoint-4's log
-        run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script,
-                         "--resume_from_checkpoint", str(tmp_path / "checkpoint-4"))  # fmt: skip
-    script = script | {8: 0.9}
-    run_scripted_sft(monkeypatch, tiny_model_dir, small_file, tmp_path, script,
-                     "--resume_from_checkpoint", str(tmp_path / "checkpoint-4"))  # fmt: skip
-    selection = json.loads((tmp_path / "merged" / "lineage.json").read_text())["selection"]
-    assert selection["start"]["accuracy"] == 0.5 and selection["selected"]["step"] == 8
-    assert [record["step"] for record in selection["history"]] == [0, 2, 4, 6, 8, 10]
-
-
-def test_dev_scoring_uses_the_strict_greedy_eval(tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    rows = generate_canonical_rows(4, seed=2)
-    scorer = DevScorer.from_rows(rows, batch_size=2, max_new_tokens=8)
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    tokenizer.padding_side = "right"
-    record = scorer.score(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, step=0)
-    assert record["n"] == 4 and record["accuracy"] == 0.0 and record["valid_json_rate"] == 0.0
-    assert tokenizer.padding_side == "right", "scoring restores the tokenizer's padding side"
-    assert scorer.history == [record]
-
-
 def test_selection_summary_without_a_start_or_best():
     assert selection_summary([], None) == {"metric": "eval_dev_score", "start": None, "selected": None, "history": []}
 
@@ -245,15 +126,6 @@ def test_a_resumed_run_says_the_start_was_not_checked(caplog):
     records = [{**record, "step": record["step"] + 100} for record in history(0.6, 0.4)]
     check_improvement(selection_summary(records, best_step=100), records, "fail")
     assert "NOT CHECKED" in caplog.text and "resumed at step 100" in caplog.text
-
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tasks"
-
-
-def mixture_split():
-    task = {name: {"weight": weight, "dataset_name": str(FIXTURES / f"{name}.jsonl")}
-            for name, weight in (("medqa", 2), ("pubmedqa", 1))}  # fmt: skip
-    return phase_split(SplitArguments(task=task, sft_size=9, grpo_size=2, eval_size=2, split_seed=1))
 
 
 def test_a_mixtures_dev_slice_is_each_tasks_tail_in_proportion():
@@ -269,37 +141,7 @@ def test_a_mixtures_dev_slice_is_each_tasks_tail_in_proportion():
     assert medqa_dev["question"] == split.parts[0].splits["sft"]["question"][4:6]
 
 
-def test_dev_rows_of_a_mixture_are_scored_with_their_own_tasks_letters(monkeypatch):
-    split = mixture_split()
-    parts = [(part.task, part.splits["sft"]) for part in split.parts]
-    scorer = DevScorer.from_parts(parts, batch_size=4, max_new_tokens=8)
-    answer = '{"predicted_category": "D", "confidence": 0.5, "reason": "r"}'
-    n = len(scorer.golds)
-    monkeypatch.setattr(
-        selection,
-        "generate_responses",
-        bound_to(
-            selection.generate_responses, lambda *a, **k: GenerationResult([answer] * n, [1] * n, [True] * n, 1.0)
-        ),
-    )
-    record = scorer.score(model=None, tokenizer=type("T", (), {"padding_side": "left"})(), step=0)
-    medqa_rows = len(split.parts[0].splits["sft"])
-    assert [len(letters) for letters in scorer.letters] == [4] * medqa_rows + [3] * (n - medqa_rows)
-    assert record["schema_pass_rate"] == medqa_rows / n, "D is no letter of PubMedQA's A-C"
-    medqa_golds = scorer.golds[:medqa_rows]
-    assert record["accuracy"] == medqa_golds.count("D") / n
-
-
-def scored(step, correct, tasks):
-    """A dev record as DevScorer writes it, from per-row correctness."""
-    n, k = len(correct), sum(correct)
-    return {"step": step, "n": n, "accuracy": k / n, "valid_json_rate": 1.0, "schema_pass_rate": 1.0,
-            "score": selection_score(metrics(k, n, n)), "examples": [], "correct": correct,
-            "per_task": selection.per_task_accuracy(tasks, correct)}  # fmt: skip
-
-
 TASKS = ["medqa"] * 40 + ["pubmedqa"] * 12
-TASKS_2 = ("medqa", "pubmedqa")
 
 
 def test_a_mixture_step_that_wins_overall_but_loses_one_task_is_not_handed_on(caplog):
@@ -365,12 +207,16 @@ def test_a_task_that_improved_is_never_a_regression():
     assert [entry.split(" ")[0] for entry in selection.task_regressions(chosen, start, tasks)] == ["medqa"]
 
 
-def mixture_trainer(history, tasks, best_step):
-    """What `selection_outcome` reads from the Trainer: its dev scorer (tasks, history) and its state."""
-    scorer = DevScorer([[]] * len(tasks), ["A"] * len(tasks), 1, 1, history=list(history), tasks=tasks)
-    state = TrainerState()
+def trainer_with(scorer, best_step, log_history=()):
+    """What `selection_outcome` reads from the Trainer: its dev scorer and its state (the log: a checkpoint's)."""
+    state = TrainerState(log_history=list(log_history))
     state.best_global_step = best_step
     return type("Trainer", (), {"dev_scorer": scorer, "state": state})()
+
+
+def mixture_trainer(history, tasks, best_step):
+    scorer = DevScorer([[]] * len(tasks), ["A"] * len(tasks), 1, 1, history=list(history), tasks=tasks)
+    return trainer_with(scorer, best_step)
 
 
 def test_the_per_task_guard_runs_through_selection_outcome():
@@ -382,39 +228,291 @@ def test_the_per_task_guard_runs_through_selection_outcome():
     assert summary["selected"]["step"] == 10 and summary["selected"]["per_task"] == {"medqa": 1.0, "pubmedqa": 0.0}
 
 
-class TaskScriptedScorer(DevScorer):
-    """Per-task dev accuracy by step from a script (the real `from_parts` gives each dev row its task): drives the
-    real Trainer, `selection_outcome` and the per-task guard on a mixture without generating."""
-
-    script: dict[int, dict[str, int]] = {}  # step -> task -> how many of its dev rows are right
-
-    def score(self, model, tokenizer, step):
-        right = dict(self.script[step])
-        correct = []
-        for task in self.tasks:
-            correct.append(right[task] > 0)
-            right[task] -= 1
-        record = scored(step, correct, self.tasks)
-        self.history.append(record)
-        return record
+def test_selection_score_is_exactly_accuracy_plus_the_schema_tie_break():
+    assert selection_score(metrics(5, 10)) == pytest.approx(0.5 + 10 / 110)
+    assert selection_score(metrics(0, 4, n=4)) == pytest.approx(4 / 20)
 
 
-def test_a_mixture_run_with_fail_hands_nothing_on_when_one_task_regresses(monkeypatch, tiny_model_dir, tmp_path):
-    task = "{" + ", ".join(f"{name}: {{weight: 1, dataset_name: '{FIXTURES / name}.jsonl'}}" for name in TASKS_2) + "}"
-    # start 7/14 (medqa 0/7, pubmedqa 7/7); step 2: 8/14 overall, but pubmedqa 7/7 -> 1/7 (McNemar p = 0.031)
-    script = {0: {"medqa": 0, "pubmedqa": 7}, 2: {"medqa": 7, "pubmedqa": 1}}
-    monkeypatch.setattr(TaskScriptedScorer, "script", script)
-    monkeypatch.setattr(sft, "DevScorer", TaskScriptedScorer)
-    args = load_recipe(
-        "sft",
-        "configs/demo/sft.yaml",
-        ["--model_name_or_path", str(tiny_model_dir), "--task", task, "--dataset_name", "null",
-         "--output_dir", str(tmp_path), "--sft_size", "20", "--grpo_size", "2", "--eval_size", "1",
-         "--split_seed", "1",
-         "--dev_size", "14", "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2",
-         "--per_device_train_batch_size", "2", "--logging_steps", "1", "--max_length", "512",
-         "--no_improvement_action", "fail"],
-    )  # fmt: skip
-    with pytest.raises(NoImprovementError, match=r"TASK REGRESSION: step 2 .* pubmedqa \(1/7 vs 7/7 at the start"):
-        sft.run_sft(*args)
-    assert not (tmp_path / "merged").exists(), "nothing is handed on"
+def test_no_dev_size_carves_nothing_and_records_nothing():
+    result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
+    sft_rows = result.splits["sft"]
+    assert carve_dev([sft_rows], result.manifest, "sft", 0) == [(sft_rows, None)]
+    assert "dev" not in result.manifest
+
+
+def test_the_dev_record_names_phase_size_rows_and_content_hashes():
+    result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
+    split = result.manifest["splits"]["grpo"]
+    [(train, dev)] = carve_dev([result.splits["grpo"]], result.manifest, "grpo", 9)  # all but one row
+    assert (len(train), len(dev)) == (1, 9)
+    assert result.manifest["dev"] == {
+        "phase": "grpo",
+        "size": 9,
+        "row_ids": split["row_ids"][1:],
+        "content_hashes": split["content_hashes"][1:],
+    }
+
+
+def test_dev_size_equal_to_the_rows_is_refused_with_its_own_message():
+    result = split_synthetic(30, {"sft": 10, "grpo": 10, "eval": 10})
+    with pytest.raises(ValueError, match=r"^dev_size 10 leaves no sft rows to train on \(10 in the split\)$"):
+        carve_dev([result.splits["sft"]], result.manifest, "sft", 10)
+
+
+def test_a_mixture_task_whose_share_takes_all_its_rows_is_refused():
+    split = mixture_split()  # sft: medqa 6 rows, pubmedqa 3; 8 dev rows share out as 5 + 3
+    parts = [part.splits["sft"] for part in split.parts]
+    with pytest.raises(ValueError, match=r"^dev_size 8 leaves no sft rows of one task to train on \(3 rows\)$"):
+        carve_dev(parts, split.manifest, "sft", 8)
+
+
+def test_a_mixture_task_with_no_dev_share_keeps_all_its_rows():
+    split = mixture_split()
+    parts = [part.splits["sft"] for part in split.parts]
+    (medqa_train, medqa_dev), (pubmed_train, pubmed_dev) = carve_dev(parts, split.manifest, "sft", 1)
+    assert (len(medqa_train), len(medqa_dev), len(pubmed_train), pubmed_dev) == (5, 1, 3, None)
+    assert split.manifest["dev"]["row_ids"] == split.manifest["splits"]["sft"]["row_ids"][5:6]
+
+
+def test_a_three_task_mixtures_dev_rows_are_each_tasks_tail():
+    task = {name: {"weight": 1, "dataset_name": str(FIXTURES / f"{name}.jsonl")} for name in (*TASKS_2, "headqa")}
+    split = phase_split(SplitArguments(task=task, sft_size=9, grpo_size=3, eval_size=2, split_seed=1))
+    carved = carve_dev([part.splits["sft"] for part in split.parts], split.manifest, "sft", 3)
+    assert [(len(train), len(dev)) for train, dev in carved] == [(2, 1)] * 3
+    ids = split.manifest["splits"]["sft"]["row_ids"]
+    assert split.manifest["dev"]["row_ids"] == [ids[2], ids[5], ids[8]]
+    assert [i.split("/")[0] for i in split.manifest["dev"]["row_ids"]] == ["medqa", "pubmedqa", "headqa"]
+
+
+def test_target_perplexity_stops_at_or_below_the_target_but_never_on_the_start(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    callback = selection.TargetPerplexityCallback(10.0)
+    for step, metrics_, stops in (
+        (0, {"eval_dev_perplexity": 2.0}, False),
+        (10, {"eval_dev_perplexity": 10.5}, False),
+        (10, {"eval_dev_score": -1.0}, False),
+        (10, None, False),
+        (20, {"eval_dev_perplexity": 10.0}, True),
+        (1, {"eval_dev_perplexity": 3.0}, True),  # the first trained step
+    ):
+        control = TrainerControl()
+        callback.on_evaluate(None, TrainerState(global_step=step), control, metrics=metrics_)
+        assert control.should_training_stop is stops, (step, metrics_)
+    assert selection_logs(caplog) == [
+        ("INFO", "dev perplexity 10.000 reached the target 10.000 at step 20"),
+        ("INFO", "dev perplexity 3.000 reached the target 10.000 at step 1"),
+    ]
+
+
+def test_target_accuracy_says_when_it_stops_and_ignores_missing_metrics(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    callback = TargetAccuracyCallback(0.75)
+    for metrics_ in (None, {"eval_dev_score": 1.0}):
+        control = TrainerControl()
+        callback.on_evaluate(None, TrainerState(global_step=4), control, metrics=metrics_)
+        assert not control.should_training_stop
+    control = TrainerControl()
+    callback.on_evaluate(None, TrainerState(global_step=1), control, metrics={"eval_dev_accuracy": 0.8})
+    assert control.should_training_stop, "the first trained step can reach the target"
+    assert selection_logs(caplog) == [("INFO", "dev accuracy 0.800 reached the target 0.750 at step 1")]
+
+
+def selection_config(tmp_path, **values):
+    return MedSFTConfig(output_dir=str(tmp_path), report_to="none", dev_size=4, eval_steps=5, save_strategy="no",
+                        **values)  # fmt: skip
+
+
+def test_the_recipes_stop_rules_become_callbacks(tmp_path):
+    assert selection.selection_callbacks(selection_config(tmp_path)) == []
+    patience, accuracy, perplexity = selection.selection_callbacks(
+        selection_config(tmp_path, early_stopping_patience=2, target_accuracy=0.9, target_perplexity=5.0)
+    )
+    assert type(patience) is EarlyStoppingCallback and patience.early_stopping_patience == 2
+    assert type(accuracy) is TargetAccuracyCallback and accuracy.target == 0.9
+    assert type(perplexity) is selection.TargetPerplexityCallback and perplexity.target == 5.0
+    [only] = selection.selection_callbacks(selection_config(tmp_path, target_perplexity=1.0))
+    assert type(only) is selection.TargetPerplexityCallback and only.target == 1.0
+
+
+def test_headline_and_per_task_accuracy():
+    assert selection.headline({"perplexity": 12.3456, "accuracy": 0.5}) == "perplexity 12.346"
+    assert selection.headline({"accuracy": 0.5}) == "accuracy 0.500"
+    accuracy = selection.per_task_accuracy(["b", "a", "b", "a", "b"], [True, False, True, True, False])
+    assert list(accuracy) == ["b", "a"] and accuracy == {"b": pytest.approx(2 / 3), "a": 0.5}
+
+
+def test_the_summary_keeps_the_reported_fields_of_start_selected_and_every_evaluation():
+    start = {**scored(0, [True, False, True, False], TASKS_2 * 2), "perplexity": 9.0, "tokens": 40}
+    best = scored(10, [True, True, True, False], TASKS_2 * 2)
+    summary = selection_summary([start, best], best_step=10)
+    kept = {"step", "n", "accuracy", "valid_json_rate", "schema_pass_rate", "per_task"}
+    assert summary["metric"] == "eval_dev_score"
+    assert summary["start"] == {key: start[key] for key in (*kept, "perplexity", "tokens")}
+    assert summary["selected"] == {key: best[key] for key in kept}
+    assert summary["history"] == [summary["start"], summary["selected"]]
+    assert selection_summary([start, best], best_step=0)["selected"] == summary["start"], "step 0 can be the best"
+    assert selection_summary([best], best_step=20) == {
+        "metric": "eval_dev_score", "start": None, "selected": None, "history": [summary["selected"]],
+    }  # fmt: skip
+
+
+def log_entry(step, accuracy, score):
+    return {"eval_dev_accuracy": accuracy, "eval_dev_valid_json": 1.0, "eval_dev_schema_pass": 1.0,
+            "eval_dev_score": score, "epoch": 1.0, "step": step}  # fmt: skip
+
+
+def test_the_logged_history_is_the_dev_evaluations_of_the_trainers_log():
+    log = [{"loss": 2.0, "step": 2}, log_entry(0, 0.5, 0.55), {"eval_loss": 1.0, "step": 2}, log_entry(4, 0.6, 0.65)]
+    assert selection.logged_history(log, n=10) == [
+        {"step": 0, "n": 10, "accuracy": 0.5, "valid_json_rate": 1.0, "schema_pass_rate": 1.0, "score": 0.55,
+         "examples": []},
+        {"step": 4, "n": 10, "accuracy": 0.6, "valid_json_rate": 1.0, "schema_pass_rate": 1.0, "score": 0.65,
+         "examples": []},
+    ]  # fmt: skip
+    text = [{"eval_dev_perplexity": 9.0, "eval_dev_score": -2.2, "step": 0}]
+    assert selection.logged_history(text, 3, {"perplexity": "dev_perplexity", "score": "dev_score"}) == [
+        {"step": 0, "n": 3, "perplexity": 9.0, "score": -2.2, "examples": []}
+    ]
+
+
+def test_the_outcome_merges_the_checkpoints_log_with_this_processs_scores(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    this_process = [scored(step, [True] * k + [False] * (10 - k), ["medmcqa"] * 10) for step, k in ((4, 6), (6, 7))]
+    scorer = DevScorer([[]] * 10, ["A"] * 10, 1, 1, history=this_process, tasks=["medmcqa"] * 10)
+    log = [log_entry(0, 0.5, 0.55), log_entry(4, 0.1, 0.15), {"loss": 1.0, "step": 5}]
+    summary = selection.selection_outcome(trainer_with(scorer, 6, log), "fail")
+    assert [(r["step"], r["n"], r["accuracy"]) for r in summary["history"]] == [
+        (0, 10, 0.5),
+        (4, 10, 0.6),
+        (6, 10, 0.7),
+    ]
+    assert summary["start"]["accuracy"] == 0.5 and summary["selected"]["step"] == 6
+    assert selection_logs(caplog) == [("INFO", "selected step 6: dev accuracy 0.700 (start accuracy 0.500)")]
+
+
+def test_the_outcome_of_a_text_task_reads_the_perplexity_log():
+    scorer = DevScorer.from_parts([(parse_task_spec(TEXT_TASK), TEXT_ROWS)], 1, 0)
+    scorer.history.append({"step": 4, "n": 2, "tokens": 9, "perplexity": 7.0, "score": -1.9, "examples": []})
+    log = [{"eval_dev_perplexity": 9.0, "eval_dev_score": -2.2, "step": 0}]
+    summary = selection.selection_outcome(trainer_with(scorer, 4, log), "fail")
+    assert summary["start"] == {"step": 0, "n": 2, "perplexity": 9.0}
+    assert summary["selected"] == {"step": 4, "n": 2, "perplexity": 7.0, "tokens": 9}
+
+
+def test_no_dev_slice_no_outcome():
+    assert selection.selection_outcome(trainer_with(None, None), "fail") is None
+
+
+def test_a_task_regression_is_described_with_both_counts_and_the_p_value():
+    start, chosen, tasks = drop_on_pubmedqa(6)
+    assert selection.task_regressions(start, chosen, tasks) == ["pubmedqa (24/30 vs 30/30 at the start, p=0.0312)"]
+
+
+def test_the_per_task_guard_refuses_or_warns_with_the_regression(caplog):
+    start, chosen, tasks = drop_on_pubmedqa(6)
+    message = (
+        "TASK REGRESSION: step 10 beats the start on the whole dev slice but is significantly worse (exact McNemar) "
+        "on pubmedqa (24/30 vs 30/30 at the start, p=0.0312)"
+    )
+    with pytest.raises(NoImprovementError) as error:
+        selection.check_tasks(start, chosen, tasks, "fail")
+    assert str(error.value) == message + ". Nothing is handed on (no_improvement_action: warn keeps it anyway)."
+    assert error.value.exit_code == 3
+    selection.check_tasks(start, chosen, tasks, "warn")
+    assert selection_logs(caplog) == [("WARNING", message + ". no_improvement_action is 'warn': handing on step 10.")]
+
+
+def test_every_regressing_task_is_named():
+    tasks = ["a"] * 6 + ["b"] * 6 + ["c"] * 6
+    start = scored(0, [True] * 12 + [False] * 6, tasks)
+    chosen = scored(10, [False] * 12 + [True] * 6, tasks)
+    with pytest.raises(NoImprovementError, match=r"on a \(0/6 vs 6/6 at the start, p=0.0312\); b \(0/6 vs 6/6"):
+        selection.check_tasks(start, chosen, tasks, "fail")
+
+
+def test_answers_and_tasks_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="shorter"):
+        selection.per_task_accuracy(["a", "b", "a"], [True, False])
+
+
+def test_the_per_task_guard_needs_two_tasks_and_every_rows_answer(caplog):
+    start, chosen, tasks = drop_on_pubmedqa(6)
+    selection.check_tasks(start, chosen, ["pubmedqa"] * 70, "fail")  # one task: the whole dev slice decides
+    selection.check_tasks(start, chosen, None, "fail")
+    assert selection_logs(caplog) == []
+    resumed = "NOT CHECKED per task: the dev answers of step 0 or step 10 came from a checkpoint's log (resumed run)"
+    for before, after in ((start, without_answers(chosen)), (without_answers(start), chosen)):
+        caplog.clear()
+        selection.check_tasks(before, after, tasks, "fail")
+        assert selection_logs(caplog) == [("WARNING", resumed)]
+
+
+def without_answers(record):
+    return {key: value for key, value in record.items() if key != "correct"}
+
+
+def test_a_resumed_run_without_its_start_is_not_checked_and_says_so(caplog):
+    records = [{**record, "step": record["step"] + 100} for record in history(0.6, 0.4)]
+    check_improvement(selection_summary(records, best_step=100), records, "fail")
+    assert selection_logs(caplog) == [
+        (
+            "WARNING",
+            "NOT CHECKED: this run resumed at step 100, so the starting model's dev score is not known here and no "
+            "step could be compared with it; rerun from step 0 to check for an improvement",
+        )
+    ]
+    caplog.clear()
+    check_improvement(selection_summary([], best_step=None), [], "fail")
+    assert selection_logs(caplog) == []
+
+
+def test_no_scored_trained_step_refuses_or_warns_with_the_reason(caplog):
+    records = history(0.6)
+    message = (
+        "NO IMPROVEMENT: no trained step was scored on the 10-row dev slice (is max_steps below eval_steps?), so "
+        "nothing shows the model beats its start"
+    )
+    with pytest.raises(NoImprovementError) as error:
+        check_improvement(selection_summary(records, best_step=None), records, "fail")
+    assert str(error.value) == f"{message}. Nothing is handed on. {selection.SMOKE_RUN_HINT}"
+    check_improvement(selection_summary(records, best_step=None), records, "warn")
+    assert selection_logs(caplog) == [
+        ("WARNING", f"{message}. no_improvement_action is 'warn': handing on the last step.")
+    ]
+
+
+def test_no_improvement_names_the_trajectory_and_the_latest_answers(caplog):
+    records = history(0.6, 0.5, 0.4)
+    records[-1]["examples"] = ["x" * 130, "B"]
+    message = (
+        "NO IMPROVEMENT: no trained step beat the starting model on the 10-row dev slice (dev strict accuracy "
+        f"step 0: 0.600, step 10: 0.500, step 20: 0.400; start schema pass 1.000). Latest dev answers: '{'x' * 120}'; "
+        "'B'"
+    )
+    summary = selection_summary(records, best_step=10)
+    with pytest.raises(NoImprovementError) as error:
+        check_improvement(summary, records, "fail")
+    assert str(error.value) == f"{message}. Nothing is handed on. {selection.SMOKE_RUN_HINT}"
+    check_improvement(summary, records, "warn")
+    assert selection_logs(caplog) == [
+        ("WARNING", f"{message}. no_improvement_action is 'warn': handing on trained step 10.")
+    ]
+
+
+def perplexities(*values):
+    return [{"step": 4 * i, "n": 2, "tokens": 9, "perplexity": p, "score": -math.log(p), "examples": []}
+            for i, p in enumerate(values)]  # fmt: skip
+
+
+def test_a_text_task_is_checked_on_its_perplexity(caplog):
+    caplog.set_level("INFO", logger=selection.__name__)
+    worse = perplexities(5.0, 6.0)
+    with pytest.raises(NoImprovementError) as error:
+        check_improvement(selection_summary(worse, best_step=4), worse, "fail")
+    assert str(error.value).startswith(
+        "NO IMPROVEMENT: no trained step beat the starting model on the 2-row dev slice (dev perplexity step 0: "
+        "5.000, step 4: 6.000). Latest dev answers: none (perplexity). Nothing is handed on."
+    )
+    better = perplexities(5.0, 4.0)
+    check_improvement(selection_summary(better, best_step=4), better, "fail")
+    assert selection_logs(caplog) == [("INFO", "selected step 4: dev perplexity 4.000 (start perplexity 5.000)")]

@@ -308,7 +308,7 @@ def selection_callbacks(args) -> list[TrainerCallback]:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     if args.target_accuracy is not None:
         callbacks.append(TargetAccuracyCallback(args.target_accuracy))
-    if getattr(args, "target_perplexity", None) is not None:
+    if args.target_perplexity is not None:
         callbacks.append(TargetPerplexityCallback(args.target_perplexity))
     return callbacks
 
@@ -317,7 +317,7 @@ def selection_summary(history: Sequence[Mapping[str, Any]], best_step: int | Non
     """What lineage.json records: the start's and the handed-on step's dev scores, and every evaluation."""
     by_step = {record["step"]: record for record in history}
     start = by_step.get(0)
-    best = by_step.get(best_step) if best_step is not None else None
+    best = by_step.get(best_step)  # None when no step was selected (best_step None)
     strip = ("step", "n", "accuracy", "valid_json_rate", "schema_pass_rate", "per_task", "perplexity", "tokens")
     return {
         "metric": f"eval_{SELECTION_METRIC}",
