@@ -66,8 +66,8 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    """`../shared` (real MedMCQA rows, the Qwen3 tokenizer), or SHARED_DIR (set by `make mutation`, which runs the tests
-    from mutants/); tests using it skip when it is absent."""
+    """`../shared` (real MedMCQA rows, the Qwen3 tokenizer), or SHARED_DIR (set by `make mutation`, which runs the
+    tests from mutants/); tests using it skip when it is absent."""
     path = Path(os.environ.get("SHARED_DIR") or REPO_ROOT.parent / "shared")
     if not path.is_dir():
         pytest.skip("../shared is absent: real MedMCQA rows and the Qwen3 tokenizer are not available")
