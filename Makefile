@@ -30,7 +30,7 @@ benchmark: setup
 clean:
 	rm -rf $(DEMO) outputs
 
-# Mutation testing of the core (docs/mutation.md): out of CI, about an hour on 2 busy cores. One module:
+# Mutation testing of the core (docs/mutation.md): out of CI, about 50 minutes on 2 busy cores. One module:
 # make mutation MODULES=fine_tune.task.scoring
 MODULES ?=
 mutation: setup
