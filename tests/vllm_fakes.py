@@ -2,7 +2,8 @@
 the checkpoint it is pointed at and decodes greedily with transformers, returning vLLM-shaped outputs.
 
 `pytest_plugins = ["vllm_fakes"]` gives a test module the `fake_vllm` fixture. The engine refuses (TypeError) any
-keyword that is not one of vLLM's `EngineArgs` fields (tests/fixtures/vllm/engine_args.json, with its source)."""
+keyword that `vllm.LLM` of the pinned release does not take (tests/fixtures/vllm/engine_args.json, from its
+wheel)."""
 
 import inspect
 import json
@@ -15,13 +16,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-ENGINE_ARGS = json.loads((Path(__file__).parent / "fixtures" / "vllm" / "engine_args.json").read_text())["fields"]
-# vllm.LLM(model, *, ...) hands every keyword on to EngineArgs(model=..., **kwargs)
+# read from the pinned vLLM wheel by scripts/vllm_engine_args.py
+ENGINE = json.loads((Path(__file__).parent / "fixtures" / "vllm" / "engine_args.json").read_text())
+# vllm.LLM(model, *, <its parameters>, **kwargs) hands the parameters and every other keyword to EngineArgs(...)
 ENGINE_SIGNATURE = inspect.Signature(
     [inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     + [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
-        for name in ENGINE_ARGS
+        for name in dict.fromkeys([*ENGINE["llm_parameters"], *ENGINE["engine_args"]])
         if name != "model"
     ]
 )
