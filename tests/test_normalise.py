@@ -4,6 +4,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+from task_specs import PRESETS, spec
 
 from fine_tune import hub_access as hub
 from fine_tune.data.normalise import (
@@ -19,11 +20,10 @@ from fine_tune.data.normalise import (
 from fine_tune.data.open_rows import OPEN_FEATURES, TEXT_FEATURES
 from fine_tune.data.reading import read_task_rows
 from fine_tune.data.records import RefusedRecord
-from fine_tune.errors import DatasetError, RecipeError
-from fine_tune.task.spec import DEFAULT_TASK, available_tasks, parse_task_spec, resolve_task
+from fine_tune.errors import DatasetError
+from fine_tune.task.spec import parse_task_spec, resolve_task
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
-PRESETS = ("medmcqa", "medqa", "medqa5", "kormedmcqa", "mmlu_medical", "headqa", "pubmedqa")
 # per preset: (letters, valid rows, {reason: rows}) of its fixture's train split
 EXPECTED = {
     "medmcqa": ("ABCD", 13, {"missing_question": 1, "missing_option": 1, "answer_out_of_range": 2}),
@@ -43,25 +43,6 @@ EXPECTED = {
 def fixture(name: str) -> str:
     folder = FIXTURES / name
     return str(folder if folder.is_dir() else FIXTURES / f"{name}.jsonl")
-
-
-def spec(**overrides):
-    values = {
-        "name": "toy",
-        "dataset_path": "owner/toy",
-        "fields": {
-            "question": "q",
-            "options": {"columns": ["a", "b", "c"]},
-            "answer": {"field": "y", "encoding": "index0"},
-        },
-    }
-    values.update(overrides)
-    return parse_task_spec(values)
-
-
-def test_presets_are_the_seven_and_default_is_medmcqa():
-    assert set(PRESETS) <= set(available_tasks())
-    assert resolve_task(None).name == DEFAULT_TASK == "medmcqa"
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -247,64 +228,6 @@ def test_require_usable_names_reasons():
     report = normalise_dataset(spec(), [{"q": "", "a": "x", "b": "y", "c": "z", "y": 0}]).report
     with pytest.raises(DatasetError, match=r"toy: only 0 of 1 rows .*missing_question: 1 rows \(e.g. row 0\)"):
         report.require_usable(1)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        ({"feilds": {}}, r"unknown key 'feilds' \(did you mean 'fields'\?\)"),
-        ({"letters": ["A", "B"]}, r"2 letters but 3 columns options"),
-        ({"letters": ["A", "A", "B"]}, r"distinct labels"),
-        ({"letters": list("ABCDEFGHIJK")}, r"needs 2..10 labels"),
-        ({"min_options": 4}, r"min_options \(4\) exceeds"),
-        (
-            {"fields": {"question": "q", "options": {"list": "o"}, "answer": {"field": "y", "encoding": "index0"}}},
-            r"`letters` is required for list options",
-        ),
-        (
-            {
-                "fields": {
-                    "question": "q",
-                    "options": {"columns": ["a", "b"]},
-                    "answer": {"field": "y", "encoding": "idx"},
-                }
-            },
-            r"encoding must be one of letter, index0, index1, text, key",
-        ),
-        (
-            {
-                "fields": {
-                    "question": "q",
-                    "options": {"columns": ["a", "b"]},
-                    "answer": {"field": "y", "encoding": "key"},
-                }
-            },
-            r"'key' needs key_value or dict options",
-        ),
-        (
-            {"fields": {"question": "q", "options": {"rows": "o"}, "answer": {"field": "y", "encoding": "index0"}}},
-            r"fields.options must be one of",
-        ),
-        (
-            {"fields": {"options": {"columns": ["a", "b"]}, "answer": {"field": "y", "encoding": "index0"}}},
-            r"fields.question is required",
-        ),
-        ({"source_columns": "q"}, r"`source_columns` must be a non-empty list of column names"),
-        ({"source_columns": ["q", "a", "q"]}, r"`source_columns` lists a column twice"),
-        ({"source_columns": ["q", "a", "b", "c"]}, r"`source_columns` lacks y, which `fields` read"),
-    ],
-)
-def test_bad_task_specs_are_one_line_recipe_errors(overrides, message):
-    with pytest.raises(RecipeError, match=message) as error:
-        spec(**overrides)
-    assert "\n" not in str(error.value)
-
-
-def test_unknown_task_name_suggests_a_preset(tmp_path):
-    with pytest.raises(RecipeError, match=r"unknown task 'medqa4' \(did you mean 'medqa'\?\)"):
-        resolve_task("medqa4")
-    with pytest.raises(RecipeError, match="task file not found"):
-        resolve_task(str(tmp_path / "absent.yaml"))
 
 
 def test_reasons_are_all_described():
