@@ -17,7 +17,7 @@ UNIT = r"ms|s|min|minutes|h|hours|KiB|MiB|GiB|KB|MB|GB|tokens/s|/s|s/step|×"
 FIGURE = re.compile(rf"(?<![\w.$-])\d[\d,]*(?:\.\d+)?(?: ?(?:{UNIT}))(?![\w/^])")
 SOURCE = re.compile(
     r"(?:scripts|benchmarks)/[\w/]+\.py|tests/test_\w+\.py|\btest_\w+|\bmake \w+|measurements\.md|"
-    r"\bpython3? (?:-m )?[\w/.-]+|\b\w+(?:/\w+)*\.py\b"
+    r"\bpython3? (?:-m )?[\w/.-]+|\b\w+(?:/\w+)+\.py\b"
 )
 CODE_NAME = re.compile(r"`([A-Za-z_][\w.]*)`")
 FENCE = re.compile(r"```.*?```", re.S)
@@ -71,6 +71,8 @@ def test_every_figure_in_the_docs_names_its_source():
         ("Peak memory 9.7 GiB, measured by `python benchmarks/memory_check.py`.\n", False),
         ("Setup is 600 s (`SETUP_SECONDS`).\n", False),
         ("Setup is 600 s (`NOT_A_NAME_ANYWHERE`).\n", True),
+        ("A step takes 3 s in `estimate.py`.\n", True),
+        ("A step takes 3 s (`fine_tune/hub/jobs/estimate.py`).\n", False),
         ("| phase | time |\n|---|---|\n| sft | 37 s |\n", True),
         ("Timings by `make benchmark`:\n\n| phase | time |\n|---|---|\n| sft | 37 s |\n", False),
         ("Between 2 and 8 rows, 95% intervals, r 16.\n", False),

@@ -41,6 +41,7 @@ MODEL_TYPE_HELP = (
     "architecture overflows in fp16 is refused"
 )
 DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+ELEMENT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}  # bytes per value of each precision
 
 
 @dataclass(frozen=True)

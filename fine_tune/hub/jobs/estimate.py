@@ -17,6 +17,7 @@ from typing import Any
 from fine_tune.constants import BENCHMARK_DIR, PROJECT_ROOT
 from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, T4, DeviceSpec, flavor_gpus, flavors_of_family, gpu_family
 from fine_tune.hub.phases import PHASES, JobsError
+from fine_tune.models.precision import ELEMENT_BYTES
 from fine_tune.recipes.arguments import SPLIT_EVAL, parse_models
 from fine_tune.recipes.length import training_length
 
@@ -81,11 +82,10 @@ def precision_slowdown(phase: str, device: DeviceSpec, precision: str) -> float:
     if precision == assumed:
         return 1.0
     shares = STEP_SHARES[phase]
-    widths = {"fp16": 2, "bf16": 2, "fp32": 4}
     return (
         shares.get("host", 0.0)
         + shares.get("compute", 0.0) * device.peak_flops[assumed] / device.peak_flops[precision]
-        + shares.get("bandwidth", 0.0) * widths[precision] / widths[assumed]
+        + shares.get("bandwidth", 0.0) * ELEMENT_BYTES[precision] / ELEMENT_BYTES[assumed]
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from fine_tune.hub.jobs.hardware import JOBS_FLAVORS, DeviceSpec, flavor_memory_gib
 from fine_tune.models.known_shapes import LINEAR_NAMES, ModelShape, task_token_lengths
-from fine_tune.models.precision import resolve_precision
+from fine_tune.models.precision import ELEMENT_BYTES, resolve_precision
 
 GIB = 1024**3
 FP32 = 4
@@ -32,7 +32,6 @@ FUSED_VOCAB_TILE = 32768
 # Fp32 tile-sized tensors alive at once in `_backward_tile`, the torch fold that replaces the Triton kernel off CUDA:
 # y = tile.float(), z, log_p, p, grad, and the two temporaries of `grad_logprobs * (is_target.float() - p)`.
 TORCH_FOLD_FP32_TILES = 7
-WIDTHS = {"fp16": 2, "bf16": 2, "fp32": 4}
 # What dropout saves per element: CUDA's fused `native_dropout` a bool mask; elsewhere `_dropout_impl` an fp32 noise
 # tensor (checked with saved_tensors_hooks on CPU).
 DROPOUT_MASK_BYTES = {"cuda": 1, "cpu": 4}
@@ -254,10 +253,10 @@ def plan_memory(
     the other stage is kept in `off_peak`. `device="cpu"` plans what differs off
     CUDA (the fused head's torch fold, dropout's fp32 noise); `length` replaces the rows' length (a measurement's
     fixed-length rows)."""
-    if precision not in WIDTHS:
-        raise ValueError(f"precision must be one of {tuple(WIDTHS)}, got {precision!r}")
+    if precision not in ELEMENT_BYTES:
+        raise ValueError(f"precision must be one of {tuple(ELEMENT_BYTES)}, got {precision!r}")
     shape = ModelShape.from_config(model_config)
-    width = WIDTHS[precision]
+    width = ELEMENT_BYTES[precision]
     if phase == "eval":
         return plan_eval(shape, values, width, precision)
     if phase not in ("sft", "grpo"):
